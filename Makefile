@@ -1,0 +1,45 @@
+# Two commands do all the set-up on a fresh machine (Python 3.11, a C++ compiler, pip):
+#   make run    create .venv, install pinned dependencies, build the extension, run the demo
+#   make test   the same set-up plus test dependencies, then the whole test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh') setup.py pyproject.toml
+
+.PHONY: run test build bench cmake-check clean
+
+$(VENV)/.deps: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.test-deps: $(VENV)/.deps requirements-test.txt
+	$(PIP) install -q -r requirements-test.txt
+	touch $@
+
+# Rebuilds the extension only when a C++/CUDA source or the build files changed.
+$(VENV)/.built: $(VENV)/.deps $(SOURCES)
+	$(PIP) install -q --no-build-isolation --no-deps -e .
+	touch $@
+
+build: $(VENV)/.built
+
+run: build
+	$(PY) -m sb_native demo
+
+test: build $(VENV)/.test-deps
+	$(PY) -m pytest -q tests
+
+bench: build $(VENV)/.test-deps
+	$(PY) bench/bench_sb.py
+
+# Configures and builds the libtorch (CMake) target so it cannot rot.
+cmake-check: $(VENV)/.deps
+	mkdir -p build
+	cmake -S . -B build/cmake -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')" > build/cmake.log 2>&1 || (cat build/cmake.log; exit 1)
+	cmake --build build/cmake -j 2 >> build/cmake.log 2>&1 || (cat build/cmake.log; exit 1)
+	@echo "cmake-check: built $$(ls build/cmake/libsb_native_ops.so)"
+
+clean:
+	rm -rf build $(VENV) sb_native/_C*.so *.egg-info

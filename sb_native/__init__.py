@@ -1,0 +1,29 @@
+"""sb_native: Simulated Bifurcation at native speed, a drop-in for simulated-bifurcation 2.0.0.
+
+    import sb_native as sb
+    vector, value = sb.minimize(Q, domain="spin")
+
+`backend_info()` says whether the compiled extension is in use.
+"""
+
+from . import models
+from ._env import get_env, reset_env, set_env
+from ._ops import backend_info
+from .api import build_model, maximize, minimize
+from .core import QuadraticPolynomial
+from .optimizer import ConvergenceWarning
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "QuadraticPolynomial",
+    "backend_info",
+    "build_model",
+    "get_env",
+    "maximize",
+    "minimize",
+    "models",
+    "reset_env",
+    "set_env",
+]

@@ -1,0 +1,67 @@
+"""build_model, minimize, maximize: the functional API of simulated-bifurcation 2.0.0."""
+
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+
+from .core.polynomial import DomainLike, QuadraticPolynomial
+
+
+def build_model(*polynomial_data, dtype: Optional[torch.dtype] = None,
+                device: Optional[Union[str, torch.device]] = None) -> QuadraticPolynomial:
+    """Instantiate a QuadraticPolynomial `x^T Q x + l^T x + c`.
+
+    `polynomial_data` is a sympy.Poly, or tensors/arrays/numbers in any order: a 2-D
+    square tensor (quadratic; dense or sparse), a 1-D tensor (linear), a 0-D tensor or
+    number (constant). dtype is float32 (default) or float64.
+    """
+    return QuadraticPolynomial(*polynomial_data, dtype=dtype, device=device)
+
+
+def _optimize(sense: str, polynomial_data, dtype, device, **kwargs) -> Tuple[torch.Tensor, torch.Tensor]:
+    model = build_model(*polynomial_data, dtype=dtype, device=device)
+    return getattr(model, sense)(**kwargs)
+
+
+def minimize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] = None,
+             device: Optional[Union[str, torch.device]] = None, agents: int = 128,
+             max_steps: Optional[int] = 10_000, best_only: bool = True, mode: str = "ballistic",
+             heated: bool = False, verbose: bool = True, early_stopping: bool = True,
+             sampling_period: int = 50, convergence_threshold: int = 50,
+             timeout: Optional[float] = None, backend: str = "auto",
+             seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Minimize a quadratic polynomial over `domain` with Simulated Bifurcation.
+
+    domain: "spin", "binary", "intN" (N-bit non-negative integers) or a list of these,
+    one per variable. mode: "ballistic" (bSB) or "discrete" (dSB); heated adds the
+    thermal term (HbSB/HdSB). Stopping: max_steps, timeout (seconds) and early
+    stopping (every sampling_period steps, an agent whose energy stayed the same for
+    convergence_threshold samplings is frozen; all frozen stops the run); at least one.
+    backend: "auto" (native when available), "native" or "torch". seed: private
+    generator seed (None uses the global RNG, like simulated-bifurcation).
+
+    Returns (vector, value) for the best agent, or all agents' (agents, variables)
+    vectors and (agents,) values with best_only=False.
+    """
+    return _optimize("minimize", polynomial_data, dtype, device, domain=domain, agents=agents,
+                     max_steps=max_steps, best_only=best_only, mode=mode, heated=heated,
+                     verbose=verbose, early_stopping=early_stopping,
+                     sampling_period=sampling_period,
+                     convergence_threshold=convergence_threshold, timeout=timeout,
+                     backend=backend, seed=seed)
+
+
+def maximize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] = None,
+             device: Optional[Union[str, torch.device]] = None, agents: int = 128,
+             max_steps: Optional[int] = 10_000, best_only: bool = True, mode: str = "ballistic",
+             heated: bool = False, verbose: bool = True, early_stopping: bool = True,
+             sampling_period: int = 50, convergence_threshold: int = 50,
+             timeout: Optional[float] = None, backend: str = "auto",
+             seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Maximize a quadratic polynomial over `domain`; same arguments as minimize."""
+    return _optimize("maximize", polynomial_data, dtype, device, domain=domain, agents=agents,
+                     max_steps=max_steps, best_only=best_only, mode=mode, heated=heated,
+                     verbose=verbose, early_stopping=early_stopping,
+                     sampling_period=sampling_period,
+                     convergence_threshold=convergence_threshold, timeout=timeout,
+                     backend=backend, seed=seed)

@@ -1,0 +1,333 @@
+"""QuadraticPolynomial: x^T Q x + l^T x + c, its Ising reduction, and its optimization.
+
+Same construction rules, shapes, errors and numerics as simulated-bifurcation 2.0.0,
+plus: `backend` and `seed` keywords on minimize/maximize, and sparse quadratic
+coefficients (torch sparse COO/CSR or scipy.sparse), kept sparse end to end.
+"""
+
+import math
+import numbers
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from sympy import Poly
+
+from .. import _checks, _ops
+from ..optimizer.engine import SBRunner
+from .ising import IsingForm
+from .variable import Variable, parse_domain
+
+DomainLike = Union[str, Sequence[str]]
+
+
+def _is_scipy_sparse(value) -> bool:
+    return type(value).__module__.startswith("scipy.sparse") and hasattr(value, "tocoo")
+
+
+def _scipy_to_torch(value) -> torch.Tensor:
+    coo = value.tocoo()
+    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    return torch.sparse_coo_tensor(indices, torch.from_numpy(np.asarray(coo.data)), coo.shape)
+
+
+def _check_finite(name: str, tensor: torch.Tensor) -> None:
+    values = tensor.values() if tensor.layout == torch.sparse_coo else (
+        tensor.values() if tensor.layout == torch.sparse_csr else tensor)
+    if values.is_floating_point() and not bool(torch.all(torch.isfinite(values))):
+        raise ValueError(f"The {name} coefficients must be finite (no NaN or infinity).")
+
+
+class QuadraticPolynomial:
+    """Multivariate quadratic polynomial `x^T Q x + l^T x + c`.
+
+    Built from a sympy.Poly, or from tensors/arrays/scalars in any order (2-D: quadratic,
+    1-D: linear, 0-D or number: constant); all optional but at least one must give the
+    dimension. The quadratic tensor may be sparse (torch COO/CSR, scipy.sparse).
+    """
+
+    def __init__(self, *polynomial_data, dtype: Optional[torch.dtype] = None,
+                 device: Optional[Union[str, torch.device]] = None) -> None:
+        self._dtype = _checks.safe_get_dtype(dtype)
+        self._device = _checks.safe_get_device(device)
+        self.sb_result: Optional[torch.Tensor] = None
+        self._quadratic_coefficients = None
+        self._linear_coefficients = None
+        self._bias = None
+        if len(polynomial_data) == 1 and isinstance(polynomial_data[0], Poly):
+            self._from_poly(polynomial_data[0])
+        else:
+            self._from_tensors(polynomial_data)
+        self._dimension = self._quadratic_coefficients.shape[0]
+
+    # Construction
+
+    def _zeros(self, *shape) -> torch.Tensor:
+        return torch.zeros(*shape, dtype=self._dtype, device=self._device)
+
+    def _from_poly(self, polynomial: Poly) -> None:
+        if not polynomial.is_quadratic:
+            raise ValueError(
+                f"Expected a quadratic polynomial but got a total degree of {polynomial.total_degree()}."
+            )
+        dimension = len(polynomial.gens)
+        self._quadratic_coefficients = self._zeros(dimension, dimension)
+        self._linear_coefficients = self._zeros(dimension)
+        self._bias = torch.tensor(0.0, dtype=self._dtype, device=self._device)
+        for monom, coeff in polynomial.terms():
+            coeff = float(coeff)
+            degree = sum(monom)
+            if degree == 0:
+                self._bias = torch.tensor(coeff, dtype=self._dtype, device=self._device)
+            elif degree == 1:
+                self._linear_coefficients[monom.index(1)] = coeff
+            elif 2 in monom:
+                row = monom.index(2)
+                self._quadratic_coefficients[row, row] = coeff
+            else:
+                row = monom.index(1)
+                self._quadratic_coefficients[row, monom.index(1, row + 1)] = coeff
+
+    def _from_tensors(self, polynomial_data) -> None:
+        dimension = None
+        for data in polynomial_data:
+            if isinstance(data, np.ndarray):
+                data = torch.from_numpy(data)
+            elif _is_scipy_sparse(data):
+                data = _scipy_to_torch(data)
+            elif isinstance(data, numbers.Real) and not isinstance(data, bool):
+                data = torch.tensor(float(data), dtype=self._dtype, device=self._device)
+            if not isinstance(data, torch.Tensor):
+                raise ValueError(
+                    f"Unsupported coefficient tensor type: {type(data)}. Expected a torch.Tensor or a numpy.ndarray."
+                )
+            if data.ndim == 0:
+                attribute = "_bias"
+            elif data.ndim == 1:
+                attribute = "_linear_coefficients"
+            elif data.ndim == 2:
+                attribute = "_quadratic_coefficients"
+                if data.shape[0] != data.shape[1]:
+                    raise ValueError("Provided quadratic coefficients tensor is not square.")
+            else:
+                raise ValueError(
+                    f"Expected a tensor with at most 2 dimensions, got {data.ndim}."
+                )
+            if getattr(self, attribute) is not None:
+                raise ValueError(
+                    f"Providing two tensors for the same degree is ambiguous. Got at least two tensors for degree {data.ndim}."
+                )
+            if data.ndim > 0:
+                if dimension is None:
+                    dimension = data.shape[0]
+                elif dimension != data.shape[0]:
+                    raise ValueError(
+                        f"Inconsistant shape among provided tensors. Expected {dimension} but got {data.shape[0]}."
+                    )
+            if data.dtype == torch.bool or data.is_complex():
+                raise TypeError(f"Coefficients must be real numbers, got dtype {data.dtype}.")
+            converted = data.to(dtype=self._dtype, device=self._device)
+            if converted.layout == torch.sparse_csr:
+                converted = converted.to_sparse_coo()
+            if converted.layout == torch.sparse_coo:
+                converted = converted.coalesce()
+            _check_finite({0: "constant", 1: "linear", 2: "quadratic"}[data.ndim], converted)
+            setattr(self, attribute, converted)
+        if dimension is None:
+            raise ValueError(
+                "The polynomial has no variables: provide a quadratic (2-D) or linear (1-D) "
+                "coefficient tensor."
+            )
+        if dimension == 0:
+            raise ValueError("The polynomial has no variables: its coefficient tensors are empty.")
+        if self._quadratic_coefficients is None:
+            self._quadratic_coefficients = self._zeros(dimension, dimension)
+        if self._linear_coefficients is None:
+            self._linear_coefficients = self._zeros(dimension)
+        if self._bias is None:
+            self._bias = torch.tensor(0.0, dtype=self._dtype, device=self._device)
+
+    # Evaluation
+
+    def __call__(self, value: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
+        if not isinstance(value, torch.Tensor):
+            try:
+                value = torch.tensor(value, dtype=self._dtype, device=self._device)
+            except Exception as err:
+                raise TypeError("Input value cannot be cast to Tensor.") from err
+        if value.ndim == 0 or value.shape[-1] != self._dimension:
+            got = value.shape[-1] if value.ndim else "a 0-dimensional tensor"
+            raise ValueError(
+                f"Size of the input along the last axis should be {self._dimension}, it is {got}."
+            )
+        if value.dtype != self._dtype:
+            value = value.to(self._dtype)
+        Q = self._quadratic_coefficients
+        if Q.layout == torch.strided:
+            quadratic_term = torch.squeeze(
+                torch.nn.functional.bilinear(value, value, torch.unsqueeze(Q, 0)), -1)
+        else:
+            flat = value.reshape(-1, self._dimension)
+            quadratic_term = torch.sum(flat * (Q @ flat.t()).t(), dim=-1).reshape(value.shape[:-1])
+        return quadratic_term + value @ self._linear_coefficients + self._bias
+
+    @property
+    def quadratic(self) -> torch.Tensor:
+        """Quadratic coefficients (2-D square tensor; sparse COO if given sparse)."""
+        return self._quadratic_coefficients
+
+    @property
+    def linear(self) -> torch.Tensor:
+        """Linear coefficients (1-D tensor)."""
+        return self._linear_coefficients
+
+    @property
+    def bias(self) -> torch.Tensor:
+        """Constant term (0-D tensor)."""
+        return self._bias
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    # Ising reduction
+
+    def _variables(self, domain: DomainLike) -> List[Variable]:
+        return parse_domain(domain, self._dimension)
+
+    def _encoding(self, variables: List[Variable]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Spin indicator (n, 1) and the spin-weighted integer-to-binary encoding.
+
+        The encoding is a (n, bits) matrix, or its diagonal (n,) when every variable has
+        one bit; the diagonal form gives bitwise the same numbers without n x n work.
+        """
+        spin = torch.tensor([[float(v.is_spin)] for v in variables], dtype=self._dtype,
+                            device=self._device)
+        if all(v.encoding_bits == 1 for v in variables):
+            return spin, spin.reshape(-1) + 1
+        bits = sum(v.encoding_bits for v in variables)
+        binary = self._zeros(len(variables), bits)
+        offset = 0
+        for row, variable in enumerate(variables):
+            binary[row, offset:offset + variable.encoding_bits] = torch.tensor(
+                [2.0 ** b for b in range(variable.encoding_bits)], dtype=self._dtype)
+            offset += variable.encoding_bits
+        return spin, (spin + 1) * binary
+
+    def to_ising(self, domain: DomainLike) -> IsingForm:
+        """Equivalent Ising form (-0.5 s^T J s + h^T s) whose ground states map to optima."""
+        variables = self._variables(domain)
+        if self._quadratic_coefficients.layout != torch.strided:
+            return self._sparse_to_ising(variables)
+        spin, weighted = self._encoding(variables)
+        symmetric = (self._quadratic_coefficients + self._quadratic_coefficients.t()) / 2
+        linear = self._linear_coefficients.reshape(-1, 1)
+        if weighted.ndim == 1:
+            left = weighted.reshape(-1, 1) * symmetric
+            J = -0.5 * (left * weighted.reshape(1, -1))
+            linear_part = 0.5 * (weighted.reshape(-1, 1) * linear)
+        else:
+            left = weighted.t() @ symmetric
+            J = -0.5 * left @ weighted
+            linear_part = 0.5 * weighted.t() @ linear
+        h = (linear_part - J.sum(axis=1).reshape(-1, 1) - left @ spin).reshape(-1)
+        return IsingForm(J, h)
+
+    def _sparse_to_ising(self, variables: List[Variable]) -> IsingForm:
+        # With a sparse Q the encoding is diagonal (one bit per variable): x = a * s + b
+        # with a = 1, b = 0 for spins and a = 1/2, b = 1/2 for binaries.
+        if any(v.encoding_bits != 1 for v in variables):
+            raise ValueError(
+                "Sparse quadratic coefficients support the spin and binary domains only; "
+                "use a dense tensor for integer domains."
+            )
+        a = torch.tensor([1.0 if v.is_spin else 0.5 for v in variables], dtype=self._dtype,
+                         device=self._device)
+        b = 1.0 - a
+        Q = self._quadratic_coefficients
+        rows, cols = Q.indices()
+        vals = Q.values()
+        symmetric_row_sum = (torch.zeros_like(a).index_add_(0, rows, vals * b[cols])
+                             + torch.zeros_like(a).index_add_(0, cols, vals * b[rows])) / 2
+        J = torch.sparse_coo_tensor(Q.indices(), -2.0 * vals * a[rows] * a[cols], Q.shape)
+        h = a * (self._linear_coefficients + 2.0 * symmetric_row_sum)
+        return IsingForm(J.coalesce(), h)
+
+    def convert_spins(self, optimized_spins: Optional[torch.Tensor],
+                      domain: DomainLike) -> Optional[torch.Tensor]:
+        """Spins (bits, agents) back to domain values (variables, agents)."""
+        spin, weighted = self._encoding(self._variables(domain))
+        if optimized_spins is None:
+            return None
+        if weighted.ndim == 1:
+            return 0.5 * weighted.reshape(-1, 1) * (optimized_spins + 1) - spin
+        return 0.5 * weighted @ (optimized_spins + 1) - spin
+
+    # Optimization
+
+    def _optimize(self, sense: str, *, domain, agents=128, max_steps=10000, best_only=True,
+                  mode="ballistic", heated=False, verbose=True, early_stopping=True,
+                  sampling_period=50, convergence_threshold=50, timeout=None,
+                  backend="auto", seed=None) -> Tuple[torch.Tensor, torch.Tensor]:
+        _checks.check_solver_arguments(
+            agents=agents, max_steps=max_steps, best_only=best_only, mode=mode, heated=heated,
+            verbose=verbose, early_stopping=early_stopping, sampling_period=sampling_period,
+            convergence_threshold=convergence_threshold, timeout=timeout, backend=backend,
+            seed=seed)
+        ising = self.to_ising(domain)
+        if sense == "maximize":
+            ising = -ising
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=self._device)
+            generator.manual_seed(seed)
+        runner = SBRunner(
+            agents=agents, max_steps=max_steps, timeout=timeout, mode=mode, heated=bool(heated),
+            verbose=bool(verbose), early_stopping=bool(early_stopping),
+            sampling_period=sampling_period, convergence_threshold=convergence_threshold,
+            backend=_ops.resolve_backend(backend, self._device), generator=generator)
+        spins = ising.spins_from_sb(runner.run(ising.sb_coupling()))
+        self.sb_result = self.convert_spins(spins, domain).to(dtype=self._dtype,
+                                                               device=self._device)
+        result = self.sb_result.t()
+        evaluation = self(result)
+        if best_only:
+            best = torch.argmin(evaluation) if sense == "minimize" else torch.argmax(evaluation)
+            result, evaluation = result[best], evaluation[best]
+        return result, evaluation
+
+    def minimize(self, *, domain: DomainLike, agents: int = 128, max_steps: int = 10000,
+                 best_only: bool = True, mode: str = "ballistic", heated: bool = False,
+                 verbose: bool = True, early_stopping: bool = True, sampling_period: int = 50,
+                 convergence_threshold: int = 50, timeout: Optional[float] = None,
+                 backend: str = "auto", seed: Optional[int] = None):
+        """Minimize over `domain` with SB; returns (vector(s), value(s)).
+
+        Shapes: best_only -> (variables,), (); otherwise (agents, variables), (agents,).
+        See sb_native.minimize for every argument.
+        """
+        return self._optimize(
+            "minimize", domain=domain, agents=agents, max_steps=max_steps, best_only=best_only,
+            mode=mode, heated=heated, verbose=verbose, early_stopping=early_stopping,
+            sampling_period=sampling_period, convergence_threshold=convergence_threshold,
+            timeout=timeout, backend=backend, seed=seed)
+
+    def maximize(self, *, domain: DomainLike, agents: int = 128, max_steps: int = 10000,
+                 best_only: bool = True, mode: str = "ballistic", heated: bool = False,
+                 verbose: bool = True, early_stopping: bool = True, sampling_period: int = 50,
+                 convergence_threshold: int = 50, timeout: Optional[float] = None,
+                 backend: str = "auto", seed: Optional[int] = None):
+        """Maximize over `domain` with SB; same arguments and shapes as minimize."""
+        return self._optimize(
+            "maximize", domain=domain, agents=agents, max_steps=max_steps, best_only=best_only,
+            mode=mode, heated=heated, verbose=verbose, early_stopping=early_stopping,
+            sampling_period=sampling_period, convergence_threshold=convergence_threshold,
+            timeout=timeout, backend=backend, seed=seed)

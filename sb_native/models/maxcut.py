@@ -1,0 +1,111 @@
+from typing import Dict, Iterable, List, Optional, Union
+
+import numpy as np
+import torch
+
+from ..core.polynomial import _is_scipy_sparse, _scipy_to_torch
+from .abc_model import ABCModel
+
+# Graphs below this edge density are stored sparse (CSR kernel); above it, dense (GEMM).
+SPARSE_DENSITY = 0.05
+
+
+def _symmetric_weights(adjacency: torch.Tensor) -> torch.Tensor:
+    """W with W_ij = weight of edge {i, j}, zero diagonal (sparse COO or dense)."""
+    if adjacency.layout != torch.strided:
+        adjacency = adjacency.to_sparse_coo().coalesce()
+        rows, cols = adjacency.indices()
+        vals = adjacency.values()
+        transposed = torch.sparse_coo_tensor(torch.stack([cols, rows]), vals, adjacency.shape)
+        symmetric = bool(torch.equal((adjacency - transposed).coalesce().values().abs().max(
+            ).reshape(1) if vals.numel() else torch.zeros(1), torch.zeros(1, dtype=vals.dtype)))
+        total = adjacency if symmetric else (adjacency + transposed).coalesce()
+        rows, cols = total.indices()
+        off = rows != cols
+        return torch.sparse_coo_tensor(total.indices()[:, off], total.values()[off],
+                                       total.shape).coalesce()
+    weights = adjacency if torch.equal(adjacency, adjacency.t()) else adjacency + adjacency.t()
+    weights = weights.clone()
+    weights.fill_diagonal_(0)
+    return weights
+
+
+class MaxCut(ABCModel):
+    """Maximum cut of a weighted undirected graph (maximize).
+
+    cut(s) = sum_{i<j} w_ij (1 - s_i s_j) / 2 for spins s in {-1, 1}^n, written as the
+    polynomial -1/4 s^T W s + (sum_{i<j} w_ij) / 2, so `maximize()` returns the cut value.
+
+    Build it from a weighted adjacency matrix (dense, torch sparse or scipy.sparse; a
+    non-symmetric matrix counts A_ij + A_ji, so an upper-triangular one works) or with
+    `MaxCut.from_edges`.
+    """
+
+    domain = "spin"
+
+    def __init__(self, adjacency, dtype: Optional[torch.dtype] = None,
+                 device: Optional[Union[str, torch.device]] = None) -> None:
+        if isinstance(adjacency, np.ndarray):
+            adjacency = torch.from_numpy(adjacency)
+        elif _is_scipy_sparse(adjacency):
+            adjacency = _scipy_to_torch(adjacency)
+        if not isinstance(adjacency, torch.Tensor):
+            raise TypeError(
+                f"adjacency should be a tensor, an array or a sparse matrix, got {type(adjacency).__name__}; "
+                "use MaxCut.from_edges for an edge list."
+            )
+        if adjacency.ndim != 2 or adjacency.shape[0] != adjacency.shape[1]:
+            raise ValueError(f"adjacency must be a square matrix, got shape {tuple(adjacency.shape)}.")
+        weights = _symmetric_weights(adjacency.to(dtype=torch.float64))
+        total = (weights.values().sum() if weights.layout != torch.strided else weights.sum()) / 4
+        self.weights = weights.to(dtype=dtype or torch.float32)
+        super().__init__(-0.25 * weights, total, dtype=dtype, device=device)
+
+    @classmethod
+    def from_edges(cls, edges: Union[Iterable, np.ndarray, torch.Tensor],
+                   n_nodes: Optional[int] = None, dtype: Optional[torch.dtype] = None,
+                   device: Optional[Union[str, torch.device]] = None,
+                   sparse: Optional[bool] = None) -> "MaxCut":
+        """From (i, j) or (i, j, weight) rows, 0-based (weight 1 when absent).
+
+        Repeated edges add up; self-loops never cross a cut and are dropped. The graph is
+        kept sparse unless `sparse=False` or it is denser than SPARSE_DENSITY.
+        """
+        table = torch.as_tensor(np.asarray(list(edges) if not isinstance(
+            edges, (np.ndarray, torch.Tensor)) else edges, dtype=np.float64), dtype=torch.float64)
+        if table.ndim != 2 or table.shape[1] not in (2, 3):
+            raise ValueError("edges must be rows of (i, j) or (i, j, weight).")
+        nodes = table[:, :2]
+        if table.shape[0] and (bool(torch.any(nodes < 0)) or bool(torch.any(nodes != nodes.round()))):
+            raise ValueError("edge endpoints must be non-negative integers (0-based).")
+        rows, cols = nodes.long().t()
+        needed = int(nodes.max().item()) + 1 if table.shape[0] else 0
+        n = needed if n_nodes is None else n_nodes
+        if n < needed:
+            raise ValueError(f"n_nodes={n_nodes} is too small: edges reach node {needed - 1}.")
+        if n == 0:
+            raise ValueError("The graph has no nodes.")
+        weights = table[:, 2] if table.shape[1] == 3 else torch.ones(table.shape[0], dtype=torch.float64)
+        upper = torch.sparse_coo_tensor(torch.stack([rows, cols]), weights, (n, n)).coalesce()
+        if sparse is None:
+            sparse = upper.values().numel() * 2 < SPARSE_DENSITY * n * n
+        return cls(upper if sparse else upper.to_dense(), dtype=dtype, device=device)
+
+    def cut_value(self, partition: Union[torch.Tensor, np.ndarray, List]) -> torch.Tensor:
+        """Cut weight of one partition (n,) or a batch (..., n): spins ±1 or 0/1 labels."""
+        value = torch.as_tensor(np.asarray(partition) if not isinstance(partition, torch.Tensor)
+                                else partition)
+        return self(torch.where(value > 0, 1.0, -1.0).to(dtype=self.dtype, device=self.device))
+
+    @property
+    def partition(self) -> Dict[str, Union[List[int], float, None]]:
+        """Best cut found by the last optimization: node lists on each side and its value."""
+        if self.sb_result is None:
+            return {"left": [], "right": [], "cut": None}
+        values = self.cut_value(self.sb_result.t())
+        best = self.sb_result[:, torch.argmax(values).item()]
+        return {
+            "left": torch.nonzero(best > 0).reshape(-1).tolist(),
+            "right": torch.nonzero(best <= 0).reshape(-1).tolist(),
+            "cut": float(values.max()),
+        }

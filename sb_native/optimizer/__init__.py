@@ -1,0 +1,3 @@
+from .engine import ConvergenceWarning, SBRunner
+
+__all__ = ["ConvergenceWarning", "SBRunner"]

@@ -1,0 +1,177 @@
+"""The SB run: initial draws, the step loop in chunks, stopping criteria, progress bars.
+
+The loop itself runs in chunks of steps: the native backend advances a whole chunk in
+one C++ call (sb_run / sb_run_csr); the torch backend performs the same steps with torch
+operations. Between chunks the Python layer only updates the progress bars, checks the
+timeout and, at each sampling point, updates the early-stopping window (sb_sample).
+"""
+
+import time
+import warnings
+from typing import Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import _ops
+from .._env import ENVIRONMENT
+from . import fallback
+from .coupling import Coupling
+
+INFINITY = float("inf")
+# Wall time one chunk aims at, so progress bars, timeouts and Ctrl-C stay responsive
+# without paying per-step Python overhead on the native path.
+CHUNK_SECONDS = 0.1
+MAX_CHUNK_STEPS = 1000
+
+
+class ConvergenceWarning(Warning):
+    def __str__(self) -> str:
+        return "No agent has converged. Returned signs of final positions instead."
+
+
+class StopWindow:
+    """Early-stopping state: last energies, stability streaks, frozen (bifurcated) agents."""
+
+    def __init__(self, n: int, agents: int, threshold: int, dtype, device, verbose: bool):
+        self.threshold = threshold
+        self.energies = torch.full((agents,), INFINITY, dtype=dtype, device=device)
+        self.stability = torch.zeros(agents, dtype=torch.int16, device=device)
+        self.bifurcated = torch.zeros(agents, dtype=torch.bool, device=device)
+        self.final_spins = torch.zeros((n, agents), dtype=dtype, device=device)
+        self.progress = tqdm(total=agents, desc="🏁 Bifurcated agents", disable=not verbose,
+                             smoothing=0, unit=" agents")
+
+    def update(self, sample_fn, position: torch.Tensor, field: torch.Tensor) -> None:
+        before = int(torch.count_nonzero(self.bifurcated))
+        sample_fn(position, field, self.energies, self.stability, self.bifurcated,
+                  self.final_spins, self.threshold)
+        self.progress.update(int(torch.count_nonzero(self.bifurcated)) - before)
+
+    def must_continue(self) -> bool:
+        return bool(torch.any(self.stability < self.threshold - 1))
+
+    def has_bifurcated_spins(self) -> bool:
+        return bool(torch.any(self.bifurcated))
+
+    def get_bifurcated_spins(self, spins: torch.Tensor) -> torch.Tensor:
+        return torch.where(self.bifurcated, self.final_spins, spins)
+
+
+class _Stepper:
+    """Advances the state by k steps and computes J @ spins, on one backend."""
+
+    def __init__(self, coupling: Coupling, backend: str, quadratic_coef: float,
+                 heat_coef: float, discrete: bool) -> None:
+        self.coupling = coupling
+        self.native = backend == "native"
+        self.quadratic_coef = quadratic_coef
+        self.heat_coef = heat_coef
+        self.discrete = discrete
+        self.torch_matrix = coupling.torch_csr() if coupling.is_sparse else coupling.matrix
+        self.sample = torch.ops.sb_native.sb_sample if self.native else fallback.sb_sample
+
+    def advance(self, position, momentum, start: int, steps: int) -> None:
+        env = (ENVIRONMENT.time_step, ENVIRONMENT.pressure_slope, self.quadratic_coef,
+               self.heat_coef, self.discrete)
+        if not self.native:
+            fallback.sb_run(self.torch_matrix, position, momentum, start, steps, *env)
+        elif self.coupling.is_sparse:
+            torch.ops.sb_native.sb_run_csr(*self.coupling.csr, position, momentum, start, steps,
+                                           *env)
+        else:
+            torch.ops.sb_native.sb_run(self.coupling.matrix, position, momentum, start, steps,
+                                       *env)
+
+    def field(self, position: torch.Tensor) -> torch.Tensor:
+        return self.coupling.matmul(fallback.sample_spins(position))
+
+
+class SBRunner:
+    """Runs SB on a coupling; same stopping rules and progress bars as the 2.0.0 package."""
+
+    def __init__(self, *, agents: int, max_steps: Optional[int], timeout: Optional[float],
+                 mode: str, heated: bool, verbose: bool, early_stopping: bool,
+                 sampling_period: int, convergence_threshold: int, backend: str,
+                 generator: Optional[torch.Generator]) -> None:
+        self.agents = agents
+        self.max_steps = INFINITY if max_steps is None else max_steps
+        self.timeout = INFINITY if timeout is None else timeout
+        self.discrete = mode == "discrete"
+        self.heated = heated
+        self.verbose = verbose
+        self.early_stopping = early_stopping
+        self.sampling_period = sampling_period
+        self.convergence_threshold = convergence_threshold
+        self.backend = backend
+        self.generator = generator
+
+    def _initial_state(self, coupling: Coupling):
+        # Positions first, then momenta, shape (variables, agents): the 2.0.0 draw order.
+        shape = (coupling.n, self.agents)
+        draw = lambda: 2 * torch.rand(size=shape, device=coupling.device, dtype=coupling.dtype,  # noqa: E731
+                                      generator=self.generator) - 1
+        position = draw()
+        momentum = draw()
+        return position, momentum
+
+    def _chunk(self, step: int, seconds_per_step: Optional[float]) -> int:
+        limit = MAX_CHUNK_STEPS
+        if self.early_stopping:
+            limit = min(limit, self.sampling_period - step % self.sampling_period)
+        if self.max_steps != INFINITY:
+            limit = min(limit, self.max_steps - step)
+        if seconds_per_step is None:
+            return 1 if self.timeout != INFINITY else limit
+        return max(1, min(limit, int(CHUNK_SECONDS / max(seconds_per_step, 1e-9))))
+
+    def run(self, coupling: Coupling) -> torch.Tensor:
+        """SB spins, shape (variables, agents), values in {-1, 1}."""
+        if self.max_steps == INFINITY and self.timeout == INFINITY and not self.early_stopping:
+            raise ValueError("No stopping criterion provided.")
+        scale = coupling.quadratic_scale()
+        stepper = _Stepper(coupling, self.backend, float(ENVIRONMENT.time_step * scale),
+                           ENVIRONMENT.time_step * ENVIRONMENT.heat_coefficient if self.heated else 0.0,
+                           self.discrete)
+        iterations = tqdm(total=self.max_steps, desc="🔁 Iterations       ",
+                          disable=not self.verbose or self.max_steps == INFINITY,
+                          smoothing=0.1, mininterval=0.5, unit=" steps")
+        clock = tqdm(total=self.timeout, desc="⏳ Simulation time  ",
+                     disable=not self.verbose or self.timeout == INFINITY, smoothing=0.1,
+                     mininterval=0.5, bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} seconds")
+        position, momentum = self._initial_state(coupling)
+        window = StopWindow(coupling.n, self.agents, self.convergence_threshold, coupling.dtype,
+                            coupling.device, self.verbose and self.early_stopping)
+        step, elapsed, seconds_per_step = 0, 0.0, None
+        start = time.time()
+        try:
+            while True:
+                chunk = self._chunk(step, seconds_per_step)
+                chunk_start = time.time()
+                stepper.advance(position, momentum, step, chunk)
+                seconds_per_step = (time.time() - chunk_start) / chunk
+                step += chunk
+                iterations.update(chunk)
+                if self.early_stopping and step % self.sampling_period == 0:
+                    window.update(stepper.sample, position, stepper.field(position))
+                    if not window.must_continue():
+                        break
+                if step >= self.max_steps:
+                    break
+                previous, elapsed = elapsed, time.time() - start
+                clock.update(min(elapsed - previous, self.timeout - previous))
+                if elapsed > self.timeout:
+                    break
+        except KeyboardInterrupt:
+            warnings.warn(RuntimeWarning(
+                "Simulation interrupted by user. Current spins will be returned."), stacklevel=2)
+        finally:
+            iterations.close()
+            clock.close()
+            window.progress.close()
+        spins = fallback.sample_spins(position)
+        if not self.early_stopping:
+            return spins
+        if not window.has_bifurcated_spins():
+            warnings.warn(ConvergenceWarning(), stacklevel=2)
+        return window.get_bifurcated_spins(spins)

@@ -1,0 +1,60 @@
+"""Pure-torch versions of every native op, step for step the same as the kernels.
+
+They run whenever the extension is absent or has no kernel for the device, and they are
+the reference the native ops are tested against. For a dense coupling they perform the
+exact tensor operations of simulated-bifurcation 2.0.0, so the torch backend reproduces
+its results bit for bit under the same seed.
+"""
+
+import torch
+
+
+def _couple(J, fx: torch.Tensor, momentum: torch.Tensor, quadratic_coef: float) -> torch.Tensor:
+    if J.layout == torch.strided:
+        return torch.addmm(momentum, J, fx, alpha=quadratic_coef)
+    return momentum + quadratic_coef * (J @ fx)
+
+
+def sb_step(J, position, momentum, momentum_coef, position_coef, quadratic_coef,
+            heat_coef, discrete) -> None:
+    """In place, like sb_native::sb_step. J is dense or a torch sparse CSR tensor."""
+    start_momentum = momentum.clone() if heat_coef != 0.0 else None
+    torch.add(momentum, position, alpha=momentum_coef, out=momentum)
+    torch.add(position, momentum, alpha=position_coef, out=position)
+    fx = torch.sign(position) if discrete else position
+    momentum.copy_(_couple(J, fx, momentum, quadratic_coef))
+    momentum[torch.abs(position) > 1.0] = 0.0
+    torch.clip(position, -1.0, 1.0, out=position)
+    if start_momentum is not None:
+        torch.add(momentum, start_momentum, alpha=heat_coef, out=momentum)
+
+
+def momentum_coefficient(time_step: float, step: int, pressure_slope: float) -> float:
+    return time_step * (min(time_step * step * pressure_slope, 1.0) - 1.0)
+
+
+def sb_run(J, position, momentum, start_step, num_steps, time_step, pressure_slope,
+           quadratic_coef, heat_coef, discrete) -> None:
+    """In place, like sb_native::sb_run / sb_run_csr."""
+    for step in range(start_step, start_step + num_steps):
+        sb_step(J, position, momentum, momentum_coefficient(time_step, step, pressure_slope),
+                time_step, quadratic_coef, heat_coef, discrete)
+
+
+def sample_spins(position: torch.Tensor) -> torch.Tensor:
+    return torch.where(position >= 0.0, 1.0, -1.0).to(position.dtype)
+
+
+def sb_sample(position, field, energies, stability, bifurcated, final_spins, threshold) -> None:
+    """In place, like sb_native::sb_sample (the stop window of simulated-bifurcation 2.0.0)."""
+    spins = sample_spins(position)
+    new_energies = torch.sum(spins * field, dim=0)
+    stable = new_energies == energies
+    energies.copy_(new_energies)
+    free = torch.logical_not(bifurcated)
+    stability[torch.logical_and(stable, free)] += 1
+    stability[torch.logical_and(torch.logical_not(stable), free)] = 0
+    now = stability == threshold - 1
+    newly = torch.logical_xor(now, bifurcated)
+    final_spins[:, newly] = spins[:, newly]
+    bifurcated.copy_(now)

@@ -1,0 +1,55 @@
+"""Builds the sb_native._C extension: CPU kernels always, CUDA kernels when the installed
+torch has CUDA and nvcc is found, or when FORCE_CUDA=1."""
+
+import glob
+import os
+import shutil
+
+import torch
+from setuptools import setup
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def with_cuda() -> bool:
+    if os.environ.get("FORCE_CUDA", "0") == "1":
+        return True
+    return torch.version.cuda is not None and CUDA_HOME is not None and shutil.which("nvcc") is not None
+
+
+def extension():
+    cpu_sources = [os.path.join("csrc", "ops.cpp"), os.path.join("csrc", "python_module.cpp")]
+    cpu_sources += sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
+    cuda_sources = sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
+    cxx = ["-O3", "-std=c++17"]
+    link = []
+    if torch.backends.openmp.is_available():
+        cxx.append("-fopenmp")
+        link.append("-fopenmp")
+    cuda = with_cuda() and bool(cuda_sources)
+    if cuda:
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+        ext = CUDAExtension(
+            "sb_native._C",
+            cpu_sources + cuda_sources,
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "--use_fast_math"]},
+            extra_link_args=link,
+        )
+    else:
+        ext = CppExtension("sb_native._C", cpu_sources, extra_compile_args={"cxx": cxx},
+                           extra_link_args=link)
+    print(
+        f"sb_native build: torch {torch.__version__}, CUDA kernels: {cuda}"
+        f" (torch CUDA {torch.version.cuda}, CUDA_HOME {CUDA_HOME},"
+        f" arch {os.environ.get('TORCH_CUDA_ARCH_LIST', '-') if cuda else '-'}),"
+        f" OpenMP: {torch.backends.openmp.is_available()}, flags: {' '.join(cxx)}",
+        flush=True,
+    )
+    return ext
+
+
+setup(
+    ext_modules=[extension()],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+)
