@@ -69,8 +69,8 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 
 
 if NATIVE:
-    # Shape functions so the ops trace under torch.compile / FakeTensor; all are in-place
-    # updates (or return a count), so the fakes only describe the outputs.
+    # Shape functions so the ops trace under torch.compile / FakeTensor; every op updates
+    # its mutable arguments in place and returns nothing.
     @torch.library.register_fake("sb_native::sb_step")
     def _sb_step_fake(J, position, momentum, momentum_coef, position_coef,
                       quadratic_coef, heat_coef, discrete):
@@ -87,5 +87,6 @@ if NATIVE:
         return None
 
     @torch.library.register_fake("sb_native::sb_sample")
-    def _sb_sample_fake(J, position, energies, stability, bifurcated, final_spins, threshold):
-        return position.new_empty((), dtype=torch.int64)
+    def _sb_sample_fake(position, field, energies, stability, bifurcated, final_spins,
+                        threshold):
+        return None

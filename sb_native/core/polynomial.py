@@ -13,22 +13,12 @@ import numpy as np
 import torch
 from sympy import Poly
 
-from .. import _checks, _ops
+from .. import _checks, _ops, _sparse
 from ..optimizer.engine import SBRunner
 from .ising import IsingForm
 from .variable import Variable, parse_domain
 
 DomainLike = Union[str, Sequence[str]]
-
-
-def _is_scipy_sparse(value) -> bool:
-    return type(value).__module__.startswith("scipy.sparse") and hasattr(value, "tocoo")
-
-
-def _scipy_to_torch(value) -> torch.Tensor:
-    coo = value.tocoo()
-    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(indices, torch.from_numpy(np.asarray(coo.data)), coo.shape)
 
 
 def _check_finite(name: str, tensor: torch.Tensor) -> None:
@@ -93,8 +83,8 @@ class QuadraticPolynomial:
         for data in polynomial_data:
             if isinstance(data, np.ndarray):
                 data = torch.from_numpy(data)
-            elif _is_scipy_sparse(data):
-                data = _scipy_to_torch(data)
+            elif _sparse.is_scipy_sparse(data):
+                data = _sparse.from_scipy(data)
             elif isinstance(data, numbers.Real) and not isinstance(data, bool):
                 data = torch.tensor(float(data), dtype=self._dtype, device=self._device)
             if not isinstance(data, torch.Tensor):
@@ -169,7 +159,8 @@ class QuadraticPolynomial:
         else:
             flat = value.reshape(-1, self._dimension)
             quadratic_term = torch.sum(flat * (Q @ flat.t()).t(), dim=-1).reshape(value.shape[:-1])
-        return quadratic_term + value @ self._linear_coefficients + self._bias
+        affine_term = value @ self._linear_coefficients + self._bias
+        return quadratic_term + affine_term
 
     @property
     def quadratic(self) -> torch.Tensor:
@@ -257,9 +248,9 @@ class QuadraticPolynomial:
         vals = Q.values()
         symmetric_row_sum = (torch.zeros_like(a).index_add_(0, rows, vals * b[cols])
                              + torch.zeros_like(a).index_add_(0, cols, vals * b[rows])) / 2
-        J = torch.sparse_coo_tensor(Q.indices(), -2.0 * vals * a[rows] * a[cols], Q.shape)
+        J = _sparse.coo(Q.indices(), -2.0 * vals * a[rows] * a[cols], Q.shape)
         h = a * (self._linear_coefficients + 2.0 * symmetric_row_sum)
-        return IsingForm(J.coalesce(), h)
+        return IsingForm(J, h)
 
     def convert_spins(self, optimized_spins: Optional[torch.Tensor],
                       domain: DomainLike) -> Optional[torch.Tensor]:

@@ -3,7 +3,7 @@ from typing import Dict, Iterable, List, Optional, Union
 import numpy as np
 import torch
 
-from ..core.polynomial import _is_scipy_sparse, _scipy_to_torch
+from .. import _sparse
 from .abc_model import ABCModel
 
 # Graphs below this edge density are stored sparse (CSR kernel); above it, dense (GEMM).
@@ -11,23 +11,20 @@ SPARSE_DENSITY = 0.05
 
 
 def _symmetric_weights(adjacency: torch.Tensor) -> torch.Tensor:
-    """W with W_ij = weight of edge {i, j}, zero diagonal (sparse COO or dense)."""
-    if adjacency.layout != torch.strided:
-        adjacency = adjacency.to_sparse_coo().coalesce()
-        rows, cols = adjacency.indices()
-        vals = adjacency.values()
-        transposed = torch.sparse_coo_tensor(torch.stack([cols, rows]), vals, adjacency.shape)
-        symmetric = bool(torch.equal((adjacency - transposed).coalesce().values().abs().max(
-            ).reshape(1) if vals.numel() else torch.zeros(1), torch.zeros(1, dtype=vals.dtype)))
-        total = adjacency if symmetric else (adjacency + transposed).coalesce()
-        rows, cols = total.indices()
-        off = rows != cols
-        return torch.sparse_coo_tensor(total.indices()[:, off], total.values()[off],
-                                       total.shape).coalesce()
-    weights = adjacency if torch.equal(adjacency, adjacency.t()) else adjacency + adjacency.t()
-    weights = weights.clone()
-    weights.fill_diagonal_(0)
-    return weights
+    """W with W_ij = weight of edge {i, j} and a zero diagonal, dense or sparse COO."""
+    if adjacency.layout == torch.strided:
+        weights = adjacency if torch.equal(adjacency, adjacency.t()) else adjacency + adjacency.t()
+        weights = weights.clone()
+        weights.fill_diagonal_(0)
+        return weights
+    adjacency = adjacency.to_sparse_coo().coalesce()
+    transposed = _sparse.transpose(adjacency)
+    symmetric = (torch.equal(adjacency.indices(), transposed.indices())
+                 and torch.equal(adjacency.values(), transposed.values()))
+    total = adjacency if symmetric else (adjacency + transposed).coalesce()
+    rows, cols = total.indices()
+    off = rows != cols
+    return _sparse.coo(total.indices()[:, off], total.values()[off], total.shape)
 
 
 class MaxCut(ABCModel):
@@ -47,8 +44,8 @@ class MaxCut(ABCModel):
                  device: Optional[Union[str, torch.device]] = None) -> None:
         if isinstance(adjacency, np.ndarray):
             adjacency = torch.from_numpy(adjacency)
-        elif _is_scipy_sparse(adjacency):
-            adjacency = _scipy_to_torch(adjacency)
+        elif _sparse.is_scipy_sparse(adjacency):
+            adjacency = _sparse.from_scipy(adjacency)
         if not isinstance(adjacency, torch.Tensor):
             raise TypeError(
                 f"adjacency should be a tensor, an array or a sparse matrix, got {type(adjacency).__name__}; "
@@ -86,7 +83,7 @@ class MaxCut(ABCModel):
         if n == 0:
             raise ValueError("The graph has no nodes.")
         weights = table[:, 2] if table.shape[1] == 3 else torch.ones(table.shape[0], dtype=torch.float64)
-        upper = torch.sparse_coo_tensor(torch.stack([rows, cols]), weights, (n, n)).coalesce()
+        upper = _sparse.coo(torch.stack([rows, cols]), weights, (n, n))
         if sparse is None:
             sparse = upper.values().numel() * 2 < SPARSE_DENSITY * n * n
         return cls(upper if sparse else upper.to_dense(), dtype=dtype, device=device)

@@ -8,6 +8,8 @@ from typing import Optional
 
 import torch
 
+from .. import _sparse
+
 
 class Coupling:
     def __init__(self, n: int, dtype: torch.dtype, device: torch.device,
@@ -45,15 +47,11 @@ class Coupling:
             cols = torch.cat([cols, extra, nz])
             values = torch.cat([values, -h[nz], -h[nz]])
             size = n + 1
-        coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (size, size)).coalesce()
-        csr = coo.to_sparse_csr()
-        return Coupling(size, J.dtype, J.device, csr=(
-            csr.crow_indices().contiguous(), csr.col_indices().contiguous(),
-            csr.values().contiguous()))
+        matrix = _sparse.coo(torch.stack([rows, cols]), values, (size, size))
+        return Coupling(size, J.dtype, J.device, csr=_sparse.to_csr_parts(matrix))
 
     def torch_csr(self) -> torch.Tensor:
-        crow, col, values = self.csr
-        return torch.sparse_csr_tensor(crow, col, values, (self.n, self.n))
+        return _sparse.csr_tensor(*self.csr, (self.n, self.n))
 
     def squared_norm(self) -> torch.Tensor:
         # Same reduction as simulated-bifurcation 2.0.0 for dense input (bitwise parity).

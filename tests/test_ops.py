@@ -1,0 +1,180 @@
+"""Native ops against their pure-torch reference (sb_native.optimizer.fallback), opcheck,
+and the kernels' own argument checks."""
+
+import pytest
+import torch
+
+from sb_native.optimizer import fallback
+from conftest import NATIVE_ONLY
+
+pytestmark = NATIVE_ONLY
+
+TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-4)}
+
+
+def symmetric(n, dtype, device, seed=0, integer=False, density=1.0):
+    g = torch.Generator().manual_seed(seed)
+    J = torch.randint(-3, 4, (n, n), generator=g).to(dtype) if integer else torch.randn(n, n, generator=g, dtype=dtype)
+    if density < 1.0:
+        J = J * (torch.rand(n, n, generator=g) < density)
+    J = torch.triu(J, 1)
+    return (J + J.t()).to(device)
+
+
+def state(n, agents, dtype, device, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = (2 * torch.rand(n, agents, generator=g, dtype=dtype) - 1).to(device)
+    m = (2 * torch.rand(n, agents, generator=g, dtype=dtype) - 1).to(device)
+    return x, m
+
+
+def csr_of(J):
+    csr = J.to_sparse_csr()
+    return csr.crow_indices().clone(), csr.col_indices().clone(), csr.values().clone()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("heat", [0.0, 0.006])
+def test_sb_step_matches_reference(device, dtype, discrete, heat):
+    J = symmetric(37, dtype, device)
+    x, m = state(37, 13, dtype, device)
+    rx, rm = x.clone(), m.clone()
+    torch.ops.sb_native.sb_step(J, x, m, -0.07, 0.1, 0.013, heat, discrete)
+    fallback.sb_step(J, rx, rm, -0.07, 0.1, 0.013, heat, discrete)
+    torch.testing.assert_close(x, rx, **TOL[dtype])
+    torch.testing.assert_close(m, rm, **TOL[dtype])
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("heat", [0.0, 0.006])
+def test_sb_run_200_steps_float64(device, discrete, heat):
+    J = symmetric(50, torch.float64, device, integer=discrete)
+    x, m = state(50, 17, torch.float64, device)
+    rx, rm = x.clone(), m.clone()
+    args = (3, 200, 0.1, 0.01, 0.02, heat, discrete)
+    torch.ops.sb_native.sb_run(J, x, m, *args)
+    fallback.sb_run(J, rx, rm, *args)
+    torch.testing.assert_close(x, rx, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(m, rm, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_sb_run_float32(device, discrete):
+    J = symmetric(40, torch.float32, device, integer=True)
+    x, m = state(40, 9, torch.float32, device)
+    rx, rm = x.clone(), m.clone()
+    args = (0, 60, 0.1, 0.01, 0.02, 0.0, discrete)
+    torch.ops.sb_native.sb_run(J, x, m, *args)
+    fallback.sb_run(J, rx, rm, *args)
+    torch.testing.assert_close(x, rx, rtol=1e-3, atol=1e-3)
+    assert torch.equal(fallback.sample_spins(x), fallback.sample_spins(rx))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("heat", [0.0, 0.006])
+def test_sb_run_csr_matches_dense(device, dtype, discrete, heat):
+    J = symmetric(64, dtype, device, integer=True, density=0.1)
+    x, m = state(64, 11, dtype, device)
+    sx, sm = x.clone(), m.clone()
+    args = (0, 120, 0.1, 0.01, 0.015, heat, discrete)
+    torch.ops.sb_native.sb_run(J, x, m, *args)
+    torch.ops.sb_native.sb_run_csr(*csr_of(J), sx, sm, *args)
+    torch.testing.assert_close(sx, x, **TOL[dtype])
+    torch.testing.assert_close(sm, m, **TOL[dtype])
+
+
+def test_sb_run_csr_handles_empty_rows(device):
+    J = torch.zeros(6, 6, dtype=torch.float64, device=device)
+    J[1, 4] = J[4, 1] = 2.0
+    x, m = state(6, 3, torch.float64, device)
+    rx, rm = x.clone(), m.clone()
+    torch.ops.sb_native.sb_run_csr(*csr_of(J), x, m, 0, 30, 0.1, 0.01, 0.05, 0.0, False)
+    fallback.sb_run(J, rx, rm, 0, 30, 0.1, 0.01, 0.05, 0.0, False)
+    torch.testing.assert_close(x, rx, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sb_sample_matches_reference(device, dtype):
+    J = symmetric(20, dtype, device, integer=True)
+    agents, threshold = 12, 3
+    window = dict(
+        energies=torch.full((agents,), float("inf"), dtype=dtype, device=device),
+        stability=torch.zeros(agents, dtype=torch.int16, device=device),
+        bifurcated=torch.zeros(agents, dtype=torch.bool, device=device),
+        final_spins=torch.zeros(20, agents, dtype=dtype, device=device),
+    )
+    reference = {k: v.clone() for k, v in window.items()}
+    x, _ = state(20, agents, dtype, device)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(8):
+        # Change only some agents between samplings so streaks both grow and reset.
+        flip = (torch.rand(agents, generator=g) < 0.3).to(device)
+        x[:, flip] = (2 * torch.rand(20, int(flip.sum()), generator=g, dtype=dtype) - 1).to(device)
+        field = J @ fallback.sample_spins(x)
+        torch.ops.sb_native.sb_sample(x, field, *window.values(), threshold)
+        fallback.sb_sample(x, field, *reference.values(), threshold)
+        for key in window:
+            assert torch.equal(window[key], reference[key]), key
+    assert bool(window["bifurcated"].any()), "the sequence must exercise freezing"
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_opcheck(discrete):
+    J = symmetric(8, torch.float64, "cpu")
+    x, m = state(8, 4, torch.float64, "cpu")
+    torch.library.opcheck(torch.ops.sb_native.sb_step.default,
+                          (J, x.clone(), m.clone(), -0.1, 0.1, 0.01, 0.006, discrete))
+    torch.library.opcheck(torch.ops.sb_native.sb_run.default,
+                          (J, x.clone(), m.clone(), 0, 5, 0.1, 0.01, 0.01, 0.0, discrete))
+    torch.library.opcheck(torch.ops.sb_native.sb_run_csr.default,
+                          (*csr_of(J), x.clone(), m.clone(), 0, 5, 0.1, 0.01, 0.01, 0.0, discrete))
+    window = (torch.full((4,), float("inf"), dtype=torch.float64),
+              torch.zeros(4, dtype=torch.int16), torch.zeros(4, dtype=torch.bool),
+              torch.zeros(8, 4, dtype=torch.float64))
+    torch.library.opcheck(torch.ops.sb_native.sb_sample.default, (x, J @ x, *window, 2))
+
+
+def test_empty_state_is_a_no_op():
+    J = torch.zeros(0, 0)
+    x, m = torch.zeros(0, 5), torch.zeros(0, 5)
+    torch.ops.sb_native.sb_run(J, x, m, 0, 10, 0.1, 0.01, 0.1, 0.0, False)
+    assert x.shape == (0, 5)
+
+
+@pytest.mark.parametrize("mutate,error,message", [
+    (lambda J, x, m: (J[:3], x, m), ValueError, "J must be a square matrix"),
+    (lambda J, x, m: (J, x, m[:, :2]), ValueError, "momentum must have the shape of position"),
+    (lambda J, x, m: (J, x, m.double()), TypeError, "momentum must have the dtype of position"),
+    (lambda J, x, m: (J.double(), x, m), TypeError, "J must have the dtype of position"),
+    (lambda J, x, m: (J, x.int(), m.int()), TypeError, "position must be float32 or float64"),
+    (lambda J, x, m: (J, x.t().contiguous(), m.t().contiguous()), ValueError,
+     "J has 6 rows but position has 4 variables"),
+    (lambda J, x, m: (J, x[0], m[0]), ValueError, "position must be 2-D"),
+    (lambda J, x, m: (J, x[:, ::2], m[:, ::2]), ValueError, "position must be contiguous"),
+])
+def test_native_rejects_bad_arguments(mutate, error, message):
+    J = symmetric(6, torch.float32, "cpu")
+    x, m = state(6, 4, torch.float32, "cpu")
+    with pytest.raises(error, match=message):
+        torch.ops.sb_native.sb_run(*mutate(J, x, m), 0, 3, 0.1, 0.01, 0.1, 0.0, False)
+
+
+def test_csr_rejects_out_of_range_columns():
+    J = symmetric(5, torch.float32, "cpu")
+    crow, col, values = csr_of(J)
+    col = col.clone()
+    col[0] = 99
+    x, m = state(5, 2, torch.float32, "cpu")
+    with pytest.raises(ValueError, match="out of range"):
+        torch.ops.sb_native.sb_run_csr(crow, col, values, x, m, 0, 1, 0.1, 0.01, 0.1, 0.0, False)
+    with pytest.raises(ValueError, match="crow_indices must be 1-D of length 6"):
+        torch.ops.sb_native.sb_run_csr(crow[:-1], col, values, x, m, 0, 1, 0.1, 0.01, 0.1, 0.0, False)
+
+
+def test_negative_steps_rejected():
+    J = symmetric(4, torch.float32, "cpu")
+    x, m = state(4, 2, torch.float32, "cpu")
+    with pytest.raises(ValueError, match="num_steps must be non-negative"):
+        torch.ops.sb_native.sb_run(J, x, m, 0, -1, 0.1, 0.01, 0.1, 0.0, False)
