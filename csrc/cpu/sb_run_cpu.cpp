@@ -1,15 +1,53 @@
-// sb_run on the CPU: num_steps steps of the SB schedule in one call, dense coupling
-// through ATen's GEMM (J @ f(x) accumulated straight into the momentum, beta = 1).
+// sb_run on the CPU: num_steps steps of the SB schedule in one call with a dense coupling.
+// bSB: J @ x through ATen's GEMM, accumulated straight into the momentum (beta = 1).
+// dSB: the incremental local field of sb_discrete.h, with GEMM recomputes when many
+// signs flip in one step.
 
 #include <torch/library.h>
 
 #include <utility>
+#include <vector>
 
 #include "../checks.h"
+#include "sb_discrete.h"
 #include "sb_loop.h"
 
 namespace sb_native {
 namespace {
+
+// Fraction of (variable, agent) sign flips in one step above which recomputing F with a
+// GEMM beats correcting it column by column (bench/bench_crossover.py measures it).
+constexpr double kDenseFlipCrossover = 0.03;
+
+// Rows of F per parallel chunk when applying flips.
+constexpr int64_t kFlipRowGrain = 8;
+
+template <typename scalar_t>
+struct DenseField {
+  const at::Tensor& J;  // contiguous (variables, variables)
+  int64_t agents;
+  int64_t max_flips;
+
+  void recompute(const at::Tensor& signs, at::Tensor field) { at::mm_out(field, J, signs); }
+
+  // F[r, a] += J[r, i] * delta for every flip (i, a): parallel over rows r, so each thread
+  // reads one row of J and writes one row of F.
+  void apply(const std::vector<std::vector<cpu::Flip<scalar_t>>>& chunks, scalar_t* field) {
+    const int64_t n = J.size(0);
+    const scalar_t* j = J.data_ptr<scalar_t>();
+    at::parallel_for(0, n, kFlipRowGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const scalar_t* jr = j + r * n;
+        scalar_t* fr = field + r * agents;
+        for (const auto& chunk : chunks) {
+          for (const auto& flip : chunk) fr[flip.agent] += jr[flip.spin] * flip.delta;
+        }
+      }
+    });
+  }
+
+  int64_t max_incremental_flips() const { return max_flips; }
+};
 
 void sb_run_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
                 int64_t start_step, int64_t num_steps, double time_step, double pressure_slope,
@@ -19,14 +57,23 @@ void sb_run_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
   TORCH_CHECK_VALUE(start_step >= 0, "start_step must be non-negative, got ", start_step);
   TORCH_CHECK_VALUE(num_steps >= 0, "num_steps must be non-negative, got ", num_steps);
   if (position.numel() == 0 || num_steps == 0) return;
+  auto coefs = [&](int64_t k) {
+    return std::make_pair(momentum_coefficient(time_step, start_step + k, pressure_slope),
+                          time_step);
+  };
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_cpu", [&] {
-    cpu::run_variant<scalar_t>(
-        position, momentum, num_steps, heat_coef, discrete,
-        [&](int64_t k) {
-          return std::make_pair(
-              momentum_coefficient(time_step, start_step + k, pressure_slope), time_step);
-        },
-        [&](const at::Tensor& fx) { momentum.addmm_(J, fx, 1.0, quadratic_coef); });
+    if (discrete) {
+      const at::Tensor Jc = J.contiguous();
+      DenseField<scalar_t> field{
+          Jc, position.size(1),
+          static_cast<int64_t>(kDenseFlipCrossover * static_cast<double>(position.numel()))};
+      cpu::run_discrete_variant<scalar_t>(position, momentum, num_steps, quadratic_coef,
+                                          heat_coef, coefs, field);
+    } else {
+      cpu::run_variant<scalar_t>(
+          position, momentum, num_steps, heat_coef, false, coefs,
+          [&](const at::Tensor& fx) { momentum.addmm_(J, fx, 1.0, quadratic_coef); });
+    }
   });
 }
 

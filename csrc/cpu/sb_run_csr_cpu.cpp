@@ -1,6 +1,7 @@
-// sb_run_csr on the CPU: the SB schedule with the coupling matrix in CSR form. The
-// product m += q * J @ f(x) is a row-parallel SpMM: each row gathers the f(x) rows of
-// its non-zeros (contiguous over agents), so memory stays O(nnz + variables * agents).
+// sb_run_csr on the CPU: the SB schedule with the coupling matrix in CSR form, memory
+// O(nnz + variables * agents). bSB: a row-parallel SpMM accumulated into the momentum.
+// dSB: the incremental local field of sb_discrete.h; a flip of spin i touches only the
+// non-zeros of row i (the coupling is symmetric), so it costs the degree of i.
 
 #include <torch/library.h>
 
@@ -8,30 +9,58 @@
 #include <vector>
 
 #include "../checks.h"
+#include "csr_spmm.h"
+#include "sb_discrete.h"
 #include "sb_loop.h"
 
 namespace sb_native {
 namespace {
 
-// Rows per parallel chunk; a row costs about nnz_per_row * agents multiply-adds.
-constexpr int64_t kRowGrain = 16;
+// Fraction of sign flips in one step above which a full SpMM beats scattered corrections.
+constexpr double kCsrFlipCrossover = 0.25;
 
 template <typename scalar_t>
-void csr_couple(const int64_t* crow, const int64_t* col, const scalar_t* values, const scalar_t* fx,
-                scalar_t* m, int64_t rows, int64_t agents, scalar_t q) {
-  at::parallel_for(0, rows, kRowGrain, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> acc(agents);
-    for (int64_t i = begin; i < end; ++i) {
-      std::fill(acc.begin(), acc.end(), scalar_t(0));
-      for (int64_t k = crow[i]; k < crow[i + 1]; ++k) {
-        const scalar_t v = values[k];
-        const scalar_t* f = fx + col[k] * agents;
-        for (int64_t a = 0; a < agents; ++a) acc[a] += v * f[a];
+struct CsrField {
+  cpu::CsrView J;
+  const scalar_t* values;
+  int64_t agents;
+  int64_t max_flips;
+
+  void recompute(const at::Tensor& signs, at::Tensor field) {
+    cpu::csr_spmm<scalar_t>(J, values, signs.data_ptr<scalar_t>(), field.data_ptr<scalar_t>(),
+                            agents, scalar_t(1), false);
+  }
+
+  // F[j, a] += J[j, i] * delta over the non-zeros of row i (= column i, J symmetric). Each
+  // thread owns a block of agents, so the scattered writes never collide.
+  void apply(const std::vector<std::vector<cpu::Flip<scalar_t>>>& chunks, scalar_t* field) {
+    const int64_t threads = at::get_num_threads();
+    const int64_t block = (agents + threads - 1) / threads;
+    at::parallel_for(0, agents, block, [&](int64_t begin, int64_t end) {
+      for (const auto& chunk : chunks) {
+        for (const auto& flip : chunk) {
+          if (flip.agent < begin || flip.agent >= end) continue;
+          for (int64_t k = J.crow[flip.spin]; k < J.crow[flip.spin + 1]; ++k) {
+            field[J.col[k] * agents + flip.agent] += values[k] * flip.delta;
+          }
+        }
       }
-      scalar_t* mi = m + i * agents;
-      for (int64_t a = 0; a < agents; ++a) mi[a] = mi[a] + q * acc[a];
-    }
-  });
+    });
+  }
+
+  int64_t max_incremental_flips() const { return max_flips; }
+};
+
+void check_csr_structure(const int64_t* crow, const int64_t* col, int64_t rows, int64_t nnz) {
+  TORCH_CHECK_VALUE(crow[0] == 0 && crow[rows] == nnz,
+                    "crow_indices must start at 0 and end at nnz (", nnz, ")");
+  for (int64_t i = 0; i < rows; ++i) {
+    TORCH_CHECK_VALUE(crow[i] <= crow[i + 1], "crow_indices must be non-decreasing");
+  }
+  for (int64_t k = 0; k < nnz; ++k) {
+    TORCH_CHECK_VALUE(col[k] >= 0 && col[k] < rows, "col_indices[", k, "] = ", col[k],
+                      " is out of range for ", rows, " variables");
+  }
 }
 
 void sb_run_csr_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
@@ -42,34 +71,32 @@ void sb_run_csr_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Ten
   check_csr_coupling(crow, col, values, position);
   TORCH_CHECK_VALUE(start_step >= 0, "start_step must be non-negative, got ", start_step);
   TORCH_CHECK_VALUE(num_steps >= 0, "num_steps must be non-negative, got ", num_steps);
+  if (position.numel() == 0 || num_steps == 0) return;
   const int64_t rows = position.size(0);
   const int64_t agents = position.size(1);
-  if (position.numel() == 0 || num_steps == 0) return;
-  const int64_t nnz = col.numel();
-  const int64_t* crow_p = crow.data_ptr<int64_t>();
-  const int64_t* col_p = col.data_ptr<int64_t>();
-  TORCH_CHECK_VALUE(crow_p[0] == 0 && crow_p[rows] == nnz,
-                    "crow_indices must start at 0 and end at nnz (", nnz, ")");
-  for (int64_t i = 0; i < rows; ++i) {
-    TORCH_CHECK_VALUE(crow_p[i] <= crow_p[i + 1], "crow_indices must be non-decreasing");
-  }
-  for (int64_t k = 0; k < nnz; ++k) {
-    TORCH_CHECK_VALUE(col_p[k] >= 0 && col_p[k] < rows, "col_indices[", k, "] = ", col_p[k],
-                      " is out of range for ", rows, " variables");
-  }
+  const cpu::CsrView J{crow.data_ptr<int64_t>(), col.data_ptr<int64_t>(), rows};
+  check_csr_structure(J.crow, J.col, rows, col.numel());
+  auto coefs = [&](int64_t k) {
+    return std::make_pair(momentum_coefficient(time_step, start_step + k, pressure_slope),
+                          time_step);
+  };
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_csr_cpu", [&] {
     const scalar_t* vals = values.data_ptr<scalar_t>();
-    const scalar_t q = static_cast<scalar_t>(quadratic_coef);
-    cpu::run_variant<scalar_t>(
-        position, momentum, num_steps, heat_coef, discrete,
-        [&](int64_t k) {
-          return std::make_pair(
-              momentum_coefficient(time_step, start_step + k, pressure_slope), time_step);
-        },
-        [&](const at::Tensor& fx) {
-          csr_couple<scalar_t>(crow_p, col_p, vals, fx.data_ptr<scalar_t>(),
-                               momentum.data_ptr<scalar_t>(), rows, agents, q);
-        });
+    if (discrete) {
+      CsrField<scalar_t> field{
+          J, vals, agents,
+          static_cast<int64_t>(kCsrFlipCrossover * static_cast<double>(position.numel()))};
+      cpu::run_discrete_variant<scalar_t>(position, momentum, num_steps, quadratic_coef,
+                                          heat_coef, coefs, field);
+    } else {
+      const scalar_t q = static_cast<scalar_t>(quadratic_coef);
+      cpu::run_variant<scalar_t>(position, momentum, num_steps, heat_coef, false, coefs,
+                                 [&](const at::Tensor& fx) {
+                                   cpu::csr_spmm<scalar_t>(J, vals, fx.data_ptr<scalar_t>(),
+                                                           momentum.data_ptr<scalar_t>(),
+                                                           agents, q, true);
+                                 });
+    }
   });
 }
 

@@ -1,0 +1,47 @@
+#pragma once
+// Row-parallel CSR x dense products for the (variables, agents) SB layout: each output row
+// gathers the rows of its non-zeros' columns, which are contiguous over agents.
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace sb_native {
+namespace cpu {
+
+// Rows per parallel chunk; a row costs about nnz_per_row * agents multiply-adds.
+constexpr int64_t kRowGrain = 16;
+
+struct CsrView {
+  const int64_t* crow;
+  const int64_t* col;
+  int64_t rows;
+};
+
+// out = accumulate ? out + alpha * (J @ in) : J @ in
+template <typename scalar_t>
+void csr_spmm(const CsrView& J, const scalar_t* values, const scalar_t* in, scalar_t* out,
+              int64_t agents, scalar_t alpha, bool accumulate) {
+  at::parallel_for(0, J.rows, kRowGrain, [&](int64_t begin, int64_t end) {
+    std::vector<scalar_t> acc(agents);
+    for (int64_t i = begin; i < end; ++i) {
+      std::fill(acc.begin(), acc.end(), scalar_t(0));
+      for (int64_t k = J.crow[i]; k < J.crow[i + 1]; ++k) {
+        const scalar_t v = values[k];
+        const scalar_t* f = in + J.col[k] * agents;
+        for (int64_t a = 0; a < agents; ++a) acc[a] += v * f[a];
+      }
+      scalar_t* o = out + i * agents;
+      if (accumulate) {
+        for (int64_t a = 0; a < agents; ++a) o[a] = o[a] + alpha * acc[a];
+      } else {
+        std::copy(acc.begin(), acc.end(), o);
+      }
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace sb_native
