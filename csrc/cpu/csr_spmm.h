@@ -11,8 +11,11 @@
 namespace sb_native {
 namespace cpu {
 
-// Rows per parallel chunk; a row costs about nnz_per_row * agents multiply-adds.
-constexpr int64_t kRowGrain = 16;
+// Rows per parallel chunk so that each chunk has about at::internal::GRAIN_SIZE
+// multiply-adds: small problems run inline instead of paying for a parallel region.
+inline int64_t work_grain(int64_t work_per_item) {
+  return std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, work_per_item));
+}
 
 struct CsrView {
   const int64_t* crow;
@@ -24,7 +27,8 @@ struct CsrView {
 template <typename scalar_t>
 void csr_spmm(const CsrView& J, const scalar_t* values, const scalar_t* in, scalar_t* out,
               int64_t agents, scalar_t alpha, bool accumulate) {
-  at::parallel_for(0, J.rows, kRowGrain, [&](int64_t begin, int64_t end) {
+  const int64_t nnz_per_row = J.rows ? J.crow[J.rows] / J.rows : 0;
+  at::parallel_for(0, J.rows, work_grain((nnz_per_row + 1) * agents), [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> acc(agents);
     for (int64_t i = begin; i < end; ++i) {
       std::fill(acc.begin(), acc.end(), scalar_t(0));

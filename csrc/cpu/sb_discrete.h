@@ -83,7 +83,7 @@ void discrete_pass(const DiscreteState<scalar_t>& s, bool finish, bool start, sc
 }
 
 // Runs num_steps dSB steps. Field provides recompute(signs_tensor, field_tensor)
-// (F = J @ signs), apply(flip chunks, field) (F += J[:, i] * delta per flip) and
+// (F = J @ signs), apply(flip chunks, flip count, field) (F += J[:, i] * delta per flip) and
 // max_incremental_flips(), the flip count above which a recompute is cheaper.
 template <typename scalar_t, bool kHeated, typename Coefs, typename Field>
 void run_discrete(const DiscreteState<scalar_t>& s, int64_t num_steps, double q, double heat,
@@ -107,7 +107,7 @@ void run_discrete(const DiscreteState<scalar_t>& s, int64_t num_steps, double q,
     if (flips > field.max_incremental_flips()) {
       field.recompute(s.signs_tensor, s.field_tensor);
     } else if (flips > 0) {
-      field.apply(chunks, s.field);
+      field.apply(chunks, flips, s.field);
     }
   }
 }

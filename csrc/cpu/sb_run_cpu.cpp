@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../checks.h"
+#include "csr_spmm.h"
 #include "sb_discrete.h"
 #include "sb_loop.h"
 
@@ -18,9 +19,6 @@ namespace {
 // Fraction of (variable, agent) sign flips in one step above which recomputing F with a
 // GEMM beats correcting it column by column (bench/bench_crossover.py measures it).
 constexpr double kDenseFlipCrossover = 0.03;
-
-// Rows of F per parallel chunk when applying flips.
-constexpr int64_t kFlipRowGrain = 8;
 
 template <typename scalar_t>
 struct DenseField {
@@ -32,10 +30,11 @@ struct DenseField {
 
   // F[r, a] += J[r, i] * delta for every flip (i, a): parallel over rows r, so each thread
   // reads one row of J and writes one row of F.
-  void apply(const std::vector<std::vector<cpu::Flip<scalar_t>>>& chunks, scalar_t* field) {
+  void apply(const std::vector<std::vector<cpu::Flip<scalar_t>>>& chunks, int64_t flips,
+             scalar_t* field) {
     const int64_t n = J.size(0);
     const scalar_t* j = J.data_ptr<scalar_t>();
-    at::parallel_for(0, n, kFlipRowGrain, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, n, cpu::work_grain(flips), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
         const scalar_t* jr = j + r * n;
         scalar_t* fr = field + r * agents;

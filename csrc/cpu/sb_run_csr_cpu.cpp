@@ -33,9 +33,14 @@ struct CsrField {
 
   // F[j, a] += J[j, i] * delta over the non-zeros of row i (= column i, J symmetric). Each
   // thread owns a block of agents, so the scattered writes never collide.
-  void apply(const std::vector<std::vector<cpu::Flip<scalar_t>>>& chunks, scalar_t* field) {
+  void apply(const std::vector<std::vector<cpu::Flip<scalar_t>>>& chunks, int64_t flips,
+             scalar_t* field) {
+    const int64_t nnz_per_row = J.rows ? J.crow[J.rows] / J.rows : 0;
     const int64_t threads = at::get_num_threads();
-    const int64_t block = (agents + threads - 1) / threads;
+    // One block of agents per thread, or a single inline block when there is little work.
+    const int64_t block = flips * (nnz_per_row + 1) < at::internal::GRAIN_SIZE
+                              ? agents
+                              : (agents + threads - 1) / threads;
     at::parallel_for(0, agents, block, [&](int64_t begin, int64_t end) {
       for (const auto& chunk : chunks) {
         for (const auto& flip : chunk) {

@@ -14,6 +14,7 @@ import torch
 from sympy import Poly
 
 from .. import _checks, _ops, _sparse
+from ..optimizer.coupling import SPARSE_DENSITY
 from ..optimizer.engine import SBRunner
 from .ising import IsingForm
 from .variable import Variable, parse_domain
@@ -276,6 +277,10 @@ class QuadraticPolynomial:
         ising = self.to_ising(domain)
         if sense == "maximize":
             ising = -ising
+        coupling = ising.sb_coupling()
+        resolved = _ops.resolve_backend(backend, self._device)
+        if resolved == "native" and coupling.density() < SPARSE_DENSITY:
+            coupling = coupling.to_csr()
         generator = None
         if seed is not None:
             generator = torch.Generator(device=self._device)
@@ -284,8 +289,8 @@ class QuadraticPolynomial:
             agents=agents, max_steps=max_steps, timeout=timeout, mode=mode, heated=bool(heated),
             verbose=bool(verbose), early_stopping=bool(early_stopping),
             sampling_period=sampling_period, convergence_threshold=convergence_threshold,
-            backend=_ops.resolve_backend(backend, self._device), generator=generator)
-        spins = ising.spins_from_sb(runner.run(ising.sb_coupling()))
+            backend=resolved, generator=generator)
+        spins = ising.spins_from_sb(runner.run(coupling))
         self.sb_result = self.convert_spins(spins, domain).to(dtype=self._dtype,
                                                                device=self._device)
         result = self.sb_result.t()

@@ -1,13 +1,12 @@
+import numbers
 from typing import Dict, Iterable, List, Optional, Union
 
 import numpy as np
 import torch
 
 from .. import _sparse
+from ..optimizer.coupling import SPARSE_DENSITY
 from .abc_model import ABCModel
-
-# Graphs below this edge density are stored sparse (CSR kernel); above it, dense (GEMM).
-SPARSE_DENSITY = 0.05
 
 
 def _symmetric_weights(adjacency: torch.Tensor) -> torch.Tensor:
@@ -87,6 +86,46 @@ class MaxCut(ABCModel):
         if sparse is None:
             sparse = upper.values().numel() * 2 < SPARSE_DENSITY * n * n
         return cls(upper if sparse else upper.to_dense(), dtype=dtype, device=device)
+
+    @classmethod
+    def from_gset(cls, path, dtype: Optional[torch.dtype] = None,
+                  device: Optional[Union[str, torch.device]] = None,
+                  sparse: Optional[bool] = None) -> "MaxCut":
+        """From a G-set/rudy file (plain or gzip); see sb_native.io.read_gset.
+
+        Stored sparse unless `sparse=False` or the graph is denser than SPARSE_DENSITY.
+        """
+        from ..io import read_gset
+
+        adjacency = read_gset(path)
+        n = adjacency.shape[0]
+        if sparse is None:
+            sparse = adjacency._nnz() < SPARSE_DENSITY * n * n
+        return cls(adjacency if sparse else adjacency.to_dense(), dtype=dtype, device=device)
+
+    @classmethod
+    def from_networkx(cls, graph, weight: Optional[str] = "weight",
+                      dtype: Optional[torch.dtype] = None,
+                      device: Optional[Union[str, torch.device]] = None,
+                      sparse: Optional[bool] = None) -> "MaxCut":
+        """From a networkx graph; node k of the model is `list(graph.nodes)[k]`.
+
+        Edge weights come from the `weight` attribute (1 where absent, and everywhere with
+        weight=None). Directed and multi-graphs count as undirected with weights summed;
+        self-loops never cross a cut and are dropped. The labels are kept in `model.nodes`.
+        """
+        nodes = list(graph.nodes)
+        index = {node: k for k, node in enumerate(nodes)}
+        rows = []
+        for u, v, w in graph.edges(data=weight, default=1):
+            if isinstance(w, bool) or not isinstance(w, numbers.Real):
+                raise TypeError(f"edge ({u!r}, {v!r}) has a non-numeric {weight!r}: {w!r}")
+            rows.append((index[u], index[v], float(w)))
+        table = np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+        model = cls.from_edges(table, n_nodes=len(nodes), dtype=dtype, device=device,
+                               sparse=sparse)
+        model.nodes = nodes
+        return model
 
     def cut_value(self, partition: Union[torch.Tensor, np.ndarray, List]) -> torch.Tensor:
         """Cut weight of one partition (n,) or a batch (..., n): spins ±1 or 0/1 labels."""

@@ -11,6 +11,11 @@ import torch
 from .. import _sparse
 
 
+# Edge density below which the native engine stores a dense coupling as CSR
+# (bench/bench_density.py measures the crossover; see bench/RESULTS.md).
+SPARSE_DENSITY = 0.05
+
+
 class Coupling:
     def __init__(self, n: int, dtype: torch.dtype, device: torch.device,
                  matrix: Optional[torch.Tensor] = None, csr=None) -> None:
@@ -49,6 +54,17 @@ class Coupling:
             size = n + 1
         matrix = _sparse.coo(torch.stack([rows, cols]), values, (size, size))
         return Coupling(size, J.dtype, J.device, csr=_sparse.to_csr_parts(matrix))
+
+    def density(self) -> float:
+        if self.is_sparse:
+            return self.csr[2].numel() / max(1, self.n * self.n)
+        return int(torch.count_nonzero(self.matrix)) / max(1, self.n * self.n)
+
+    def to_csr(self) -> "Coupling":
+        if self.is_sparse:
+            return self
+        return Coupling(self.n, self.dtype, self.device,
+                        csr=_sparse.to_csr_parts(self.matrix.to_sparse_coo()))
 
     def torch_csr(self) -> torch.Tensor:
         return _sparse.csr_tensor(*self.csr, (self.n, self.n))
