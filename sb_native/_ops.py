@@ -22,7 +22,7 @@ else:
 NATIVE = _REASON is None
 
 # Every op of the extension; each has a CPU kernel, and a CUDA kernel when built with CUDA.
-OP_NAMES = ("sb_step", "sb_run", "sb_run_csr", "sb_sample")
+OP_NAMES = ("sb_step", "sb_run", "sb_run_csr", "sb_run_int8", "sb_sample")
 
 
 def _has_kernel(name: str, key: str) -> bool:
@@ -84,6 +84,11 @@ if NATIVE:
     @torch.library.register_fake("sb_native::sb_run_csr")
     def _sb_run_csr_fake(crow, col, values, position, momentum, start_step, num_steps,
                          time_step, pressure_slope, quadratic_coef, heat_coef, discrete):
+        return None
+
+    @torch.library.register_fake("sb_native::sb_run_int8")
+    def _sb_run_int8_fake(K, scale, position, momentum, start_step, num_steps, time_step,
+                          pressure_slope, quadratic_coef, heat_coef):
         return None
 
     @torch.library.register_fake("sb_native::sb_sample")

@@ -178,3 +178,43 @@ def test_negative_steps_rejected():
     x, m = state(4, 2, torch.float32, "cpu")
     with pytest.raises(ValueError, match="num_steps must be non-negative"):
         torch.ops.sb_native.sb_run(J, x, m, 0, -1, 0.1, 0.01, 0.1, 0.0, False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("heat", [0.0, 0.006])
+def test_sb_run_int8_equals_float_coupling(device, dtype, heat):
+    # J = 0.5 * K: a power-of-two scale keeps (q * scale) * F bitwise equal to q * (J @ s).
+    K = symmetric(48, torch.float64, "cpu", integer=True).to(torch.int8)
+    J = (0.5 * K.to(dtype)).to(device)
+    x, m = state(48, 9, dtype, device)
+    ix, im = x.clone(), m.clone()
+    fx, fm = x.clone(), m.clone()
+    args = (0, 150, 0.1, 0.01, 0.02, heat)
+    torch.ops.sb_native.sb_run_int8(K.to(device), 0.5, ix, im, *args)
+    torch.ops.sb_native.sb_run(J, x, m, *args, True)
+    fallback.sb_run(J, fx, fm, *args, True)
+    assert torch.equal(ix, x) and torch.equal(im, m), "int8 field must be exact"
+    torch.testing.assert_close(ix, fx, **TOL[dtype])
+    assert torch.equal(fallback.sample_spins(ix), fallback.sample_spins(fx))
+
+
+def test_sb_run_int8_checks_and_opcheck():
+    K = symmetric(6, torch.float64, "cpu", integer=True).to(torch.int8)
+    x, m = state(6, 3, torch.float32, "cpu")
+    with pytest.raises(TypeError, match="K must be int8"):
+        torch.ops.sb_native.sb_run_int8(K.float(), 1.0, x, m, 0, 2, 0.1, 0.01, 0.1, 0.0)
+    with pytest.raises(ValueError, match="K has 5 rows but position has 6 variables"):
+        torch.ops.sb_native.sb_run_int8(K[:5, :5], 1.0, x, m, 0, 2, 0.1, 0.01, 0.1, 0.0)
+    torch.library.opcheck(torch.ops.sb_native.sb_run_int8.default,
+                          (K, 0.5, x.clone(), m.clone(), 0, 4, 0.1, 0.01, 0.1, 0.0))
+
+
+def test_integer_form_detection():
+    from sb_native.optimizer.coupling import Coupling
+
+    J = 0.5 * symmetric(10, torch.float32, "cpu", integer=True)
+    K, scale = Coupling.dense(J).integer_form()
+    assert scale == 0.5 and torch.equal(K.float() * scale, J)
+    assert Coupling.dense(J + 0.3 * torch.eye(10)).integer_form() is None
+    assert Coupling.dense(200.0 * J.sign() + J).integer_form() is None
+    assert Coupling.dense(torch.zeros(3, 3)).integer_form() is None

@@ -7,6 +7,10 @@
 // rounding drift (non-integer weights) is bounded by one sampling period; with integer
 // weights the incremental field is exact.
 //
+// The signs and the field have their own types: scalar_t for a float coupling, int8 signs
+// and an int32 field for an integer coupling J = scale * K (exact, and the recompute is
+// an int8 GEMM). The momentum then receives (q * scale) * F.
+//
 // A step, as in simulated-bifurcation 2.0.0: m0 = m; kick-drift; F = J @ sign(x);
 // m += q * F; walls; m += heat * m0. Step k's second half is fused with step k + 1's first
 // half, and the sign comparison that finds the flips rides along in the same pass.
@@ -14,7 +18,9 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "../sb_math.h"
@@ -22,22 +28,25 @@
 namespace sb_native {
 namespace cpu {
 
-template <typename scalar_t>
+template <typename field_t>
 struct Flip {
   int64_t spin;
   int64_t agent;
-  scalar_t delta;  // new sign - old sign: +-1 or +-2
+  field_t delta;  // new sign - old sign: +-1 or +-2
 };
 
-template <typename scalar_t>
+template <typename field_t>
+using FlipChunks = std::vector<std::vector<Flip<field_t>>>;
+
+template <typename scalar_t, typename sign_t, typename field_t>
 struct DiscreteState {
   at::Tensor signs_tensor;  // the tensors behind signs and field, for products through ATen
   at::Tensor field_tensor;
   scalar_t* x;
   scalar_t* m;
-  scalar_t* m0;      // nullptr when not heated
-  scalar_t* signs;   // sign(x) that F currently corresponds to
-  scalar_t* field;   // F = J @ signs
+  scalar_t* m0;     // nullptr when not heated
+  sign_t* signs;    // sign(x) that F currently corresponds to
+  field_t* field;   // F = J @ signs (in units of the coupling's scale)
   int64_t variables;
   int64_t agents;
 };
@@ -46,10 +55,10 @@ struct DiscreteState {
 constexpr int64_t kFlipChunk = 8192;
 
 // finish: apply the previous step's second half first. start: then begin the next step.
-template <typename scalar_t, bool kHeated>
-void discrete_pass(const DiscreteState<scalar_t>& s, bool finish, bool start, scalar_t q,
-                   scalar_t heat, scalar_t momentum_coef, scalar_t position_coef,
-                   std::vector<std::vector<Flip<scalar_t>>>& chunks) {
+template <typename scalar_t, typename sign_t, typename field_t, bool kHeated>
+void discrete_pass(const DiscreteState<scalar_t, sign_t, field_t>& s, bool finish, bool start,
+                   scalar_t q, scalar_t heat, scalar_t momentum_coef, scalar_t position_coef,
+                   FlipChunks<field_t>& chunks) {
   const int64_t numel = s.variables * s.agents;
   const int64_t count = (numel + kFlipChunk - 1) / kFlipChunk;
   chunks.resize(count);
@@ -62,16 +71,17 @@ void discrete_pass(const DiscreteState<scalar_t>& s, bool finish, bool start, sc
         scalar_t x = s.x[e];
         scalar_t m = s.m[e];
         if (finish) {
-          m = m + q * s.field[e];
+          m = m + q * static_cast<scalar_t>(s.field[e]);
           inelastic_walls(x, m);
           if (kHeated) m = m + heat * s.m0[e];
         }
         if (start) {
           if (kHeated) s.m0[e] = m;
           kick_drift(x, m, momentum_coef, position_coef);
-          const scalar_t sign = sign_of(x);
+          const sign_t sign = static_cast<sign_t>(sign_of(x));
           if (sign != s.signs[e]) {
-            flips.push_back({e / s.agents, e % s.agents, sign - s.signs[e]});
+            flips.push_back({e / s.agents, e % s.agents,
+                             static_cast<field_t>(sign) - static_cast<field_t>(s.signs[e])});
             s.signs[e] = sign;
           }
         }
@@ -83,24 +93,27 @@ void discrete_pass(const DiscreteState<scalar_t>& s, bool finish, bool start, sc
 }
 
 // Runs num_steps dSB steps. Field provides recompute(signs_tensor, field_tensor)
-// (F = J @ signs), apply(flip chunks, flip count, field) (F += J[:, i] * delta per flip) and
-// max_incremental_flips(), the flip count above which a recompute is cheaper.
-template <typename scalar_t, bool kHeated, typename Coefs, typename Field>
-void run_discrete(const DiscreteState<scalar_t>& s, int64_t num_steps, double q, double heat,
-                  Coefs coefs, Field& field) {
+// (F = J @ signs), apply(flip chunks, flip count, field) (F += J[:, i] * delta per flip)
+// and max_incremental_flips(), the flip count above which a recompute is cheaper.
+// q is the coefficient of F in the momentum update (the coupling's scale folded in).
+template <typename scalar_t, typename sign_t, typename field_t, bool kHeated, typename Coefs,
+          typename Field>
+void run_discrete(const DiscreteState<scalar_t, sign_t, field_t>& s, int64_t num_steps,
+                  double q, double heat, Coefs coefs, Field& field) {
   const int64_t numel = s.variables * s.agents;
-  at::parallel_for(0, numel, 16384, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) s.signs[i] = sign_of(s.x[i]);
+  at::parallel_for(0, numel, at::internal::GRAIN_SIZE, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) s.signs[i] = static_cast<sign_t>(sign_of(s.x[i]));
   });
   field.recompute(s.signs_tensor, s.field_tensor);
-  std::vector<std::vector<Flip<scalar_t>>> chunks;
+  FlipChunks<field_t> chunks;
   const scalar_t qs = static_cast<scalar_t>(q);
   const scalar_t hs = static_cast<scalar_t>(heat);
   for (int64_t k = 0; k <= num_steps; ++k) {
     const bool start = k < num_steps;
     const auto c = start ? coefs(k) : std::make_pair(0.0, 0.0);
-    discrete_pass<scalar_t, kHeated>(s, k > 0, start, qs, hs, static_cast<scalar_t>(c.first),
-                                     static_cast<scalar_t>(c.second), chunks);
+    discrete_pass<scalar_t, sign_t, field_t, kHeated>(
+        s, k > 0, start, qs, hs, static_cast<scalar_t>(c.first),
+        static_cast<scalar_t>(c.second), chunks);
     if (!start) break;
     int64_t flips = 0;
     for (const auto& chunk : chunks) flips += static_cast<int64_t>(chunk.size());
@@ -112,19 +125,42 @@ void run_discrete(const DiscreteState<scalar_t>& s, int64_t num_steps, double q,
   }
 }
 
-template <typename scalar_t, typename Coefs, typename Field>
+// Allocates the sign/field buffers (sign_dtype, field_dtype) and the heating buffer, then
+// runs the variant.
+template <typename scalar_t, typename sign_t, typename field_t, typename Coefs, typename Field>
 void run_discrete_variant(at::Tensor& position, at::Tensor& momentum, int64_t num_steps,
-                          double q, double heat, Coefs coefs, Field& field) {
+                          double q, double heat, at::ScalarType sign_dtype,
+                          at::ScalarType field_dtype, Coefs coefs, Field& field) {
   const bool heated = heat != 0.0;
-  at::Tensor signs = at::empty_like(position);
-  at::Tensor f = at::empty_like(position);
+  at::Tensor signs = at::empty(position.sizes(), position.options().dtype(sign_dtype));
+  at::Tensor f = at::empty(position.sizes(), position.options().dtype(field_dtype));
   at::Tensor m0 = heated ? at::empty_like(momentum) : at::Tensor();
-  DiscreteState<scalar_t> s{signs, f, position.data_ptr<scalar_t>(), momentum.data_ptr<scalar_t>(),
-                            heated ? m0.data_ptr<scalar_t>() : nullptr,
-                            signs.data_ptr<scalar_t>(), f.data_ptr<scalar_t>(),
-                            position.size(0), position.size(1)};
-  if (heated) run_discrete<scalar_t, true>(s, num_steps, q, heat, coefs, field);
-  else run_discrete<scalar_t, false>(s, num_steps, q, heat, coefs, field);
+  DiscreteState<scalar_t, sign_t, field_t> s{
+      signs, f, position.data_ptr<scalar_t>(), momentum.data_ptr<scalar_t>(),
+      heated ? m0.data_ptr<scalar_t>() : nullptr, signs.data_ptr<sign_t>(),
+      f.data_ptr<field_t>(), position.size(0), position.size(1)};
+  if (heated) run_discrete<scalar_t, sign_t, field_t, true>(s, num_steps, q, heat, coefs, field);
+  else run_discrete<scalar_t, sign_t, field_t, false>(s, num_steps, q, heat, coefs, field);
+}
+
+// F[r, a] += J[r, i] * delta for every flip (i, a) of a dense row-major J: parallel over
+// rows r, so each thread reads one row of J and writes one row of F.
+template <typename coupling_t, typename field_t>
+void apply_dense_flips(const coupling_t* J, int64_t n, int64_t agents,
+                       const FlipChunks<field_t>& chunks, int64_t flips, field_t* field) {
+  const int64_t grain =
+      std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, flips));
+  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const coupling_t* jr = J + r * n;
+      field_t* fr = field + r * agents;
+      for (const auto& chunk : chunks) {
+        for (const auto& flip : chunk) {
+          fr[flip.agent] += static_cast<field_t>(jr[flip.spin]) * flip.delta;
+        }
+      }
+    }
+  });
 }
 
 }  // namespace cpu

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "../checks.h"
-#include "csr_spmm.h"
 #include "sb_discrete.h"
 #include "sb_loop.h"
 
@@ -28,21 +27,8 @@ struct DenseField {
 
   void recompute(const at::Tensor& signs, at::Tensor field) { at::mm_out(field, J, signs); }
 
-  // F[r, a] += J[r, i] * delta for every flip (i, a): parallel over rows r, so each thread
-  // reads one row of J and writes one row of F.
-  void apply(const std::vector<std::vector<cpu::Flip<scalar_t>>>& chunks, int64_t flips,
-             scalar_t* field) {
-    const int64_t n = J.size(0);
-    const scalar_t* j = J.data_ptr<scalar_t>();
-    at::parallel_for(0, n, cpu::work_grain(flips), [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const scalar_t* jr = j + r * n;
-        scalar_t* fr = field + r * agents;
-        for (const auto& chunk : chunks) {
-          for (const auto& flip : chunk) fr[flip.agent] += jr[flip.spin] * flip.delta;
-        }
-      }
-    });
+  void apply(const cpu::FlipChunks<scalar_t>& chunks, int64_t flips, scalar_t* field) {
+    cpu::apply_dense_flips(J.data_ptr<scalar_t>(), J.size(0), agents, chunks, flips, field);
   }
 
   int64_t max_incremental_flips() const { return max_flips; }
@@ -66,8 +52,9 @@ void sb_run_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
       DenseField<scalar_t> field{
           Jc, position.size(1),
           static_cast<int64_t>(kDenseFlipCrossover * static_cast<double>(position.numel()))};
-      cpu::run_discrete_variant<scalar_t>(position, momentum, num_steps, quadratic_coef,
-                                          heat_coef, coefs, field);
+      cpu::run_discrete_variant<scalar_t, scalar_t, scalar_t>(
+          position, momentum, num_steps, quadratic_coef, heat_coef, position.scalar_type(),
+          position.scalar_type(), coefs, field);
     } else {
       cpu::run_variant<scalar_t>(
           position, momentum, num_steps, heat_coef, false, coefs,

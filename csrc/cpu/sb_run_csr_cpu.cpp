@@ -33,7 +33,7 @@ struct CsrField {
 
   // F[j, a] += J[j, i] * delta over the non-zeros of row i (= column i, J symmetric). Each
   // thread owns a block of agents, so the scattered writes never collide.
-  void apply(const std::vector<std::vector<cpu::Flip<scalar_t>>>& chunks, int64_t flips,
+  void apply(const cpu::FlipChunks<scalar_t>& chunks, int64_t flips,
              scalar_t* field) {
     const int64_t nnz_per_row = J.rows ? J.crow[J.rows] / J.rows : 0;
     const int64_t threads = at::get_num_threads();
@@ -91,8 +91,9 @@ void sb_run_csr_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Ten
       CsrField<scalar_t> field{
           J, vals, agents,
           static_cast<int64_t>(kCsrFlipCrossover * static_cast<double>(position.numel()))};
-      cpu::run_discrete_variant<scalar_t>(position, momentum, num_steps, quadratic_coef,
-                                          heat_coef, coefs, field);
+      cpu::run_discrete_variant<scalar_t, scalar_t, scalar_t>(
+          position, momentum, num_steps, quadratic_coef, heat_coef, position.scalar_type(),
+          position.scalar_type(), coefs, field);
     } else {
       const scalar_t q = static_cast<scalar_t>(quadratic_coef);
       cpu::run_variant<scalar_t>(position, momentum, num_steps, heat_coef, false, coefs,

@@ -66,6 +66,24 @@ class Coupling:
         return Coupling(self.n, self.dtype, self.device,
                         csr=_sparse.to_csr_parts(self.matrix.to_sparse_coo()))
 
+    def integer_form(self):
+        """(K int8, scale) with matrix == scale * K exactly, or None.
+
+        Max-Cut, K2000 and most G-set couplings are small integers times one scale; dSB on
+        them runs with int8 signs and an exact int32 local field (sb_run_int8).
+        """
+        if self.is_sparse:
+            return None
+        magnitudes = self.matrix.abs()
+        nonzero = magnitudes[magnitudes != 0]
+        if nonzero.numel() == 0:
+            return None
+        scale = nonzero.min()
+        K = self.matrix / scale
+        if K.abs().max() > 127 or not torch.equal(K, K.round()) or not torch.equal(K * scale, self.matrix):
+            return None
+        return K.to(torch.int8), float(scale)
+
     def torch_csr(self) -> torch.Tensor:
         return _sparse.csr_tensor(*self.csr, (self.n, self.n))
 

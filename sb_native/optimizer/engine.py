@@ -70,12 +70,16 @@ class _Stepper:
         self.discrete = discrete
         self.torch_matrix = coupling.torch_csr() if coupling.is_sparse else coupling.matrix
         self.sample = torch.ops.sb_native.sb_sample if self.native else fallback.sb_sample
+        self.integer = coupling.integer_form() if self.native and discrete else None
 
     def advance(self, position, momentum, start: int, steps: int) -> None:
         env = (ENVIRONMENT.time_step, ENVIRONMENT.pressure_slope, self.quadratic_coef,
                self.heat_coef, self.discrete)
         if not self.native:
             fallback.sb_run(self.torch_matrix, position, momentum, start, steps, *env)
+        elif self.integer is not None:
+            torch.ops.sb_native.sb_run_int8(*self.integer, position, momentum, start, steps,
+                                            *env[:-1])
         elif self.coupling.is_sparse:
             torch.ops.sb_native.sb_run_csr(*self.coupling.csr, position, momentum, start, steps,
                                            *env)
@@ -84,7 +88,11 @@ class _Stepper:
                                        *env)
 
     def field(self, position: torch.Tensor) -> torch.Tensor:
-        return self.coupling.matmul(fallback.sample_spins(position))
+        spins = fallback.sample_spins(position)
+        if self.integer is not None:
+            K, scale = self.integer
+            return torch._int_mm(K, spins.to(torch.int8)).to(position.dtype) * scale
+        return self.coupling.matmul(spins)
 
 
 class SBRunner:
