@@ -21,8 +21,23 @@ TORCH_LIBRARY(sb_native, m) {
   m.def("sb_run_csr(Tensor crow_indices, Tensor col_indices, Tensor values, Tensor(a!) position, "
         "Tensor(b!) momentum, int start_step, int num_steps, float time_step, "
         "float pressure_slope, float quadratic_coef, float heat_coef, bool discrete) -> ()");
+  // dSB steps on an integer coupling J = scale * K (K int8): int8 signs, an exact int32
+  // local field, int8 GEMM recomputes. Same results as sb_run with J when J is exact.
+  m.def("sb_run_int8(Tensor K, float scale, Tensor(a!) position, Tensor(b!) momentum, "
+        "int start_step, int num_steps, float time_step, float pressure_slope, "
+        "float quadratic_coef, float heat_coef) -> ()");
   // Early-stopping sampling: spins s = where(x >= 0, 1, -1), energies e = sum_i s_i field_i
   // (field = J @ s), then the stop-window bookkeeping of simulated-bifurcation 2.0.0.
   m.def("sb_sample(Tensor position, Tensor field, Tensor(a!) energies, Tensor(b!) stability, "
         "Tensor(c!) bifurcated, Tensor(d!) final_spins, int threshold) -> ()");
+  // QIMADTorch
+  // Row-normalised fidelity matrix of the swarm: W[i, j] = F_ij / (sum_l F_il + eps) with
+  // F_ij = |<psi_i|psi_j>|^k of the Bloch angles (alpha, beta) on the topology's edges (mask).
+  m.def("qimad_fidelity(Tensor alpha, Tensor beta, Tensor mask, float k, float eps) -> Tensor");
+  // One synchronous swarm step of the agents in rows over the flat (agents, parameters) state:
+  // RMSProp state and step, attraction to best, communication W[seg_w] @ theta, tunnelling jumps.
+  m.def("qimad_update(Tensor(a!) theta, Tensor(b!) square_avg, Tensor grad, Tensor best, "
+        "Tensor W, Tensor rows, Tensor attract, Tensor segments, Tensor seg_eta, "
+        "Tensor seg_gamma, Tensor seg_w, Tensor tunnel_rows, Tensor tunnel_noise, "
+        "float temperature, float rms_decay, float eps) -> ()");
 }
