@@ -22,7 +22,15 @@ def extension():
     cpu_sources = [os.path.join("csrc", "ops.cpp"), os.path.join("csrc", "python_module.cpp")]
     cpu_sources += sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     cuda_sources = sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
-    cxx = ["-O3", "-std=c++17"]
+    # No -std here: BuildExtension adds the standard the installed torch's headers need
+    # (C++20; torch 2.14's headers no longer compile as C++17).
+    # -ffp-contract=off: no FMA contraction, so the per-element math rounds exactly as the
+    # pure-torch reference and the CUDA build (the parity tests compare them bitwise).
+    cxx = ["-O3", "-ffp-contract=off"]
+    # The extension is always compiled on the machine that runs it, so it may use that
+    # CPU's vector width (AVX2/AVX-512); SB_NATIVE_PORTABLE=1 builds for generic x86-64.
+    if os.environ.get("SB_NATIVE_PORTABLE", "0") != "1":
+        cxx.append("-march=native")
     link = []
     if torch.backends.openmp.is_available():
         cxx.append("-fopenmp")
@@ -33,7 +41,10 @@ def extension():
         ext = CUDAExtension(
             "sb_native._C",
             cpu_sources + cuda_sources,
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "--use_fast_math"]},
+            # No fast math and no FMA contraction: the kernels are memory-bound, and plain
+            # IEEE multiply-then-add keeps the shared per-element math (csrc/sb_math.h)
+            # bit-identical to the CPU build, which the parity tests rely on.
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "--fmad=false"]},
             extra_link_args=link,
         )
     else:

@@ -43,12 +43,14 @@ SB_HD void kick_drift(T& x, T& m, T momentum_coef, T position_coef) {
 }
 
 // Inelastic walls: a particle beyond |x| = 1 loses its momentum and is put back on the wall.
+// Written as selects, not a branch, so the CPU loops vectorise; NaN passes through as in
+// torch.clip.
 template <typename T>
 SB_HD void inelastic_walls(T& x, T& m) {
-  if (x > T(1) || x < T(-1)) {
-    m = T(0);
-    x = x > T(1) ? T(1) : T(-1);
-  }
+  const bool above = x > T(1);
+  const bool below = x < T(-1);
+  m = (above || below) ? T(0) : m;
+  x = above ? T(1) : (below ? T(-1) : x);
 }
 
 }  // namespace sb_native

@@ -53,11 +53,16 @@ struct DiscreteState {
 
 // Elements per chunk of the flip-collecting pass; chunks keep their flips in order.
 constexpr int64_t kFlipChunk = 8192;
+// Elements updated per vectorised block before its signs are compared with the old ones.
+constexpr int64_t kSignBlock = 64;
 
-// finish: apply the previous step's second half first. start: then begin the next step.
-template <typename scalar_t, typename sign_t, typename field_t, bool kHeated>
-void discrete_pass(const DiscreteState<scalar_t, sign_t, field_t>& s, bool finish, bool start,
-                   scalar_t q, scalar_t heat, scalar_t momentum_coef, scalar_t position_coef,
+// kFinish: apply the previous step's second half first. kStart: then begin the next step
+// and collect the sign flips. The update of a block is branch-free (vectorised); only a
+// block whose signs changed is scanned element by element.
+template <typename scalar_t, typename sign_t, typename field_t, bool kHeated, bool kFinish,
+          bool kStart>
+void discrete_pass(const DiscreteState<scalar_t, sign_t, field_t>& s, scalar_t q,
+                   scalar_t heat, scalar_t momentum_coef, scalar_t position_coef,
                    FlipChunks<field_t>& chunks) {
   const int64_t numel = s.variables * s.agents;
   const int64_t count = (numel + kFlipChunk - 1) / kFlipChunk;
@@ -67,26 +72,38 @@ void discrete_pass(const DiscreteState<scalar_t, sign_t, field_t>& s, bool finis
       auto& flips = chunks[c];
       flips.clear();
       const int64_t end = std::min(numel, (c + 1) * kFlipChunk);
-      for (int64_t e = c * kFlipChunk; e < end; ++e) {
-        scalar_t x = s.x[e];
-        scalar_t m = s.m[e];
-        if (finish) {
-          m = m + q * static_cast<scalar_t>(s.field[e]);
-          inelastic_walls(x, m);
-          if (kHeated) m = m + heat * s.m0[e];
-        }
-        if (start) {
-          if (kHeated) s.m0[e] = m;
-          kick_drift(x, m, momentum_coef, position_coef);
-          const sign_t sign = static_cast<sign_t>(sign_of(x));
-          if (sign != s.signs[e]) {
-            flips.push_back({e / s.agents, e % s.agents,
-                             static_cast<field_t>(sign) - static_cast<field_t>(s.signs[e])});
-            s.signs[e] = sign;
+      for (int64_t b0 = c * kFlipChunk; b0 < end; b0 += kSignBlock) {
+        const int64_t len = std::min(kSignBlock, end - b0);
+        scalar_t* x = s.x + b0;
+        scalar_t* m = s.m + b0;
+        sign_t fresh[kSignBlock];
+        for (int64_t e = 0; e < len; ++e) {
+          scalar_t xe = x[e];
+          scalar_t me = m[e];
+          if (kFinish) {
+            me = me + q * static_cast<scalar_t>(s.field[b0 + e]);
+            inelastic_walls(xe, me);
+            if (kHeated) me = me + heat * s.m0[b0 + e];
           }
+          if (kStart) {
+            if (kHeated) s.m0[b0 + e] = me;
+            kick_drift(xe, me, momentum_coef, position_coef);
+            fresh[e] = static_cast<sign_t>(sign_of(xe));
+          }
+          x[e] = xe;
+          m[e] = me;
         }
-        s.x[e] = x;
-        s.m[e] = m;
+        if (!kStart) continue;
+        sign_t* old = s.signs + b0;
+        bool changed = false;
+        for (int64_t e = 0; e < len; ++e) changed |= fresh[e] != old[e];
+        if (!changed) continue;
+        for (int64_t e = 0; e < len; ++e) {
+          if (fresh[e] == old[e]) continue;
+          flips.push_back({(b0 + e) / s.agents, (b0 + e) % s.agents,
+                           static_cast<field_t>(fresh[e]) - static_cast<field_t>(old[e])});
+          old[e] = fresh[e];
+        }
       }
     }
   });
@@ -108,13 +125,15 @@ void run_discrete(const DiscreteState<scalar_t, sign_t, field_t>& s, int64_t num
   FlipChunks<field_t> chunks;
   const scalar_t qs = static_cast<scalar_t>(q);
   const scalar_t hs = static_cast<scalar_t>(heat);
-  for (int64_t k = 0; k <= num_steps; ++k) {
-    const bool start = k < num_steps;
-    const auto c = start ? coefs(k) : std::make_pair(0.0, 0.0);
-    discrete_pass<scalar_t, sign_t, field_t, kHeated>(
-        s, k > 0, start, qs, hs, static_cast<scalar_t>(c.first),
-        static_cast<scalar_t>(c.second), chunks);
-    if (!start) break;
+  for (int64_t k = 0; k < num_steps; ++k) {
+    const auto c = coefs(k);
+    const scalar_t mc = static_cast<scalar_t>(c.first);
+    const scalar_t pc = static_cast<scalar_t>(c.second);
+    if (k == 0) {
+      discrete_pass<scalar_t, sign_t, field_t, kHeated, false, true>(s, qs, hs, mc, pc, chunks);
+    } else {
+      discrete_pass<scalar_t, sign_t, field_t, kHeated, true, true>(s, qs, hs, mc, pc, chunks);
+    }
     int64_t flips = 0;
     for (const auto& chunk : chunks) flips += static_cast<int64_t>(chunk.size());
     if (flips > field.max_incremental_flips()) {
@@ -123,6 +142,8 @@ void run_discrete(const DiscreteState<scalar_t, sign_t, field_t>& s, int64_t num
       field.apply(chunks, flips, s.field);
     }
   }
+  discrete_pass<scalar_t, sign_t, field_t, kHeated, true, false>(s, qs, hs, scalar_t(0),
+                                                                scalar_t(0), chunks);
 }
 
 // Allocates the sign/field buffers (sign_dtype, field_dtype) and the heating buffer, then
