@@ -1,26 +1,309 @@
-"""Command line: `sb-native` / `python -m sb_native`."""
+"""Command line: `sb-native` / `python -m sb_native`.
+
+    sb-native solve G1.txt --agents 256 --max-steps 2000 --seed 0 --output cut.txt
+    sb-native info
+    sb-native bench --nodes 2000 --density 0.01
+"""
 
 import argparse
+import json
+import platform
 import sys
-from typing import List, Optional
+import time
+import warnings
+from importlib import metadata
+from typing import List, NoReturn, Optional
+
+import torch
+
+PROG = "sb-native"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump), so a bad option reads like a bad file."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message}\n")
+
+
+class _UserError(Exception):
+    """A problem with the user's input: reported as one line, exit status 1."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _max_steps(text: str) -> Optional[int]:
+    return None if text.lower() == "none" else _positive_int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _add_solver_options(command: argparse.ArgumentParser, max_steps: Optional[int]) -> None:
+    command.add_argument("--mode", choices=("ballistic", "discrete"), default="ballistic",
+                         help="bSB or dSB (default: ballistic)")
+    command.add_argument("--heated", action="store_true", help="add the thermal term (HbSB/HdSB)")
+    command.add_argument("--agents", type=_positive_int, default=128,
+                         help="parallel SB agents (default: 128)")
+    command.add_argument("--max-steps", type=_max_steps, default=max_steps,
+                         help=f"step limit, or 'none' (default: {max_steps})")
+    command.add_argument("--backend", choices=("auto", "native", "torch"), default="auto")
+    command.add_argument("--seed", type=int, default=None, help="seed of a private generator")
+    command.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    command.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    command.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sb-native", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog=PROG, description="Simulated Bifurcation at native speed.",
+                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     demo = commands.add_parser("demo", help="solve a seeded random Max-Cut on every backend")
     demo.add_argument("--nodes", type=int, default=400)
     demo.add_argument("--seed", type=int, default=0)
+
+    solve = commands.add_parser("solve", help="solve a G-set (Max-Cut) or qbsolv .qubo file")
+    solve.add_argument("file", help="problem file, plain or gzip")
+    solve.add_argument("--format", choices=("auto", "gset", "qubo"), default="auto",
+                       help="file format (default: from the suffix, else the content)")
+    _add_solver_options(solve, max_steps=10_000)
+    solve.add_argument("--timeout", type=_positive_float, default=None, help="seconds")
+    solve.add_argument("--no-early-stopping", action="store_true",
+                       help="run to --max-steps/--timeout even when all agents have converged")
+    solve.add_argument("--output", "-o", help="write the best solution to this file")
+    solve.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+    info = commands.add_parser("info", help="backend, threads, CUDA, versions")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+
+    bench = commands.add_parser("bench", help="native vs pure-torch speed on one instance")
+    bench.add_argument("file", nargs="?", help="problem file (default: a generated Max-Cut)")
+    bench.add_argument("--nodes", type=_positive_int, default=1000, help="generated graph size")
+    bench.add_argument("--density", type=float, default=0.01, help="generated edge density")
+    bench.add_argument("--repeat", type=_positive_int, default=3, help="timed runs per backend")
+    _add_solver_options(bench, max_steps=1000)
     return parser
 
 
+# solve
+
+def _load(path: str, kind: str, dtype, device):
+    from . import io
+    from .models import QUBO, MaxCut
+
+    kind = io.detect_format(path) if kind == "auto" else kind
+    if kind == "gset":
+        model = MaxCut.from_gset(path, dtype=dtype, device=device)
+        edges = model.weights._nnz() if model.weights.is_sparse else \
+            int(torch.count_nonzero(model.weights))
+        return kind, model, {"nodes": model.dimension, "edges": edges // 2}
+    Q = io.read_qubo(path)
+    return kind, QUBO(Q, dtype=dtype, device=device), {"variables": Q.shape[0],
+                                                         "entries": Q._nnz()}
+
+
+def _solver_kwargs(args, verbose: bool) -> dict:
+    return dict(agents=args.agents, max_steps=args.max_steps, mode=args.mode,
+                heated=args.heated, backend=args.backend, seed=args.seed, verbose=verbose)
+
+
+def _write_solution(path: str, kind: str, source: str, vector, value: float) -> None:
+    # One "id value" line per variable, ids as the input file numbers them: 1-based spins
+    # (±1, the side of the cut) for G-set, 0-based bits for qbsolv.
+    values = [int(v) for v in vector.tolist()]
+    first = 1 if kind == "gset" else 0
+    label = "cut" if kind == "gset" else "energy"
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(f"# sb-native solution of {source}: {label} {value:g}\n")
+        handle.write("".join(f"{k + first} {v}\n" for k, v in enumerate(values)))
+
+
+def _solve(args) -> int:
+    dtype = getattr(torch, args.dtype)
+    start = time.perf_counter()
+    kind, model, size = _load(args.file, args.format, dtype, args.device)
+    loaded = time.perf_counter() - start
+    verbose = not args.quiet and not args.json and sys.stderr.isatty()
+    kwargs = _solver_kwargs(args, verbose)
+    kwargs.update(timeout=args.timeout, early_stopping=not args.no_early_stopping)
+    start = time.perf_counter()
+    if kind == "gset":
+        vector, value = model.maximize(**kwargs)
+    else:
+        vector, value = model.minimize(**kwargs)
+    elapsed = time.perf_counter() - start
+    from ._ops import resolve_backend
+
+    result = {"file": args.file, "format": kind, **size,
+              "backend": resolve_backend(args.backend, model.device),
+              "read_s": round(loaded, 4), "solve_s": round(elapsed, 4),
+              "settings": {k: v for k, v in kwargs.items() if k != "verbose"}}
+    if kind == "gset":
+        total = float(model.weights.sum() if not model.weights.is_sparse
+                      else model.weights.values().sum()) / 2
+        # Ising energy of the same spins with J = -W, h = 0: total weight - 2 cut.
+        result.update(cut=float(value), ising_energy=total - 2 * float(value))
+    else:
+        result.update(energy=float(value))
+    if args.output:
+        _write_solution(args.output, kind, args.file, vector, float(value))
+        result["output"] = args.output
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    what = (f"Max-Cut, {size['nodes']} nodes, {size['edges']} edges" if kind == "gset"
+            else f"QUBO, {size['variables']} variables, {size['entries']} entries")
+    print(f"{args.file}: {what} (read in {loaded:.2f} s)")
+    print(f"{result['backend']} backend, {args.mode}{' heated' if args.heated else ''}, "
+          f"{args.agents} agents, max steps {args.max_steps}, timeout {args.timeout}, "
+          f"seed {args.seed}, {args.dtype}")
+    if kind == "gset":
+        print(f"cut {result['cut']:g}  (Ising energy {result['ising_energy']:g})  "
+              f"in {elapsed:.2f} s")
+    else:
+        print(f"energy {result['energy']:g}  in {elapsed:.2f} s")
+    if args.output:
+        print(f"solution written to {args.output}")
+    return 0
+
+
+# info
+
+def _package_version(name: str) -> Optional[str]:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _info(args) -> int:
+    from . import __version__
+    from ._ops import backend_info
+
+    backend = backend_info()
+    info = {"sb_native": __version__, "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": _package_version("numpy"),
+            "native": backend["native"], "native_reason": backend["reason"],
+            "cuda_kernels": backend["cuda"], "cuda_available": torch.cuda.is_available(),
+            "cuda_devices": torch.cuda.device_count(), "threads": backend["threads"],
+            "optional": {name: _package_version(name)
+                         for name in ("dimod", "networkx", "dwave-samplers", "scipy")}}
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    native = "loaded" if info["native"] else f"unavailable ({info['native_reason']})"
+    print(f"sb_native {info['sb_native']} (python {info['python']}, torch {info['torch']}, "
+          f"numpy {info['numpy']})")
+    print(f"native extension: {native}")
+    print(f"CUDA kernels built: {'yes' if info['cuda_kernels'] else 'no'}; CUDA available: "
+          f"{'yes' if info['cuda_available'] else 'no'} ({info['cuda_devices']} devices)")
+    print(f"CPU threads: {info['threads']}")
+    print("optional: " + ", ".join(f"{name} {version or 'not installed'}"
+                                   for name, version in info["optional"].items()))
+    return 0
+
+
+# bench
+
+def _bench_model(args, dtype):
+    if args.file:
+        kind, model, _ = _load(args.file, "auto", dtype, args.device)
+        return args.file, model, "maximize" if kind == "gset" else "minimize"
+    if not 0 < args.density <= 1:
+        raise _UserError(f"--density must be in (0, 1], got {args.density}")
+    from .demo import random_graph
+    from .models import MaxCut
+
+    upper = torch.triu(random_graph(args.nodes, args.density, args.seed or 0), diagonal=1)
+    rows, cols = torch.nonzero(upper, as_tuple=True)
+    edges = torch.stack([rows, cols, upper[rows, cols].long()], dim=1)
+    model = MaxCut.from_edges(edges.numpy(), n_nodes=args.nodes, dtype=dtype,
+                              device=args.device)
+    name = f"random Max-Cut n={args.nodes} density={args.density} ({len(edges)} edges)"
+    return name, model, "maximize"
+
+
+def _bench(args) -> int:
+    from ._ops import backend_info
+
+    if args.max_steps is None:
+        raise _UserError("bench needs a step count: --max-steps cannot be 'none'")
+    name, model, sense = _bench_model(args, getattr(torch, args.dtype))
+    backends = ["native", "torch"] if backend_info()["native"] else ["torch"]
+    if args.backend != "auto":
+        backends = [args.backend]
+    # Fixed step count, no early stopping: both backends do the same work, so the
+    # time per step compares the engines and not their stopping points.
+    kwargs = _solver_kwargs(args, verbose=False)
+    kwargs.update(early_stopping=False)
+    rows = []
+    for backend in backends:
+        kwargs["backend"] = backend
+        times, value = [], None
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            _, value = getattr(model, sense)(**kwargs)
+            times.append(time.perf_counter() - start)
+        best = min(times)
+        rows.append({"backend": backend, "value": float(value), "best_s": round(best, 4),
+                     "steps_per_s": round(args.max_steps / best, 1)})
+    if len(rows) == 2:
+        rows[0]["speedup"] = round(rows[1]["best_s"] / rows[0]["best_s"], 2)
+    if args.json:
+        print(json.dumps({"instance": name, "agents": args.agents, "steps": args.max_steps,
+                          "mode": args.mode, "dtype": args.dtype, "threads":
+                          torch.get_num_threads(), "results": rows}))
+        return 0
+    print(f"{name}: {args.agents} agents, {args.max_steps} steps, {args.mode}, {args.dtype}, "
+          f"{torch.get_num_threads()} threads, best of {args.repeat}")
+    label = "cut" if sense == "maximize" else "energy"
+    print(f"{'backend':<8} {label:>12} {'time (s)':>9} {'steps/s':>10}")
+    for row in rows:
+        print(f"{row['backend']:<8} {row['value']:>12g} {row['best_s']:>9.3f} "
+              f"{row['steps_per_s']:>10.1f}")
+    if len(rows) == 2:
+        print(f"native speedup: {rows[0]['speedup']:.2f}x")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 2
     if args.command == "demo":
         from .demo import main as demo_main
 
         return demo_main(n=args.nodes, seed=args.seed)
-    return 2
+    command = {"solve": _solve, "info": _info, "bench": _bench}[args.command]
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            status = command(args)
+        for warning in caught:
+            print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
+        return status
+    except OSError as err:
+        message = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+    except (_UserError, ValueError, TypeError, RuntimeError) as err:
+        print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,140 @@
+"""sb_native.dimod.SimulatedBifurcationSampler, checked with dimod's own test utilities."""
+
+import inspect
+import pathlib
+import subprocess
+import sys
+import unittest
+
+import numpy as np
+import pytest
+import torch
+
+dimod = pytest.importorskip("dimod")
+import dimod.testing  # noqa: E402
+
+from sb_native.dimod import SimulatedBifurcationSampler  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These models have at most 12 variables: a second BLAS thread only adds wake-up
+    latency, which on a loaded 2-core machine reached 10 ms per step (seconds per test)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+class FastSampler(SimulatedBifurcationSampler):
+    """Small defaults so dimod's generated suite (32 models) runs in about a second."""
+
+    def sample(self, bqm, **parameters):
+        parameters.setdefault("agents", 8)
+        parameters.setdefault("max_steps", 300)
+        parameters.setdefault("early_stopping", False)
+        parameters.setdefault("seed", 0)
+        return super().sample(bqm, **parameters)
+
+
+@dimod.testing.load_sampler_bqm_tests(FastSampler)
+class TestDimodSuite(unittest.TestCase):
+    """dimod's generated tests: empty, 1-variable and path models, every BQM class and vartype."""
+
+
+def random_bqm(vartype, n=12, seed=0):
+    """Biases in {-2.75, ..., 3.25}: exact in float32, so energies must match to 1e-9."""
+    rng = np.random.default_rng(seed)
+    return dimod.generators.gnp_random_bqm(
+        n, 0.5, vartype, random_state=seed,
+        bias_generator=lambda size: rng.integers(-3, 4, size) + 0.25)
+
+
+def test_sampler_api():
+    sampler = SimulatedBifurcationSampler()
+    dimod.testing.assert_sampler_api(sampler)
+    accepted = inspect.signature(sampler.sample).parameters
+    assert set(sampler.parameters) <= set(accepted)
+    for name, properties in sampler.parameters.items():
+        assert all(key in sampler.properties for key in properties), name
+
+
+@pytest.mark.parametrize("vartype", [dimod.SPIN, dimod.BINARY])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_one_sample_per_agent_with_exact_energies(vartype, dtype):
+    bqm = random_bqm(vartype)
+    sampleset = SimulatedBifurcationSampler().sample(bqm, agents=24, max_steps=500, seed=1,
+                                                     dtype=dtype, early_stopping=False)
+    assert len(sampleset) == 24 and sampleset.vartype is vartype
+    assert set(sampleset.variables) == set(bqm.variables)
+    assert all(sampleset.record.num_occurrences == 1)
+    dimod.testing.assert_sampleset_energies(sampleset, bqm, precision=9)
+
+
+@pytest.mark.parametrize("vartype", [dimod.SPIN, dimod.BINARY])
+def test_finds_the_ground_state_and_best_only(vartype):
+    bqm = random_bqm(vartype, n=10, seed=3)
+    ground = dimod.ExactSolver().sample(bqm).first.energy
+    sampler = SimulatedBifurcationSampler()
+    everything = sampler.sample(bqm, agents=32, max_steps=1000, seed=0, early_stopping=False)
+    best = sampler.sample(bqm, agents=32, max_steps=1000, seed=0, early_stopping=False,
+                          best_only=True)
+    assert len(best) == 1
+    assert best.first.energy == pytest.approx(everything.first.energy) == pytest.approx(ground)
+    dimod.testing.assert_sampleset_energies(best, bqm)
+
+
+def test_sample_ising_and_sample_qubo_labels_and_energies():
+    h = {"a": 1.0, ("b", 1): -0.5}
+    J = {("a", ("b", 1)): -2.0, (("b", 1), 7): 1.5}
+    sampleset = SimulatedBifurcationSampler().sample_ising(h, J, agents=8, seed=2)
+    assert sampleset.vartype is dimod.SPIN and set(sampleset.variables) == {"a", ("b", 1), 7}
+    for sample, energy in sampleset.data(["sample", "energy"]):
+        assert dimod.ising_energy(sample, h, J) == pytest.approx(energy)
+    Q = {(0, 0): -1.0, (1, 1): -1.0, (0, 1): 2.5, (1, 2): -1.0}
+    sampleset = SimulatedBifurcationSampler().sample_qubo(Q, agents=8, seed=2, heated=True,
+                                                          mode="discrete")
+    assert sampleset.vartype is dimod.BINARY and set(sampleset.first.sample.values()) <= {0, 1}
+    assert sampleset.first.energy == min(dimod.ExactSolver().sample_qubo(Q).record.energy)
+
+
+def test_seed_reproduces_samples_and_info():
+    bqm = random_bqm(dimod.SPIN, seed=5)
+    sampler = SimulatedBifurcationSampler()
+    first = sampler.sample(bqm, agents=6, max_steps=200, seed=11, early_stopping=False)
+    second = sampler.sample(bqm, agents=6, max_steps=200, seed=11, early_stopping=False)
+    assert (first.record.sample == second.record.sample).all()
+    assert first.info["backend"] in ("native", "torch") and first.info["solve_time_s"] >= 0
+
+
+def test_timeout_stops_the_run():
+    bqm = random_bqm(dimod.SPIN, seed=6)
+    sampleset = SimulatedBifurcationSampler().sample(bqm, agents=4, max_steps=None,
+                                                     early_stopping=False, timeout=0.2)
+    assert len(sampleset) == 4 and sampleset.info["solve_time_s"] < 5
+
+
+def test_bad_parameters():
+    sampler = SimulatedBifurcationSampler()
+    bqm = random_bqm(dimod.SPIN, n=3)
+    with pytest.raises(TypeError, match="num_sweeps"):
+        sampler.sample(bqm, num_sweeps=10)
+    with pytest.raises(ValueError, match="dtype"):
+        sampler.sample(bqm, dtype="float16")
+    with pytest.raises(ValueError):
+        sampler.sample(bqm, mode="adiabatic")
+    with pytest.raises(TypeError, match="BinaryQuadraticModel"):
+        sampler.sample({"a": 1})
+
+
+def test_sb_native_imports_without_dimod():
+    # A finder that refuses dimod stands in for an environment without it.
+    code = ("import sys; sys.modules['dimod'] = None\n"
+            "import sb_native\n"
+            "try:\n    import sb_native.dimod\nexcept ImportError as err:\n    print(err)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'sb_native[dimod]'" in done.stdout
