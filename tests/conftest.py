@@ -2,6 +2,7 @@ import contextlib
 import warnings
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 import pathlib
 
 import pytest

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -27,6 +28,15 @@
 
 namespace sb_native {
 namespace cpu {
+
+// The flip fraction above which a step recomputes F instead of correcting it: the kernel's
+// measured default, or SB_NATIVE_FLIP_CROSSOVER (a fraction) for bench/bench_crossover.py,
+// which sweeps it to measure the defaults.
+inline int64_t max_incremental_flips(double default_fraction, int64_t numel) {
+  const char* value = std::getenv("SB_NATIVE_FLIP_CROSSOVER");
+  const double fraction = value != nullptr ? std::atof(value) : default_fraction;
+  return static_cast<int64_t>(fraction * static_cast<double>(numel));
+}
 
 template <typename field_t>
 struct Flip {

@@ -51,7 +51,7 @@ void sb_run_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
       const at::Tensor Jc = J.contiguous();
       DenseField<scalar_t> field{
           Jc, position.size(1),
-          static_cast<int64_t>(kDenseFlipCrossover * static_cast<double>(position.numel()))};
+          cpu::max_incremental_flips(kDenseFlipCrossover, position.numel())};
       cpu::run_discrete_variant<scalar_t, scalar_t, scalar_t>(
           position, momentum, num_steps, quadratic_coef, heat_coef, position.scalar_type(),
           position.scalar_type(), coefs, field);

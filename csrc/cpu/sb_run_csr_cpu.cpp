@@ -90,7 +90,7 @@ void sb_run_csr_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Ten
     if (discrete) {
       CsrField<scalar_t> field{
           J, vals, agents,
-          static_cast<int64_t>(kCsrFlipCrossover * static_cast<double>(position.numel()))};
+          cpu::max_incremental_flips(kCsrFlipCrossover, position.numel())};
       cpu::run_discrete_variant<scalar_t, scalar_t, scalar_t>(
           position, momentum, num_steps, quadratic_coef, heat_coef, position.scalar_type(),
           position.scalar_type(), coefs, field);

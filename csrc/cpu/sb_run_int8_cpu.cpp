@@ -47,7 +47,7 @@ void sb_run_int8_cpu(const at::Tensor& K, double scale, at::Tensor& position,
   if (position.numel() == 0 || num_steps == 0) return;
   const at::Tensor Kc = K.contiguous();
   Int8Field field{Kc, position.size(1),
-                  static_cast<int64_t>(kInt8FlipCrossover * static_cast<double>(position.numel()))};
+                  cpu::max_incremental_flips(kInt8FlipCrossover, position.numel())};
   auto coefs = [&](int64_t k) {
     return std::make_pair(momentum_coefficient(time_step, start_step + k, pressure_slope),
                           time_step);

@@ -1,0 +1,270 @@
+// qimad_update on the CPU: one synchronous QIMADTorch step for every updated agent of a flat
+// (agents, parameters) swarm in one pass: RMSProp state, RMSProp step, attraction to the
+// best-known weights, fidelity-weighted communication and tunnelling jumps. The
+// communication input W @ theta is one GEMM taken before any position moves, so every agent
+// reads the positions from before this step whatever the agent order.
+
+#include <ATen/AccumulateType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
+#include "../checks.h"
+#include "../qimad_math.h"
+
+namespace sb_native {
+namespace {
+
+void check_index(const at::Tensor& t, const at::Tensor& theta, const char* name) {
+  TORCH_CHECK_TYPE(t.scalar_type() == at::kLong, name, " must be int64, got ", t.scalar_type());
+  TORCH_CHECK_VALUE(t.dim() == 1, name, " must be 1-D, got shape ", t.sizes());
+  TORCH_CHECK_VALUE(t.device() == theta.device(), name, " must be on the device of theta");
+  TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
+}
+
+void check_like_theta(const at::Tensor& t, const at::Tensor& theta, const char* name) {
+  TORCH_CHECK_VALUE(t.sizes() == theta.sizes(), name, " must have the shape of theta ",
+                    theta.sizes(), ", got ", t.sizes());
+  TORCH_CHECK_TYPE(t.scalar_type() == theta.scalar_type(), name, " must have the dtype of theta (",
+                   theta.scalar_type(), "), got ", t.scalar_type());
+  TORCH_CHECK_VALUE(t.device() == theta.device(), name, " must be on the device of theta");
+  TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
+}
+
+void check_vector(const at::Tensor& t, const at::Tensor& theta, int64_t size, const char* name) {
+  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == size, name, " must be 1-D of length ", size,
+                    ", got shape ", t.sizes());
+  TORCH_CHECK_TYPE(t.scalar_type() == theta.scalar_type(), name, " must have the dtype of theta (",
+                   theta.scalar_type(), "), got ", t.scalar_type());
+  TORCH_CHECK_VALUE(t.device() == theta.device(), name, " must be on the device of theta");
+  TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
+}
+
+void check_update_args(const at::Tensor& theta, const at::Tensor& square_avg,
+                       const at::Tensor& grad, const at::Tensor& best, const at::Tensor& W,
+                       const at::Tensor& rows, const at::Tensor& attract,
+                       const at::Tensor& segments, const at::Tensor& seg_eta,
+                       const at::Tensor& seg_gamma, const at::Tensor& seg_w,
+                       const at::Tensor& tunnel_rows, const at::Tensor& tunnel_noise) {
+  TORCH_CHECK_VALUE(theta.dim() == 2, "theta must be 2-D (agents, parameters), got ", theta.dim(),
+                    " dimensions");
+  check_float_tensor(theta, "theta");
+  TORCH_CHECK_VALUE(theta.is_contiguous(), "theta must be contiguous");
+  check_like_theta(square_avg, theta, "square_avg");
+  check_like_theta(grad, theta, "grad");
+  const int64_t n = theta.size(0), p = theta.size(1);
+  check_vector(best, theta, p, "best");
+  TORCH_CHECK_VALUE(W.dim() == 3 && W.size(1) == n && W.size(2) == n,
+                    "W must be (matrices, agents, agents) with agents = ", n, ", got shape ",
+                    W.sizes());
+  TORCH_CHECK_VALUE(W.size(0) >= 1, "W must hold at least one fidelity matrix");
+  TORCH_CHECK_TYPE(W.scalar_type() == theta.scalar_type(), "W must have the dtype of theta (",
+                   theta.scalar_type(), "), got ", W.scalar_type());
+  TORCH_CHECK_VALUE(W.device() == theta.device(), "W must be on the device of theta");
+  TORCH_CHECK_VALUE(W.is_contiguous(), "W must be contiguous");
+  check_index(rows, theta, "rows");
+  check_vector(attract, theta, n, "attract");
+  check_index(segments, theta, "segments");
+  TORCH_CHECK_VALUE(segments.numel() >= 1, "segments must hold at least the offset 0");
+  const int64_t s = segments.numel() - 1;
+  check_vector(seg_eta, theta, s, "seg_eta");
+  check_vector(seg_gamma, theta, s, "seg_gamma");
+  check_index(seg_w, theta, "seg_w");
+  TORCH_CHECK_VALUE(seg_w.numel() == s, "seg_w must have one entry per segment (", s, "), got ",
+                    seg_w.numel());
+  check_index(tunnel_rows, theta, "tunnel_rows");
+  TORCH_CHECK_VALUE(tunnel_noise.dim() == 2 && tunnel_noise.size(0) == tunnel_rows.numel() &&
+                        tunnel_noise.size(1) == p,
+                    "tunnel_noise must be (tunnel_rows, parameters) = (", tunnel_rows.numel(), ", ",
+                    p, "), got ", tunnel_noise.sizes());
+  TORCH_CHECK_TYPE(tunnel_noise.scalar_type() == theta.scalar_type(),
+                   "tunnel_noise must have the dtype of theta (", theta.scalar_type(), "), got ",
+                   tunnel_noise.scalar_type());
+  TORCH_CHECK_VALUE(tunnel_noise.device() == theta.device(),
+                    "tunnel_noise must be on the device of theta");
+  TORCH_CHECK_VALUE(tunnel_noise.is_contiguous(), "tunnel_noise must be contiguous");
+}
+
+// Index contents, checked once the shapes are known to be right: rows strictly increasing in
+// [0, agents) (an agent updated twice would take two steps), segments a partition of the
+// parameter columns, seg_w valid matrix indices, every tunnelling row an updated row.
+std::vector<int64_t> check_indices(const at::Tensor& rows, const at::Tensor& segments,
+                                   const at::Tensor& seg_w, const at::Tensor& tunnel_rows,
+                                   int64_t n, int64_t p, int64_t k) {
+  const int64_t* r = rows.data_ptr<int64_t>();
+  for (int64_t i = 0; i < rows.numel(); ++i) {
+    TORCH_CHECK_VALUE(r[i] >= 0 && r[i] < n, "rows must lie in [0, ", n, "), got ", r[i]);
+    TORCH_CHECK_VALUE(i == 0 || r[i] > r[i - 1], "rows must be strictly increasing");
+  }
+  const int64_t* seg = segments.data_ptr<int64_t>();
+  const int64_t s = segments.numel() - 1;
+  TORCH_CHECK_VALUE(seg[0] == 0 && seg[s] == p, "segments must run from 0 to ", p);
+  for (int64_t i = 0; i < s; ++i) {
+    TORCH_CHECK_VALUE(seg[i + 1] >= seg[i], "segments must be non-decreasing");
+    const int64_t w = seg_w.data_ptr<int64_t>()[i];
+    TORCH_CHECK_VALUE(w >= 0 && w < k, "seg_w must index W's ", k, " matrices, got ", w);
+  }
+  // tunnel_of[r]: the tunnel_noise row of updated row r, or -1.
+  std::vector<int64_t> tunnel_of(rows.numel(), -1);
+  const int64_t* t = tunnel_rows.data_ptr<int64_t>();
+  for (int64_t j = 0; j < tunnel_rows.numel(); ++j) {
+    const int64_t* hit = std::lower_bound(r, r + rows.numel(), t[j]);
+    TORCH_CHECK_VALUE(hit != r + rows.numel() && *hit == t[j], "tunnel_rows must be among rows, got ",
+                      t[j]);
+    tunnel_of[hit - r] = j;
+  }
+  return tunnel_of;
+}
+
+// out = sqrt(in) over a block. A loop calling std::sqrt is never vectorised under GCC's default
+// -fmath-errno (the call may set errno), which made it the cost of the whole update; the SIMD
+// instructions give the same correctly rounded square roots.
+inline void block_sqrt(const float* in, float* out, int64_t n) {
+  int64_t c = 0;
+#if defined(__SSE2__)
+  for (; c + 4 <= n; c += 4) _mm_storeu_ps(out + c, _mm_sqrt_ps(_mm_loadu_ps(in + c)));
+#elif defined(__aarch64__)
+  for (; c + 4 <= n; c += 4) vst1q_f32(out + c, vsqrtq_f32(vld1q_f32(in + c)));
+#endif
+  for (; c < n; ++c) out[c] = std::sqrt(in[c]);
+}
+
+inline void block_sqrt(const double* in, double* out, int64_t n) {
+  int64_t c = 0;
+#if defined(__SSE2__)
+  for (; c + 2 <= n; c += 2) _mm_storeu_pd(out + c, _mm_sqrt_pd(_mm_loadu_pd(in + c)));
+#elif defined(__aarch64__)
+  for (; c + 2 <= n; c += 2) vst1q_f64(out + c, vsqrtq_f64(vld1q_f64(in + c)));
+#endif
+  for (; c < n; ++c) out[c] = std::sqrt(in[c]);
+}
+
+// mix[r] = sum_j W[seg_w][rows[r], j] theta[j]: one GEMM per run of segments sharing a matrix
+// (one GEMM in all when every parameter group has the same fidelity exponent).
+at::Tensor communication_input(const at::Tensor& theta, const at::Tensor& W_rows,
+                               const at::Tensor& segments, const at::Tensor& seg_w) {
+  const int64_t* seg = segments.data_ptr<int64_t>();
+  const int64_t* w = seg_w.data_ptr<int64_t>();
+  const int64_t s = seg_w.numel();
+  if (s > 0 && std::all_of(w, w + s, [&](int64_t v) { return v == w[0]; })) {
+    return at::mm(W_rows[w[0]], theta);
+  }
+  at::Tensor mix = at::zeros({W_rows.size(1), theta.size(1)}, theta.options());
+  for (int64_t a = 0; a < s;) {
+    int64_t b = a + 1;
+    while (b < s && w[b] == w[a]) ++b;
+    const int64_t c0 = seg[a], width = seg[b] - c0;
+    if (width > 0) {
+      mix.narrow(1, c0, width).copy_(at::mm(W_rows[w[a]], theta.narrow(1, c0, width)));
+    }
+    a = b;
+  }
+  return mix;
+}
+
+void qimad_update_cpu(at::Tensor& theta, at::Tensor& square_avg, const at::Tensor& grad,
+                      const at::Tensor& best, const at::Tensor& W, const at::Tensor& rows,
+                      const at::Tensor& attract, const at::Tensor& segments,
+                      const at::Tensor& seg_eta, const at::Tensor& seg_gamma,
+                      const at::Tensor& seg_w, const at::Tensor& tunnel_rows,
+                      const at::Tensor& tunnel_noise, double temperature, double rms_decay,
+                      double eps) {
+  check_update_args(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta, seg_gamma,
+                    seg_w, tunnel_rows, tunnel_noise);
+  const int64_t n = theta.size(0), p = theta.size(1), nr = rows.numel();
+  const int64_t ns = segments.numel() - 1, nt = tunnel_rows.numel();
+  const std::vector<int64_t> tunnel_of =
+      check_indices(rows, segments, seg_w, tunnel_rows, n, p, W.size(0));
+  if (nr == 0 || p == 0) return;
+
+  // Everything read from other agents is taken now, before any position moves.
+  const at::Tensor W_rows = W.index_select(1, rows);  // (matrices, rows, agents)
+  const at::Tensor mix = communication_input(theta, W_rows, segments, seg_w);
+  const at::Tensor wsum = W_rows.sum(2);  // (matrices, rows)
+
+  AT_DISPATCH_FLOATING_TYPES(theta.scalar_type(), "qimad_update_cpu", [&] {
+    using acc_t = at::acc_type<scalar_t, /*is_cuda=*/false>;
+    scalar_t* th = theta.data_ptr<scalar_t>();
+    scalar_t* sq = square_avg.data_ptr<scalar_t>();
+    const scalar_t* gr = grad.data_ptr<scalar_t>();
+    const scalar_t* bst = best.data_ptr<scalar_t>();
+    const scalar_t* mx = mix.data_ptr<scalar_t>();
+    const scalar_t* ws = wsum.data_ptr<scalar_t>();
+    const scalar_t* att = attract.data_ptr<scalar_t>();
+    const scalar_t* eta = seg_eta.data_ptr<scalar_t>();
+    const scalar_t* gam = seg_gamma.data_ptr<scalar_t>();
+    const scalar_t* noise = tunnel_noise.data_ptr<scalar_t>();
+    const int64_t* r = rows.data_ptr<int64_t>();
+    const int64_t* seg = segments.data_ptr<int64_t>();
+    const int64_t* sw = seg_w.data_ptr<int64_t>();
+    const int64_t* tr = tunnel_rows.data_ptr<int64_t>();
+    const auto decay = static_cast<scalar_t>(rms_decay);
+    const auto e = static_cast<scalar_t>(eps);
+
+    // Jump scale of each (tunnelling agent, parameter tensor), from its pre-step position.
+    std::vector<scalar_t> scale(nt * ns, scalar_t(0));
+    at::parallel_for(0, nt * ns, 1, [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; ++q) {
+        const int64_t t = q / ns, s = q % ns, width = seg[s + 1] - seg[s];
+        if (width == 0) continue;
+        const scalar_t* x = th + tr[t] * p + seg[s];
+        acc_t sum = 0;
+        for (int64_t c = 0; c < width; ++c) sum += std::abs(static_cast<acc_t>(x[c]));
+        scale[q] = qimad::jump_scale(static_cast<scalar_t>(sum / width),
+                                     static_cast<scalar_t>(temperature));
+      }
+    });
+
+    // Column chunks in parallel; inside a chunk each updated row walks contiguous memory, split
+    // at parameter-tensor boundaries where eta, gamma and the fidelity matrix may change.
+    constexpr int64_t kBlock = 256;
+    const int64_t grain = std::max<int64_t>(kBlock, 32768 / nr);
+    at::parallel_for(0, p, grain, [&](int64_t c0, int64_t c1) {
+      int64_t s = std::upper_bound(seg, seg + ns + 1, c0) - seg - 1;
+      for (int64_t a = c0; a < c1; ++s) {
+        const int64_t b = std::min(c1, seg[s + 1]);
+        if (b <= a) continue;
+        for (int64_t k = 0; k < nr; ++k) {
+          const int64_t i = r[k];
+          scalar_t* __restrict__ x = th + i * p;
+          scalar_t* __restrict__ v = sq + i * p;
+          const scalar_t* __restrict__ g = gr + i * p;
+          const scalar_t* __restrict__ m = mx + k * p;
+          const scalar_t wsk = ws[sw[s] * nr + k], ai = att[i], es = eta[s], gs = gam[s];
+          // Blocks small enough for L1: second moments, their roots, then the displacement.
+          scalar_t root[kBlock];
+          for (int64_t c0 = a; c0 < b; c0 += kBlock) {
+            const int64_t len = std::min(kBlock, b - c0);
+            for (int64_t c = c0; c < c0 + len; ++c) v[c] = qimad::square_avg(v[c], g[c], decay);
+            block_sqrt(v + c0, root, len);
+            for (int64_t c = c0; c < c0 + len; ++c) {
+              x[c] = x[c] + qimad::swarm_delta(x[c], g[c], root[c - c0], bst[c], m[c], wsk, es, gs,
+                                               ai, e);
+            }
+          }
+          if (tunnel_of[k] >= 0) {  // rare: a separate pass keeps the main loop branch-free
+            const scalar_t* u = noise + tunnel_of[k] * p;
+            const scalar_t sc = scale[tunnel_of[k] * ns + s];
+            for (int64_t c = a; c < b; ++c) x[c] = x[c] + qimad::jump(u[c], sc);
+          }
+        }
+        a = b;
+      }
+    });
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(sb_native, CPU, m) { m.impl("qimad_update", &qimad_update_cpu); }
+
+}  // namespace sb_native
