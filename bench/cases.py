@@ -1,13 +1,11 @@
 """Benchmark instances: dense ±1 graphs (K2000 from ../shared/data when present) and the
 sparse G-set graphs G22, G55, G81 (generated stand-ins of the same size when absent)."""
 
-import gzip
 import json
 import pathlib
 from dataclasses import dataclass
 from typing import Optional
 
-import numpy as np
 import torch
 
 import sb_native as sb
@@ -26,15 +24,6 @@ class Case:
         return self.model.dimension
 
 
-def _read_gset(path: pathlib.Path):
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as handle:
-        n, _ = map(int, handle.readline().split())
-        data = torch.from_numpy(np.loadtxt(handle, dtype=np.float64, ndmin=2))
-    data[:, :2] -= 1
-    return n, data
-
-
 def complete_pm1(n: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     upper = torch.triu(torch.where(torch.rand(n, n, generator=g) < 0.5, -1.0, 1.0), 1)
@@ -50,8 +39,8 @@ def random_sparse_edges(n: int, edges: int, seed: int = 0) -> torch.Tensor:
 
 def dense_case(n: int) -> Case:
     if n == 2000 and (GSET / "K2000.txt.gz").exists():
-        size, edges = _read_gset(GSET / "K2000.txt.gz")
-        return Case("K2000", sb.models.MaxCut.from_edges(edges, size, sparse=False), "shared/data")
+        return Case("K2000", sb.models.MaxCut.from_gset(GSET / "K2000.txt.gz", sparse=False),
+                    "shared/data")
     name = "K2000" if n == 2000 else f"dense{n}"
     return Case(name, sb.models.MaxCut(complete_pm1(n)), "generated ±1 complete graph")
 
@@ -62,8 +51,7 @@ SPARSE = {"G22": (2000, 19990), "G55": (5000, 12468), "G81": (20000, 40000)}
 def sparse_case(name: str) -> Case:
     path = GSET / f"{name}.txt"
     if path.exists():
-        size, edges = _read_gset(path)
-        return Case(name, sb.models.MaxCut.from_edges(edges, size, sparse=True), "shared/data")
+        return Case(name, sb.models.MaxCut.from_gset(path, sparse=True), "shared/data")
     n, e = SPARSE[name]
     return Case(name, sb.models.MaxCut.from_edges(random_sparse_edges(n, e), n, sparse=True),
                 "generated random graph of the same size")

@@ -1,14 +1,15 @@
 import contextlib
-import warnings
-
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 import pathlib
+import warnings
 
 import pytest
 import torch
 
 import sb_native
+
+# torch's own notices on building sparse tensors in tests; the library silences its own.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
 DEVICES = [
     "cpu",
