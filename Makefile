@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh') setup.py pyproject.toml
 
-.PHONY: run test build bench cmake-check clean
+.PHONY: run test build bench cmake-check cuda-check clean
 
 $(VENV)/.deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,5 +41,10 @@ cmake-check: $(VENV)/.deps
 	cmake --build build/cmake -j 2 >> build/cmake.log 2>&1 || (cat build/cmake.log; exit 1)
 	@echo "cmake-check: built $$(ls build/cmake/libsb_native_ops.so)"
 
+# Builds the extension with its CUDA kernels in .venv-cuda (torch cu130, out of place in
+# build/cuda) and checks every op registers a CUDA kernel; needs nvcc, not a GPU.
+cuda-check:
+	bash scripts/cuda_check.sh
+
 clean:
-	rm -rf build $(VENV) sb_native/_C*.so *.egg-info
+	rm -rf build $(VENV) .venv-cuda sb_native/_C*.so *.egg-info

@@ -89,7 +89,8 @@ class _Stepper:
 
     def field(self, position: torch.Tensor) -> torch.Tensor:
         spins = fallback.sample_spins(position)
-        if self.integer is not None:
+        # The int8 product is exact and cheap on the CPU; CUDA's _int_mm has size limits.
+        if self.integer is not None and position.device.type == "cpu":
             K, scale = self.integer
             return torch._int_mm(K, spins.to(torch.int8)).to(position.dtype) * scale
         return self.coupling.matmul(spins)
@@ -157,6 +158,10 @@ class SBRunner:
                 chunk = self._chunk(step, seconds_per_step)
                 chunk_start = time.time()
                 stepper.advance(position, momentum, step, chunk)
+                if position.is_cuda:
+                    # Kernel launches return at once: wait for the work so chunks are sized
+                    # (and timeouts checked) on real time.
+                    torch.cuda.synchronize(position.device)
                 seconds_per_step = (time.time() - chunk_start) / chunk
                 step += chunk
                 iterations.update(chunk)

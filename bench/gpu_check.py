@@ -1,0 +1,191 @@
+"""GPU check of the CUDA kernels: parity with the CPU kernels, then throughput.
+
+    python bench/gpu_check.py [--steps 300] [--agents 128,256,512,1024,2048,4096]
+
+1. Parity, every SB op on random inputs: CUDA kernel vs CPU kernel (float64 tight,
+   float32 loose) and identical dSB spins on integer weights.
+2. Throughput: dSB on K2000 (complete graph, +-1 weights) for 128 to 4,096 agents, with
+   the float GEMM (sb_run) and the int8 tensor-core GEMM (sb_run_int8), and on a G81-like
+   sparse graph (100 x 200 torus, +-1 weights, sb_run_csr), as steps/s of the native CUDA
+   kernels and their ratio to the pure-torch path (sb_native.optimizer.fallback) on the
+   same GPU.
+
+Exits 0 without a GPU (nothing to check), 1 when a parity check fails.
+"""
+
+import argparse
+import sys
+import time
+
+import torch
+
+import sb_native
+from sb_native._env import ENVIRONMENT
+from sb_native.optimizer import fallback
+
+CUDA = torch.device("cuda")
+TOL = {torch.float64: 1e-10, torch.float32: 1e-3}
+
+
+def symmetric(n, dtype, g, integer=False, density=1.0):
+    J = (torch.randint(-3, 4, (n, n), generator=g).to(dtype) if integer
+         else torch.randn(n, n, generator=g, dtype=dtype))
+    if density < 1.0:
+        J = J * (torch.rand(n, n, generator=g) < density)
+    J = torch.triu(J, 1)
+    return J + J.t()
+
+
+def csr_of(J):
+    csr = J.to_sparse_csr()
+    return csr.crow_indices().clone(), csr.col_indices().clone(), csr.values().clone()
+
+
+def max_diff(gpu_tensors, cpu_tensors):
+    return max(float((g.cpu() - c).abs().max()) for g, c in zip(gpu_tensors, cpu_tensors))
+
+
+def run_op(name, J, x, m, steps, heat, discrete):
+    ops = torch.ops.sb_native
+    if name == "sb_step":
+        ops.sb_step(J, x, m, -0.07, 0.1, 0.013, heat, discrete)
+    elif name == "sb_run":
+        ops.sb_run(J, x, m, 0, steps, 0.1, 0.01, 0.02, heat, discrete)
+    elif name == "sb_run_int8":  # dSB only; J has integer entries
+        ops.sb_run_int8(J.to(torch.int8), 1.0, x, m, 0, steps, 0.1, 0.01, 0.02, heat)
+    else:  # odd step count: bSB ends in the kernel's scratch buffer and is copied back
+        ops.sb_run_csr(*csr_of(J), x, m, 0, steps + 1, 0.1, 0.01, 0.02, heat, discrete)
+
+
+def parity() -> bool:
+    g = torch.Generator().manual_seed(0)
+    results = []
+    for dtype in (torch.float64, torch.float32):
+        steps = 200 if dtype == torch.float64 else 50  # float32 drifts apart over long runs
+        for discrete in (False, True):
+            for heat in (0.0, 0.006):
+                tag = f"{str(dtype)[6:]:7} {'dSB' if discrete else 'bSB'} heat={heat}"
+                dense = symmetric(300, dtype, g, integer=discrete)
+                sparse = symmetric(300, dtype, g, integer=discrete, density=0.05)
+                x = 2 * torch.rand(300, 96, generator=g, dtype=dtype) - 1
+                m = 2 * torch.rand(300, 96, generator=g, dtype=dtype) - 1
+                for name in ("sb_step", "sb_run", "sb_run_csr") + (("sb_run_int8",) if discrete else ()):
+                    J = sparse if name == "sb_run_csr" else dense
+                    cx, cm = x.clone(), m.clone()
+                    gx, gm = x.to(CUDA), m.to(CUDA)
+                    run_op(name, J, cx, cm, steps, heat, discrete)
+                    run_op(name, J.to(CUDA), gx, gm, steps, heat, discrete)
+                    diff = max_diff((gx, gm), (cx, cm))
+                    same_spins = torch.equal(fallback.sample_spins(gx).cpu(),
+                                             fallback.sample_spins(cx))
+                    # dSB runs on integer weights, where J @ sign(x) is exact on both devices.
+                    ok = diff <= TOL[dtype] and (same_spins or not discrete)
+                    results.append((ok, f"{name:10} {tag}: max |cuda - cpu| = {diff:.2e}, "
+                                        f"same spins: {same_spins}"))
+        results.append(sample_parity(dtype, g))
+    for ok, line in results:
+        print(("PASS " if ok else "FAIL ") + line)
+    return all(ok for ok, _ in results)
+
+
+def sample_parity(dtype, g):
+    n, agents, threshold = 500, 64, 3
+    J = symmetric(n, dtype, g, integer=True)
+
+    def window(device):
+        return (torch.full((agents,), float("inf"), dtype=dtype, device=device),
+                torch.zeros(agents, dtype=torch.int16, device=device),
+                torch.zeros(agents, dtype=torch.bool, device=device),
+                torch.zeros(n, agents, dtype=dtype, device=device))
+
+    cpu, gpu = window("cpu"), window(CUDA)
+    x = 2 * torch.rand(n, agents, generator=g, dtype=dtype) - 1
+    ok = True
+    for _ in range(8):
+        flip = torch.rand(agents, generator=g) < 0.3
+        x[:, flip] = 2 * torch.rand(n, int(flip.sum()), generator=g, dtype=dtype) - 1
+        field = J @ fallback.sample_spins(x)
+        torch.ops.sb_native.sb_sample(x, field, *cpu, threshold)
+        torch.ops.sb_native.sb_sample(x.to(CUDA), field.to(CUDA), *gpu, threshold)
+        ok = ok and all(torch.equal(a.cpu(), b) for a, b in zip(gpu, cpu))
+    return ok, f"sb_sample  {str(dtype)[6:]:7} integer weights: window identical to the CPU's"
+
+
+def k2000(g):
+    J = torch.randint(0, 2, (2000, 2000), generator=g).float() * 2 - 1
+    J = torch.triu(J, 1)
+    return (J + J.t()).to(CUDA)
+
+
+def g81_like(g):
+    rows, cols = 100, 200
+    idx = torch.arange(rows * cols).reshape(rows, cols)
+    right = torch.stack([idx.reshape(-1), torch.roll(idx, -1, 1).reshape(-1)])
+    down = torch.stack([idx.reshape(-1), torch.roll(idx, -1, 0).reshape(-1)])
+    edges = torch.cat([right, down], 1)
+    w = torch.randint(0, 2, (edges.shape[1],), generator=g).float() * 2 - 1
+    both = torch.cat([edges, edges.flip(0)], 1)
+    coo = torch.sparse_coo_tensor(both, torch.cat([w, w]), (rows * cols,) * 2).coalesce()
+    return coo.to_sparse_csr().to(CUDA)
+
+
+def steps_per_second(run, steps):
+    run(10)  # warm-up: cuBLAS handles, allocator, cuSPARSE descriptors
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    run(steps)
+    torch.cuda.synchronize()
+    return steps / (time.perf_counter() - start)
+
+
+def throughput(agent_counts, steps) -> None:
+    g = torch.Generator().manual_seed(1)
+    dt, slope = ENVIRONMENT.time_step, ENVIRONMENT.pressure_slope
+    print(f"\ndSB, float32, {steps} timed steps; ratio = native CUDA / pure torch on this GPU")
+    problems = [("K2000", k2000(g), agent_counts),
+                ("G81-like", g81_like(g), [agent_counts[0], agent_counts[-1]])]
+    for name, J, counts in problems:
+        sparse = J.layout == torch.sparse_csr
+        n = J.shape[0]
+        q = float(dt * 0.5 * (n - 1) ** 0.5 / (J.values() if sparse else J).norm())
+        env = (dt, slope, q, 0.0)
+        for agents in counts:
+            x = 2 * torch.rand(n, agents, device=CUDA) - 1
+            m = 2 * torch.rand(n, agents, device=CUDA) - 1
+            kernels = {}
+            if sparse:
+                csr = (J.crow_indices(), J.col_indices(), J.values())
+                kernels["sb_run_csr"] = lambda k: torch.ops.sb_native.sb_run_csr(  # noqa: E731
+                    *csr, x, m, 0, k, *env, True)
+            else:
+                K = J.to(torch.int8)
+                kernels["sb_run"] = lambda k: torch.ops.sb_native.sb_run(  # noqa: E731
+                    J, x, m, 0, k, *env, True)
+                kernels["sb_run_int8"] = lambda k: torch.ops.sb_native.sb_run_int8(  # noqa: E731
+                    K, 1.0, x, m, 0, k, *env)
+            reference = steps_per_second(lambda k: fallback.sb_run(J, x, m, 0, k, *env, True), steps)
+            for op, run in kernels.items():
+                ours = steps_per_second(run, steps)
+                print(f"{name:9} n={n:6} agents={agents:5} {op:12}: {ours:10.1f} steps/s, "
+                      f"torch {reference:10.1f} steps/s, ratio {ours / reference:6.2f}x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--agents", default="128,256,512,1024,2048,4096")
+    args = parser.parse_args()
+    info = sb_native.backend_info()
+    if not info["cuda_device"]:
+        why = "no CUDA device" if info["cuda"] else "the extension has no CUDA kernels"
+        print(f"gpu_check: skipped ({why}; backend_info: {info})")
+        return 0
+    print(f"gpu_check on {torch.cuda.get_device_name()} (torch {torch.__version__})")
+    passed = parity()
+    throughput([int(a) for a in args.agents.split(",")], args.steps)
+    print("\nparity: " + ("all passed" if passed else "FAILED"))
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

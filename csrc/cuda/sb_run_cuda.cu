@@ -1,0 +1,38 @@
+// sb_run on the GPU: num_steps steps of the SB schedule in one call. Each step is ATen's
+// GEMM (cuBLAS) F = J @ f(x) plus one fused elementwise kernel (sb_loop.cuh); the
+// schedule's coefficients are computed on the host in double with the shared code of
+// sb_math.h and passed by value, so nothing is read back.
+
+#include <torch/library.h>
+
+#include <utility>
+
+#include "../checks.h"
+#include "sb_loop.cuh"
+
+namespace sb_native {
+namespace {
+
+void sb_run_cuda(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
+                 int64_t start_step, int64_t num_steps, double time_step, double pressure_slope,
+                 double quadratic_coef, double heat_coef, bool discrete) {
+  check_state(position, momentum);
+  check_dense_coupling(J, position);
+  TORCH_CHECK_VALUE(start_step >= 0, "start_step must be non-negative, got ", start_step);
+  TORCH_CHECK_VALUE(num_steps >= 0, "num_steps must be non-negative, got ", num_steps);
+  const at::cuda::CUDAGuard guard(position.device());
+  if (position.numel() == 0 || num_steps == 0) return;
+  AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_cuda", [&] {
+    cuda::run_dense<scalar_t>(
+        J, position, momentum, num_steps, quadratic_coef, heat_coef, discrete, [&](int64_t k) {
+          return std::make_pair(
+              momentum_coefficient(time_step, start_step + k, pressure_slope), time_step);
+        });
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(sb_native, CUDA, m) { m.impl("sb_run", &sb_run_cuda); }
+
+}  // namespace sb_native
