@@ -47,10 +47,10 @@ SB_HD void kick_drift(T& x, T& m, T momentum_coef, T position_coef) {
 // torch.clip.
 template <typename T>
 SB_HD void inelastic_walls(T& x, T& m) {
-  const bool above = x > T(1);
-  const bool below = x < T(-1);
-  m = (above || below) ? T(0) : m;
-  x = above ? T(1) : (below ? T(-1) : x);
+  const bool outside = (x > T(1)) | (x < T(-1));  // bitwise: no short-circuit branch
+  m = outside ? T(0) : m;
+  const T floor = x < T(-1) ? T(-1) : x;
+  x = floor > T(1) ? T(1) : floor;
 }
 
 }  // namespace sb_native

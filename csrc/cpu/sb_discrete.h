@@ -66,6 +66,32 @@ constexpr int64_t kFlipChunk = 8192;
 // Elements updated per vectorised block before its signs are compared with the old ones.
 constexpr int64_t kSignBlock = 64;
 
+// One block of the fused pass. Restrict parameters: the int8 sign stores could otherwise
+// alias anything (char aliasing) and keep the compiler from vectorising the loop.
+template <typename scalar_t, typename sign_t, typename field_t, bool kHeated, bool kFinish,
+          bool kStart>
+inline void update_block(scalar_t* __restrict__ x, scalar_t* __restrict__ m,
+                         scalar_t* __restrict__ m0, const field_t* __restrict__ field,
+                         sign_t* __restrict__ fresh, int64_t len, scalar_t q, scalar_t heat,
+                         scalar_t momentum_coef, scalar_t position_coef) {
+  for (int64_t e = 0; e < len; ++e) {
+    scalar_t xe = x[e];
+    scalar_t me = m[e];
+    if (kFinish) {
+      me = me + q * static_cast<scalar_t>(field[e]);
+      inelastic_walls(xe, me);
+      if (kHeated) me = me + heat * m0[e];
+    }
+    if (kStart) {
+      if (kHeated) m0[e] = me;
+      kick_drift(xe, me, momentum_coef, position_coef);
+      fresh[e] = static_cast<sign_t>(sign_of(xe));
+    }
+    x[e] = xe;
+    m[e] = me;
+  }
+}
+
 // kFinish: apply the previous step's second half first. kStart: then begin the next step
 // and collect the sign flips. The update of a block is branch-free (vectorised); only a
 // block whose signs changed is scanned element by element.
@@ -84,25 +110,10 @@ void discrete_pass(const DiscreteState<scalar_t, sign_t, field_t>& s, scalar_t q
       const int64_t end = std::min(numel, (c + 1) * kFlipChunk);
       for (int64_t b0 = c * kFlipChunk; b0 < end; b0 += kSignBlock) {
         const int64_t len = std::min(kSignBlock, end - b0);
-        scalar_t* x = s.x + b0;
-        scalar_t* m = s.m + b0;
         sign_t fresh[kSignBlock];
-        for (int64_t e = 0; e < len; ++e) {
-          scalar_t xe = x[e];
-          scalar_t me = m[e];
-          if (kFinish) {
-            me = me + q * static_cast<scalar_t>(s.field[b0 + e]);
-            inelastic_walls(xe, me);
-            if (kHeated) me = me + heat * s.m0[b0 + e];
-          }
-          if (kStart) {
-            if (kHeated) s.m0[b0 + e] = me;
-            kick_drift(xe, me, momentum_coef, position_coef);
-            fresh[e] = static_cast<sign_t>(sign_of(xe));
-          }
-          x[e] = xe;
-          m[e] = me;
-        }
+        update_block<scalar_t, sign_t, field_t, kHeated, kFinish, kStart>(
+            s.x + b0, s.m + b0, kHeated ? s.m0 + b0 : nullptr, s.field + b0, fresh, len, q, heat,
+            momentum_coef, position_coef);
         if (!kStart) continue;
         sign_t* old = s.signs + b0;
         bool changed = false;
