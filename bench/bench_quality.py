@@ -21,14 +21,11 @@ from cases import GSET, best_known
 
 # (label, environment, solver keywords): the SB settings tried on every instance.
 SB_SETTINGS = [
-    ("dSB 128x1000", {}, dict(mode="discrete", agents=128, max_steps=1000, early_stopping=False)),
-    ("dSB 128x2000", {}, dict(mode="discrete", agents=128, max_steps=2000, early_stopping=False)),
-    ("dSB dt=0.5 128x400", {"time_step": 0.5},
-     dict(mode="discrete", agents=128, max_steps=400, early_stopping=False)),
-    ("dSB dt=0.5 256x1000", {"time_step": 0.5},
-     dict(mode="discrete", agents=256, max_steps=1000, early_stopping=False)),
-    ("HdSB dt=0.5 128x1000", {"time_step": 0.5},
-     dict(mode="discrete", heated=True, agents=128, max_steps=1000, early_stopping=False)),
+    *[(f"preset {name}", {"time_step": p.time_step, "pressure_slope": p.pressure_slope},
+       p.solver_kwargs()) for name, p in sb.presets.PRESETS.items()],
+    ("dSB dt=0.5 ramp 128x4000", {"time_step": 0.5, "pressure_slope": 1 / (0.5 * 4000)},
+     dict(mode="discrete", agents=128, max_steps=4000, early_stopping=False)),
+    ("dSB defaults 128x2000", {}, dict(mode="discrete", agents=128, max_steps=2000, early_stopping=False)),
     ("bSB 128x1000", {}, dict(mode="ballistic", agents=128, max_steps=1000, early_stopping=False)),
 ]
 SA_SWEEPS = [100, 1000, 4000]

@@ -6,7 +6,7 @@
 `backend_info()` says whether the compiled extension is in use.
 """
 
-from . import models
+from . import models, presets
 from ._env import get_env, reset_env, set_env
 from ._ops import backend_info
 from .api import build_model, maximize, minimize
@@ -24,6 +24,7 @@ __all__ = [
     "maximize",
     "minimize",
     "models",
+    "presets",
     "reset_env",
     "set_env",
 ]

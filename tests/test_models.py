@@ -141,3 +141,18 @@ def test_maxcut_inputs_agree():
 def test_maxcut_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("name", list(sb.presets.PRESETS))
+def test_presets_solve_and_restore_the_environment(name):
+    preset = sb.presets.PRESETS[name]
+    g = torch.Generator().manual_seed(9)
+    weights = torch.triu(torch.randint(0, 3, (10, 10), generator=g).double(), 1)
+    model = sb.models.MaxCut(weights + weights.t())
+    before = sb.get_env()
+    with preset.environment():
+        assert sb.get_env()["time_step"] == preset.time_step
+        assert sb.get_env()["pressure_slope"] == pytest.approx(1 / (preset.time_step * preset.max_steps))
+        _, cut = model.maximize(verbose=False, seed=0, **preset.solver_kwargs())
+    assert sb.get_env() == before
+    assert cut.item() == brute_force_cut(weights + weights.t())

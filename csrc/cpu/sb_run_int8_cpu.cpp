@@ -15,7 +15,7 @@ namespace {
 
 // Fraction of sign flips in one step above which the int8 GEMM recompute beats
 // column-by-column corrections (bench/bench_crossover.py measures it).
-constexpr double kInt8FlipCrossover = 0.01;
+constexpr double kInt8FlipCrossover = 0.005;
 
 struct Int8Field {
   const at::Tensor& K;  // contiguous int8 (variables, variables)
