@@ -17,7 +17,7 @@ namespace {
 
 // Fraction of (variable, agent) sign flips in one step above which recomputing F with a
 // GEMM beats correcting it column by column (bench/bench_crossover.py measures it).
-constexpr double kDenseFlipCrossover = 0.03;
+constexpr double kDenseFlipCrossover = 0.05;
 
 template <typename scalar_t>
 struct DenseField {
