@@ -66,4 +66,46 @@ inline void check_csr_coupling(const at::Tensor& crow, const at::Tensor& col, co
   }
 }
 
+inline void check_steps(int64_t start_step, int64_t num_steps) {
+  TORCH_CHECK_VALUE(start_step >= 0, "start_step must be non-negative, got ", start_step);
+  TORCH_CHECK_VALUE(num_steps >= 0, "num_steps must be non-negative, got ", num_steps);
+}
+
+inline void check_int8_coupling(const at::Tensor& K, const at::Tensor& position) {
+  TORCH_CHECK_TYPE(K.scalar_type() == at::kChar, "K must be int8, got ", K.scalar_type());
+  TORCH_CHECK_VALUE(K.dim() == 2 && K.size(0) == K.size(1), "K must be a square matrix, got shape ",
+                    K.sizes());
+  TORCH_CHECK_VALUE(K.size(0) == position.size(0), "K has ", K.size(0),
+                    " rows but position has ", position.size(0), " variables");
+  TORCH_CHECK_VALUE(K.device() == position.device(), "K must be on the device of position");
+}
+
+// sb_sample's arguments: the stop-window state next to position (variables, agents).
+inline void check_sample_args(const at::Tensor& position, const at::Tensor& field,
+                       const at::Tensor& energies, const at::Tensor& stability,
+                       const at::Tensor& bifurcated, const at::Tensor& final_spins,
+                       int64_t threshold) {
+  TORCH_CHECK_VALUE(position.dim() == 2, "position must be 2-D (variables, agents)");
+  check_float_tensor(position, "position");
+  TORCH_CHECK_VALUE(position.is_contiguous(), "position must be contiguous");
+  check_like_state(field, position, "field");
+  check_like_state(final_spins, position, "final_spins");
+  const int64_t agents = position.size(1);
+  TORCH_CHECK_VALUE(energies.dim() == 1 && energies.size(0) == agents,
+                    "energies must have shape (agents,) = (", agents, ",)");
+  TORCH_CHECK_TYPE(energies.scalar_type() == position.scalar_type(),
+                   "energies must have the dtype of position");
+  TORCH_CHECK_VALUE(stability.dim() == 1 && stability.size(0) == agents,
+                    "stability must have shape (agents,)");
+  TORCH_CHECK_TYPE(stability.scalar_type() == at::kShort, "stability must be int16");
+  TORCH_CHECK_VALUE(bifurcated.dim() == 1 && bifurcated.size(0) == agents,
+                    "bifurcated must have shape (agents,)");
+  TORCH_CHECK_TYPE(bifurcated.scalar_type() == at::kBool, "bifurcated must be bool");
+  for (const at::Tensor* t : {&energies, &stability, &bifurcated}) {
+    TORCH_CHECK_VALUE(t->device() == position.device() && t->is_contiguous(),
+                      "energies, stability and bifurcated must be contiguous and on the device of position");
+  }
+  TORCH_CHECK_VALUE(threshold > 0, "threshold must be positive, got ", threshold);
+}
+
 }  // namespace sb_native

@@ -8,7 +8,6 @@ import unittest
 
 import numpy as np
 import pytest
-import torch
 
 dimod = pytest.importorskip("dimod")
 import dimod.testing  # noqa: E402
@@ -18,14 +17,7 @@ from sb_native.dimod import SimulatedBifurcationSampler  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models have at most 12 variables: a second BLAS thread only adds wake-up
-    latency, which on a loaded 2-core machine reached 10 ms per step (seconds per test)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class FastSampler(SimulatedBifurcationSampler):

@@ -17,14 +17,7 @@ EDGES = [(1, 2, 3), (1, 3, -1), (2, 4, 2), (3, 4, 1), (4, 5, -2), (5, 6, 4), (6,
          (7, 8, 2), (1, 8, -3), (2, 7, 1), (3, 6, 2)]  # 8 nodes, mixed signs
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: a second OpenMP/BLAS thread only adds wake-up latency, which on a loaded
-    2-core machine reached 10 ms per step (tens of seconds per test)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def brute_force_cuts(edges, n):

@@ -39,8 +39,7 @@ void sb_run_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
                 double quadratic_coef, double heat_coef, bool discrete) {
   check_state(position, momentum);
   check_dense_coupling(J, position);
-  TORCH_CHECK_VALUE(start_step >= 0, "start_step must be non-negative, got ", start_step);
-  TORCH_CHECK_VALUE(num_steps >= 0, "num_steps must be non-negative, got ", num_steps);
+  check_steps(start_step, num_steps);
   if (position.numel() == 0 || num_steps == 0) return;
   auto coefs = [&](int64_t k) {
     return std::make_pair(momentum_coefficient(time_step, start_step + k, pressure_slope),

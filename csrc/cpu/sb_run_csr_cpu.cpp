@@ -74,8 +74,7 @@ void sb_run_csr_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Ten
                     double quadratic_coef, double heat_coef, bool discrete) {
   check_state(position, momentum);
   check_csr_coupling(crow, col, values, position);
-  TORCH_CHECK_VALUE(start_step >= 0, "start_step must be non-negative, got ", start_step);
-  TORCH_CHECK_VALUE(num_steps >= 0, "num_steps must be non-negative, got ", num_steps);
+  check_steps(start_step, num_steps);
   if (position.numel() == 0 || num_steps == 0) return;
   const int64_t rows = position.size(0);
   const int64_t agents = position.size(1);

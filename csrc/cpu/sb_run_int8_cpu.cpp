@@ -36,14 +36,8 @@ void sb_run_int8_cpu(const at::Tensor& K, double scale, at::Tensor& position,
                      double time_step, double pressure_slope, double quadratic_coef,
                      double heat_coef) {
   check_state(position, momentum);
-  TORCH_CHECK_TYPE(K.scalar_type() == at::kChar, "K must be int8, got ", K.scalar_type());
-  TORCH_CHECK_VALUE(K.dim() == 2 && K.size(0) == K.size(1), "K must be a square matrix, got shape ",
-                    K.sizes());
-  TORCH_CHECK_VALUE(K.size(0) == position.size(0), "K has ", K.size(0),
-                    " rows but position has ", position.size(0), " variables");
-  TORCH_CHECK_VALUE(K.device() == position.device(), "K must be on the device of position");
-  TORCH_CHECK_VALUE(start_step >= 0, "start_step must be non-negative, got ", start_step);
-  TORCH_CHECK_VALUE(num_steps >= 0, "num_steps must be non-negative, got ", num_steps);
+  check_int8_coupling(K, position);
+  check_steps(start_step, num_steps);
   if (position.numel() == 0 || num_steps == 0) return;
   const at::Tensor Kc = K.contiguous();
   Int8Field field{Kc, position.size(1),

@@ -145,8 +145,7 @@ void sb_run_csr_cuda(const at::Tensor& crow, const at::Tensor& col, const at::Te
                      double quadratic_coef, double heat_coef, bool discrete) {
   check_state(position, momentum);
   check_csr_coupling(crow, col, values, position);
-  TORCH_CHECK_VALUE(start_step >= 0, "start_step must be non-negative, got ", start_step);
-  TORCH_CHECK_VALUE(num_steps >= 0, "num_steps must be non-negative, got ", num_steps);
+  check_steps(start_step, num_steps);
   const at::cuda::CUDAGuard guard(position.device());
   if (position.numel() == 0 || num_steps == 0) return;
   TORCH_CHECK_VALUE(position.size(0) <= INT32_MAX, "position has ", position.size(0),

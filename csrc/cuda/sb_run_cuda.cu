@@ -18,8 +18,7 @@ void sb_run_cuda(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum
                  double quadratic_coef, double heat_coef, bool discrete) {
   check_state(position, momentum);
   check_dense_coupling(J, position);
-  TORCH_CHECK_VALUE(start_step >= 0, "start_step must be non-negative, got ", start_step);
-  TORCH_CHECK_VALUE(num_steps >= 0, "num_steps must be non-negative, got ", num_steps);
+  check_steps(start_step, num_steps);
   const at::cuda::CUDAGuard guard(position.device());
   if (position.numel() == 0 || num_steps == 0) return;
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_cuda", [&] {

@@ -81,34 +81,6 @@ __global__ void final_spins_kernel(const scalar_t* x, const bool* frozen_now, sc
   }
 }
 
-// The CPU kernel's checks, with its messages.
-void check_sample_args(const at::Tensor& position, const at::Tensor& field,
-                       const at::Tensor& energies, const at::Tensor& stability,
-                       const at::Tensor& bifurcated, const at::Tensor& final_spins,
-                       int64_t threshold) {
-  TORCH_CHECK_VALUE(position.dim() == 2, "position must be 2-D (variables, agents)");
-  check_float_tensor(position, "position");
-  TORCH_CHECK_VALUE(position.is_contiguous(), "position must be contiguous");
-  check_like_state(field, position, "field");
-  check_like_state(final_spins, position, "final_spins");
-  const int64_t agents = position.size(1);
-  TORCH_CHECK_VALUE(energies.dim() == 1 && energies.size(0) == agents,
-                    "energies must have shape (agents,) = (", agents, ",)");
-  TORCH_CHECK_TYPE(energies.scalar_type() == position.scalar_type(),
-                   "energies must have the dtype of position");
-  TORCH_CHECK_VALUE(stability.dim() == 1 && stability.size(0) == agents,
-                    "stability must have shape (agents,)");
-  TORCH_CHECK_TYPE(stability.scalar_type() == at::kShort, "stability must be int16");
-  TORCH_CHECK_VALUE(bifurcated.dim() == 1 && bifurcated.size(0) == agents,
-                    "bifurcated must have shape (agents,)");
-  TORCH_CHECK_TYPE(bifurcated.scalar_type() == at::kBool, "bifurcated must be bool");
-  for (const at::Tensor* t : {&energies, &stability, &bifurcated}) {
-    TORCH_CHECK_VALUE(t->device() == position.device() && t->is_contiguous(),
-                      "energies, stability and bifurcated must be contiguous and on the device of position");
-  }
-  TORCH_CHECK_VALUE(threshold > 0, "threshold must be positive, got ", threshold);
-}
-
 void sb_sample_cuda(const at::Tensor& position, const at::Tensor& field, at::Tensor& energies,
                     at::Tensor& stability, at::Tensor& bifurcated, at::Tensor& final_spins,
                     int64_t threshold) {
