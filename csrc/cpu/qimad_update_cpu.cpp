@@ -148,8 +148,13 @@ inline void block_sqrt(const double* in, double* out, int64_t n) {
   for (; c < n; ++c) out[c] = std::sqrt(in[c]);
 }
 
-// mix[r] = sum_j W[seg_w][rows[r], j] theta[j]: one GEMM per run of segments sharing a matrix
-// (one GEMM in all when every parameter group has the same fidelity exponent).
+// Swarms up to this size take the communication input W @ theta block by block inside the
+// fused pass (N multiply-adds per coordinate, on L1-resident data); larger ones, where the
+// product dominates, take it from one BLAS GEMM into a (rows, parameters) buffer first.
+constexpr int64_t kFusedGemmMaxAgents = 32;
+
+// mix[r] = sum_j W[seg_w][rows[r], j] theta[j] for the large-swarm path: one GEMM per run of
+// segments sharing a matrix (one GEMM in all when every group has the same exponent k).
 at::Tensor communication_input(const at::Tensor& theta, const at::Tensor& W_rows,
                                const at::Tensor& segments, const at::Tensor& seg_w) {
   const int64_t* seg = segments.data_ptr<int64_t>();
@@ -186,10 +191,14 @@ void qimad_update_cpu(at::Tensor& theta, at::Tensor& square_avg, const at::Tenso
       check_indices(rows, segments, seg_w, tunnel_rows, n, p, W.size(0));
   if (nr == 0 || p == 0) return;
 
-  // Everything read from other agents is taken now, before any position moves.
-  const at::Tensor W_rows = W.index_select(1, rows);  // (matrices, rows, agents)
-  const at::Tensor mix = communication_input(theta, W_rows, segments, seg_w);
-  const at::Tensor wsum = W_rows.sum(2);  // (matrices, rows)
+  // The fidelity rows of the updated agents; with a large swarm also W @ theta, taken now,
+  // before any position moves. The fused path reads each column block of every agent before
+  // it writes any of them, so it too sees only positions from before the step.
+  const at::Tensor W_rows = W.index_select(1, rows).contiguous();  // (matrices, rows, agents)
+  const at::Tensor wsum = W_rows.sum(2);                          // (matrices, rows)
+  const bool fused_gemm = n <= kFusedGemmMaxAgents;
+  const at::Tensor mix =
+      fused_gemm ? at::Tensor() : communication_input(theta, W_rows, segments, seg_w);
 
   AT_DISPATCH_FLOATING_TYPES(theta.scalar_type(), "qimad_update_cpu", [&] {
     using acc_t = at::acc_type<scalar_t, /*is_cuda=*/false>;
@@ -197,7 +206,8 @@ void qimad_update_cpu(at::Tensor& theta, at::Tensor& square_avg, const at::Tenso
     scalar_t* sq = square_avg.data_ptr<scalar_t>();
     const scalar_t* gr = grad.data_ptr<scalar_t>();
     const scalar_t* bst = best.data_ptr<scalar_t>();
-    const scalar_t* mx = mix.data_ptr<scalar_t>();
+    const scalar_t* wr = W_rows.data_ptr<scalar_t>();
+    const scalar_t* mx = fused_gemm ? nullptr : mix.data_ptr<scalar_t>();
     const scalar_t* ws = wsum.data_ptr<scalar_t>();
     const scalar_t* att = attract.data_ptr<scalar_t>();
     const scalar_t* eta = seg_eta.data_ptr<scalar_t>();
@@ -224,40 +234,63 @@ void qimad_update_cpu(at::Tensor& theta, at::Tensor& square_avg, const at::Tenso
       }
     });
 
-    // Column chunks in parallel; inside a chunk each updated row walks contiguous memory, split
-    // at parameter-tensor boundaries where eta, gamma and the fidelity matrix may change.
+    // Column chunks in parallel, walked in blocks small enough for L1 that never straddle a
+    // parameter tensor (eta, gamma and the fidelity matrix are constant inside a block).
     constexpr int64_t kBlock = 256;
     const int64_t grain = std::max<int64_t>(kBlock, 32768 / nr);
     at::parallel_for(0, p, grain, [&](int64_t c0, int64_t c1) {
+      std::vector<scalar_t> mix_block(fused_gemm ? nr * kBlock : 0);
+      scalar_t root[kBlock];
       int64_t s = std::upper_bound(seg, seg + ns + 1, c0) - seg - 1;
       for (int64_t a = c0; a < c1; ++s) {
         const int64_t b = std::min(c1, seg[s + 1]);
-        if (b <= a) continue;
-        for (int64_t k = 0; k < nr; ++k) {
-          const int64_t i = r[k];
-          scalar_t* __restrict__ x = th + i * p;
-          scalar_t* __restrict__ v = sq + i * p;
-          const scalar_t* __restrict__ g = gr + i * p;
-          const scalar_t* __restrict__ m = mx + k * p;
-          const scalar_t wsk = ws[sw[s] * nr + k], ai = att[i], es = eta[s], gs = gam[s];
-          // Blocks small enough for L1: second moments, their roots, then the displacement.
-          scalar_t root[kBlock];
-          for (int64_t c0 = a; c0 < b; c0 += kBlock) {
-            const int64_t len = std::min(kBlock, b - c0);
-            for (int64_t c = c0; c < c0 + len; ++c) v[c] = qimad::square_avg(v[c], g[c], decay);
-            block_sqrt(v + c0, root, len);
-            for (int64_t c = c0; c < c0 + len; ++c) {
-              x[c] = x[c] + qimad::swarm_delta(x[c], g[c], root[c - c0], bst[c], m[c], wsk, es, gs,
-                                               ai, e);
+        const scalar_t* W_s = wr + sw[s] * nr * n;
+        for (int64_t blk = a; blk < b; blk += kBlock) {
+          const int64_t len = std::min(kBlock, b - blk);
+          if (fused_gemm) {  // mix_block[k] = sum_j W_s[k, j] theta[j, block], all k first
+            for (int64_t k = 0; k < nr; ++k) {
+              scalar_t* __restrict__ out = mix_block.data() + k * kBlock;
+              const scalar_t* w = W_s + k * n;
+              std::fill(out, out + len, scalar_t(0));
+              int64_t j = 0;
+              for (; j + 4 <= n; j += 4) {  // four agents per pass over out
+                const scalar_t* __restrict__ y0 = th + j * p + blk;
+                const scalar_t* __restrict__ y1 = y0 + p;
+                const scalar_t* __restrict__ y2 = y1 + p;
+                const scalar_t* __restrict__ y3 = y2 + p;
+                for (int64_t c = 0; c < len; ++c) {
+                  out[c] += w[j] * y0[c] + w[j + 1] * y1[c] + w[j + 2] * y2[c] + w[j + 3] * y3[c];
+                }
+              }
+              for (; j < n; ++j) {
+                const scalar_t* __restrict__ y = th + j * p + blk;
+                for (int64_t c = 0; c < len; ++c) out[c] += w[j] * y[c];
+              }
             }
           }
-          if (tunnel_of[k] >= 0) {  // rare: a separate pass keeps the main loop branch-free
-            const scalar_t* u = noise + tunnel_of[k] * p;
-            const scalar_t sc = scale[tunnel_of[k] * ns + s];
-            for (int64_t c = a; c < b; ++c) x[c] = x[c] + qimad::jump(u[c], sc);
+          for (int64_t k = 0; k < nr; ++k) {
+            const int64_t i = r[k];
+            scalar_t* __restrict__ x = th + i * p + blk;
+            scalar_t* __restrict__ v = sq + i * p + blk;
+            const scalar_t* __restrict__ g = gr + i * p + blk;
+            const scalar_t* __restrict__ bs = bst + blk;
+            const scalar_t* __restrict__ m =
+                fused_gemm ? mix_block.data() + k * kBlock : mx + k * p + blk;
+            const scalar_t wsk = ws[sw[s] * nr + k], ai = att[i], es = eta[s], gs = gam[s];
+            // Second moments, their roots, then the displacement.
+            for (int64_t c = 0; c < len; ++c) v[c] = qimad::square_avg(v[c], g[c], decay);
+            block_sqrt(v, root, len);
+            for (int64_t c = 0; c < len; ++c) {
+              x[c] = x[c] + qimad::swarm_delta(x[c], g[c], root[c], bs[c], m[c], wsk, es, gs, ai, e);
+            }
+            if (tunnel_of[k] >= 0) {  // rare: a separate pass keeps the main loop branch-free
+              const scalar_t* u = noise + tunnel_of[k] * p + blk;
+              const scalar_t sc = scale[tunnel_of[k] * ns + s];
+              for (int64_t c = 0; c < len; ++c) x[c] = x[c] + qimad::jump(u[c], sc);
+            }
           }
         }
-        a = b;
+        a = std::max(a, b);
       }
     });
   });
