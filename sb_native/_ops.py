@@ -21,8 +21,10 @@ else:
 
 NATIVE = _REASON is None
 
-# Every op of the extension; each has a CPU kernel, and a CUDA kernel when built with CUDA.
+# The SB ops; each has a CPU kernel, and a CUDA kernel when built with CUDA.
 OP_NAMES = ("sb_step", "sb_run", "sb_run_csr", "sb_run_int8", "sb_sample")
+# QIMADTorch's ops: CPU kernels only so far (CUDA parameters use the pure-torch path).
+QIMAD_OP_NAMES = ("qimad_fidelity", "qimad_update")
 
 
 def _has_kernel(name: str, key: str) -> bool:

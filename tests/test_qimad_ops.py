@@ -1,0 +1,309 @@
+"""QIMADTorch kernels: the pure-torch mirrors against explicit per-agent loops written from the
+reference's formulas, the native ops against the mirrors from the same state and draws,
+opcheck, and the ops' argument checks."""
+
+import importlib.util
+import math
+import pathlib
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from sb_native.optim import _kernels
+from conftest import DEVICES
+
+SEED_REFERENCE = (pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
+                  / "000_qimad_seed_reformatted.py")
+
+NATIVE_OPS = pytest.mark.skipif(not _kernels.native_available(torch.device("cpu")),
+                                reason="extension built without the QIMADTorch ops")
+TOL = {torch.float64: dict(rtol=1e-12, atol=1e-12), torch.float32: dict(rtol=1e-5, atol=1e-6)}
+
+
+def load_reference(torch_module=torch):
+    """The seed's QIMADTorch module (a reference to measure against, never project code), with
+    its global `torch` replaced by torch_module; skips the test when the seed is absent."""
+    if not SEED_REFERENCE.exists():
+        pytest.skip(f"reference seed not found at {SEED_REFERENCE}")
+    spec = importlib.util.spec_from_file_location("qimad_seed_reference", SEED_REFERENCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.torch = torch_module
+    return module
+
+
+@pytest.fixture
+def reference_qimad():
+    return load_reference()
+
+
+def native_or_skip(device):
+    if not _kernels.native_available(torch.device(device)):
+        pytest.skip(f"no native QIMADTorch kernels for {device}")
+
+
+def angles(n, dtype, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.rand(n, generator=g, dtype=torch.float64) * math.pi
+    b = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
+    return a.to(device, dtype), b.to(device, dtype)
+
+
+def ring_mask(n, device):
+    m = torch.zeros(n, n, dtype=torch.bool)
+    for i in range(n):
+        m[i, (i + 1) % n] = m[i, (i - 1) % n] = True
+    m.fill_diagonal_(False)
+    return m.to(device)
+
+
+def fidelity_loops(a, b, mask, k, eps):
+    """The reference's _fidelity and normalisation, scalar by scalar in Python floats."""
+    a, b, mask = a.tolist(), b.tolist(), mask.tolist()
+    n = len(a)
+    W = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        nb = [j for j in range(n) if mask[i][j]]
+        raw = []
+        for j in nb:
+            re = (math.cos(a[i] / 2) * math.cos(a[j] / 2)
+                  + math.cos(b[j] - b[i]) * math.sin(a[i] / 2) * math.sin(a[j] / 2))
+            im = math.sin(b[j] - b[i]) * math.sin(a[i] / 2) * math.sin(a[j] / 2)
+            raw.append((re ** 2 + im ** 2) ** (k / 2))
+        for j, w in zip(nb, raw):
+            W[i][j] = w / (sum(raw) + eps)
+    return torch.tensor(W, dtype=torch.float64)
+
+
+def swarm_case(n, sizes, dtype, device, seed=0, rows=None, tunnel_rows=(), ks=(2.0,),
+               seg_w=None):
+    """A random swarm state and the full qimad_update argument list for it."""
+    g = torch.Generator().manual_seed(seed)
+    p = sum(sizes)
+    rnd = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
+    theta, grad, best = rnd(n, p), rnd(n, p), rnd(p)
+    square_avg = torch.rand(n, p, generator=g, dtype=torch.float64)
+    a, b = angles(n, torch.float64, "cpu", seed)
+    mask = torch.ones(n, n, dtype=torch.bool).fill_diagonal_(False)
+    W = torch.stack([_kernels.fidelity_torch(a, b, mask, k, 1e-8) for k in ks])
+    rows = list(range(n)) if rows is None else rows
+    seg_w = [0] * len(sizes) if seg_w is None else seg_w
+    segments = [0]
+    for s in sizes:
+        segments.append(segments[-1] + s)
+    attract = 0.2 * torch.rand(n, generator=g, dtype=torch.float64)
+    noise = torch.rand(len(tunnel_rows), p, generator=g, dtype=torch.float64)
+    seg_eta = 0.01 + 0.05 * torch.rand(len(sizes), generator=g, dtype=torch.float64)
+    seg_gamma = 0.3 * torch.rand(len(sizes), generator=g, dtype=torch.float64)
+    f = lambda t: t.to(device, dtype)  # noqa: E731
+    i64 = lambda v: torch.tensor(list(v), dtype=torch.int64, device=device)  # noqa: E731
+    return [f(theta), f(square_avg), f(grad), f(best), f(W), i64(rows), f(attract), i64(segments),
+            f(seg_eta), f(seg_gamma), i64(seg_w), i64(tunnel_rows), f(noise), 0.7, 0.99, 1e-8]
+
+
+def cloned(args):
+    return [x.clone() if torch.is_tensor(x) else x for x in args]
+
+
+def update_loops(args):
+    """One synchronous step written agent by agent and neighbour by neighbour, as the
+    reference's Phase 3 but reading every position from before the step."""
+    (theta, sq, grad, best, W, rows, attract, segments, seg_eta, seg_gamma, seg_w, trows, noise,
+     temp, decay, eps) = [x.double().cpu() if torch.is_tensor(x) and x.is_floating_point()
+                          else (x.cpu() if torch.is_tensor(x) else x) for x in args]
+    old = theta.clone()
+    new_theta, new_sq = theta.clone(), sq.clone()
+    bounds = segments.tolist()
+    trows = trows.tolist()
+    for i in rows.tolist():
+        for s in range(len(bounds) - 1):
+            c = slice(bounds[s], bounds[s + 1])
+            Wk = W[seg_w[s]]
+            g = grad[i, c]
+            v = sq[i, c] * decay + (1 - decay) * g * g
+            delta = -(seg_eta[s] / (v.sqrt() + eps)) * g
+            delta += attract[i] * (best[c] - old[i, c])
+            comm = torch.zeros_like(delta)
+            for j in range(W.shape[1]):
+                if Wk[i, j] != 0:
+                    comm += Wk[i, j] * (old[j, c] - old[i, c])
+            delta += seg_gamma[s] * comm
+            if i in trows:
+                t = trows.index(i)
+                scale = (float(old[i, c].abs().mean()) * 0.8 + 0.1) * temp
+                delta += (noise[t, c] * 2 - 1) * scale
+            new_theta[i, c] = old[i, c] + delta
+            new_sq[i, c] = v
+    return new_theta, new_sq
+
+
+# ── qimad_fidelity ───────────────────────────────────────────────────────────
+
+@pytest.mark.parametrize("k", [1.0, 2.0, 3.0])
+@pytest.mark.parametrize("topology", ["complete", "ring", "none"])
+def test_fidelity_torch_matches_reference_formula(k, topology):
+    a, b = angles(9, torch.float64, "cpu")
+    mask = {"complete": torch.ones(9, 9, dtype=torch.bool).fill_diagonal_(False),
+            "ring": ring_mask(9, "cpu"), "none": torch.zeros(9, 9, dtype=torch.bool)}[topology]
+    W = _kernels.fidelity_torch(a, b, mask, k, 1e-8)
+    torch.testing.assert_close(W, fidelity_loops(a, b, mask, k, 1e-8), rtol=1e-13, atol=1e-15)
+    assert bool((W[~mask] == 0).all())
+
+
+def test_fidelity_matches_seed_reference_staticmethod(reference_qimad):
+    a, b = angles(6, torch.float64, "cpu", seed=4)
+    mask = torch.ones(6, 6, dtype=torch.bool).fill_diagonal_(False)
+    W = _kernels.fidelity_torch(a, b, mask, 2, 1e-8)
+    f = reference_qimad.QIMADTorch._fidelity
+    al, bl = a.tolist(), b.tolist()
+    for i in range(6):
+        raw = [f(al[i], bl[i], al[j], bl[j], 2) for j in range(6) if j != i]
+        expected = [w / (sum(raw) + 1e-8) for w in raw]
+        got = [W[i, j].item() for j in range(6) if j != i]
+        assert got == pytest.approx(expected, rel=1e-13)
+
+
+@NATIVE_OPS
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("k", [1.0, 2.0, 2.5])
+def test_fidelity_native_matches_torch(device, dtype, k):
+    native_or_skip(device)
+    a, b = angles(13, dtype, device, seed=2)
+    mask = ring_mask(13, device) | (torch.rand(13, 13, generator=torch.Generator().manual_seed(1))
+                                    < 0.4).to(device)
+    mask.fill_diagonal_(False)
+    W = torch.ops.sb_native.qimad_fidelity(a, b, mask, k, 1e-8)
+    torch.testing.assert_close(W, _kernels.fidelity_torch(a, b, mask, k, 1e-8), **TOL[dtype])
+
+
+# ── qimad_update ─────────────────────────────────────────────────────────────
+
+CASES = {
+    "all rows": dict(),
+    "subset with tunnels": dict(rows=[0, 2, 3, 6], tunnel_rows=[2, 6]),
+    "two fidelity matrices": dict(ks=(1.0, 3.0), seg_w=[1, 1, 0, 1], tunnel_rows=[1]),
+    "no rows": dict(rows=[]),
+    "large swarm (BLAS path)": dict(n=40, rows=list(range(0, 40, 3)), tunnel_rows=[3, 9]),
+    "large swarm, two matrices": dict(n=40, ks=(1.0, 3.0), seg_w=[1, 1, 0, 1]),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_update_torch_matches_explicit_loops(case):
+    case = dict(CASES[case])
+    args = swarm_case(case.pop("n", 7), [5, 12, 1, 9], torch.float64, "cpu", seed=3, **case)
+    expected = update_loops(args)
+    _kernels.update_torch(*args)
+    torch.testing.assert_close(args[0], expected[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(args[1], expected[1], rtol=1e-12, atol=1e-12)
+
+
+@NATIVE_OPS
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", CASES)
+def test_update_native_matches_torch(device, dtype, case):
+    native_or_skip(device)
+    case = dict(CASES[case])
+    if "seg_w" in case:
+        case["seg_w"] = [1, 1, 0, 0, 1]
+    args = swarm_case(case.pop("n", 7), [5, 12, 1, 0, 900], dtype, device, seed=5, **case)
+    reference = cloned(args)
+    torch.ops.sb_native.qimad_update(*args)
+    _kernels.update_torch(*reference)
+    torch.testing.assert_close(args[0], reference[0], **TOL[dtype])
+    torch.testing.assert_close(args[1], reference[1], **TOL[dtype])
+
+
+@NATIVE_OPS
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 9), sizes=st.lists(st.integers(0, 700), min_size=1, max_size=4),
+       seed=st.integers(0, 2**16), data=st.data())
+def test_update_native_matches_torch_hypothesis(n, sizes, seed, data):
+    rows = sorted(data.draw(st.sets(st.integers(0, n - 1))))
+    tunnel_rows = sorted(data.draw(st.sets(st.sampled_from(rows)))) if rows else []
+    args = swarm_case(n, sizes, torch.float64, "cpu", seed=seed, rows=rows, tunnel_rows=tunnel_rows)
+    reference = cloned(args)
+    torch.ops.sb_native.qimad_update(*args)
+    _kernels.update_torch(*reference)
+    torch.testing.assert_close(args[0], reference[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(args[1], reference[1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["native", "torch"])
+def test_update_is_synchronous(backend):
+    """Relabelling the agents relabels the result: no agent sees another's new position."""
+    if backend == "native" and not _kernels.native_available(torch.device("cpu")):
+        pytest.skip("no native kernels")
+    args = swarm_case(6, [20, 7], torch.float64, "cpu", seed=8, tunnel_rows=[1, 4])
+    perm = torch.tensor([3, 0, 5, 1, 4, 2])
+    inv = torch.argsort(perm)
+    permuted = cloned(args)
+    for idx in (0, 1, 2, 6):  # theta, square_avg, grad, attract: one entry per agent
+        permuted[idx] = args[idx][perm].contiguous()
+    permuted[4] = args[4][:, perm][:, :, perm].contiguous()
+    # Old agent j now sits at position inv[j]; tunnel rows stay sorted with their noise rows.
+    new_rows = inv[args[11]]
+    order = torch.argsort(new_rows)
+    permuted[11], permuted[12] = new_rows[order].contiguous(), args[12][order].contiguous()
+    _kernels.update(backend, *args)
+    _kernels.update(backend, *permuted)
+    torch.testing.assert_close(permuted[0], args[0][perm], rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(permuted[1], args[1][perm], rtol=1e-13, atol=1e-13)
+
+
+@NATIVE_OPS
+def test_opcheck():
+    a, b = angles(5, torch.float64, "cpu")
+    mask = torch.ones(5, 5, dtype=torch.bool).fill_diagonal_(False)
+    torch.library.opcheck(torch.ops.sb_native.qimad_fidelity.default, (a, b, mask, 2.0, 1e-8))
+    args = swarm_case(5, [6, 3], torch.float64, "cpu", rows=[0, 1, 3], tunnel_rows=[3])
+    torch.library.opcheck(torch.ops.sb_native.qimad_update.default, tuple(args))
+
+
+@NATIVE_OPS
+@pytest.mark.parametrize("index, bad, error, match", [
+    (0, torch.zeros(7, 5, dtype=torch.float64), ValueError, "square_avg must have the shape of theta"),
+    (2, torch.zeros(27, 7, dtype=torch.float64).t(), ValueError, "grad must be contiguous"),
+    (1, torch.zeros(7, 27, dtype=torch.float32), TypeError, "square_avg must have the dtype"),
+    (3, torch.zeros(26, dtype=torch.float64), ValueError, "best must be 1-D of length 27"),
+    (4, torch.zeros(7, 7, dtype=torch.float64), ValueError, "W must be"),
+    (5, torch.tensor([2, 1]), ValueError, "rows must be strictly increasing"),
+    (5, torch.tensor([0, 7]), ValueError, r"rows must lie in \[0, 7\)"),
+    (5, torch.tensor([0.0]), TypeError, "rows must be int64"),
+    (7, torch.tensor([0, 5, 20, 26]), ValueError, "segments must run from 0 to 27"),
+    (10, torch.tensor([0, 0, 3]), ValueError, "seg_w must index"),
+    (11, torch.tensor([1]), ValueError, "tunnel_noise must be"),
+])
+def test_update_argument_checks(index, bad, error, match):
+    args = swarm_case(7, [5, 12, 10], torch.float64, "cpu")
+    args[index] = bad
+    with pytest.raises(error, match=match):
+        torch.ops.sb_native.qimad_update(*args)
+
+
+@NATIVE_OPS
+def test_update_rejects_a_tunnel_row_that_is_not_updated():
+    args = swarm_case(4, [3], torch.float64, "cpu", rows=[0, 2])
+    args[11] = torch.tensor([1])
+    args[12] = torch.zeros(1, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="tunnel_rows must be among rows"):
+        torch.ops.sb_native.qimad_update(*args)
+
+
+@NATIVE_OPS
+def test_fidelity_argument_checks():
+    a, b = angles(4, torch.float64, "cpu")
+    mask = torch.ones(4, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match="alpha must be 1-D"):
+        torch.ops.sb_native.qimad_fidelity(a[None], b, mask, 2.0, 1e-8)
+    with pytest.raises(TypeError, match="beta must have the dtype of alpha"):
+        torch.ops.sb_native.qimad_fidelity(a, b.float(), mask, 2.0, 1e-8)
+    with pytest.raises(TypeError, match="mask must be bool"):
+        torch.ops.sb_native.qimad_fidelity(a, b, mask.double(), 2.0, 1e-8)
+    with pytest.raises(ValueError, match="mask must be"):
+        torch.ops.sb_native.qimad_fidelity(a, b, mask[:3], 2.0, 1e-8)
+    with pytest.raises(TypeError, match="alpha must be float32 or float64"):
+        torch.ops.sb_native.qimad_fidelity(a.long(), b.long(), mask, 2.0, 1e-8)
