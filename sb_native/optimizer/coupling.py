@@ -13,7 +13,7 @@ from .. import _sparse
 
 # Edge density below which the native engine stores a dense coupling as CSR
 # (bench/bench_density.py measures the crossover; see bench/RESULTS.md).
-SPARSE_DENSITY = 0.05
+SPARSE_DENSITY = 0.1
 
 
 class Coupling:
