@@ -131,7 +131,7 @@ class SBRunner:
         if self.max_steps != INFINITY:
             limit = min(limit, self.max_steps - step)
         if seconds_per_step is None:
-            return 1 if self.timeout != INFINITY else limit
+            return 1  # a first single step measures the speed that sizes the next chunks
         return max(1, min(limit, int(CHUNK_SECONDS / max(seconds_per_step, 1e-9))))
 
     def run(self, coupling: Coupling) -> torch.Tensor:
