@@ -15,6 +15,7 @@ import os
 import pathlib
 import platform
 import re
+import shlex
 import sys
 import time
 import warnings
@@ -66,15 +67,14 @@ def run_sb(model: MaxCut, budget: float, args) -> dict:
     """Seeded restarts until the budget is spent; the best cut and when it was found.
 
     A run cut short by the clock mid-ramp gives a poor cut, so each run is sized to fit
-    (`sb_steps`, calibration included in the budget) and the pressure ramp is scaled to
-    reach 1 at half the run: pressure_slope = 2 / (time_step * steps), which is the
-    default 0.01 for 2000 steps.
+    (`sb_steps`, calibration included in the budget) and, as in sb_native.presets, the
+    pressure ramps over the whole run: pressure_slope = 1 / (time_step * steps).
     """
     best, found_at, runs = -float("inf"), 0.0, 0
     start = time.perf_counter()
     env = sb_native.get_env()
     steps = sb_steps(model, budget, args)
-    sb_native.set_env(pressure_slope=2.0 / (env["time_step"] * steps))
+    sb_native.set_env(time_step=args.time_step, pressure_slope=1.0 / (args.time_step * steps))
     try:
         with warnings.catch_warnings():
             # A run stopped by the clock before convergence still returns valid spins.
@@ -160,7 +160,9 @@ def main(argv=None) -> int:
     parser.add_argument("--time", type=float, default=10.0, help="seconds per instance and solver")
     parser.add_argument("--agents", type=int, default=128)
     parser.add_argument("--max-steps", type=int, default=2000)
-    parser.add_argument("--mode", choices=("ballistic", "discrete"), default="ballistic")
+    parser.add_argument("--mode", choices=("ballistic", "discrete"), default="discrete")
+    parser.add_argument("--time-step", type=float, default=0.5,
+                        help="SB time step (the maxcut-sparse preset's by default)")
     parser.add_argument("--heated", action="store_true")
     parser.add_argument("--backend", choices=("auto", "native", "torch"), default="auto")
     parser.add_argument("--seed", type=int, default=0)
@@ -210,11 +212,11 @@ def main(argv=None) -> int:
         lines.append(row)
         print(row, flush=True)
 
-    command = "python bench/bench_gset.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python bench/bench_gset.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     settings = (f"SB: {args.mode}{' heated' if args.heated else ''}, {args.agents} agents, "
                 f"up to {args.max_steps} steps per run (fewer where a run would not fit the "
-                f"budget, by a {CALIBRATION_STEPS}-step calibration; pressure ramp ending at "
-                f"half the run), early stopping on, float32, backend {args.backend}, restarts "
+                f"budget, by a {CALIBRATION_STEPS}-step calibration; time step {args.time_step:g}, "
+                f"pressure ramped over the whole run), early stopping on, float32, backend {args.backend}, restarts "
                 f"with seeds {args.seed}, {args.seed + 1}, ... until {args.time:g} s per "
                 f"instance. SA: dwave-samplers SimulatedAnnealingSampler, up to "
                 f"{args.sa_sweeps} sweeps per read (fewer where a read would not fit), reads "
