@@ -7,7 +7,6 @@ peer package, grouped per case:
 import warnings
 
 import pytest
-import torch
 
 from cases import dense_case, sparse_case
 

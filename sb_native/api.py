@@ -1,6 +1,6 @@
 """build_model, minimize, maximize: the functional API of simulated-bifurcation 2.0.0."""
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 

@@ -117,7 +117,7 @@ def test_gset_error_deep_in_a_large_file(tmp_path):
     lines = ["500 2000"] + [f"{1 + k % 499} {2 + k % 499} 1" for k in range(2000)]
     lines[1500] = "7 9 x1"
     path = write(tmp_path / "big.txt", "# comment\n" + "\n".join(lines) + "\n")
-    with pytest.raises(sio.ProblemFileError, match=rf"big.txt:1502: weight must be a number"):
+    with pytest.raises(sio.ProblemFileError, match=r"big.txt:1502: weight must be a number"):
         sio.read_gset(path)
 
 

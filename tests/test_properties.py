@@ -3,7 +3,6 @@ sizes 1..64, agents 1..17, domains, modes, heating and both dtypes."""
 
 import warnings
 
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -4,6 +4,8 @@
 
 #include <ATen/Parallel.h>
 
+#include "parallel.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -11,11 +13,6 @@
 namespace sb_native {
 namespace cpu {
 
-// Rows per parallel chunk so that each chunk has about at::internal::GRAIN_SIZE
-// multiply-adds: small problems run inline instead of paying for a parallel region.
-inline int64_t work_grain(int64_t work_per_item) {
-  return std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, work_per_item));
-}
 
 struct CsrView {
   const int64_t* crow;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../sb_math.h"
+#include "parallel.h"
 
 namespace sb_native {
 namespace cpu {
@@ -190,9 +191,7 @@ void run_discrete_variant(at::Tensor& position, at::Tensor& momentum, int64_t nu
 template <typename coupling_t, typename field_t>
 void apply_dense_flips(const coupling_t* J, int64_t n, int64_t agents,
                        const FlipChunks<field_t>& chunks, int64_t flips, field_t* field) {
-  const int64_t grain =
-      std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, flips));
-  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, n, work_grain(flips), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const coupling_t* jr = J + r * n;
       field_t* fr = field + r * agents;

@@ -5,10 +5,9 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <algorithm>
-
 #include "../checks.h"
 #include "../sb_math.h"
+#include "parallel.h"
 
 namespace sb_native {
 namespace {
@@ -27,8 +26,7 @@ void sb_sample_cpu(const at::Tensor& position, const at::Tensor& field, at::Tens
     int16_t* stab = stability.data_ptr<int16_t>();
     bool* bif = bifurcated.data_ptr<bool>();
     scalar_t* out = final_spins.data_ptr<scalar_t>();
-    at::parallel_for(0, agents, std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, n)),
-                     [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, agents, cpu::work_grain(n), [&](int64_t begin, int64_t end) {
       for (int64_t a = begin; a < end; ++a) {
         scalar_t energy = 0;
         for (int64_t i = 0; i < n; ++i) energy += spin_of(x[i * agents + a]) * f[i * agents + a];

@@ -5,7 +5,6 @@ plus: `backend` and `seed` keywords on minimize/maximize, and sparse quadratic
 coefficients (torch sparse COO/CSR or scipy.sparse), kept sparse end to end.
 """
 
-import math
 import numbers
 from typing import List, Optional, Sequence, Tuple, Union
 

@@ -13,7 +13,6 @@ from typing import Optional
 import torch
 from tqdm.auto import tqdm
 
-from .. import _ops
 from .._env import ENVIRONMENT
 from . import fallback
 from .coupling import Coupling
