@@ -59,6 +59,21 @@ def test_sb_run_200_steps_float64(device, discrete, heat):
     torch.testing.assert_close(m, rm, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("n,agents", [(1, 1), (7, 65), (256, 70), (257, 33)])
+@pytest.mark.parametrize("heat", [0.0, 0.006])
+def test_sb_run_ballistic_block_path_float64(device, n, agents, heat):
+    # bSB with n <= 256 runs agent block by agent block on the CPU (sb_small_dense.h): blocks
+    # of 32 float64 agents with a padded last block; 257 takes the GEMM path.
+    J = symmetric(n, torch.float64, device, seed=n)
+    x, m = state(n, agents, torch.float64, device)
+    rx, rm = x.clone(), m.clone()
+    args = (0, 100, 0.1, 1 / 10, 0.7 / max(n, 2) ** 0.5, heat, False)
+    torch.ops.sb_native.sb_run(J, x, m, *args)
+    fallback.sb_run(J, rx, rm, *args)
+    torch.testing.assert_close(x, rx, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(m, rm, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("discrete", [False, True])
 def test_sb_run_float32(device, discrete):
     J = symmetric(40, torch.float32, device, integer=True)
@@ -182,11 +197,13 @@ def test_negative_steps_rejected():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("heat", [0.0, 0.006])
-def test_sb_run_int8_equals_float_coupling(device, dtype, heat):
+@pytest.mark.parametrize("n,agents", [(48, 9), (48, 70), (300, 9)])
+def test_sb_run_int8_equals_float_coupling(device, dtype, heat, n, agents):
     # J = 0.5 * K: a power-of-two scale keeps (q * scale) * F bitwise equal to q * (J @ s).
-    K = symmetric(48, torch.float64, "cpu", integer=True).to(torch.int8)
+    # n <= 256 runs the CPU's agent-block kernel (float field), 300 the int32 field.
+    K = symmetric(n, torch.float64, "cpu", integer=True).to(torch.int8)
     J = (0.5 * K.to(dtype)).to(device)
-    x, m = state(48, 9, dtype, device)
+    x, m = state(n, agents, dtype, device)
     ix, im = x.clone(), m.clone()
     fx, fm = x.clone(), m.clone()
     args = (0, 150, 0.1, 0.01, 0.02, heat)

@@ -1,7 +1,8 @@
 // sb_run on the CPU: num_steps steps of the SB schedule in one call with a dense coupling.
 // bSB: J @ x through ATen's GEMM, accumulated straight into the momentum (beta = 1).
 // dSB: the incremental local field of sb_discrete.h, with GEMM recomputes when many
-// signs flip in one step.
+// signs flip in one step. Small problems (both variants) run agent block by agent block
+// with a register-blocked product instead (sb_small_dense.h).
 
 #include <torch/library.h>
 
@@ -11,6 +12,7 @@
 #include "../checks.h"
 #include "sb_discrete.h"
 #include "sb_loop.h"
+#include "sb_small_dense.h"
 
 namespace sb_native {
 namespace {
@@ -46,7 +48,19 @@ void sb_run_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
                           time_step);
   };
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_cpu", [&] {
-    if (discrete) {
+    if (discrete && position.size(0) <= cpu::kSmallDenseMaxVariables) {
+      const at::Tensor Jc = J.contiguous();
+      const at::Tensor JT = J.t().contiguous();
+      if (heat_coef != 0.0) {
+        cpu::run_small_dense_discrete<scalar_t, true>(Jc, JT, position, momentum, num_steps,
+                                                      quadratic_coef, heat_coef,
+                                                      cpu::kSmallFlipCrossover, coefs);
+      } else {
+        cpu::run_small_dense_discrete<scalar_t, false>(Jc, JT, position, momentum, num_steps,
+                                                       quadratic_coef, heat_coef,
+                                                       cpu::kSmallFlipCrossover, coefs);
+      }
+    } else if (discrete) {
       const at::Tensor Jc = J.contiguous();
       DenseField<scalar_t> field{
           Jc, position.size(1),
@@ -54,6 +68,15 @@ void sb_run_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
       cpu::run_discrete_variant<scalar_t, scalar_t, scalar_t>(
           position, momentum, num_steps, quadratic_coef, heat_coef, position.scalar_type(),
           position.scalar_type(), coefs, field);
+    } else if (position.size(0) <= cpu::kSmallDenseMaxVariables) {
+      const at::Tensor Jc = J.contiguous();
+      if (heat_coef != 0.0) {
+        cpu::run_small_dense_ballistic<scalar_t, true>(Jc, position, momentum, num_steps,
+                                                       quadratic_coef, heat_coef, coefs);
+      } else {
+        cpu::run_small_dense_ballistic<scalar_t, false>(Jc, position, momentum, num_steps,
+                                                        quadratic_coef, heat_coef, coefs);
+      }
     } else {
       cpu::run_variant<scalar_t>(
           position, momentum, num_steps, heat_coef, false, coefs,

@@ -9,6 +9,7 @@
 
 #include "../checks.h"
 #include "sb_discrete.h"
+#include "sb_small_dense.h"
 
 namespace sb_native {
 namespace {
@@ -47,6 +48,21 @@ void sb_run_int8_cpu(const at::Tensor& K, double scale, at::Tensor& position,
                           time_step);
   };
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_int8_cpu", [&] {
+    if (position.size(0) <= cpu::kSmallDenseMaxVariables) {
+      // Small problems: the agent-block kernel on K in the state's float type, exact for
+      // int8 weights at this size, so the state is the one the int32 field gives.
+      const at::Tensor J = Kc.to(position.scalar_type());
+      const at::Tensor JT = J.t().contiguous();
+      const double q = quadratic_coef * scale;
+      if (heat_coef != 0.0) {
+        cpu::run_small_dense_discrete<scalar_t, true>(J, JT, position, momentum, num_steps, q,
+                                                      heat_coef, cpu::kSmallFlipCrossover, coefs);
+      } else {
+        cpu::run_small_dense_discrete<scalar_t, false>(J, JT, position, momentum, num_steps, q,
+                                                       heat_coef, cpu::kSmallFlipCrossover, coefs);
+      }
+      return;
+    }
     cpu::run_discrete_variant<scalar_t, int8_t, int32_t>(
         position, momentum, num_steps, quadratic_coef * scale, heat_coef, at::kChar, at::kInt,
         coefs, field);
