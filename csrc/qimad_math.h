@@ -1,6 +1,6 @@
 #pragma once
 // Per-element math of the QIMADTorch swarm (fidelity weights and the fused agent update),
-// shared by the CPU kernels and the later CUDA kernels so both run the same arithmetic.
+// shared by the CPU and CUDA kernels so both run the same arithmetic.
 // sb_native/optim/_kernels.py mirrors every function here in the same operation order.
 
 #include <cmath>

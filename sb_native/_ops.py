@@ -23,7 +23,7 @@ NATIVE = _REASON is None
 
 # The SB ops; each has a CPU kernel, and a CUDA kernel when built with CUDA.
 OP_NAMES = ("sb_step", "sb_run", "sb_run_csr", "sb_run_int8", "sb_sample")
-# QIMADTorch's ops: CPU kernels only so far (CUDA parameters use the pure-torch path).
+# QIMADTorch's ops; each has a CPU kernel, and a CUDA kernel when built with CUDA.
 QIMAD_OP_NAMES = ("qimad_fidelity", "qimad_update")
 
 

@@ -3,7 +3,8 @@
 # Builds the whole extension with CUDA (FORCE_CUDA=1) in its own venv against torch 2.14.1
 # (a cu130 build matching nvcc 13.0, with the CUDA headers the CPU torch lacks), out of
 # place so the CPU build's sb_native/_C*.so is never touched, then imports the result and
-# asserts that every op has a CUDA kernel registered and backend_info()["cuda"] is true.
+# asserts that every op (SB and QIMADTorch) has a CUDA kernel registered and
+# backend_info()["cuda"] is true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -58,11 +59,12 @@ from sb_native import _ops
 
 info = sb_native.backend_info()
 assert info["native"], f"extension failed to load: {info['reason']}"
-missing = [name for name in _ops.OP_NAMES
+names = _ops.OP_NAMES + _ops.QIMAD_OP_NAMES  # the SB ops and QIMADTorch's
+missing = [name for name in names
            if not torch._C._dispatch_has_kernel_for_dispatch_key(f"sb_native::{name}", "CUDA")]
 assert not missing, f"ops without a CUDA kernel: {missing}"
 assert info["cuda"], info
 print(f"cuda-check: torch {torch.__version__} (CUDA {torch.version.cuda}), "
-      f"CUDA kernels registered for {', '.join(_ops.OP_NAMES)}; GPU present: {info['cuda_device']}")
+      f"CUDA kernels registered for {', '.join(names)}; GPU present: {info['cuda_device']}")
 EOF
 echo "cuda-check: passed in $((SECONDS - start)) s"

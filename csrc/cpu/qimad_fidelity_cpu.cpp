@@ -7,30 +7,11 @@
 
 #include <algorithm>
 
-#include "../checks.h"
+#include "../qimad_checks.h"
 #include "../qimad_math.h"
 
 namespace sb_native {
 namespace {
-
-void check_fidelity_args(const at::Tensor& alpha, const at::Tensor& beta, const at::Tensor& mask) {
-  TORCH_CHECK_VALUE(alpha.dim() == 1, "alpha must be 1-D (agents), got ", alpha.dim(),
-                    " dimensions");
-  check_float_tensor(alpha, "alpha");
-  TORCH_CHECK_VALUE(beta.sizes() == alpha.sizes(), "beta must have the shape of alpha ",
-                    alpha.sizes(), ", got ", beta.sizes());
-  TORCH_CHECK_TYPE(beta.scalar_type() == alpha.scalar_type(), "beta must have the dtype of alpha (",
-                   alpha.scalar_type(), "), got ", beta.scalar_type());
-  const int64_t n = alpha.size(0);
-  TORCH_CHECK_TYPE(mask.scalar_type() == at::kBool, "mask must be bool, got ", mask.scalar_type());
-  TORCH_CHECK_VALUE(mask.dim() == 2 && mask.size(0) == n && mask.size(1) == n,
-                    "mask must be (agents, agents) = (", n, ", ", n, "), got ", mask.sizes());
-  TORCH_CHECK_VALUE(beta.device() == alpha.device() && mask.device() == alpha.device(),
-                    "beta and mask must be on the device of alpha");
-  TORCH_CHECK_VALUE(alpha.is_contiguous(), "alpha must be contiguous");
-  TORCH_CHECK_VALUE(beta.is_contiguous(), "beta must be contiguous");
-  TORCH_CHECK_VALUE(mask.is_contiguous(), "mask must be contiguous");
-}
 
 at::Tensor qimad_fidelity_cpu(const at::Tensor& alpha, const at::Tensor& beta,
                               const at::Tensor& mask, double k, double eps) {

@@ -1,7 +1,9 @@
-// sb_run on the GPU: num_steps steps of the SB schedule in one call. Each step is ATen's
-// GEMM (cuBLAS) F = J @ f(x) plus one fused elementwise kernel (sb_loop.cuh); the
-// schedule's coefficients are computed on the host in double with the shared code of
-// sb_math.h and passed by value, so nothing is read back.
+// sb_run on the GPU: num_steps steps of the SB schedule in one call. Problems with at most
+// kSmallMaxN variables run the whole call in one persistent launch (sb_small.cuh: one
+// block per agent tile, incremental local field for dSB). Larger ones take the GEMM path:
+// each step is ATen's GEMM (cuBLAS) F = J @ f(x) plus one fused elementwise kernel
+// (sb_loop.cuh). Either way the schedule's coefficients are computed in double with the
+// shared code of sb_math.h, and nothing is read back.
 
 #include <torch/library.h>
 
@@ -9,6 +11,7 @@
 
 #include "../checks.h"
 #include "sb_loop.cuh"
+#include "sb_small.cuh"
 
 namespace sb_native {
 namespace {
@@ -22,6 +25,10 @@ void sb_run_cuda(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum
   const at::cuda::CUDAGuard guard(position.device());
   if (position.numel() == 0 || num_steps == 0) return;
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_cuda", [&] {
+    if (cuda::small_run_dense<scalar_t>(J, position, momentum, start_step, num_steps, time_step,
+                                        pressure_slope, quadratic_coef, heat_coef, discrete)) {
+      return;
+    }
     cuda::run_dense<scalar_t>(
         J, position, momentum, num_steps, quadratic_coef, heat_coef, discrete, [&](int64_t k) {
           return std::make_pair(

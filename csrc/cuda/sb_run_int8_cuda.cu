@@ -1,9 +1,11 @@
-// sb_run_int8 on the GPU: dSB on an integer coupling J = scale * K (K int8), the tensor-core
-// path. The local field F = K @ sign(x) is an int8 x int8 -> int32 GEMM (ATen's _int_mm,
-// cuBLASLt IMMA), exact, so every step recomputes it (no incremental corrections needed
-// on the GPU) and the state matches the CPU kernel's bit for bit. A step is that GEMM and
-// one fused elementwise kernel: m += (q * scale) * F, walls, heating, save m0, kick-drift,
-// sign(x) as int8.
+// sb_run_int8 on the GPU: dSB on an integer coupling J = scale * K (K int8). Problems with
+// at most kSmallMaxN variables run the whole call in one persistent launch (sb_small.cuh:
+// int8 signs in shared memory, __dp4a products, incremental int32 field). Larger ones take
+// the tensor-core path below. There the local field F = K @ sign(x) is an int8 x int8 ->
+// int32 GEMM (ATen's _int_mm, cuBLASLt IMMA), exact, so every step recomputes it (on the
+// GPU the GEMM is cheap next to scattered per-flip column updates) and the state matches the
+// CPU kernel's bit for bit. A step is that GEMM and one fused elementwise kernel:
+// m += (q * scale) * F, walls, heating, save m0, kick-drift, sign(x) as int8.
 //
 // _int_mm wants M > 16, K and N multiples of 8, and runs its fast IMMA kernels with the
 // right operand column-major. So K is zero-padded to n_pad x n_pad, the signs live
@@ -19,6 +21,7 @@
 
 #include "../checks.h"
 #include "sb_loop.cuh"
+#include "sb_small.cuh"
 
 namespace sb_native {
 namespace {
@@ -86,6 +89,13 @@ void sb_run_int8_cuda(const at::Tensor& K, double scale, at::Tensor& position,
   check_steps(start_step, num_steps);
   const at::cuda::CUDAGuard guard(position.device());
   if (position.numel() == 0 || num_steps == 0) return;
+  bool ran_small = false;
+  AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_int8_cuda_small", [&] {
+    ran_small = cuda::small_run_int8<scalar_t>(K, scale, position, momentum, start_step,
+                                               num_steps, time_step, pressure_slope,
+                                               quadratic_coef, heat_coef);
+  });
+  if (ran_small) return;
   const int64_t n = position.size(0);
   const int64_t agents = position.size(1);
   TORCH_CHECK_VALUE((n + kTile - 1) / kTile <= 65535, "position has ", n,
