@@ -194,6 +194,43 @@ def test_early_stopping_stops_before_max_steps(backend, monkeypatch):
     assert 30 <= sum(steps) < 100000 and sum(steps) % 10 == 0
 
 
+def chunk_runner(**kwargs):
+    options = dict(agents=4, max_steps=None, timeout=None, mode="ballistic", heated=False,
+                   verbose=False, early_stopping=False, sampling_period=50,
+                   convergence_threshold=50, backend="torch", generator=None)
+    options.update(kwargs)
+    return engine.SBRunner(**options)
+
+
+def test_chunks_grow_from_a_single_step_and_stay_within_the_time_budget():
+    runner = chunk_runner()
+    budget = engine.CHUNK_SECONDS
+    assert runner._chunk(0, None) == 1
+    # A call costing a fixed set-up (25% of the budget) plus 10 us per step: its rate
+    # overstates the cost per step, so chunks double until a call takes half the budget.
+    cost = lambda steps: 0.25 * budget + 1e-5 * steps  # noqa: E731
+    sizes, last = [], (1, cost(1))
+    for _ in range(12):
+        chunk = runner._chunk(0, last)
+        sizes.append(chunk)
+        assert cost(chunk) <= budget
+        last = (chunk, cost(chunk))
+    steps = [1] + sizes
+    assert all(b >= min(2 * a, engine.MAX_CHUNK_STEPS)
+               for a, b in zip(steps, steps[1:]) if cost(a) < budget / 2)
+    assert sizes[-1] == engine.MAX_CHUNK_STEPS or cost(sizes[-1]) >= budget / 2
+    # A slow call (twice the budget for 10 steps) gives the budget's worth of steps.
+    assert runner._chunk(0, (10, 2 * budget)) == 5
+
+
+def test_chunks_respect_sampling_points_and_max_steps():
+    runner = chunk_runner(early_stopping=True, sampling_period=50, max_steps=120)
+    fast = (1, 1e-9)
+    assert runner._chunk(10, fast) == 40  # up to the next sampling point
+    assert runner._chunk(100, fast) == 20  # up to max_steps
+    assert chunk_runner()._chunk(0, fast) == engine.MAX_CHUNK_STEPS
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_timeout_stops_the_run(backend):
     g = torch.Generator().manual_seed(0)

@@ -89,9 +89,10 @@ def test_sb_run_float32(device, discrete):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("discrete", [False, True])
 @pytest.mark.parametrize("heat", [0.0, 0.006])
-def test_sb_run_csr_matches_dense(device, dtype, discrete, heat):
+@pytest.mark.parametrize("agents", [11, 37])  # CPU dSB: agents in groups of 16
+def test_sb_run_csr_matches_dense(device, dtype, discrete, heat, agents):
     J = symmetric(64, dtype, device, integer=True, density=0.1)
-    x, m = state(64, 11, dtype, device)
+    x, m = state(64, agents, dtype, device)
     sx, sm = x.clone(), m.clone()
     args = (0, 120, 0.1, 0.01, 0.015, heat, discrete)
     torch.ops.sb_native.sb_run(J, x, m, *args)
@@ -213,6 +214,97 @@ def test_sb_run_int8_equals_float_coupling(device, dtype, heat, n, agents):
     assert torch.equal(ix, x) and torch.equal(im, m), "int8 field must be exact"
     torch.testing.assert_close(ix, fx, **TOL[dtype])
     assert torch.equal(fallback.sample_spins(ix), fallback.sample_spins(fx))
+
+
+# ── dSB agent by agent (csrc/cpu/sb_discrete.h) ─────────────────────────────
+# Above 256 variables (dense) and for every CSR coupling, the CPU runs dSB agent by agent,
+# in groups of 16 agents split between threads, each agent correcting its own local field.
+
+def integer_coupling(n, seed, symmetric_=True, density=1.0):
+    """Small integer weights (exact fields); with symmetric_=False, J != J^T."""
+    if symmetric_:
+        return symmetric(n, torch.float64, "cpu", seed=seed, integer=True, density=density)
+    g = torch.Generator().manual_seed(seed)
+    J = torch.randint(-3, 4, (n, n), generator=g).double()
+    return J * (torch.rand(n, n, generator=g) < density)
+
+
+def run_dsb(kind, J, x, m, args):
+    """One dSB call through the dense (sb_run), int8 (sb_run_int8) or CSR (sb_run_csr) op."""
+    if kind == "dense":
+        torch.ops.sb_native.sb_run(J.to(x.dtype), x, m, *args, True)
+    elif kind == "int8":
+        torch.ops.sb_native.sb_run_int8(J.to(torch.int8), 1.0, x, m, *args)
+    else:
+        torch.ops.sb_native.sb_run_csr(*csr_of(J.to(x.dtype)), x, m, *args, True)
+
+
+DSB_KINDS = ["dense", "int8", "csr"]
+
+
+@pytest.mark.parametrize("kind", DSB_KINDS)
+@pytest.mark.parametrize("heat", [0.0, 0.006])
+@pytest.mark.parametrize("symmetric_", [True, False])
+def test_dsb_agent_path_matches_reference(kind, heat, symmetric_):
+    # 37 agents: two full groups of 16 and a partial one, split over the threads.
+    J = integer_coupling(300, seed=5, symmetric_=symmetric_,
+                         density=0.05 if kind == "csr" else 1.0)
+    x, m = state(300, 37, torch.float64, "cpu")
+    rx, rm = x.clone(), m.clone()
+    args = (0, 120, 0.1, 0.01, 0.003, heat)
+    run_dsb(kind, J, x, m, args)
+    fallback.sb_run(J, rx, rm, *args, True)
+    torch.testing.assert_close(x, rx, **TOL[torch.float64])
+    torch.testing.assert_close(m, rm, **TOL[torch.float64])
+    assert torch.equal(fallback.sample_spins(x), fallback.sample_spins(rx))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("symmetric_", [True, False])
+def test_dsb_agent_path_same_state_for_every_coupling_form(dtype, symmetric_):
+    # Integer weights make every field exact, so the dense, int8 and CSR kernels follow the
+    # same trajectory bit for bit (the fallback's GEMM rounds m + q * F differently, and in
+    # float32 such a rounding difference can grow into a different trajectory).
+    J = integer_coupling(300, seed=5, symmetric_=symmetric_, density=0.05)
+    states = []
+    for kind in DSB_KINDS:
+        x, m = state(300, 37, dtype, "cpu")
+        run_dsb(kind, J, x, m, (0, 120, 0.1, 0.01, 0.003, 0.006))
+        states.append((x, m))
+    for x, m in states[1:]:
+        assert torch.equal(x, states[0][0]) and torch.equal(m, states[0][1])
+
+
+@pytest.mark.parametrize("kind", DSB_KINDS)
+@pytest.mark.parametrize("symmetric_", [True, False])
+def test_dsb_incremental_field_equals_recomputed(kind, symmetric_):
+    # Every call starts from an exact product and then corrects the field flip by flip. With
+    # integer weights the corrected field is exact, so one call of 150 steps and 150 calls of
+    # one step (a fresh product at each) give the same state bit for bit.
+    J = integer_coupling(300, seed=6, symmetric_=symmetric_,
+                         density=0.05 if kind == "csr" else 1.0)
+    x, m = state(300, 21, torch.float32, "cpu")
+    sx, sm = x.clone(), m.clone()
+    run_dsb(kind, J, x, m, (0, 150, 0.1, 0.01, 0.003, 0.006))
+    for step in range(150):
+        run_dsb(kind, J, sx, sm, (step, 1, 0.1, 0.01, 0.003, 0.006))
+    assert torch.equal(x, sx) and torch.equal(m, sm)
+
+
+@pytest.mark.parametrize("kind", DSB_KINDS)
+def test_dsb_agent_path_independent_of_threads(kind):
+    J = integer_coupling(300, seed=7, density=0.05 if kind == "csr" else 1.0)
+    results = []
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            x, m = state(300, 40, torch.float64, "cpu")
+            run_dsb(kind, J, x, m, (0, 80, 0.1, 0.01, 0.003, 0.0))
+            results.append((x, m))
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
 
 
 def test_sb_run_int8_checks_and_opcheck():

@@ -1,7 +1,7 @@
 // sb_run on the CPU: num_steps steps of the SB schedule in one call with a dense coupling.
 // bSB: J @ x through ATen's GEMM, accumulated straight into the momentum (beta = 1).
-// dSB: the incremental local field of sb_discrete.h, with GEMM recomputes when many
-// signs flip in one step. Small problems (both variants) run agent block by agent block
+// dSB: the incremental local field of sb_discrete.h, agent by agent, from one GEMM per
+// call. Small problems (both variants) run agent block by agent block
 // with a register-blocked product instead (sb_small_dense.h).
 
 #include <torch/library.h>
@@ -16,25 +16,6 @@
 
 namespace sb_native {
 namespace {
-
-// Fraction of (variable, agent) sign flips in one step above which recomputing F with a
-// GEMM beats correcting it column by column (bench/bench_crossover.py measures it).
-constexpr double kDenseFlipCrossover = 0.05;
-
-template <typename scalar_t>
-struct DenseField {
-  const at::Tensor& J;  // contiguous (variables, variables)
-  int64_t agents;
-  int64_t max_flips;
-
-  void recompute(const at::Tensor& signs, at::Tensor field) { at::mm_out(field, J, signs); }
-
-  void apply(const cpu::FlipChunks<scalar_t>& chunks, int64_t flips, scalar_t* field) {
-    cpu::apply_dense_flips(J.data_ptr<scalar_t>(), J.size(0), agents, chunks, flips, field);
-  }
-
-  int64_t max_incremental_flips() const { return max_flips; }
-};
 
 void sb_run_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
                 int64_t start_step, int64_t num_steps, double time_step, double pressure_slope,
@@ -62,12 +43,11 @@ void sb_run_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
       }
     } else if (discrete) {
       const at::Tensor Jc = J.contiguous();
-      DenseField<scalar_t> field{
-          Jc, position.size(1),
-          cpu::max_incremental_flips(kDenseFlipCrossover, position.numel())};
+      const cpu::DenseAgentField<scalar_t, scalar_t> field(Jc);
       cpu::run_discrete_variant<scalar_t, scalar_t, scalar_t>(
           position, momentum, num_steps, quadratic_coef, heat_coef, position.scalar_type(),
-          position.scalar_type(), coefs, field);
+          position.scalar_type(), coefs,
+          [&](const at::Tensor& signs, at::Tensor& f) { at::mm_out(f, Jc, signs); }, field);
     } else if (position.size(0) <= cpu::kSmallDenseMaxVariables) {
       const at::Tensor Jc = J.contiguous();
       if (heat_coef != 0.0) {

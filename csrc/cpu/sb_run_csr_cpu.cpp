@@ -1,7 +1,7 @@
 // sb_run_csr on the CPU: the SB schedule with the coupling matrix in CSR form, memory
 // O(nnz + variables * agents). bSB: a row-parallel SpMM accumulated into the momentum.
-// dSB: the incremental local field of sb_discrete.h; a flip of spin i touches only the
-// non-zeros of row i (the coupling is symmetric), so it costs the degree of i.
+// dSB: the incremental local field of sb_discrete.h, agent by agent from one SpMM per call;
+// a flip of spin i touches only the non-zeros of column i, so it costs the degree of i.
 
 #include <torch/library.h>
 
@@ -16,44 +16,33 @@
 namespace sb_native {
 namespace {
 
-// Fraction of sign flips in one step above which a full SpMM beats scattered corrections.
-constexpr double kCsrFlipCrossover = 0.25;
-
+// The CSR coupling's part of the agent-by-agent field. A flip of spin i corrects the field
+// along column i of J, i.e. row i of J^T, built once per call by a counting sort (O(nnz)):
+// the couplings SB builds are symmetric, but the op does not rely on it.
 template <typename scalar_t>
-struct CsrField {
-  cpu::CsrView J;
-  const scalar_t* values;
-  int64_t agents;
-  int64_t max_flips;
+struct CsrAgentField {
+  std::vector<int64_t> t_crow, t_col;  // J^T in CSR form
+  std::vector<scalar_t> t_values;
 
-  void recompute(const at::Tensor& signs, at::Tensor field) {
-    cpu::csr_spmm<scalar_t>(J, values, signs.data_ptr<scalar_t>(), field.data_ptr<scalar_t>(),
-                            agents, scalar_t(1), false);
-  }
-
-  // F[j, a] += J[j, i] * delta over the non-zeros of row i (= column i, J symmetric). Each
-  // thread owns a block of agents, so the scattered writes never collide.
-  void apply(const cpu::FlipChunks<scalar_t>& chunks, int64_t flips,
-             scalar_t* field) {
-    const int64_t nnz_per_row = J.rows ? J.crow[J.rows] / J.rows : 0;
-    const int64_t threads = at::get_num_threads();
-    // One block of agents per thread, or a single inline block when there is little work.
-    const int64_t block = flips * (nnz_per_row + 1) < at::internal::GRAIN_SIZE
-                              ? agents
-                              : (agents + threads - 1) / threads;
-    at::parallel_for(0, agents, block, [&](int64_t begin, int64_t end) {
-      for (const auto& chunk : chunks) {
-        for (const auto& flip : chunk) {
-          if (flip.agent < begin || flip.agent >= end) continue;
-          for (int64_t k = J.crow[flip.spin]; k < J.crow[flip.spin + 1]; ++k) {
-            field[J.col[k] * agents + flip.agent] += values[k] * flip.delta;
-          }
-        }
+  CsrAgentField(const cpu::CsrView& J, const scalar_t* values)
+      : t_crow(J.rows + 1, 0), t_col(J.crow[J.rows]), t_values(J.crow[J.rows]) {
+    for (int64_t k = 0; k < J.crow[J.rows]; ++k) ++t_crow[J.col[k] + 1];
+    for (int64_t i = 0; i < J.rows; ++i) t_crow[i + 1] += t_crow[i];
+    std::vector<int64_t> next(t_crow.begin(), t_crow.end() - 1);
+    for (int64_t r = 0; r < J.rows; ++r) {  // ascending rows: each J^T row ends up sorted
+      for (int64_t k = J.crow[r]; k < J.crow[r + 1]; ++k) {
+        const int64_t at = next[J.col[k]]++;
+        t_col[at] = r;
+        t_values[at] = values[k];
       }
-    });
+    }
   }
 
-  int64_t max_incremental_flips() const { return max_flips; }
+  void apply(int64_t spin, scalar_t delta, scalar_t* __restrict__ f) const {
+    for (int64_t k = t_crow[spin]; k < t_crow[spin + 1]; ++k) {
+      f[t_col[k]] = f[t_col[k]] + t_values[k] * delta;
+    }
+  }
 };
 
 void check_csr_structure(const int64_t* crow, const int64_t* col, int64_t rows, int64_t nnz) {
@@ -87,12 +76,15 @@ void sb_run_csr_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Ten
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_csr_cpu", [&] {
     const scalar_t* vals = values.data_ptr<scalar_t>();
     if (discrete) {
-      CsrField<scalar_t> field{
-          J, vals, agents,
-          cpu::max_incremental_flips(kCsrFlipCrossover, position.numel())};
+      const CsrAgentField<scalar_t> field(J, vals);
       cpu::run_discrete_variant<scalar_t, scalar_t, scalar_t>(
           position, momentum, num_steps, quadratic_coef, heat_coef, position.scalar_type(),
-          position.scalar_type(), coefs, field);
+          position.scalar_type(), coefs,
+          [&](const at::Tensor& signs, at::Tensor& f) {
+            cpu::csr_spmm<scalar_t>(J, vals, signs.data_ptr<scalar_t>(), f.data_ptr<scalar_t>(),
+                                    agents, scalar_t(1), false);
+          },
+          field);
     } else {
       const scalar_t q = static_cast<scalar_t>(quadratic_coef);
       cpu::run_variant<scalar_t>(position, momentum, num_steps, heat_coef, false, coefs,

@@ -22,6 +22,7 @@
 
 #include "../sb_math.h"
 #include "sb_discrete.h"
+#include "sb_schedule.h"
 
 namespace sb_native {
 namespace cpu {
@@ -121,17 +122,6 @@ struct AgentBlock {
   }
 };
 
-// The schedule's coefficients of a call, once, in the scalar type, shared by every block.
-template <typename scalar_t, typename Coefs>
-std::vector<std::pair<scalar_t, scalar_t>> block_coefficients(int64_t num_steps, Coefs coefs) {
-  std::vector<std::pair<scalar_t, scalar_t>> out(num_steps);
-  for (int64_t k = 0; k < num_steps; ++k) {
-    const auto c = coefs(k);
-    out[k] = {static_cast<scalar_t>(c.first), static_cast<scalar_t>(c.second)};
-  }
-  return out;
-}
-
 // num_steps bSB steps of the (n, agents) state with the dense coupling J (contiguous);
 // coefs(k) gives {momentum_coef, position_coef} of the k-th step of this call.
 template <typename scalar_t, bool kHeated, typename Coefs>
@@ -140,7 +130,7 @@ void run_small_dense_ballistic(const at::Tensor& J, at::Tensor& position, at::Te
                                Coefs coefs) {
   constexpr int64_t kB = SmallVec<scalar_t>::kBlock;
   const int64_t n = position.size(0), agents = position.size(1);
-  const auto cs = block_coefficients<scalar_t>(num_steps, coefs);
+  const auto cs = step_coefficients<scalar_t>(num_steps, coefs);
   const scalar_t q = static_cast<scalar_t>(quadratic_coef);
   const scalar_t heat = static_cast<scalar_t>(heat_coef);
   const scalar_t* Jp = J.data_ptr<scalar_t>();
@@ -226,7 +216,7 @@ void run_small_dense_discrete(const at::Tensor& J, const at::Tensor& JT, at::Ten
                               double heat_coef, double flip_fraction, Coefs coefs) {
   constexpr int64_t kB = SmallVec<scalar_t>::kBlock;
   const int64_t n = position.size(0), agents = position.size(1);
-  const auto cs = block_coefficients<scalar_t>(num_steps, coefs);
+  const auto cs = step_coefficients<scalar_t>(num_steps, coefs);
   const scalar_t q = static_cast<scalar_t>(quadratic_coef);
   const scalar_t heat = static_cast<scalar_t>(heat_coef);
   const scalar_t* Jp = J.data_ptr<scalar_t>();

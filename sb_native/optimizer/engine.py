@@ -123,15 +123,25 @@ class SBRunner:
         momentum = draw()
         return position, momentum
 
-    def _chunk(self, step: int, seconds_per_step: Optional[float]) -> int:
+    def _chunk(self, step: int, last: Optional[tuple]) -> int:
+        """Steps of the next call. last = (steps, seconds) of the longest call so far, or None.
+
+        A call costs a fixed set-up (the exact local field, buffers) plus a time per step, so
+        the rate of a short call overstates the time per step: while the last call took under
+        half of CHUNK_SECONDS the chunk at least doubles, which keeps every call within
+        CHUNK_SECONDS (t(2c) < 2 t(c)) and reaches the long chunks in a few calls."""
         limit = MAX_CHUNK_STEPS
         if self.early_stopping:
             limit = min(limit, self.sampling_period - step % self.sampling_period)
         if self.max_steps != INFINITY:
             limit = min(limit, self.max_steps - step)
-        if seconds_per_step is None:
+        if last is None:
             return 1  # a first single step measures the speed that sizes the next chunks
-        return max(1, min(limit, int(CHUNK_SECONDS / max(seconds_per_step, 1e-9))))
+        steps, seconds = last
+        chunk = int(CHUNK_SECONDS * steps / max(seconds, 1e-9))
+        if seconds < CHUNK_SECONDS / 2:
+            chunk = max(chunk, 2 * steps)
+        return max(1, min(limit, chunk))
 
     def run(self, coupling: Coupling) -> torch.Tensor:
         """SB spins, shape (variables, agents), values in {-1, 1}."""
@@ -150,18 +160,19 @@ class SBRunner:
         position, momentum = self._initial_state(coupling)
         window = StopWindow(coupling.n, self.agents, self.convergence_threshold, coupling.dtype,
                             coupling.device, self.verbose and self.early_stopping)
-        step, elapsed, seconds_per_step = 0, 0.0, None
+        step, elapsed, last = 0, 0.0, None
         start = time.time()
         try:
             while True:
-                chunk = self._chunk(step, seconds_per_step)
+                chunk = self._chunk(step, last)
                 chunk_start = time.time()
                 stepper.advance(position, momentum, step, chunk)
                 if position.is_cuda:
                     # Kernel launches return at once: wait for the work so chunks are sized
                     # (and timeouts checked) on real time.
                     torch.cuda.synchronize(position.device)
-                seconds_per_step = (time.time() - chunk_start) / chunk
+                if last is None or chunk >= last[0]:  # the longest call estimates best
+                    last = (chunk, time.time() - chunk_start)
                 step += chunk
                 iterations.update(chunk)
                 if self.early_stopping and step % self.sampling_period == 0:
