@@ -34,6 +34,13 @@ TORCH_LIBRARY(sb_native, m) {
   // Row-normalised fidelity matrix of the swarm: W[i, j] = F_ij / (sum_l F_il + eps) with
   // F_ij = |<psi_i|psi_j>|^k of the Bloch angles (alpha, beta) on the topology's edges (mask).
   m.def("qimad_fidelity(Tensor alpha, Tensor beta, Tensor mask, float k, float eps) -> Tensor");
+  // A step's work on the angles: W = stack of the fidelity matrices for each exponent in k and
+  // attract = uniform[1] * attract_on, both as dtype and from the angles before the step; then
+  // the random walk in place: alpha = clamp(alpha + alpha_step * normal[0], 0, pi),
+  // beta = remainder(beta + beta_step * normal[1], 2 pi).
+  m.def("qimad_angles(Tensor(a!) alpha, Tensor(b!) beta, Tensor mask, float[] k, Tensor normal, "
+        "Tensor uniform, Tensor attract_on, float alpha_step, float beta_step, float eps, "
+        "ScalarType dtype) -> (Tensor, Tensor)");
   // One synchronous swarm step of the agents in rows over the flat (agents, parameters) state:
   // RMSProp state and step, attraction to best, communication W[seg_w] @ theta, tunnelling jumps.
   m.def("qimad_update(Tensor(a!) theta, Tensor(b!) square_avg, Tensor grad, Tensor best, "

@@ -29,6 +29,33 @@ inline void check_fidelity_args(const at::Tensor& alpha, const at::Tensor& beta,
   TORCH_CHECK_VALUE(mask.is_contiguous(), "mask must be contiguous");
 }
 
+// A per-agent input of qimad_angles: (rows, agents), or (agents,) when rows is 0.
+inline void check_agent_table(const at::Tensor& t, const at::Tensor& alpha, int64_t rows,
+                              const char* name) {
+  const int64_t n = alpha.size(0);
+  const bool shaped = rows == 0 ? t.dim() == 1 && t.size(0) == n
+                                : t.dim() == 2 && t.size(0) == rows && t.size(1) == n;
+  TORCH_CHECK_VALUE(shaped, name, " must be ", rows == 0 ? "(agents,)" : "(2, agents)",
+                    " with agents = ", n, ", got shape ", t.sizes());
+  TORCH_CHECK_TYPE(t.scalar_type() == alpha.scalar_type(), name, " must have the dtype of alpha (",
+                   alpha.scalar_type(), "), got ", t.scalar_type());
+  TORCH_CHECK_VALUE(t.device() == alpha.device(), name, " must be on the device of alpha");
+  TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
+}
+
+inline void check_angles_args(const at::Tensor& alpha, const at::Tensor& beta,
+                              const at::Tensor& mask, at::ArrayRef<double> k,
+                              const at::Tensor& normal, const at::Tensor& uniform,
+                              const at::Tensor& attract_on, at::ScalarType dtype) {
+  check_fidelity_args(alpha, beta, mask);
+  TORCH_CHECK_VALUE(!k.empty(), "k must hold at least one fidelity exponent");
+  check_agent_table(normal, alpha, 2, "normal");
+  check_agent_table(uniform, alpha, 2, "uniform");
+  check_agent_table(attract_on, alpha, 0, "attract_on");
+  TORCH_CHECK_TYPE(dtype == at::kFloat || dtype == at::kDouble,
+                   "dtype must be float32 or float64, got ", dtype);
+}
+
 inline void check_index(const at::Tensor& t, const at::Tensor& theta, const char* name) {
   TORCH_CHECK_TYPE(t.scalar_type() == at::kLong, name, " must be int64, got ", t.scalar_type());
   TORCH_CHECK_VALUE(t.dim() == 1, name, " must be 1-D, got shape ", t.sizes());

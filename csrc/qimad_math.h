@@ -17,26 +17,37 @@ namespace sb_native {
 namespace qimad {
 
 // |<psi_i|psi_j>|^k for the Bloch states |psi> = cos(a/2)|0> + e^{ib} sin(a/2)|1>, as in the
-// reference's _fidelity: the overlap's squared modulus raised to k/2.
+// reference's _fidelity: the overlap's squared modulus raised to k/2. This form takes the
+// half-angle sines and cosines, so a kernel can evaluate them once per agent, not per pair.
 template <typename T>
-SB_HD T fidelity(T alpha_i, T beta_i, T alpha_j, T beta_j, T k) {
+SB_HD T fidelity_of_halves(T sin_i, T cos_i, T beta_i, T sin_j, T cos_j, T beta_j, T k) {
   using std::cos;
   using std::pow;
   using std::sin;
-  const T s = sin(alpha_i / T(2)) * sin(alpha_j / T(2));
+  const T s = sin_i * sin_j;
   const T d = beta_j - beta_i;
-  const T re = cos(alpha_i / T(2)) * cos(alpha_j / T(2)) + cos(d) * s;
+  const T re = cos_i * cos_j + cos(d) * s;
   const T im = sin(d) * s;
   return pow(re * re + im * im, k / T(2));
 }
 
-// RMSProp second-moment update, in torch.optim.RMSprop's order (v * decay + (1 - decay) g g).
 template <typename T>
-SB_HD T square_avg(T v, T g, T decay) {
-  return v * decay + (T(1) - decay) * g * g;
+SB_HD T fidelity(T alpha_i, T beta_i, T alpha_j, T beta_j, T k) {
+  using std::cos;
+  using std::sin;
+  return fidelity_of_halves(sin(alpha_i / T(2)), cos(alpha_i / T(2)), beta_i, sin(alpha_j / T(2)),
+                            cos(alpha_j / T(2)), beta_j, k);
 }
 
-// The displacement of one coordinate of one agent, all forces read from before the step:
+// RMSProp second-moment update, in torch.optim.RMSprop's order (v * decay + (1 - decay) g g).
+// Written without T(1) so that T may also be a vector type (the CPU kernel's SIMD pass).
+template <typename T>
+SB_HD T square_avg(T v, T g, T decay) {
+  return v * decay + (1 - decay) * g * g;
+}
+
+// The displacement of one coordinate of one agent (or of a vector of them), all forces read
+// from before the step:
 //   RMSProp step  -(eta / (sqrt(v) + eps)) g        root_v = sqrt(v), v already updated
 //   attraction    attract (best - theta)            attract = 0.2 * U(0,1), 0 without neighbours
 //   communication gamma (mix - wsum theta)          mix = sum_j W_ij theta_j, wsum = sum_j W_ij,

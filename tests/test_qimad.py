@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import sb_native
 from sb_native import _ops
@@ -468,6 +469,27 @@ def test_backend_and_argument_validation(monkeypatch):
     opt = QIMADTorch(params, backend="auto", seed=0)
     run(opt, params, 2)
     assert opt._buckets[0].backend == "torch"
+
+
+def test_step_hooks_and_profiler_range():
+    """step() skips Optimizer's record_function only when nothing would observe it: hooks run
+    and a profiler sees the step's range as for any torch optimizer."""
+    params = make_params("cpu")
+    opt = QIMADTorch(params, num_agents=3, seed=0)
+    calls = []
+    handles = [opt.register_step_pre_hook(lambda *_: calls.append("pre")),
+               opt.register_step_post_hook(lambda *_: calls.append("post")),
+               register_optimizer_step_post_hook(
+                   lambda *_: calls.append("global post"))]
+    run(opt, params, 2)
+    assert calls == ["pre", "post", "global post"] * 2
+    for handle in handles:
+        handle.remove()
+    run(opt, params, 1)
+    assert len(calls) == 6
+    with torch.profiler.profile() as prof:
+        run(opt, params, 1)
+    assert "Optimizer.step#QIMADTorch.step" in {event.name for event in prof.events()}
 
 
 def test_mixed_dtypes_make_one_bucket_each():

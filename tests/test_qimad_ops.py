@@ -1,6 +1,6 @@
 """QIMADTorch kernels: the pure-torch mirrors against explicit per-agent loops written from the
-reference's formulas, the native ops against the mirrors from the same state and draws,
-opcheck, and the ops' argument checks."""
+reference's formulas, the native ops against the mirrors from the same state and draws (and
+qimad_angles' CPU kernel against its composite), opcheck, and the ops' argument checks."""
 
 import importlib.util
 import math
@@ -178,6 +178,72 @@ def test_fidelity_native_matches_torch(device, dtype, k):
     torch.testing.assert_close(W, _kernels.fidelity_torch(a, b, mask, k, 1e-8), **TOL[dtype])
 
 
+# ── qimad_angles ─────────────────────────────────────────────────────────────
+
+def angles_case(n, dtype, device, seed=0):
+    """Angles near both ends of their ranges, draws that push them across, and the rest of
+    the qimad_angles arguments (two exponents, output in float32)."""
+    a, b = angles(n, dtype, device, seed)
+    a[0], b[0], b[-1] = 0.01, 6.28, 0.005
+    g = torch.Generator().manual_seed(seed + 1)
+    normal = (torch.randn(2, n, generator=g, dtype=torch.float64) * 3).to(device, dtype)
+    uniform = torch.rand(2, n, generator=g, dtype=torch.float64).to(device, dtype)
+    attract_on = torch.full((n,), 0.2, dtype=dtype, device=device)
+    attract_on[-1] = 0.0
+    mask = ring_mask(n, device)
+    return [a, b, mask, [2.0, 3.5], normal, uniform, attract_on, 0.03, 0.05, 1e-8,
+            torch.float32]
+
+
+@NATIVE_OPS
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("out_dtype", [torch.float32, torch.float64])
+def test_angles_native_matches_torch(device, dtype, out_dtype):
+    """The walk and the attraction bit for bit; W as the fidelity ops agree."""
+    native_or_skip(device)
+    args = angles_case(9, dtype, device, seed=3)
+    args[-1] = out_dtype
+    reference = cloned(args)
+    W, attract = torch.ops.sb_native.qimad_angles(*args)
+    W_ref, attract_ref = _kernels.angles_torch(*reference)
+    assert W.dtype == attract.dtype == out_dtype and W.shape == (2, 9, 9)
+    torch.testing.assert_close(W, W_ref, **TOL[torch.float32 if torch.float32 in (dtype, out_dtype)
+                                                 else torch.float64])
+    assert torch.equal(attract, attract_ref)
+    assert torch.equal(args[0], reference[0]) and torch.equal(args[1], reference[1])
+    assert bool(((args[0] >= 0) & (args[0] <= math.pi)).all())
+    assert bool(((args[1] >= 0) & (args[1] < 2 * math.pi)).all())
+
+
+@NATIVE_OPS
+def test_angles_cpu_kernel_matches_its_composite():
+    """The fused CPU kernel and the composite that other devices run: bit for bit."""
+    args = angles_case(7, torch.float64, "cpu")
+    composite = cloned(args)
+    op = torch.ops.sb_native.qimad_angles.default
+    fused = op(*args)
+    keys = torch._C.DispatchKeySet(torch._C.DispatchKey.CompositeExplicitAutograd)
+    other = op.redispatch(keys, *composite)
+    for x, y in zip(list(fused) + args[:2], list(other) + composite[:2]):
+        assert torch.equal(x, y)
+
+
+@NATIVE_OPS
+def test_angles_argument_checks():
+    args = angles_case(5, torch.float64, "cpu")
+    for index, bad, error, match in [
+            (3, [], ValueError, "k must hold at least one"),
+            (4, torch.zeros(2, 4, dtype=torch.float64), ValueError, r"normal must be \(2, agents\)"),
+            (5, torch.zeros(2, 5, dtype=torch.float32), TypeError, "uniform must have the dtype"),
+            (6, torch.zeros(5, 1, dtype=torch.float64), ValueError, r"attract_on must be \(agents,\)"),
+            (10, torch.int64, TypeError, "dtype must be float32 or float64")]:
+        bad_args = cloned(args)
+        bad_args[index] = bad
+        with pytest.raises(error, match=match):
+            torch.ops.sb_native.qimad_angles(*bad_args)
+
+
 # ── qimad_update ─────────────────────────────────────────────────────────────
 
 CASES = {
@@ -261,6 +327,8 @@ def test_opcheck():
     torch.library.opcheck(torch.ops.sb_native.qimad_fidelity.default, (a, b, mask, 2.0, 1e-8))
     args = swarm_case(5, [6, 3], torch.float64, "cpu", rows=[0, 1, 3], tunnel_rows=[3])
     torch.library.opcheck(torch.ops.sb_native.qimad_update.default, tuple(args))
+    torch.library.opcheck(torch.ops.sb_native.qimad_angles.default,
+                          tuple(angles_case(5, torch.float64, "cpu")))
 
 
 @NATIVE_OPS

@@ -1,17 +1,22 @@
-"""The two QIMADTorch kernels, native or pure torch.
+"""The QIMADTorch kernels, native or pure torch.
 
-`fidelity` and `update` call the native ops (csrc/cpu/qimad_*_cpu.cpp) when the backend is
-"native" and otherwise their pure-torch mirrors below, which follow csrc/qimad_math.h operation
-by operation on the same arguments; the tests use the mirrors as the reference for the ops.
+`fidelity`, `angles` and `update` call the native ops (csrc/cpu/qimad_*_cpu.cpp) when the
+backend is "native" and otherwise their pure-torch mirrors below, which follow
+csrc/qimad_math.h operation by operation on the same arguments; the tests use the mirrors as
+the reference for the ops.
 """
 
-from typing import List
+import math
+from typing import List, Sequence
 
 import torch
 
 from . import _native
 
+# The ops with a kernel per device; qimad_angles has a CPU kernel and, for any other device, a
+# composite of ATen ops and qimad_fidelity.
 OP_NAMES = ("qimad_fidelity", "qimad_update")
+ANGLES_OP = "qimad_angles"
 
 
 def fidelity_torch(alpha: torch.Tensor, beta: torch.Tensor, mask: torch.Tensor, k: float,
@@ -25,6 +30,18 @@ def fidelity_torch(alpha: torch.Tensor, beta: torch.Tensor, mask: torch.Tensor, 
     raw = torch.where(mask, (re * re + im * im).pow(k / 2), torch.zeros((), dtype=alpha.dtype,
                                                                       device=alpha.device))
     return raw / (raw.sum(1, keepdim=True) + eps)
+
+
+def angles_torch(alpha, beta, mask, k: Sequence[float], normal, uniform, attract_on,
+                 alpha_step: float, beta_step: float, eps: float, dtype: torch.dtype):
+    """Pure-torch qimad_angles: the fidelity matrices for the exponents k and the attraction
+    coefficients (as dtype, from the angles before the step), then the angles' random walk in
+    place. Returns (W, attract)."""
+    W = torch.stack([fidelity_torch(alpha, beta, mask, kk, eps) for kk in k]).to(dtype)
+    attract = (uniform[1] * attract_on).to(dtype)
+    alpha.copy_((alpha + alpha_step * normal[0]).clamp(0.0, math.pi))
+    beta.copy_(torch.remainder(beta + beta_step * normal[1], 2 * math.pi))
+    return W, attract
 
 
 def _runs(seg_w: List[int]):
@@ -92,6 +109,12 @@ def fidelity(alpha, beta, mask, k: float, eps: float, backend: str) -> torch.Ten
     return fidelity_torch(alpha, beta, mask, k, eps)
 
 
+def angles(backend: str, *args):
+    if backend == "native":
+        return torch.ops.sb_native.qimad_angles.default(*args)
+    return angles_torch(*args)
+
+
 def update(backend: str, *args) -> None:
     if backend == "native":
         torch.ops.sb_native.qimad_update.default(*args)
@@ -100,4 +123,4 @@ def update(backend: str, *args) -> None:
 
 
 def native_available(device: torch.device) -> bool:
-    return _native.has_kernels(OP_NAMES, device)
+    return _native.has_kernels(OP_NAMES, device) and _native.defined(ANGLES_OP)

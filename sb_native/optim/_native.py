@@ -6,7 +6,7 @@ import torch
 from .. import _ops
 
 
-def _defined(name: str) -> bool:
+def defined(name: str) -> bool:
     # An extension built before the QIMADTorch ops were added loads fine but lacks them.
     return _ops.NATIVE and hasattr(torch.ops.sb_native, name)
 
@@ -15,17 +15,24 @@ def has_kernels(names, device: torch.device) -> bool:
     """True when every op in names is defined and has a kernel for device's type."""
     key = {"cpu": "CPU", "cuda": "CUDA"}.get(torch.device(device).type)
     return key is not None and all(
-        _defined(name) and torch._C._dispatch_has_kernel_for_dispatch_key(f"sb_native::{name}", key)
+        defined(name) and torch._C._dispatch_has_kernel_for_dispatch_key(f"sb_native::{name}", key)
         for name in names)
 
 
-if _defined("qimad_fidelity"):
+if defined("qimad_fidelity"):
     @torch.library.register_fake("sb_native::qimad_fidelity")
     def _qimad_fidelity_fake(alpha, beta, mask, k, eps):
         n = alpha.shape[0]
         return alpha.new_empty((n, n))
 
-if _defined("qimad_update"):
+if defined("qimad_angles"):
+    @torch.library.register_fake("sb_native::qimad_angles")
+    def _qimad_angles_fake(alpha, beta, mask, k, normal, uniform, attract_on, alpha_step,
+                           beta_step, eps, dtype):
+        n = alpha.shape[0]
+        return alpha.new_empty((len(k), n, n), dtype=dtype), alpha.new_empty((n,), dtype=dtype)
+
+if defined("qimad_update"):
     @torch.library.register_fake("sb_native::qimad_update")
     def _qimad_update_fake(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta,
                            seg_gamma, seg_w, tunnel_rows, tunnel_noise, temperature, rms_decay,

@@ -1,5 +1,5 @@
-"""The swarm's static structure: topology neighbour lists and the flat per-(device, dtype)
-buffers ("buckets") that QIMADTorch keeps its agents in."""
+"""The swarm's static structure: topology neighbour lists, the cooling schedule and the flat
+per-(device, dtype) buffers ("buckets") that QIMADTorch keeps its agents in."""
 
 import math
 from typing import Dict, List
@@ -41,6 +41,22 @@ def _neighbours(n: int, topology: str, generator: torch.Generator) -> List[List[
     return nb
 
 
+def temperature(step: int, group: dict) -> float:
+    """The cooling schedule's temperature at step (1 without total_steps)."""
+    total = group["total_steps"]
+    if total is None or total <= 0:
+        return 1.0
+    min_t, cooling = group["min_temp"], group["cooling"]
+    t = min(step / total, 1.0)
+    if cooling == "cosine":
+        return min_t + (1.0 - min_t) * 0.5 * (1.0 + math.cos(math.pi * t))
+    if cooling == "linear":
+        return min_t + (1.0 - min_t) * (1.0 - t)
+    if cooling == "exponential":
+        return max(min_t, math.exp(-5.0 * t))
+    return 1.0
+
+
 class _Bucket:
     """The swarm of the parameters sharing one (device, dtype): flat (agents, P) buffers."""
 
@@ -61,11 +77,11 @@ class _Bucket:
         self.best = torch.empty(self.P, **opts)
         self.segments = torch.tensor(bounds, dtype=torch.int64, device=self.device)
         self.no_tunnel_noise = torch.empty(0, self.P, **opts)
-        self.agent_views = [self.views(self.theta[i]) for i in range(n)]
+        self.theta_rows = list(self.theta.unbind(0))
+        self.agent_views = [self.views(row) for row in self.theta_rows]
         self.grad_rows = list(self.grad.unbind(0))
         self.grad_views = [self.views(row) for row in self.grad_rows]
         self.best_views = self.views(self.best)
-        self.hyper_key = None
 
     def views(self, buf: torch.Tensor) -> List[torch.Tensor]:
         """Each parameter's slice of buf (..., P), shaped (..., *parameter.shape)."""
@@ -73,10 +89,7 @@ class _Bucket:
                 for p, a, b in zip(self.params, self.bounds, self.bounds[1:])]
 
     def set_hyper(self, groups: List[dict], k_index: Dict[float, int]) -> None:
-        key = tuple((g["eta"], g["gamma"], g["k"]) for g in groups)
-        if key == self.hyper_key:
-            return
-        self.hyper_key = key
+        """Per-segment eta, gamma and fidelity matrix index from the groups' current values."""
         opts = dict(device=self.device, dtype=self.dtype)
         self.seg_eta = torch.tensor([groups[g]["eta"] for g in self.groups], **opts)
         self.seg_gamma = torch.tensor([groups[g]["gamma"] for g in self.groups], **opts)

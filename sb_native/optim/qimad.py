@@ -8,9 +8,9 @@ the deliberate differences from the reference implementation.
 
 Layout: the swarm of all parameters sharing a (device, dtype) is one contiguous
 (agents, parameters) buffer, a "bucket"; a parameter tensor is a column range ("segment") of it.
-The per-step swarm update is one native op per bucket (sb_native::qimad_update) and the
-communication weights one op (sb_native::qimad_fidelity); `backend="torch"` runs their
-pure-torch mirrors instead.
+The per-step swarm update is one native op per bucket (sb_native::qimad_update) and the work on
+the angles (fidelity weights, attraction coefficients, random walk) one op for the swarm
+(sb_native::qimad_angles); `backend="torch"` runs their pure-torch mirrors instead.
 """
 
 import math
@@ -20,7 +20,8 @@ import torch
 
 from .. import _ops
 from . import _kernels
-from ._swarm import _Bucket, _neighbours
+from ._stepping import collect_grad, functional_loss, loss_value, step_hooks
+from ._swarm import _Bucket, _neighbours, temperature
 
 _RMS_DECAY = 0.99
 _EPS = 1e-8
@@ -81,6 +82,9 @@ class QIMADTorch(torch.optim.Optimizer):
         self._seed = seed
         self._swarm: Optional[dict] = None
         self._buckets: List[_Bucket] = []
+        self._slots: list = []  # per agent: (parameter, position view, gradient view)
+        self._hyper_key = None  # the groups' (eta, gamma, k) the buckets were built for
+        self._ks: List[float] = []  # their distinct fidelity exponents
         self._current: Optional[int] = None  # the agent whose closure runs inside step()
         super().__init__(params, defaults)
         for p in self._trainable():  # fail now, not at the first step
@@ -120,6 +124,11 @@ class QIMADTorch(torch.optim.Optimizer):
                     gs.append(gi)
         self._buckets = [_Bucket(ps, gs, n, _resolve_backend(self._backend, ps[0].device))
                          for ps, gs in keyed.values()]
+        self._hyper_key = None  # per-segment hyperparameters not built yet
+        # Per agent, every parameter with its views of the agent's position and gradient rows.
+        self._slots = [[slot for b in self._buckets
+                        for slot in zip(b.params, b.agent_views[i], b.grad_views[i])]
+                       for i in range(n)]
         # Per-parameter state is views of the flat buffers, so state_dict() carries the swarm.
         self.state.clear()
         for b in self._buckets:
@@ -166,24 +175,14 @@ class QIMADTorch(torch.optim.Optimizer):
         sw["attract_on"] = torch.tensor([_ATTRACTION if h else 0.0 for h in sw["has_nb"]],
                                         dtype=torch.float64, device=home)
         sw["backend"] = _resolve_backend(self._backend, home)
+        # W and the attraction come in the buckets' dtype when they share one (float64, the
+        # angles' dtype, otherwise); "direct" marks the buckets that take them as they come.
+        dtypes = {b.dtype for b in self._buckets}
+        sw["dtype"] = dtypes.pop() if len(dtypes) == 1 else torch.float64
+        sw["direct"] = [b.device == home and b.dtype == sw["dtype"] for b in self._buckets]
         sw["rows_cache"] = {}
 
-    # ── Schedule ─────────────────────────────────────────────────────────────
-
-    def _temperature(self) -> float:
-        group = self.param_groups[0]
-        total = group["total_steps"]
-        if total is None or total <= 0:
-            return 1.0
-        min_t, cooling = group["min_temp"], group["cooling"]
-        t = min(self._swarm["step"] / total, 1.0)
-        if cooling == "cosine":
-            return min_t + (1.0 - min_t) * 0.5 * (1.0 + math.cos(math.pi * t))
-        if cooling == "linear":
-            return min_t + (1.0 - min_t) * (1.0 - t)
-        if cooling == "exponential":
-            return max(min_t, math.exp(-5.0 * t))
-        return 1.0
+    # ── Evaluation order ─────────────────────────────────────────────────────
 
     def _begin_step(self) -> List[int]:
         """Counts the step and returns the agents to evaluate (round robin over k_eval)."""
@@ -213,15 +212,10 @@ class QIMADTorch(torch.optim.Optimizer):
         agent = self._current
         for b in self._buckets:
             b.grad_rows[agent].zero_()
-            self._install_grads(b, agent)
+        for p, _, grad in self._slots[agent]:
+            p.grad = grad
 
-    @staticmethod
-    def _install_grads(b: _Bucket, agent: int) -> None:
-        for p, view in zip(b.params, b.grad_views[agent]):
-            if p.grad is not view:
-                p.grad = view
-
-    @torch.no_grad()
+    @step_hooks
     def step(self, closure: Callable[[], torch.Tensor]) -> float:  # type: ignore[override]
         """One step: closure() once per evaluated agent (it must zero grads, compute the loss
         and call backward), then the swarm update. Returns the best loss seen so far."""
@@ -231,32 +225,28 @@ class QIMADTorch(torch.optim.Optimizer):
         losses = list(self._swarm["cached_losses"])
         for b in self._buckets:  # rows not evaluated this step are not read by the update
             b.grad.zero_()
-        own = [[p.data for p in b.params] for b in self._buckets]
+        slots = self._slots
+        own = [p.data for p, _, _ in slots[0]]
         try:
-            for i in rows:
-                # The parameters are pointed at agent i's row of the swarm (no copy), and their
-                # gradients accumulate straight into its row of the gradient buffer.
-                for b in self._buckets:
-                    for p, view in zip(b.params, b.agent_views[i]):
-                        p.data = view
-                    self._install_grads(b, i)
-                self._current = i
-                with torch.enable_grad():
-                    loss = closure()
-                self._current = None
-                losses[i] = loss.item() if torch.is_tensor(loss) else float(loss)
-                for b in self._buckets:  # a closure that set grads to None left fresh tensors
-                    for p, view in zip(b.params, b.grad_views[i]):
-                        if p.grad is None:
-                            view.zero_()
-                        elif p.grad is not view:
-                            view.copy_(p.grad)
+            # Grad mode is switched once around all closures rather than once per closure.
+            with torch.enable_grad():
+                for i in rows:
+                    # The parameters are pointed at agent i's row of the swarm (no copy), and
+                    # their gradients accumulate straight into its row of the gradient buffer.
+                    for p, data, grad in slots[i]:
+                        p.data = data
+                        p.grad = grad
+                    self._current = i  # for zero_grad; reset once, in the finally below
+                    losses[i] = loss_value(closure())
+                    for p, _, grad in slots[i]:
+                        if p.grad is not grad:
+                            collect_grad(p.grad, grad)
         finally:
             self._current = None
-            for b, data in zip(self._buckets, own):
-                for p, d in zip(b.params, data):
-                    p.data = d
-        return self._update(rows, losses)
+            for (p, _, _), data in zip(slots[0], own):
+                p.data = data
+        with torch.no_grad():
+            return self._update(rows, losses)
 
     @torch.no_grad()
     def step_batched(self, loss_fn: Callable, module: Optional[torch.nn.Module] = None, *,
@@ -278,7 +268,8 @@ class QIMADTorch(torch.optim.Optimizer):
                 rows_by_bucket.append(self._rows(rows, b.device))
                 theta = b.theta.index_select(0, rows_by_bucket[-1])
             stacked.extend(b.views(theta))
-        fn = loss_fn if module is None else self._functional(loss_fn, module)
+        fn = loss_fn if module is None else functional_loss(
+            loss_fn, module, [p for b in self._buckets for p in b.params])
         value_and_grads = torch.func.vmap(
             torch.func.grad_and_value(fn, argnums=tuple(range(len(stacked)))),
             randomness=randomness)
@@ -298,22 +289,17 @@ class QIMADTorch(torch.optim.Optimizer):
             losses[i] = value
         return self._update(rows, losses)
 
-    def _functional(self, loss_fn: Callable, module: torch.nn.Module) -> Callable:
-        names = {id(p): name for name, p in module.named_parameters(remove_duplicate=False)}
-        ours = [p for b in self._buckets for p in b.params]
-        missing = [i for i, p in enumerate(ours) if id(p) not in names]
-        if missing:
-            raise ValueError(f"module does not own {len(missing)} of the optimizer's parameters")
-        our_names = [names[id(p)] for p in ours]
-        fixed = {name: t for name, t in module.named_parameters() if name not in set(our_names)}
-        fixed.update(module.named_buffers())
-
-        def fn(*params):
-            tensors = dict(fixed)
-            tensors.update(zip(our_names, params))
-            return loss_fn(lambda *args, **kwargs: torch.func.functional_call(
-                module, tensors, args, kwargs))
-        return fn
+    def _exponents(self) -> List[float]:
+        """The distinct fidelity exponents k, one matrix each. When a group's eta, gamma or k
+        changed since the last step, the buckets' per-segment values are rebuilt first."""
+        key = tuple((g["eta"], g["gamma"], g["k"]) for g in self.param_groups)
+        if key != self._hyper_key:
+            self._hyper_key = key
+            self._ks = sorted({float(g["k"]) for g in self.param_groups})
+            k_index = {k: i for i, k in enumerate(self._ks)}
+            for b in self._buckets:
+                b.set_hyper(self.param_groups, k_index)
+        return self._ks
 
     def _update(self, rows: List[int], losses: List[float]) -> float:
         """Best/stagnation bookkeeping, random draws and the swarm update, after evaluation."""
@@ -324,11 +310,11 @@ class QIMADTorch(torch.optim.Optimizer):
         grad_sums = [b.grad.sum(1).tolist() for b in self._buckets]
         bad = [i for i in rows
                if not math.isfinite(losses[i]) or not all(math.isfinite(s[i]) for s in grad_sums)]
-        good = [i for i in rows if i not in bad]
+        good = [i for i in rows if i not in bad] if bad else rows
         cached = sw["cached_losses"]
         for i in rows:
             cached[i] = math.inf if i in bad else losses[i]
-        self._last_agent_losses = list(losses)
+        self._last_agent_losses = losses  # the caller's fresh list
         if self._track:
             self._log["losses"].append(list(losses))
 
@@ -337,7 +323,7 @@ class QIMADTorch(torch.optim.Optimizer):
             sw["best_loss"] = best
             best_i = cached.index(best)
             for b in self._buckets:
-                b.best.copy_(b.theta[best_i])
+                b.best.copy_(b.theta_rows[best_i])
         for i in rows:  # stagnation counts this agent's evaluations without improvement
             if cached[i] < sw["agent_best"][i] - _EPS:
                 sw["agent_best"][i] = cached[i]
@@ -346,40 +332,39 @@ class QIMADTorch(torch.optim.Optimizer):
                 sw["stagnation"][i] += 1
         for i in bad:
             for b in self._buckets:
-                b.theta[i].copy_(b.best)
-                b.grad[i].zero_()
+                b.theta_rows[i].copy_(b.best)
+                b.grad_rows[i].zero_()
 
-        temp = self._temperature()
+        temp = temperature(self._swarm["step"], self.param_groups[0])
         gen, home = sw["generator"], sw["alpha"].device
         normal = torch.randn(2, n, generator=gen, device=home, dtype=torch.float64)
         uniform = torch.rand(2, n, generator=gen, device=home, dtype=torch.float64)
-        ks = sorted({float(g["k"]) for g in self.param_groups})
-        k_index = {k: i for i, k in enumerate(ks)}
-        W = [_kernels.fidelity(sw["alpha"], sw["beta"], sw["mask"], k, _EPS, sw["backend"])
-             for k in ks]
-        W = W[0].unsqueeze(0) if len(W) == 1 else torch.stack(W)
-        alphas, jump_u = sw["alpha"].tolist(), uniform[0].tolist()
+        alphas, (jump_u, _) = sw["alpha"].tolist(), uniform.tolist()  # angles before the walk
         tunnels = [i for i in good if sw["has_nb"][i] and sw["stagnation"][i] > _STAGNATION_LIMIT
                    and jump_u[i] < math.sin(alphas[i] / 2) ** 2]
         for i in tunnels:
             sw["stagnation"][i] = 0
-        attract = uniform[1] * sw["attract_on"]
-        sw["alpha"] = (sw["alpha"] + (group["alpha_lr"] * temp) * normal[0]).clamp(0.0, math.pi)
-        sw["beta"] = torch.remainder(sw["beta"] + (group["beta_lr"] * temp) * normal[1],
-                                     2 * math.pi)
+        # Fidelity matrices and attraction coefficients from the angles before the step, then
+        # the angles' random walk (in place), in one call.
+        W, attract = _kernels.angles(
+            sw["backend"], sw["alpha"], sw["beta"], sw["mask"], self._exponents(), normal,
+            uniform, sw["attract_on"], group["alpha_lr"] * temp, group["beta_lr"] * temp, _EPS,
+            sw["dtype"])
 
-        for b in self._buckets:
-            b.set_hyper(self.param_groups, k_index)
+        for b, direct in zip(self._buckets, sw["direct"]):
+            if not direct:  # a bucket on another device or of another dtype than W
+                W_b, attract_b = W.to(b.device, b.dtype), attract.to(b.device, b.dtype)
+            else:
+                W_b, attract_b = W, attract
             if tunnels:
                 noise = torch.rand(len(tunnels), b.P, generator=gen, device=home,
                                    dtype=b.dtype).to(b.device)
             else:
                 noise = b.no_tunnel_noise
-            _kernels.update(b.backend, b.theta, b.square_avg, b.grad, b.best,
-                            W.to(b.device, b.dtype), self._rows(good, b.device),
-                            attract.to(b.device, b.dtype), b.segments, b.seg_eta, b.seg_gamma,
-                            b.seg_w, self._rows(tunnels, b.device), noise, temp, _RMS_DECAY,
-                            _EPS)
+            _kernels.update(b.backend, b.theta, b.square_avg, b.grad, b.best, W_b,
+                            self._rows(good, b.device), attract_b, b.segments, b.seg_eta,
+                            b.seg_gamma, b.seg_w, self._rows(tunnels, b.device), noise, temp,
+                            _RMS_DECAY, _EPS)
             torch._foreach_copy_(b.params, b.best_views)
 
         if self._track:
@@ -443,8 +428,8 @@ class QIMADTorch(torch.optim.Optimizer):
             step=saved["step"], best_loss=saved["best_loss"],
             agent_best=list(saved["agent_best"]), stagnation=list(saved["stagnation"]),
             cached_losses=list(saved["cached_losses"]),
-            alpha=saved["alpha"].to(home, torch.float64),
-            beta=saved["beta"].to(home, torch.float64),
+            alpha=saved["alpha"].to(home, torch.float64, copy=True),  # updated in place
+            beta=saved["beta"].to(home, torch.float64, copy=True),
             neighbours=[list(r) for r in saved["neighbours"]], generator=gen)
         self._last_agent_losses = list(saved["last_agent_losses"])
         self._finish_swarm()

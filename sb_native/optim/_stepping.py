@@ -1,0 +1,67 @@
+"""How QIMADTorch's steps call user code: the step() hook wrapper, reading a closure's loss,
+collecting a gradient a closure left elsewhere, and step_batched's functional form of a module's
+loss."""
+
+import functools
+from typing import Callable, List, Optional
+
+import torch
+from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+
+
+def step_hooks(step: Callable) -> Callable:
+    """step() as torch.optim.Optimizer.profile_hook_step runs it (step pre and post hooks inside
+    a profiler range), except that the range is only opened while a profiler records or there
+    are hooks to call: on the digits benchmark that wrapper costs ~0.1 ms a step (its code is
+    cold after the closures), a seventh of QIMADTorch's own time there. `hooked` tells
+    Optimizer not to wrap step() again."""
+    profiled = torch.optim.Optimizer.profile_hook_step(step)
+
+    @functools.wraps(step)
+    def wrapper(self, *args, **kwargs):
+        if (torch.autograd._profiler_enabled() or self._optimizer_step_pre_hooks
+                or self._optimizer_step_post_hooks or _global_optimizer_pre_hooks
+                or _global_optimizer_post_hooks):
+            return profiled(self, *args, **kwargs)
+        return step(self, *args, **kwargs)
+    wrapper.hooked = True
+    return wrapper
+
+
+def loss_value(loss) -> float:
+    """loss.item(), read with tolist() when loss is a 0-dim float tensor: tolist() takes no
+    dispatcher call, ~3 us less per agent right after a closure has evicted the caches."""
+    if isinstance(loss, torch.Tensor):
+        value = loss.tolist()
+        return value if isinstance(value, float) else loss.item()
+    return float(loss)
+
+
+@torch.no_grad()
+def collect_grad(found: Optional[torch.Tensor], row: torch.Tensor) -> None:
+    """The closure set a gradient to None or replaced it: its row gets what it left."""
+    if found is None:
+        row.zero_()
+    else:
+        row.copy_(found)
+
+
+def functional_loss(loss_fn: Callable, module: torch.nn.Module,
+                    ours: List[torch.Tensor]) -> Callable:
+    """fn(*params) = loss_fn(forward), forward running module with the tensors params in place
+    of its parameters ours (torch.func.functional_call); its other parameters and its buffers
+    are passed through."""
+    names = {id(p): name for name, p in module.named_parameters(remove_duplicate=False)}
+    missing = [i for i, p in enumerate(ours) if id(p) not in names]
+    if missing:
+        raise ValueError(f"module does not own {len(missing)} of the optimizer's parameters")
+    our_names = [names[id(p)] for p in ours]
+    fixed = {name: t for name, t in module.named_parameters() if name not in set(our_names)}
+    fixed.update(module.named_buffers())
+
+    def fn(*params):
+        tensors = dict(fixed)
+        tensors.update(zip(our_names, params))
+        return loss_fn(lambda *args, **kwargs: torch.func.functional_call(
+            module, tensors, args, kwargs))
+    return fn
