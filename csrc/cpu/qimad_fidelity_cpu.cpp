@@ -5,13 +5,12 @@
 // in the swarm's dtype, the attraction coefficients, the angles' random walk). As separate torch
 // ops it is ~9 calls on N-element tensors, and right after a step's N closures, which have
 // evicted the caches, each such call costs ~15 us, far more than its arithmetic. Devices
-// without a kernel of their own run it as the composite of ATen ops at the end of this file,
-// the same ops as the pure-torch mirror (sb_native/optim/_kernels.py: angles_torch).
+// without a kernel of their own run it as the composite of ATen ops of qimad_angles.h, the
+// same ops as the pure-torch mirror (sb_native/optim/_kernels.py: angles_torch).
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/util/MathConstants.h>
 #include <torch/library.h>
 
@@ -20,6 +19,7 @@
 #include <tuple>
 #include <vector>
 
+#include "../qimad_angles.h"
 #include "../qimad_checks.h"
 #include "../qimad_math.h"
 
@@ -119,26 +119,6 @@ std::tuple<at::Tensor, at::Tensor> qimad_angles_cpu(
   return {W, attract};
 }
 
-// Every other device: the pure-torch mirror's ATen ops, with qimad_fidelity's own kernels.
-std::tuple<at::Tensor, at::Tensor> qimad_angles_composite(
-    at::Tensor& alpha, at::Tensor& beta, const at::Tensor& mask, at::ArrayRef<double> k,
-    const at::Tensor& normal, const at::Tensor& uniform, const at::Tensor& attract_on,
-    double alpha_step, double beta_step, double eps, at::ScalarType dtype) {
-  check_angles_args(alpha, beta, mask, k, normal, uniform, attract_on, dtype);
-  static const auto fidelity =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("sb_native::qimad_fidelity", "")
-          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, double,
-                            double)>();
-  std::vector<at::Tensor> mats;
-  for (const double exponent : k) mats.push_back(fidelity.call(alpha, beta, mask, exponent, eps));
-  at::Tensor W = at::stack(mats).to(dtype);
-  at::Tensor attract = (uniform[1] * attract_on).to(dtype);
-  alpha.copy_((alpha + normal[0] * alpha_step).clamp(0.0, c10::pi<double>));
-  beta.copy_(at::remainder(beta + normal[1] * beta_step, 2 * c10::pi<double>));
-  return {W, attract};
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(sb_native, CPU, m) {
@@ -146,6 +126,7 @@ TORCH_LIBRARY_IMPL(sb_native, CPU, m) {
   m.impl("qimad_angles", &qimad_angles_cpu);
 }
 
+// Devices without a kernel of their own (the CUDA kernel is this composite too).
 TORCH_LIBRARY_IMPL(sb_native, CompositeExplicitAutograd, m) {
   m.impl("qimad_angles", &qimad_angles_composite);
 }
