@@ -1,5 +1,5 @@
 // sb_run_csr on the CPU: the SB schedule with the coupling matrix in CSR form, memory
-// O(nnz + variables * agents). bSB: a row-parallel SpMM accumulated into the momentum.
+// O(nnz + variables * agents). bSB: one fused row-parallel pass per step (csr_ballistic.h).
 // dSB: the incremental local field of sb_discrete.h, agent by agent from one SpMM per call;
 // a flip of spin i touches only the non-zeros of column i, so it costs the degree of i.
 
@@ -10,8 +10,9 @@
 
 #include "../checks.h"
 #include "csr_spmm.h"
+#include "csr_ballistic.h"
 #include "sb_discrete.h"
-#include "sb_loop.h"
+#include "sb_schedule.h"
 
 namespace sb_native {
 namespace {
@@ -86,13 +87,14 @@ void sb_run_csr_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Ten
           },
           field);
     } else {
+      const auto cs = cpu::step_coefficients<scalar_t>(num_steps, coefs);
       const scalar_t q = static_cast<scalar_t>(quadratic_coef);
-      cpu::run_variant<scalar_t>(position, momentum, num_steps, heat_coef, false, coefs,
-                                 [&](const at::Tensor& fx) {
-                                   cpu::csr_spmm<scalar_t>(J, vals, fx.data_ptr<scalar_t>(),
-                                                           momentum.data_ptr<scalar_t>(),
-                                                           agents, q, true);
-                                 });
+      const scalar_t heat = static_cast<scalar_t>(heat_coef);
+      if (heat_coef != 0.0) {
+        cpu::run_csr_ballistic<scalar_t, true>(J, vals, position, momentum, cs, q, heat);
+      } else {
+        cpu::run_csr_ballistic<scalar_t, false>(J, vals, position, momentum, cs, q, heat);
+      }
     }
   });
 }
