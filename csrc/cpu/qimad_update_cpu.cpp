@@ -23,6 +23,7 @@
 
 #include "../qimad_checks.h"
 #include "../qimad_math.h"
+#include "../qimad_mix.h"
 
 namespace sb_native {
 namespace {
@@ -110,29 +111,6 @@ void update_run(T* __restrict__ x, T* __restrict__ v, const T* __restrict__ g,
 // product dominates, take it from one BLAS GEMM into a (rows, parameters) buffer first.
 constexpr int64_t kFusedGemmMaxAgents = 32;
 
-// mix[r] = sum_j W[seg_w][rows[r], j] theta[j] for the large-swarm path: one GEMM per run of
-// segments sharing a matrix (one GEMM in all when every group has the same exponent k).
-at::Tensor communication_input(const at::Tensor& theta, const at::Tensor& W_rows,
-                               const at::Tensor& segments, const at::Tensor& seg_w) {
-  const int64_t* seg = segments.data_ptr<int64_t>();
-  const int64_t* w = seg_w.data_ptr<int64_t>();
-  const int64_t s = seg_w.numel();
-  if (s > 0 && std::all_of(w, w + s, [&](int64_t v) { return v == w[0]; })) {
-    return at::mm(W_rows[w[0]], theta);
-  }
-  at::Tensor mix = at::zeros({W_rows.size(1), theta.size(1)}, theta.options());
-  for (int64_t a = 0; a < s;) {
-    int64_t b = a + 1;
-    while (b < s && w[b] == w[a]) ++b;
-    const int64_t c0 = seg[a], width = seg[b] - c0;
-    if (width > 0) {
-      mix.narrow(1, c0, width).copy_(at::mm(W_rows[w[a]], theta.narrow(1, c0, width)));
-    }
-    a = b;
-  }
-  return mix;
-}
-
 void qimad_update_cpu(at::Tensor& theta, at::Tensor& square_avg, const at::Tensor& grad,
                       const at::Tensor& best, const at::Tensor& W, const at::Tensor& rows,
                       const at::Tensor& attract, const at::Tensor& segments,
@@ -155,7 +133,8 @@ void qimad_update_cpu(at::Tensor& theta, at::Tensor& square_avg, const at::Tenso
   const bool fused_gemm = n <= kFusedGemmMaxAgents;
   const at::Tensor mix =
       fused_gemm ? at::Tensor()
-                 : communication_input(theta, W.index_select(1, rows), segments, seg_w);
+                 : communication_input(theta, W.index_select(1, rows), segments.data_ptr<int64_t>(),
+                                     seg_w.data_ptr<int64_t>(), seg_w.numel());
 
   AT_DISPATCH_FLOATING_TYPES(theta.scalar_type(), "qimad_update_cpu", [&] {
     using acc_t = at::acc_type<scalar_t, /*is_cuda=*/false>;

@@ -122,6 +122,20 @@ struct AgentBlock {
   }
 };
 
+// The second half of a block's last step: m += q F, walls, heating.
+template <typename scalar_t, bool kHeated>
+inline void finish_block(scalar_t* __restrict__ x, scalar_t* __restrict__ m,
+                         const scalar_t* __restrict__ m0, const scalar_t* __restrict__ f,
+                         int64_t len, scalar_t q, scalar_t heat) {
+  for (int64_t e = 0; e < len; ++e) {
+    scalar_t xe = x[e], me = m[e] + q * f[e];
+    inelastic_walls(xe, me);
+    if (kHeated) me = me + heat * m0[e];
+    x[e] = xe;
+    m[e] = me;
+  }
+}
+
 // num_steps bSB steps of the (n, agents) state with the dense coupling J (contiguous);
 // coefs(k) gives {momentum_coef, position_coef} of the k-th step of this call.
 template <typename scalar_t, bool kHeated, typename Coefs>
@@ -170,13 +184,7 @@ void run_small_dense_ballistic(const at::Tensor& J, at::Tensor& position, at::Te
         }
         block_product(Jp, x, f, n);
       }
-      for (int64_t e = 0; e < len; ++e) {
-        scalar_t xe = x[e], me = m[e] + q * f[e];
-        inelastic_walls(xe, me);
-        if (kHeated) me = me + heat * m0[e];
-        x[e] = xe;
-        m[e] = me;
-      }
+      finish_block<scalar_t, kHeated>(x, m, m0, f, len, q, heat);
       blk.store(xp, mp);
     }
   });
@@ -275,13 +283,7 @@ void run_small_dense_discrete(const at::Tensor& J, const at::Tensor& JT, at::Ten
           }
         }
       }
-      for (int64_t e = 0; e < len; ++e) {
-        scalar_t xe = x[e], me = m[e] + q * f[e];
-        inelastic_walls(xe, me);
-        if (kHeated) me = me + heat * m0[e];
-        x[e] = xe;
-        m[e] = me;
-      }
+      finish_block<scalar_t, kHeated>(x, m, m0, f, len, q, heat);
       blk.store(xp, mp);
     }
   });

@@ -24,6 +24,7 @@
 
 #include "../qimad_checks.h"
 #include "../qimad_math.h"
+#include "../qimad_mix.h"
 #include "sb_loop.cuh"
 
 namespace sb_native {
@@ -119,32 +120,6 @@ __global__ void swarm_step_kernel(StepArgs<scalar_t> a) {
   }
 }
 
-// mix = W[seg_w][rows] @ theta: one GEMM per run of segments sharing a matrix, as the CPU
-// kernel (one GEMM in all when every parameter group has the same exponent k). The runs'
-// bounds are read from the host copies of segments and seg_w.
-at::Tensor communication_input(const at::Tensor& theta, const at::Tensor& W_rows,
-                               const at::Tensor& host_seg, const at::Tensor& host_seg_w) {
-  const int64_t* seg = host_seg.data_ptr<int64_t>();
-  const int64_t* w = host_seg_w.data_ptr<int64_t>();
-  const int64_t s = host_seg_w.numel();
-  if (std::all_of(w, w + s, [&](int64_t v) { return v == w[0]; })) {
-    return at::mm(W_rows[w[0]], theta);
-  }
-  // Uninitialised: the segments partition the columns, so the runs write every one of them.
-  at::Tensor mix = at::empty({W_rows.size(1), theta.size(1)}, theta.options());
-  for (int64_t a = 0; a < s;) {
-    int64_t b = a + 1;
-    while (b < s && w[b] == w[a]) ++b;
-    const int64_t c0 = seg[a], width = seg[b] - c0;
-    if (width > 0) {  // row-major column slices: cuBLAS takes them with leading dimension P
-      at::Tensor out = mix.narrow(1, c0, width);
-      at::mm_out(out, W_rows[w[a]], theta.narrow(1, c0, width));
-    }
-    a = b;
-  }
-  return mix;
-}
-
 void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tensor& grad,
                        const at::Tensor& best, const at::Tensor& W, const at::Tensor& rows,
                        const at::Tensor& attract, const at::Tensor& segments,
@@ -168,7 +143,8 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
 
   const at::Tensor W_rows = W.index_select(1, rows).contiguous();  // (matrices, rows, agents)
   const at::Tensor wsum = W_rows.sum(2);                          // (matrices, rows)
-  const at::Tensor mix = communication_input(theta, W_rows, host_seg, host_seg_w);
+  const at::Tensor mix = communication_input(theta, W_rows, host_seg.data_ptr<int64_t>(),
+                                                   host_seg_w.data_ptr<int64_t>(), ns);
   // tunnel_of goes up from pinned memory without blocking the host; the caching host
   // allocator keeps the buffer alive until the copy has run.
   at::Tensor tunnel_of_host =
