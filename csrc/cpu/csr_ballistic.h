@@ -21,6 +21,7 @@
 #include "../sb_math.h"
 #include "csr_spmm.h"
 #include "parallel.h"
+#include "sb_loop.h"
 
 namespace sb_native {
 namespace cpu {
@@ -58,16 +59,9 @@ void run_csr_ballistic(const CsrView& J, const scalar_t* values, at::Tensor& pos
   scalar_t* m = momentum.data_ptr<scalar_t>();
   scalar_t* m0 = kHeated ? start.data_ptr<scalar_t>() : nullptr;
 
-  // The first half of step 0: m0 = m, kick-drift.
-  at::parallel_for(0, numel, at::internal::GRAIN_SIZE, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      scalar_t xe = x[i], me = m[i];
-      if (kHeated) m0[i] = me;
-      kick_drift(xe, me, cs[0].first, cs[0].second);
-      x[i] = xe;
-      m[i] = me;
-    }
-  });
+  // The first half of step 0 (m0 = m, kick-drift): the per-step loop's own pass.
+  pre_coupling<scalar_t, false, kHeated>(SBState<scalar_t>{x, m, nullptr, m0, numel}, false,
+                                         heat, cs[0].first, cs[0].second);
   const int64_t nnz_per_row = n ? J.crow[n] / n : 0;
   for (int64_t k = 0; k < num_steps; ++k) {
     const bool last = k + 1 == num_steps;
@@ -76,12 +70,7 @@ void run_csr_ballistic(const CsrView& J, const scalar_t* values, at::Tensor& pos
     at::parallel_for(0, n, work_grain((nnz_per_row + 4) * agents), [&](int64_t r0, int64_t r1) {
       std::vector<scalar_t> acc(agents);
       for (int64_t i = r0; i < r1; ++i) {
-        std::fill(acc.begin(), acc.end(), scalar_t(0));
-        for (int64_t p = J.crow[i]; p < J.crow[i + 1]; ++p) {
-          const scalar_t v = values[p];
-          const scalar_t* xr = x + J.col[p] * agents;
-          for (int64_t a = 0; a < agents; ++a) acc[a] += v * xr[a];
-        }
+        csr_row_product(J, values, static_cast<const scalar_t*>(x), agents, i, acc.data());
         const int64_t row = i * agents;
         scalar_t* row_m0 = kHeated ? m0 + row : nullptr;
         if (last) {

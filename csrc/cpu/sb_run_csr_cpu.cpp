@@ -83,7 +83,7 @@ void sb_run_csr_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Ten
           position.scalar_type(), coefs,
           [&](const at::Tensor& signs, at::Tensor& f) {
             cpu::csr_spmm<scalar_t>(J, vals, signs.data_ptr<scalar_t>(), f.data_ptr<scalar_t>(),
-                                    agents, scalar_t(1), false);
+                                    agents);
           },
           field);
     } else {
