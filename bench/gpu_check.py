@@ -6,14 +6,19 @@
    float32 loose) and identical dSB spins on integer weights; the same for the QIMADTorch
    ops (qimad_fidelity, qimad_update) on a random swarm.
 2. Throughput: dSB on K2000 (complete graph, +-1 weights) for 128 to 4,096 agents, with
-   the float GEMM (sb_run) and the int8 tensor-core GEMM (sb_run_int8), and on a G81-like
+   the float (sb_run) and int8 (sb_run_int8) couplings, each with the incremental field
+   (one launch per call, the default) and with the field recomputed by a GEMM at every
+   step (float cuBLAS, int8 tensor cores; SB_NATIVE_CUDA_DSB_FIELD=recompute), and on a G81-like
    sparse graph (100 x 200 torus, +-1 weights, sb_run_csr), as steps/s of the native CUDA
    kernels and their ratio to the pure-torch path (sb_native.optimizer.fallback) on the
    same GPU; then one QIMADTorch step on an MLP and one qimad_update alone, native vs the
    torch backend.
 3. The persistent small-problem kernel of sb_run / sb_run_int8 (n <= 512, one launch per
-   call): parity on a small case against the CPU kernel and the GEMM path on the GPU, then
-   steps/s at n = 100 and n = 500 with 128 agents, persistent vs GEMM path vs pure torch.
+   call): parity on a small case against the CPU kernel and the large-problem paths on the
+   GPU, then steps/s at n = 100 and n = 500 with 128 agents, persistent vs GEMM path vs
+   pure torch.
+4. The incremental dSB kernel above 512 variables: parity against the CPU kernel and the
+   GEMM-per-step path (identical states on integer weights).
 
 Exits 0 without a GPU (nothing to check), 1 when a parity check fails.
 """
@@ -95,6 +100,7 @@ def parity() -> bool:
         results.append(sample_parity(dtype, g))
         results.extend(qimad_parity(dtype, g))
         results.extend(persistent_parity(dtype, g))
+        results.extend(incremental_parity(dtype, g))
     for ok, line in results:
         print(("PASS " if ok else "FAIL ") + line)
     return all(ok for ok, _ in results)
@@ -161,13 +167,53 @@ def qimad_parity(dtype, g):
 
 
 @contextlib.contextmanager
-def gemm_path():
-    """sb_run / sb_run_int8 take the per-step GEMM path even for small problems."""
-    os.environ["SB_NATIVE_CUDA_PERSISTENT_MAX_N"] = "0"
+def environment(**values):
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        os.environ.pop("SB_NATIVE_CUDA_PERSISTENT_MAX_N")
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
+
+
+def gemm_path():
+    """sb_run / sb_run_int8 take the per-step GEMM path even for small problems."""
+    return environment(SB_NATIVE_CUDA_PERSISTENT_MAX_N="0", SB_NATIVE_CUDA_DSB_FIELD="recompute")
+
+
+def recompute_field():
+    """dSB above the persistent kernel's size recomputes its field by a GEMM at every step."""
+    return environment(SB_NATIVE_CUDA_DSB_FIELD="recompute")
+
+
+def incremental_parity(dtype, g):
+    """The incremental dSB kernel (n = 700, 37 agents) against the CPU kernel and the
+    GEMM-per-step path: integer weights, so the states must be identical."""
+    n, agents, steps = 700, 37, 200
+    results = []
+    for heat in (0.0, 0.006):
+        J = symmetric(n, dtype, g, integer=True)
+        x = 2 * torch.rand(n, agents, generator=g, dtype=dtype) - 1
+        m = 2 * torch.rand(n, agents, generator=g, dtype=dtype) - 1
+        for name in ("sb_run", "sb_run_int8"):
+            cx, cm = x.clone(), m.clone()
+            gx, gm = x.to(CUDA), m.to(CUDA)
+            ex, em = x.to(CUDA), m.to(CUDA)
+            run_op(name, J, cx, cm, steps, heat, True)
+            run_op(name, J.to(CUDA), gx, gm, steps, heat, True)
+            with recompute_field():
+                run_op(name, J.to(CUDA), ex, em, steps, heat, True)
+            cpu = max_diff((gx, gm), (cx, cm))
+            gemm = max_diff((gx, gm), (ex.cpu(), em.cpu()))
+            results.append((cpu == gemm == 0.0,
+                            f"{name:10} incremental n={n} {str(dtype)[6:]:7} dSB heat={heat}: "
+                            f"max |cuda - cpu| = {cpu:.2e}, max |incremental - gemm path| = "
+                            f"{gemm:.2e}"))
+    return results
 
 
 def persistent_parity(dtype, g):
@@ -254,8 +300,13 @@ def throughput(agent_counts, steps) -> None:
             reference = steps_per_second(lambda k: fallback.sb_run(J, x, m, 0, k, *env, True), steps)
             for op, run in kernels.items():
                 ours = steps_per_second(run, steps)
-                print(f"{name:9} n={n:6} agents={agents:5} {op:12}: {ours:10.1f} steps/s, "
-                      f"torch {reference:10.1f} steps/s, ratio {ours / reference:6.2f}x")
+                line = (f"{name:9} n={n:6} agents={agents:5} {op:12}: {ours:10.1f} steps/s, "
+                        f"torch {reference:10.1f} steps/s, ratio {ours / reference:6.2f}x")
+                if not sparse:
+                    with recompute_field():
+                        gemm = steps_per_second(run, steps)
+                    line += f" (GEMM per step {gemm:10.1f} steps/s: x{ours / gemm:5.2f})"
+                print(line)
 
 
 def small_timing(steps) -> None:

@@ -437,7 +437,8 @@ def test_qimadtorch_native_cuda_equals_torch_cuda_with_tunnels():
 # ── Persistent small-problem kernel (sb_run, sb_run_int8) ────────────────────
 # Problems with at most 512 variables run a whole call in one launch (csrc/cuda/sb_small.cuh:
 # one block per agent tile, state in registers, incremental local field for dSB);
-# SB_NATIVE_CUDA_PERSISTENT_MAX_N=0 forces the GEMM path, SB_NATIVE_FLIP_CROSSOVER sets the
+# SB_NATIVE_CUDA_PERSISTENT_MAX_N=0 forces the large-problem paths (GEMM per step for bSB,
+# the incremental agent kernel for dSB), SB_NATIVE_FLIP_CROSSOVER sets the
 # flip fraction above which dSB recomputes its field.
 
 PERSISTENT_MAX_N = 512
@@ -476,12 +477,12 @@ def test_persistent_sb_run(dtype, discrete, heat, n, agents, monkeypatch):
     args = persistent_args(n, dtype, heat, discrete)
     torch.ops.sb_native.sb_run(J, x, m, *args)
     torch.ops.sb_native.sb_run(gJ, gx, gm, *args)
-    monkeypatch.setenv("SB_NATIVE_CUDA_PERSISTENT_MAX_N", "0")  # the GEMM path on the GPU
+    monkeypatch.setenv("SB_NATIVE_CUDA_PERSISTENT_MAX_N", "0")  # the large-problem path
     torch.ops.sb_native.sb_run(gJ, ex, em, *args)
     if discrete:  # integer weights: exact fields, the CPU's per-element arithmetic
-        for got, cpu, gemm in zip((gx, gm), (x, m), (ex, em)):
+        for got, cpu, large in zip((gx, gm), (x, m), (ex, em)):
             assert torch.equal(got.cpu(), cpu)
-            assert torch.equal(got, gemm)
+            assert torch.equal(got, large)
     else:
         assert_state_close((gx, gm), (x, m), dtype)
         assert_state_close((gx, gm), (ex, em), dtype)
@@ -502,12 +503,12 @@ def test_persistent_sb_run_int8(dtype, heat, n, agents, monkeypatch):
     torch.ops.sb_native.sb_run_int8(K.to(CUDA), scale, gx, gm, *args)
     # The float-coupling persistent kernel on J = scale * K: the same exact field.
     torch.ops.sb_native.sb_run((scale * K.to(dtype)).to(CUDA), fx, fm, *args, True)
-    monkeypatch.setenv("SB_NATIVE_CUDA_PERSISTENT_MAX_N", "0")  # the tensor-core GEMM path
+    monkeypatch.setenv("SB_NATIVE_CUDA_PERSISTENT_MAX_N", "0")  # the large-problem path
     torch.ops.sb_native.sb_run_int8(K.to(CUDA), scale, ex, em, *args)
-    for got, cpu, dense, gemm in zip((gx, gm), (x, m), (fx, fm), (ex, em)):
+    for got, cpu, dense, large in zip((gx, gm), (x, m), (fx, fm), (ex, em)):
         assert torch.equal(got.cpu(), cpu)
         assert torch.equal(got, dense)
-        assert torch.equal(got, gemm)
+        assert torch.equal(got, large)
 
 
 @pytest.mark.parametrize("int8", [False, True])
@@ -544,7 +545,8 @@ def test_persistent_dsb_real_weights_close():
 
 
 @pytest.mark.parametrize("discrete", [False, True])
-def test_just_above_the_limit_takes_the_gemm_path(discrete):
+def test_just_above_the_limit_leaves_the_persistent_kernel(discrete):
+    """Above 512 variables bSB takes the GEMM path and dSB the incremental agent kernel."""
     n = PERSISTENT_MAX_N + 1
     dtype = torch.float64
     J = symmetric(n, dtype, seed=3, integer=discrete)
@@ -559,10 +561,55 @@ def test_just_above_the_limit_takes_the_gemm_path(discrete):
     above = launched_kernels(lambda: torch.ops.sb_native.sb_run(gJ, gx, gm, *args))
     at_limit = launched_kernels(lambda: torch.ops.sb_native.sb_run(
         gJ[:-1, :-1].contiguous(), gx[:-1].contiguous(), gm[:-1].contiguous(), *args))
+    large = "agent_run_kernel" if discrete else "pre_coupling_kernel"
     assert not any("small_run_kernel" in name for name in above)
-    assert any("pre_coupling_kernel" in name for name in above)
+    assert any(large in name for name in above)
     assert any("small_run_kernel" in name for name in at_limit)
-    assert not any("pre_coupling_kernel" in name for name in at_limit)
+    assert not any(large in name for name in at_limit)
+
+
+# ── Incremental dSB field above the persistent limit (sb_run, sb_run_int8) ───
+# One block per agent for the whole call (csrc/cuda/sb_incremental.cuh);
+# SB_NATIVE_CUDA_DSB_FIELD=recompute takes the GEMM-per-step path instead.
+
+# n: above the limit, one sweep chunk plus a partial one, several chunks; agents: one, odd.
+INCREMENTAL_SIZES = [(PERSISTENT_MAX_N + 1, 1), (700, 37), (1500, 130)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("heat", [0.0, 0.006])
+@pytest.mark.parametrize("int8", [False, True])
+@pytest.mark.parametrize("n,agents", INCREMENTAL_SIZES)
+def test_incremental_dsb_equals_cpu_and_recompute(dtype, heat, int8, n, agents, monkeypatch):
+    J = symmetric(n, dtype, seed=n, integer=True)
+    x, m = state(n, agents, dtype, seed=agents)
+    gx, gm = on_cuda(x, m)
+    rx, rm = gx.clone(), gm.clone()
+    args = (3, 200, 0.1, 0.01, 0.3 / n ** 0.5, heat)
+
+    def run(J, x, m):
+        if int8:
+            torch.ops.sb_native.sb_run_int8(J.to(torch.int8), 1.0, x, m, *args)
+        else:
+            torch.ops.sb_native.sb_run(J, x, m, *args, True)
+
+    run(J, x, m)
+    run(J.to(CUDA), gx, gm)
+    monkeypatch.setenv("SB_NATIVE_CUDA_DSB_FIELD", "recompute")
+    run(J.to(CUDA), rx, rm)
+    for got, cpu, recomputed in zip((gx, gm), (x, m), (rx, rm)):
+        assert torch.equal(got.cpu(), cpu)
+        assert torch.equal(got, recomputed)
+
+
+def test_incremental_dsb_is_one_kernel_per_call():
+    n = 800
+    K = symmetric(n, torch.float32, seed=5, integer=True).to(torch.int8).to(CUDA)
+    gx, gm = on_cuda(*state(n, 64, torch.float32))
+    names = launched_kernels(lambda: torch.ops.sb_native.sb_run_int8(
+        K, 1.0, gx, gm, 0, 50, 0.1, 0.01, 0.02, 0.0))
+    assert sum("agent_run_kernel" in name for name in names) == 1
+    assert not any("int8_pass_kernel" in name for name in names)
 
 
 def test_persistent_kernel_is_one_launch_per_call():

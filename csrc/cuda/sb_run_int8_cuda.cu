@@ -1,11 +1,14 @@
 // sb_run_int8 on the GPU: dSB on an integer coupling J = scale * K (K int8). Problems with
 // at most kSmallMaxN variables run the whole call in one persistent launch (sb_small.cuh:
-// int8 signs in shared memory, __dp4a products, incremental int32 field). Larger ones take
-// the tensor-core path below. There the local field F = K @ sign(x) is an int8 x int8 ->
-// int32 GEMM (ATen's _int_mm, cuBLASLt IMMA), exact, so every step recomputes it (on the
-// GPU the GEMM is cheap next to scattered per-flip column updates) and the state matches the
-// CPU kernel's bit for bit. A step is that GEMM and one fused elementwise kernel:
-// m += (q * scale) * F, walls, heating, save m0, kick-drift, sign(x) as int8.
+// int8 signs in shared memory, __dp4a products, incremental int32 field). Larger ones run
+// it in one launch too (sb_incremental.cuh: one block per agent, the int32 field corrected
+// by one int8 column per flip), starting from the exact field F = K @ sign(x) of an int8 x
+// int8 -> int32 GEMM (ATen's _int_mm, cuBLASLt IMMA). Integer sums are exact in any order,
+// so either way the state matches the CPU kernel's bit for bit.
+//
+// SB_NATIVE_CUDA_DSB_FIELD=recompute takes the tensor-core path instead, for benchmarks: the
+// same GEMM at every step and one fused elementwise kernel, m += (q * scale) * F, walls,
+// heating, save m0, kick-drift, sign(x) as int8.
 //
 // _int_mm wants M > 16, K and N multiples of 8, and runs its fast IMMA kernels with the
 // right operand column-major. So K is zero-padded to n_pad x n_pad, the signs live
@@ -20,6 +23,7 @@
 #include <utility>
 
 #include "../checks.h"
+#include "sb_incremental.cuh"
 #include "sb_loop.cuh"
 #include "sb_small.cuh"
 
@@ -80,6 +84,45 @@ __global__ void int8_pass_kernel(Int8State<scalar_t> s, bool finish, bool start,
 
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
+// The operands of F = K @ sign(x) padded for _int_mm (see the top of the file).
+struct PaddedProduct {
+  at::Tensor K_pad;    // (n_pad, n_pad) int8
+  at::Tensor signs_t;  // (agents_pad, n_pad) int8, sign(x) transposed
+  at::Tensor signs;    // signs_t.t(): (n_pad, agents_pad), column-major
+  at::Tensor field;    // (n_pad, agents_pad) int32
+
+  PaddedProduct(const at::Tensor& K, int64_t n, int64_t agents) {
+    const int64_t n_pad = round_up(std::max<int64_t>(n, 17), 8);
+    const int64_t agents_pad = round_up(agents, 8);
+    const auto options = K.options();
+    K_pad = at::zeros({n_pad, n_pad}, options);
+    K_pad.narrow(0, 0, n).narrow(1, 0, n).copy_(K);
+    signs_t = at::zeros({agents_pad, n_pad}, options);
+    signs = signs_t.t();
+    field = at::empty({n_pad, agents_pad}, options.dtype(at::kInt));
+  }
+
+  void multiply() { at::_int_mm_out(field, K_pad, signs); }
+};
+
+// The incremental path: the exact field of the initial signs, then the whole call in one
+// launch with the int8 columns of K.
+template <typename scalar_t>
+void run_int8_incremental(const at::Tensor& K, double scale, at::Tensor& position,
+                          at::Tensor& momentum, int64_t start_step, int64_t num_steps,
+                          double time_step, double pressure_slope, double quadratic_coef,
+                          double heat_coef) {
+  const int64_t n = position.size(0), agents = position.size(1);
+  PaddedProduct product(K, n, agents);
+  product.signs_t.narrow(0, 0, agents).narrow(1, 0, n).copy_(at::sign(position).t());
+  product.multiply();
+  const at::Tensor columns = K.t().contiguous();  // columns[j * n + i] = K[i, j]
+  // The coupling's scale is folded into q, as on the CPU.
+  cuda::run_incremental<scalar_t, int8_t, int32_t>(
+      columns, product.field.narrow(0, 0, n).narrow(1, 0, agents), position, momentum,
+      start_step, num_steps, time_step, pressure_slope, quadratic_coef * scale, heat_coef);
+}
+
 void sb_run_int8_cuda(const at::Tensor& K, double scale, at::Tensor& position,
                       at::Tensor& momentum, int64_t start_step, int64_t num_steps,
                       double time_step, double pressure_slope, double quadratic_coef,
@@ -96,18 +139,18 @@ void sb_run_int8_cuda(const at::Tensor& K, double scale, at::Tensor& position,
                                                quadratic_coef, heat_coef);
   });
   if (ran_small) return;
+  if (cuda::incremental_dsb_field()) {
+    AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_int8_cuda_incremental", [&] {
+      run_int8_incremental<scalar_t>(K, scale, position, momentum, start_step, num_steps,
+                                     time_step, pressure_slope, quadratic_coef, heat_coef);
+    });
+    return;
+  }
   const int64_t n = position.size(0);
   const int64_t agents = position.size(1);
   TORCH_CHECK_VALUE((n + kTile - 1) / kTile <= 65535, "position has ", n,
                     " variables, more than the CUDA kernel's grid supports");
-  const int64_t n_pad = round_up(std::max<int64_t>(n, 17), 8);
-  const int64_t agents_pad = round_up(agents, 8);
-  const auto options = position.options();
-  at::Tensor K_pad = at::zeros({n_pad, n_pad}, options.dtype(at::kChar));
-  K_pad.narrow(0, 0, n).narrow(1, 0, n).copy_(K);
-  at::Tensor signs_t = at::zeros({agents_pad, n_pad}, options.dtype(at::kChar));
-  at::Tensor signs = signs_t.t();  // (n_pad, agents_pad), column-major
-  at::Tensor field = at::empty({n_pad, agents_pad}, options.dtype(at::kInt));
+  PaddedProduct product(K, n, agents);
   const bool heated = heat_coef != 0.0;
   at::Tensor m0 = heated ? at::empty_like(momentum) : at::Tensor();
   const dim3 grid(static_cast<unsigned int>((agents + kTile - 1) / kTile),
@@ -117,8 +160,9 @@ void sb_run_int8_cuda(const at::Tensor& K, double scale, at::Tensor& position,
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_int8_cuda", [&] {
     const Int8State<scalar_t> s{position.data_ptr<scalar_t>(), momentum.data_ptr<scalar_t>(),
                                 heated ? m0.data_ptr<scalar_t>() : nullptr,
-                                signs_t.data_ptr<int8_t>(), field.data_ptr<int32_t>(),
-                                n, agents, n_pad, agents_pad};
+                                product.signs_t.data_ptr<int8_t>(),
+                                product.field.data_ptr<int32_t>(), n, agents,
+                                product.K_pad.size(0), product.field.size(1)};
     // The coupling's scale is folded into q, as on the CPU.
     const scalar_t q = static_cast<scalar_t>(quadratic_coef * scale);
     const scalar_t h = static_cast<scalar_t>(heat_coef);
@@ -131,7 +175,7 @@ void sb_run_int8_cuda(const at::Tensor& K, double scale, at::Tensor& position,
                                 : scalar_t(0);
       kernel<<<grid, block, 0, stream>>>(s, k > 0, start, q, h, mc, dt);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
-      if (start) at::_int_mm_out(field, K_pad, signs);
+      if (start) product.multiply();
     }
   });
 }
