@@ -41,7 +41,7 @@ struct AgentArgs {
   scalar_t position_coef;
 };
 
-// One sweep of the block's agent: kFinish applies the previous step's second half, kStart
+// One sweep of the block's agent: finish applies the previous step's second half, start
 // begins the next step and appends its flips to the list in ascending spin order (a warp
 // ballot per chunk of blockDim.x variables, warp offsets through shared memory). Returns
 // the number of flips (the same value in every thread).
