@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#define __shared__ static  // the kernel's warp counts: one block runs at a time
 #include "cuda_shim.h"
 #include "../../csrc/cuda/sb_incremental_kernel.cuh"
 
