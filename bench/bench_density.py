@@ -1,6 +1,7 @@
 """Where sparse (CSR) storage beats dense storage on the native engine: time per step of
-sb_run vs sb_run_csr on random graphs of growing edge density, in one run. The crossover
-sets sb_native.optimizer.coupling.SPARSE_DENSITY (what backend="auto" uses).
+sb_run vs sb_run_csr on random +-1 graphs of growing edge density, in one run, and for dSB
+also sb_run_int8 (the dense path integer couplings take). The crossover sets
+sb_native.optimizer.coupling.SPARSE_DENSITY (what backend="auto" uses).
 
     python bench/bench_density.py --n 2000 --steps 200
 """
@@ -29,8 +30,8 @@ def main() -> None:
     args = parser.parse_args()
     n, agents, steps = args.n, args.agents, args.steps
     print(f"n={n}, agents={agents}, steps={steps}, float32, ms/step")
-    print("| density | mode | dense | CSR | dense/CSR |")
-    print("|---|---|---|---|---|")
+    print("| density | mode | dense | CSR | dense/CSR | dense int8 | int8/CSR |")
+    print("|---|---|---|---|---|---|---|")
     for density in args.densities:
         g = torch.Generator().manual_seed(0)
         upper = torch.triu((torch.rand(n, n, generator=g) < density) *
@@ -47,9 +48,16 @@ def main() -> None:
             x, m = x0.clone(), m0.clone()
             sparse = per_step(lambda: torch.ops.sb_native.sb_run_csr(
                 *csr, x, m, 0, steps, 0.1, 0.01, q, 0.0, discrete), steps)
+            int8 = "| - | - |"
+            if discrete:
+                x, m = x0.clone(), m0.clone()
+                K = J.to(torch.int8)
+                t = per_step(lambda: torch.ops.sb_native.sb_run_int8(
+                    K, 1.0, x, m, 0, steps, 0.1, 0.01, q, 0.0), steps)
+                int8 = f"| {t * 1e3:.3f} | {t / sparse:.2f} |"
             mode = "dSB" if discrete else "bSB"
             print(f"| {density} | {mode} | {dense * 1e3:.3f} | {sparse * 1e3:.3f} | "
-                  f"{dense / sparse:.2f} |", flush=True)
+                  f"{dense / sparse:.2f} {int8}", flush=True)
 
 
 if __name__ == "__main__":
