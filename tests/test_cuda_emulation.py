@@ -74,9 +74,10 @@ def run_cpu_op(J, x, m, start, steps, heated, discrete, int8):
         torch.ops.sb_native.sb_run(J, x, m, start, steps, TIME_STEP, SLOPE, Q, heat, discrete)
 
 
-def common_args(x, start, steps, heated):
-    return [str(x.shape[0]), str(x.shape[1]), str(start), str(steps)], \
-        [repr(Q), repr(HEAT if heated else 0.0), repr(TIME_STEP), repr(SLOPE)]
+def sizes_and_coefficients(x, start, steps, heated):
+    """The emulators' N AGENTS START STEPS and Q HEAT TIME_STEP SLOPE arguments."""
+    sizes = [str(x.shape[0]), str(x.shape[1]), str(start), str(steps)]
+    return sizes, [repr(Q), repr(HEAT if heated else 0.0), repr(TIME_STEP), repr(SLOPE)]
 
 
 # ── incremental dSB kernel (n > 512 on a GPU; any n here) ────────────────────
@@ -95,10 +96,10 @@ def test_incremental_kernel_equals_cpu_op(emulators, tmp_path, dtype, heated, in
     start, steps = 3, 60
     # The kernel's inputs: the agent-major state, the exact initial field, J's columns.
     save(tmp_path, x=x.t(), m=m.t(), F=(J @ torch.sign(x)).t(), columns=J.t())
-    sizes, coefs = common_args(x, start, steps, heated)
-    subprocess.run([str(emulators["incremental_dsb"]), str(tmp_path), *sizes[:2], *sizes[2:],
-                    str(threads), str(int(heated)), str(int(int8)),
-                    str(int(dtype == torch.float64)), *coefs], check=True)
+    sizes, coefs = sizes_and_coefficients(x, start, steps, heated)
+    subprocess.run([str(emulators["incremental_dsb"]), str(tmp_path), *sizes, str(threads),
+                    str(int(heated)), str(int(int8)), str(int(dtype == torch.float64)), *coefs],
+                   check=True)
     got_x, got_m = load(tmp_path, x.shape, dtype, agent_major=True)
     run_cpu_op(J, x, m, start, steps, heated, True, int8)
     assert torch.equal(got_x, x)
@@ -114,7 +115,7 @@ SMALL_CASES = [(1, 5), (45, 1), (100, 37), (512, 3)]
 def run_small(binary, directory, J, x, m, start, steps, tile, heated, discrete, int8,
               flip_fraction):
     save(directory, x=x, m=m, J=J)
-    sizes, coefs = common_args(x, start, steps, heated)
+    sizes, coefs = sizes_and_coefficients(x, start, steps, heated)
     subprocess.run([str(binary), str(directory), *sizes, str(tile), str(int(heated)),
                     str(int(discrete)), str(int(int8)), str(int(x.dtype == torch.float64)),
                     *coefs, repr(flip_fraction)], check=True)
