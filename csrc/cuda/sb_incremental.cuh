@@ -48,11 +48,12 @@ inline bool incremental_dsb_field() {
 
 // Runs num_steps dSB steps of the (n, agents) state with the incremental field.
 // columns: J's columns contiguous (columns[j * n + i] = J[i, j]), column_t scalar_t or
-// int8; field: F = J @ sign(position) of the initial state (exact on integer weights),
-// (n, agents) of field_t (scalar_t, or int32 in units of the int8 coupling's scale); q: the
-// coefficient of F in the momentum update.
-template <typename scalar_t, typename column_t, typename field_t>
-void run_incremental(const at::Tensor& columns, const at::Tensor& field, at::Tensor& position,
+// int8; initial(signs): F = J @ signs for the initial signs sign(position), (n, agents) in
+// scalar_t, as an (n, agents) tensor of field_t (scalar_t, or int32 in units of the int8
+// coupling's scale), exact on integer weights; q: the coefficient of F in the momentum
+// update. The kernel's signs are the ones the field was computed from, as on the CPU.
+template <typename scalar_t, typename column_t, typename field_t, typename Initial>
+void run_incremental(const at::Tensor& columns, Initial initial, at::Tensor& position,
                      at::Tensor& momentum, int64_t start_step, int64_t num_steps,
                      double time_step, double pressure_slope, double q, double heat) {
   const int64_t n = position.size(0), agents = position.size(1);
@@ -60,12 +61,13 @@ void run_incremental(const at::Tensor& columns, const at::Tensor& field, at::Ten
                     " agents, more than the CUDA kernel's grid supports");
   TORCH_CHECK_VALUE(n < (int64_t(1) << 28), "position has ", n,
                     " variables, more than the incremental CUDA kernel supports");
+  const at::Tensor signs = at::sign(position);
+  at::Tensor F = initial(signs).t().contiguous();
+  at::Tensor s = signs.t().to(at::kChar).contiguous();
   const bool heated = heat != 0.0;
   at::Tensor x = position.t().contiguous();
   at::Tensor m = momentum.t().contiguous();
   at::Tensor m0 = heated ? at::empty_like(x) : at::Tensor();
-  at::Tensor s = at::sign(x).to(at::kChar);
-  at::Tensor F = field.t().contiguous();
   at::Tensor flips = at::empty({agents, n}, x.options().dtype(at::kInt));
   const AgentArgs<scalar_t, column_t, field_t> args{
       x.data_ptr<scalar_t>(),      m.data_ptr<scalar_t>(),

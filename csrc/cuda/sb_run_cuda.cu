@@ -35,8 +35,9 @@ void sb_run_cuda(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum
     if (discrete && cuda::incremental_dsb_field()) {
       const at::Tensor columns = J.t().contiguous();  // columns[j * n + i] = J[i, j]
       cuda::run_incremental<scalar_t, scalar_t, scalar_t>(
-          columns, at::mm(J, at::sign(position)), position, momentum, start_step, num_steps,
-          time_step, pressure_slope, quadratic_coef, heat_coef);
+          columns, [&](const at::Tensor& signs) { return at::mm(J, signs); }, position,
+          momentum, start_step, num_steps, time_step, pressure_slope, quadratic_coef,
+          heat_coef);
       return;
     }
     cuda::run_dense<scalar_t>(

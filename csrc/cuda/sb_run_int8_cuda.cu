@@ -114,13 +114,17 @@ void run_int8_incremental(const at::Tensor& K, double scale, at::Tensor& positio
                           double heat_coef) {
   const int64_t n = position.size(0), agents = position.size(1);
   PaddedProduct product(K, n, agents);
-  product.signs_t.narrow(0, 0, agents).narrow(1, 0, n).copy_(at::sign(position).t());
-  product.multiply();
+  auto initial = [&](const at::Tensor& signs) {
+    product.signs_t.narrow(0, 0, agents).narrow(1, 0, n).copy_(signs.t());
+    product.multiply();
+    return product.field.narrow(0, 0, n).narrow(1, 0, agents);
+  };
   const at::Tensor columns = K.t().contiguous();  // columns[j * n + i] = K[i, j]
   // The coupling's scale is folded into q, as on the CPU.
-  cuda::run_incremental<scalar_t, int8_t, int32_t>(
-      columns, product.field.narrow(0, 0, n).narrow(1, 0, agents), position, momentum,
-      start_step, num_steps, time_step, pressure_slope, quadratic_coef * scale, heat_coef);
+  cuda::run_incremental<scalar_t, int8_t, int32_t>(columns, initial, position, momentum,
+                                                   start_step, num_steps, time_step,
+                                                   pressure_slope, quadratic_coef * scale,
+                                                   heat_coef);
 }
 
 void sb_run_int8_cuda(const at::Tensor& K, double scale, at::Tensor& position,
