@@ -12,38 +12,21 @@
 
 #define __shared__ static  // the kernel's warp counts: one block runs at a time
 #include "cuda_shim.h"
+#include "raw_files.h"
 #include "../../csrc/cuda/sb_incremental_kernel.cuh"
 
 namespace {
-
-template <typename T>
-std::vector<T> read(const std::string& path, size_t count) {
-  std::vector<T> v(count);
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr || std::fread(v.data(), sizeof(T), count, f) != count) {
-    std::fprintf(stderr, "cannot read %zu values from %s\n", count, path.c_str());
-    std::exit(2);
-  }
-  std::fclose(f);
-  return v;
-}
-
-template <typename T>
-void write(const std::string& path, const std::vector<T>& v) {
-  FILE* f = std::fopen(path.c_str(), "wb");
-  std::fwrite(v.data(), sizeof(T), v.size(), f);
-  std::fclose(f);
-}
 
 template <typename scalar_t, typename column_t, typename field_t>
 void run(const std::string& dir, int64_t n, int64_t agents, int64_t start, int64_t steps,
          unsigned int threads, bool heated, double q, double heat, double time_step,
          double slope) {
   const size_t numel = static_cast<size_t>(n * agents);
-  std::vector<scalar_t> x = read<scalar_t>(dir + "/x.bin", numel);
-  std::vector<scalar_t> m = read<scalar_t>(dir + "/m.bin", numel);
-  const std::vector<scalar_t> field = read<scalar_t>(dir + "/F.bin", numel);
-  const std::vector<scalar_t> columns_in = read<scalar_t>(dir + "/columns.bin", n * n);
+  std::vector<scalar_t> x = emulation::read<scalar_t>(dir + "/x.bin", numel);
+  std::vector<scalar_t> m = emulation::read<scalar_t>(dir + "/m.bin", numel);
+  const std::vector<scalar_t> field = emulation::read<scalar_t>(dir + "/F.bin", numel);
+  const std::vector<scalar_t> columns_in =
+      emulation::read<scalar_t>(dir + "/columns.bin", n * n);
   std::vector<field_t> F(field.begin(), field.end());
   std::vector<column_t> columns(columns_in.begin(), columns_in.end());
   std::vector<scalar_t> m0(heated ? numel : 0);
@@ -60,8 +43,8 @@ void run(const std::string& dir, int64_t n, int64_t agents, int64_t start, int64
       else sb_native::cuda::agent_run_kernel<scalar_t, column_t, field_t, false>(args);
     });
   }
-  write(dir + "/x_out.bin", x);
-  write(dir + "/m_out.bin", m);
+  emulation::write(dir + "/x_out.bin", x);
+  emulation::write(dir + "/m_out.bin", m);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 
 #define __shared__  // the kernel's only shared array is extern: the `smem` defined below
 #include "cuda_shim.h"
+#include "raw_files.h"
 
 namespace sb_native {
 namespace cuda {
@@ -31,25 +32,6 @@ namespace {
 using sb_native::cuda::DenseCoupling;
 using sb_native::cuda::Int8Coupling;
 using sb_native::cuda::SmallArgs;
-
-template <typename T>
-std::vector<T> read(const std::string& path, size_t count) {
-  std::vector<T> v(count);
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr || std::fread(v.data(), sizeof(T), count, f) != count) {
-    std::fprintf(stderr, "cannot read %zu values from %s\n", count, path.c_str());
-    std::exit(2);
-  }
-  std::fclose(f);
-  return v;
-}
-
-template <typename T>
-void write(const std::string& path, const std::vector<T>& v) {
-  FILE* f = std::fopen(path.c_str(), "wb");
-  std::fwrite(v.data(), sizeof(T), v.size(), f);
-  std::fclose(f);
-}
 
 struct Options {
   std::string dir;
@@ -94,9 +76,9 @@ void launch(const Options& o, const Coupling& coupling, std::vector<scalar_t>& x
 template <typename scalar_t>
 void run(const Options& o, bool int8) {
   const size_t numel = static_cast<size_t>(o.n * o.agents);
-  std::vector<scalar_t> x = read<scalar_t>(o.dir + "/x.bin", numel);
-  std::vector<scalar_t> m = read<scalar_t>(o.dir + "/m.bin", numel);
-  const std::vector<scalar_t> J = read<scalar_t>(o.dir + "/J.bin", o.n * o.n);
+  std::vector<scalar_t> x = emulation::read<scalar_t>(o.dir + "/x.bin", numel);
+  std::vector<scalar_t> m = emulation::read<scalar_t>(o.dir + "/m.bin", numel);
+  const std::vector<scalar_t> J = emulation::read<scalar_t>(o.dir + "/J.bin", o.n * o.n);
   const int64_t n = o.n;
   auto by_tile = [&](const auto& coupling) {
     using Coupling = std::decay_t<decltype(coupling)>;
@@ -121,8 +103,8 @@ void run(const Options& o, bool int8) {
     }
     by_tile(DenseCoupling<scalar_t>{jt.data(), static_cast<int>(n)});
   }
-  write(o.dir + "/x_out.bin", x);
-  write(o.dir + "/m_out.bin", m);
+  emulation::write(o.dir + "/x_out.bin", x);
+  emulation::write(o.dir + "/m_out.bin", m);
 }
 
 }  // namespace
