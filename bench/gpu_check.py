@@ -190,6 +190,19 @@ def recompute_field():
     return environment(SB_NATIVE_CUDA_DSB_FIELD="recompute")
 
 
+def cuda_vs_cpu_and(path, name, J, x, m, steps, heat, discrete):
+    """Runs op `name` from (x, m) on the CPU, on the GPU, and on the GPU inside the context
+    path(); returns (max |cuda - cpu|, max |cuda - cuda under path|)."""
+    cx, cm = x.clone(), m.clone()
+    gx, gm = x.to(CUDA), m.to(CUDA)
+    ex, em = x.to(CUDA), m.to(CUDA)
+    run_op(name, J, cx, cm, steps, heat, discrete)
+    run_op(name, J.to(CUDA), gx, gm, steps, heat, discrete)
+    with path():
+        run_op(name, J.to(CUDA), ex, em, steps, heat, discrete)
+    return max_diff((gx, gm), (cx, cm)), max_diff((gx, gm), (ex.cpu(), em.cpu()))
+
+
 def incremental_parity(dtype, g):
     """The incremental dSB kernel (n = 700, 37 agents) against the CPU kernel and the
     GEMM-per-step path: integer weights, so the states must be identical."""
@@ -200,15 +213,7 @@ def incremental_parity(dtype, g):
         x = 2 * torch.rand(n, agents, generator=g, dtype=dtype) - 1
         m = 2 * torch.rand(n, agents, generator=g, dtype=dtype) - 1
         for name in ("sb_run", "sb_run_int8"):
-            cx, cm = x.clone(), m.clone()
-            gx, gm = x.to(CUDA), m.to(CUDA)
-            ex, em = x.to(CUDA), m.to(CUDA)
-            run_op(name, J, cx, cm, steps, heat, True)
-            run_op(name, J.to(CUDA), gx, gm, steps, heat, True)
-            with recompute_field():
-                run_op(name, J.to(CUDA), ex, em, steps, heat, True)
-            cpu = max_diff((gx, gm), (cx, cm))
-            gemm = max_diff((gx, gm), (ex.cpu(), em.cpu()))
+            cpu, gemm = cuda_vs_cpu_and(recompute_field, name, J, x, m, steps, heat, True)
             results.append((cpu == gemm == 0.0,
                             f"{name:10} incremental n={n} {str(dtype)[6:]:7} dSB heat={heat}: "
                             f"max |cuda - cpu| = {cpu:.2e}, max |incremental - gemm path| = "
@@ -228,15 +233,7 @@ def persistent_parity(dtype, g):
             x = 2 * torch.rand(n, agents, generator=g, dtype=dtype) - 1
             m = 2 * torch.rand(n, agents, generator=g, dtype=dtype) - 1
             for name in ("sb_run",) + (("sb_run_int8",) if discrete else ()):
-                cx, cm = x.clone(), m.clone()
-                gx, gm = x.to(CUDA), m.to(CUDA)
-                ex, em = x.to(CUDA), m.to(CUDA)
-                run_op(name, J, cx, cm, steps, heat, discrete)
-                run_op(name, J.to(CUDA), gx, gm, steps, heat, discrete)
-                with gemm_path():
-                    run_op(name, J.to(CUDA), ex, em, steps, heat, discrete)
-                cpu = max_diff((gx, gm), (cx, cm))
-                gemm = max_diff((gx, gm), (ex.cpu(), em.cpu()))
+                cpu, gemm = cuda_vs_cpu_and(gemm_path, name, J, x, m, steps, heat, discrete)
                 # Integer weights: exact fields, the same per-element arithmetic everywhere.
                 ok = (cpu == gemm == 0.0) if discrete else max(cpu, gemm) <= TOL[dtype]
                 tag = f"{str(dtype)[6:]:7} {'dSB' if discrete else 'bSB'} heat={heat}"
