@@ -47,4 +47,18 @@ TORCH_LIBRARY(sb_native, m) {
         "Tensor W, Tensor rows, Tensor attract, Tensor segments, Tensor seg_eta, "
         "Tensor seg_gamma, Tensor seg_w, Tensor tunnel_rows, Tensor tunnel_noise, "
         "float temperature, float rms_decay, float eps) -> ()");
+  // Everything a step does after its closures (csrc/qimad_step.h): the finiteness test, the
+  // records (agent_loss, agent_best, stagnation, best_loss: CPU), this step's random draws
+  // (rows of the blocks normal and uniform, drawn afresh from generator every normal.size(0)
+  // steps), the tunnelling choice, qimad_angles, qimad_update per bucket and the copy of the
+  // best weights into params. Returns each agent's fate: 0 not evaluated, 1 updated,
+  // 2 updated and tunnelled, -1 reset to the best weights.
+  m.def("qimad_step(Tensor(a!)[] theta, Tensor(b!)[] square_avg, Tensor(c!)[] grad, "
+        "Tensor(d!)[] best, Tensor(e!)[] params, int[] bucket_params, Tensor[] segments, "
+        "Tensor[] seg_eta, Tensor[] seg_gamma, Tensor[] seg_w, Tensor(f!) alpha, Tensor(g!) beta, "
+        "Tensor mask, Tensor attract_on, int[] can_tunnel, float[] k, ScalarType dtype, "
+        "Tensor(h!) agent_loss, Tensor(i!) agent_best, Tensor(j!) stagnation, "
+        "Tensor(k!) best_loss, Tensor(l!) normal, Tensor(m!) uniform, int step, int[] rows, "
+        "float[] losses, Generator? generator, float temperature, float alpha_step, "
+        "float beta_step, float rms_decay, float eps, int stagnation_limit) -> Tensor");
 }

@@ -127,6 +127,35 @@ inline void check_update_args(const at::Tensor& theta, const at::Tensor& square_
   TORCH_CHECK_VALUE(tunnel_noise.is_contiguous(), "tunnel_noise must be contiguous");
 }
 
+// segments a partition of the p parameter columns, seg_w valid indices of k matrices (host
+// tensors whose shapes are checked).
+inline void check_segment_contents(const at::Tensor& segments, const at::Tensor& seg_w, int64_t p,
+                                   int64_t k) {
+  const int64_t* seg = segments.data_ptr<int64_t>();
+  const int64_t s = segments.numel() - 1;
+  TORCH_CHECK_VALUE(seg[0] == 0 && seg[s] == p, "segments must run from 0 to ", p);
+  for (int64_t i = 0; i < s; ++i) {
+    TORCH_CHECK_VALUE(seg[i + 1] >= seg[i], "segments must be non-decreasing");
+    const int64_t w = seg_w.data_ptr<int64_t>()[i];
+    TORCH_CHECK_VALUE(w >= 0 && w < k, "seg_w must index W's ", k, " matrices, got ", w);
+  }
+}
+
+// The per-segment tensors of one bucket of qimad_step (as qimad_update takes them).
+inline void check_segment_args(const at::Tensor& theta, const at::Tensor& segments,
+                               const at::Tensor& seg_eta, const at::Tensor& seg_gamma,
+                               const at::Tensor& seg_w, int64_t k) {
+  check_index(segments, theta, "segments");
+  TORCH_CHECK_VALUE(segments.numel() >= 1, "segments must hold at least the offset 0");
+  const int64_t s = segments.numel() - 1;
+  check_vector(seg_eta, theta, s, "seg_eta");
+  check_vector(seg_gamma, theta, s, "seg_gamma");
+  check_index(seg_w, theta, "seg_w");
+  TORCH_CHECK_VALUE(seg_w.numel() == s, "seg_w must have one entry per segment (", s, "), got ",
+                    seg_w.numel());
+  check_segment_contents(segments, seg_w, theta.size(1), k);
+}
+
 // Index contents, checked once the shapes are known to be right: rows strictly increasing in
 // [0, agents) (an agent updated twice would take two steps), segments a partition of the
 // parameter columns, seg_w valid matrix indices, every tunnelling row an updated row.
@@ -138,14 +167,7 @@ inline std::vector<int64_t> check_indices(const at::Tensor& rows, const at::Tens
     TORCH_CHECK_VALUE(r[i] >= 0 && r[i] < n, "rows must lie in [0, ", n, "), got ", r[i]);
     TORCH_CHECK_VALUE(i == 0 || r[i] > r[i - 1], "rows must be strictly increasing");
   }
-  const int64_t* seg = segments.data_ptr<int64_t>();
-  const int64_t s = segments.numel() - 1;
-  TORCH_CHECK_VALUE(seg[0] == 0 && seg[s] == p, "segments must run from 0 to ", p);
-  for (int64_t i = 0; i < s; ++i) {
-    TORCH_CHECK_VALUE(seg[i + 1] >= seg[i], "segments must be non-decreasing");
-    const int64_t w = seg_w.data_ptr<int64_t>()[i];
-    TORCH_CHECK_VALUE(w >= 0 && w < k, "seg_w must index W's ", k, " matrices, got ", w);
-  }
+  check_segment_contents(segments, seg_w, p, k);
   // tunnel_of[r]: the tunnel_noise row of updated row r, or -1.
   std::vector<int64_t> tunnel_of(rows.numel(), -1);
   const int64_t* t = tunnel_rows.data_ptr<int64_t>();

@@ -8,57 +8,17 @@
 // without a kernel of their own run it as the composite of ATen ops of qimad_angles.h, the
 // same ops as the pure-torch mirror (sb_native/optim/_kernels.py: angles_torch).
 
-#include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
-#include <c10/util/MathConstants.h>
 #include <torch/library.h>
 
-#include <algorithm>
-#include <cmath>
 #include <tuple>
 #include <vector>
 
 #include "../qimad_angles.h"
 #include "../qimad_checks.h"
-#include "../qimad_math.h"
+#include "qimad_angles_cpu.h"
 
 namespace sb_native {
 namespace {
-
-// Half-angle sines and cosines of every agent: evaluated once per agent, not once per pair.
-template <typename T>
-void half_angles(const T* alpha, int64_t n, std::vector<T>& sin_h, std::vector<T>& cos_h) {
-  sin_h.resize(n);
-  cos_h.resize(n);
-  for (int64_t i = 0; i < n; ++i) {
-    sin_h[i] = std::sin(alpha[i] / T(2));
-    cos_h[i] = std::cos(alpha[i] / T(2));
-  }
-}
-
-// W (n x n, written as Out) computed in T: W[i, j] = F_ij / (sum_l F_il + eps) on the edges.
-template <typename T, typename Out>
-void fidelity_matrix(const std::vector<T>& sin_h, const std::vector<T>& cos_h, const T* beta,
-                     const bool* edge, int64_t n, T k, T eps, Out* W) {
-  // Rows are independent; a row costs n transcendental evaluations.
-  const int64_t grain = std::max<int64_t>(1, 2048 / n);
-  at::parallel_for(0, n, grain, [&](int64_t i0, int64_t i1) {
-    std::vector<T> raw(n);
-    for (int64_t i = i0; i < i1; ++i) {
-      // Summed in j order like the reference's sum(raw_w); eps keeps an isolated agent at 0.
-      T sum = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        raw[j] = edge[i * n + j] ? qimad::fidelity_of_halves(sin_h[i], cos_h[i], beta[i], sin_h[j],
-                                                             cos_h[j], beta[j], k)
-                                 : T(0);
-        sum += raw[j];
-      }
-      const T denom = sum + eps;
-      for (int64_t j = 0; j < n; ++j) W[i * n + j] = static_cast<Out>(raw[j] / denom);
-    }
-  });
-}
 
 at::Tensor qimad_fidelity_cpu(const at::Tensor& alpha, const at::Tensor& beta,
                               const at::Tensor& mask, double k, double eps) {
@@ -68,10 +28,10 @@ at::Tensor qimad_fidelity_cpu(const at::Tensor& alpha, const at::Tensor& beta,
   if (n == 0) return W;
   AT_DISPATCH_FLOATING_TYPES(alpha.scalar_type(), "qimad_fidelity_cpu", [&] {
     std::vector<scalar_t> sin_h, cos_h;
-    half_angles(alpha.data_ptr<scalar_t>(), n, sin_h, cos_h);
-    fidelity_matrix(sin_h, cos_h, beta.data_ptr<scalar_t>(), mask.data_ptr<bool>(), n,
-                    static_cast<scalar_t>(k), static_cast<scalar_t>(eps),
-                    W.data_ptr<scalar_t>());
+    qimad_cpu::half_angles(alpha.data_ptr<scalar_t>(), n, sin_h, cos_h);
+    qimad_cpu::fidelity_matrix(sin_h, cos_h, beta.data_ptr<scalar_t>(), mask.data_ptr<bool>(), n,
+                               static_cast<scalar_t>(k), static_cast<scalar_t>(eps),
+                               W.data_ptr<scalar_t>());
   });
   return W;
 }
@@ -85,37 +45,8 @@ std::tuple<at::Tensor, at::Tensor> qimad_angles_cpu(
   const auto out = alpha.options().dtype(dtype);
   at::Tensor W = at::empty({m, n, n}, out);
   at::Tensor attract = at::empty({n}, out);
-  if (n == 0) return {W, attract};
-  AT_DISPATCH_FLOATING_TYPES(alpha.scalar_type(), "qimad_angles_cpu", [&] {
-    using angle_t = scalar_t;
-    angle_t* a = alpha.data_ptr<angle_t>();
-    angle_t* b = beta.data_ptr<angle_t>();
-    const angle_t* walk = normal.data_ptr<angle_t>();  // (2, n): alpha's steps, then beta's
-    const angle_t* coin = uniform.data_ptr<angle_t>() + n;  // row 1: the attraction coins
-    const angle_t* on = attract_on.data_ptr<angle_t>();
-    std::vector<angle_t> sin_h, cos_h;
-    half_angles(a, n, sin_h, cos_h);
-    AT_DISPATCH_FLOATING_TYPES(dtype, "qimad_angles_cpu_out", [&] {
-      scalar_t* w = W.data_ptr<scalar_t>();
-      for (int64_t i = 0; i < m; ++i) {
-        fidelity_matrix(sin_h, cos_h, b, mask.data_ptr<bool>(), n, static_cast<angle_t>(k[i]),
-                        static_cast<angle_t>(eps), w + i * n * n);
-      }
-      scalar_t* att = attract.data_ptr<scalar_t>();
-      for (int64_t i = 0; i < n; ++i) att[i] = static_cast<scalar_t>(coin[i] * on[i]);
-    });
-    // The walk, once the fidelity has read the angles: alpha clamped to [0, pi] (torch.clamp)
-    // and beta wrapped by torch.remainder's rule (fmod, then + 2 pi when negative).
-    const auto sa = static_cast<angle_t>(alpha_step), sb = static_cast<angle_t>(beta_step);
-    const auto pi = static_cast<angle_t>(c10::pi<double>);
-    const auto two_pi = static_cast<angle_t>(2 * c10::pi<double>);
-    for (int64_t i = 0; i < n; ++i) {
-      a[i] = std::min(std::max(a[i] + sa * walk[i], angle_t(0)), pi);
-      angle_t r = std::fmod(b[i] + sb * walk[n + i], two_pi);
-      if (r < 0) r += two_pi;
-      b[i] = r;
-    }
-  });
+  qimad_cpu::angles_into(alpha, beta, mask, k, normal, uniform, attract_on, alpha_step, beta_step,
+                         eps, W, attract);
   return {W, attract};
 }
 

@@ -1,9 +1,9 @@
 """The QIMADTorch kernels, native or pure torch.
 
-`fidelity`, `angles` and `update` call the native ops (csrc/cpu/qimad_*_cpu.cpp) when the
-backend is "native" and otherwise their pure-torch mirrors below, which follow
-csrc/qimad_math.h operation by operation on the same arguments; the tests use the mirrors as
-the reference for the ops.
+`fidelity`, `angles`, `update` and `step` call the native ops (csrc/cpu/qimad_*.cpp) when the
+backend is "native" and otherwise their pure-torch mirrors below, which follow the kernels
+(csrc/qimad_math.h, csrc/cpu/qimad_step.cpp) operation by operation on the same arguments; the
+tests use the mirrors as the reference for the ops.
 """
 
 import math
@@ -14,9 +14,9 @@ import torch
 from . import _native
 
 # The ops with a kernel per device; qimad_angles has a CPU kernel and, for any other device, a
-# composite of ATen ops and qimad_fidelity.
+# composite of ATen ops and qimad_fidelity; qimad_step is a composite of the others everywhere.
 OP_NAMES = ("qimad_fidelity", "qimad_update")
-ANGLES_OP = "qimad_angles"
+COMPOSITE_OPS = ("qimad_angles", "qimad_step")
 
 
 def fidelity_torch(alpha: torch.Tensor, beta: torch.Tensor, mask: torch.Tensor, k: float,
@@ -103,6 +103,82 @@ def update_torch(theta, square_avg, grad, best, W, rows, attract, segments, seg_
     square_avg.index_copy_(0, rows, v_new)
 
 
+def draw_slot(normal, uniform, step: int, generator) -> int:
+    """This step's row of the draw blocks, drawn afresh (normal first) every len(normal) steps."""
+    slot = (step - 1) % normal.shape[0]
+    if slot == 0:
+        normal.normal_(generator=generator)
+        uniform.uniform_(generator=generator)
+    return slot
+
+
+def step_torch(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta, seg_gamma,
+               seg_w, alpha, beta, mask, attract_on, can_tunnel, k, dtype, agent_loss, agent_best,
+               stagnation, best_loss, normal, uniform, step, rows, losses, generator, temperature,
+               alpha_step, beta_step, rms_decay, eps, stagnation_limit) -> torch.Tensor:
+    """Pure-torch qimad_step (csrc/qimad_step.h): same arguments, in-place effects and fates."""
+    n = alpha.shape[0]
+    loss, own_best, stag = agent_loss.tolist(), agent_best.tolist(), stagnation.tolist()
+    fates = [0] * n
+    # plan_records: a non-finite agent is sent back to the best weights, out of this update.
+    finite = [math.isfinite(losses[i]) for i in rows]
+    for g in grad:
+        ok = torch.isfinite(g[rows]).all(1).tolist() if rows else []
+        finite = [a and b for a, b in zip(finite, ok)]
+    good = [i for i, f in zip(rows, finite) if f]
+    bad = [i for i, f in zip(rows, finite) if not f]
+    for i, f in zip(rows, finite):
+        loss[i] = losses[i] if f else math.inf
+        fates[i] = 1 if f else -1
+    best_i = loss.index(min(loss))
+    if loss[best_i] < best_loss.item():
+        best_loss.fill_(loss[best_i])
+        for th, bs in zip(theta, best):
+            bs.copy_(th[best_i])
+    for i in rows:
+        if loss[i] < own_best[i] - eps:
+            own_best[i] = loss[i]
+            stag[i] = 0
+        else:
+            stag[i] += 1
+    for i in bad:
+        for th, g, bs in zip(theta, grad, best):
+            th[i].copy_(bs)
+            g[i].zero_()
+
+    slot = draw_slot(normal, uniform, step, generator)
+    walk, coins = normal[slot], uniform[slot]
+    alphas, coin = alpha.tolist(), coins[0].tolist()
+    tunnels = [i for i in good if can_tunnel[i] and stag[i] > stagnation_limit
+               and coin[i] < math.sin(alphas[i] / 2) ** 2]  # plan_tunnels
+    for i in tunnels:
+        stag[i] = 0
+        fates[i] = 2
+    agent_loss.copy_(torch.tensor(loss, dtype=torch.float64))
+    agent_best.copy_(torch.tensor(own_best, dtype=torch.float64))
+    stagnation.copy_(torch.tensor(stag, dtype=torch.int64))
+
+    W, attract = angles_torch(alpha, beta, mask, k, walk, coins, attract_on, alpha_step,
+                              beta_step, eps, dtype)
+    start = 0
+    for b, (th, sq) in enumerate(zip(theta, square_avg)):
+        index = dict(dtype=torch.int64, device=th.device)
+        if tunnels:
+            noise = torch.rand(len(tunnels), th.shape[1], generator=generator, device=alpha.device,
+                               dtype=th.dtype).to(th.device)
+        else:
+            noise = th.new_empty(0, th.shape[1])
+        update_torch(th, sq, grad[b], best[b], W.to(th.device, th.dtype), torch.tensor(good, **index),
+                     attract.to(th.device, th.dtype), segments[b], seg_eta[b], seg_gamma[b],
+                     seg_w[b], torch.tensor(tunnels, **index), noise, temperature, rms_decay, eps)
+        offset = 0  # the model holds the best-known weights
+        for p in params[start:start + bucket_params[b]]:
+            p.copy_(best[b][offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+        start += bucket_params[b]
+    return torch.tensor(fates, dtype=torch.int64)
+
+
 def fidelity(alpha, beta, mask, k: float, eps: float, backend: str) -> torch.Tensor:
     if backend == "native":
         return torch.ops.sb_native.qimad_fidelity.default(alpha, beta, mask, float(k), eps)
@@ -122,5 +198,11 @@ def update(backend: str, *args) -> None:
         update_torch(*args)
 
 
+def step(backend: str, *args) -> torch.Tensor:
+    if backend == "native":
+        return torch.ops.sb_native.qimad_step.default(*args)
+    return step_torch(*args)
+
+
 def native_available(device: torch.device) -> bool:
-    return _native.has_kernels(OP_NAMES, device) and _native.defined(ANGLES_OP)
+    return _native.has_kernels(OP_NAMES, device) and all(map(_native.defined, COMPOSITE_OPS))

@@ -38,3 +38,12 @@ if defined("qimad_update"):
                            seg_gamma, seg_w, tunnel_rows, tunnel_noise, temperature, rms_decay,
                            eps):
         return None
+
+if defined("qimad_step"):
+    @torch.library.register_fake("sb_native::qimad_step")
+    def _qimad_step_fake(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta,
+                         seg_gamma, seg_w, alpha, beta, mask, attract_on, can_tunnel, k, dtype,
+                         agent_loss, agent_best, stagnation, best_loss, normal, uniform, step,
+                         rows, losses, generator, temperature, alpha_step, beta_step, rms_decay,
+                         eps, stagnation_limit):
+        return torch.empty(alpha.shape[0], dtype=torch.int64, device="cpu")

@@ -76,7 +76,6 @@ class _Bucket:
         self.grad = torch.zeros(n, self.P, **opts)
         self.best = torch.empty(self.P, **opts)
         self.segments = torch.tensor(bounds, dtype=torch.int64, device=self.device)
-        self.no_tunnel_noise = torch.empty(0, self.P, **opts)
         self.theta_rows = list(self.theta.unbind(0))
         self.agent_views = [self.views(row) for row in self.theta_rows]
         self.grad_rows = list(self.grad.unbind(0))

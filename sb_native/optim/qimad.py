@@ -8,9 +8,11 @@ the deliberate differences from the reference implementation.
 
 Layout: the swarm of all parameters sharing a (device, dtype) is one contiguous
 (agents, parameters) buffer, a "bucket"; a parameter tensor is a column range ("segment") of it.
-The per-step swarm update is one native op per bucket (sb_native::qimad_update) and the work on
-the angles (fidelity weights, attraction coefficients, random walk) one op for the swarm
-(sb_native::qimad_angles); `backend="torch"` runs their pure-torch mirrors instead.
+Everything after a step's closures is one native call, sb_native::qimad_step: the finiteness
+test, the loss and stagnation records, the random draws, the tunnelling choice, the work on the
+angles (sb_native::qimad_angles: fidelity weights, attraction coefficients, random walk), the
+swarm update of each bucket (sb_native::qimad_update) and the copy of the best weights into the
+model; `backend="torch"` runs their pure-torch mirrors instead.
 """
 
 import math
@@ -27,6 +29,10 @@ _RMS_DECAY = 0.99
 _EPS = 1e-8
 _ATTRACTION = 0.2
 _STAGNATION_LIMIT = 3
+# The random walk's normals and the coins are drawn for this many steps at a time (two
+# generator calls per block instead of two per step: each is a cold kernel call after the
+# closures).
+_DRAW_BLOCK = 64
 _TOPOLOGIES = ("complete", "ring", "grid", "random")
 _COOLINGS = ("cosine", "linear", "exponential", None)
 _BACKENDS = ("auto", "native", "torch")
@@ -34,6 +40,14 @@ _BACKENDS = ("auto", "native", "torch")
 # parameter group must share; eta, gamma and k may differ per group.
 _SWARM_KEYS = ("num_agents", "alpha_lr", "beta_lr", "topology", "k_eval", "cooling",
                "total_steps", "min_temp")
+
+
+def _records(agent_loss, agent_best, stagnation, best_loss) -> dict:
+    """The swarm's records as qimad_step keeps them: host tensors, updated in place."""
+    f64 = dict(dtype=torch.float64)
+    return dict(agent_loss=torch.tensor(agent_loss, **f64), agent_best=torch.tensor(agent_best, **f64),
+                stagnation=torch.tensor(stagnation, dtype=torch.int64),
+                best_loss=torch.tensor(best_loss, **f64))
 
 
 def _resolve_backend(backend: str, device: torch.device) -> str:
@@ -84,7 +98,7 @@ class QIMADTorch(torch.optim.Optimizer):
         self._buckets: List[_Bucket] = []
         self._slots: list = []  # per agent: (parameter, position view, gradient view)
         self._hyper_key = None  # the groups' (eta, gamma, k) the buckets were built for
-        self._ks: List[float] = []  # their distinct fidelity exponents
+        self._hyper_args: tuple = ()  # the per-segment tensors and exponents built for it
         self._current: Optional[int] = None  # the agent whose closure runs inside step()
         super().__init__(params, defaults)
         for p in self._trainable():  # fail now, not at the first step
@@ -156,13 +170,15 @@ class QIMADTorch(torch.optim.Optimizer):
         alpha = torch.rand(n, generator=gen, **f64) * math.pi
         beta = torch.rand(n, generator=gen, **f64) * (2 * math.pi)
         nb = _neighbours(n, group["topology"], gen)
-        self._swarm = dict(
-            step=0, best_loss=math.inf, agent_best=[math.inf] * n, stagnation=[0] * n,
-            cached_losses=[math.inf] * n, alpha=alpha, beta=beta, neighbours=nb, generator=gen)
+        self._swarm = dict(step=0, alpha=alpha, beta=beta, neighbours=nb, generator=gen,
+                           normal=torch.empty(_DRAW_BLOCK, 2, n, **f64),
+                           uniform=torch.empty(_DRAW_BLOCK, 2, n, **f64),
+                           **_records([math.inf] * n, [math.inf] * n, [0] * n, math.inf))
         self._finish_swarm()
 
     def _finish_swarm(self) -> None:
-        """Derived, unsaved swarm state: adjacency mask and attraction switch per agent."""
+        """Derived, unsaved swarm state: adjacency mask, attraction and tunnelling switches per
+        agent, and the buckets' buffers as qimad_step takes them."""
         sw = self._swarm
         n = self.param_groups[0]["num_agents"]
         home = sw["alpha"].device
@@ -170,17 +186,22 @@ class QIMADTorch(torch.optim.Optimizer):
         for i, row in enumerate(sw["neighbours"]):
             mask[i, row] = True
         sw["mask"] = mask.to(home)
-        sw["has_nb"] = [bool(row) for row in sw["neighbours"]]
-        # The attraction to best only acts in a swarm: a lone agent is plain RMSProp.
-        sw["attract_on"] = torch.tensor([_ATTRACTION if h else 0.0 for h in sw["has_nb"]],
+        # The attraction to best and tunnelling only act in a swarm: a lone agent is RMSProp.
+        sw["can_tunnel"] = [int(bool(row)) for row in sw["neighbours"]]
+        sw["attract_on"] = torch.tensor([_ATTRACTION * h for h in sw["can_tunnel"]],
                                         dtype=torch.float64, device=home)
-        sw["backend"] = _resolve_backend(self._backend, home)
+        # One call runs every bucket, so it is native only when every bucket's device is.
+        backends = {_resolve_backend(self._backend, home)} | {b.backend for b in self._buckets}
+        sw["backend"] = "native" if backends == {"native"} else "torch"
         # W and the attraction come in the buckets' dtype when they share one (float64, the
-        # angles' dtype, otherwise); "direct" marks the buckets that take them as they come.
+        # angles' dtype, otherwise).
         dtypes = {b.dtype for b in self._buckets}
         sw["dtype"] = dtypes.pop() if len(dtypes) == 1 else torch.float64
-        sw["direct"] = [b.device == home and b.dtype == sw["dtype"] for b in self._buckets]
         sw["rows_cache"] = {}
+        bs = self._buckets
+        sw["buffers"] = ([b.theta for b in bs], [b.square_avg for b in bs], [b.grad for b in bs],
+                         [b.best for b in bs], [p for b in bs for p in b.params],
+                         [len(b.params) for b in bs], [b.segments for b in bs])
 
     # ── Evaluation order ─────────────────────────────────────────────────────
 
@@ -222,20 +243,20 @@ class QIMADTorch(torch.optim.Optimizer):
         if closure is None:
             raise RuntimeError("QIMADTorch.step needs a closure that returns the loss")
         rows = self._begin_step()
-        losses = list(self._swarm["cached_losses"])
-        for b in self._buckets:  # rows not evaluated this step are not read by the update
-            b.grad.zero_()
+        losses = self._swarm["agent_loss"].tolist()
         slots = self._slots
         own = [p.data for p, _, _ in slots[0]]
         try:
             # Grad mode is switched once around all closures rather than once per closure.
             with torch.enable_grad():
                 for i in rows:
-                    # The parameters are pointed at agent i's row of the swarm (no copy), and
-                    # their gradients accumulate straight into its row of the gradient buffer.
-                    for p, data, grad in slots[i]:
+                    # The parameters are pointed at agent i's row of the swarm (no copy). Their
+                    # gradients accumulate straight into its row of the gradient buffer once the
+                    # closure calls zero_grad(); a closure that does not gets fresh gradients,
+                    # copied into the row below, so a row never keeps an older step's values.
+                    for p, data, _ in slots[i]:
                         p.data = data
-                        p.grad = grad
+                        p.grad = None
                     self._current = i  # for zero_grad; reset once, in the finally below
                     losses[i] = loss_value(closure())
                     for p, _, grad in slots[i]:
@@ -284,97 +305,54 @@ class QIMADTorch(torch.optim.Optimizer):
                 b.grad.copy_(flat)
             else:
                 b.grad.index_copy_(0, rows_by_bucket[bi], flat)
-        losses = list(self._swarm["cached_losses"])
+        losses = self._swarm["agent_loss"].tolist()
         for i, value in zip(rows, values.detach().reshape(-1).tolist()):
             losses[i] = value
         return self._update(rows, losses)
 
-    def _exponents(self) -> List[float]:
-        """The distinct fidelity exponents k, one matrix each. When a group's eta, gamma or k
-        changed since the last step, the buckets' per-segment values are rebuilt first."""
+    def _hyper(self) -> tuple:
+        """The buckets' per-segment eta, gamma and fidelity-matrix index, and the distinct
+        fidelity exponents k (one matrix each); rebuilt when a group's eta, gamma or k changed
+        since the last step."""
         key = tuple((g["eta"], g["gamma"], g["k"]) for g in self.param_groups)
         if key != self._hyper_key:
             self._hyper_key = key
-            self._ks = sorted({float(g["k"]) for g in self.param_groups})
-            k_index = {k: i for i, k in enumerate(self._ks)}
+            ks = sorted({float(g["k"]) for g in self.param_groups})
+            k_index = {k: i for i, k in enumerate(ks)}
             for b in self._buckets:
                 b.set_hyper(self.param_groups, k_index)
-        return self._ks
+            bs = self._buckets
+            self._hyper_args = ([b.seg_eta for b in bs], [b.seg_gamma for b in bs],
+                                [b.seg_w for b in bs], ks)
+        return self._hyper_args
 
     def _update(self, rows: List[int], losses: List[float]) -> float:
-        """Best/stagnation bookkeeping, random draws and the swarm update, after evaluation."""
+        """Records, random draws and the swarm update after evaluation: one qimad_step call."""
         sw, group = self._swarm, self.param_groups[0]
-        n = group["num_agents"]
-        # An agent whose loss or gradient is not finite is sent back to the best weights and
-        # sits this update out, so its values never reach the others through communication.
-        grad_sums = [b.grad.sum(1).tolist() for b in self._buckets]
-        bad = [i for i in rows
-               if not math.isfinite(losses[i]) or not all(math.isfinite(s[i]) for s in grad_sums)]
-        good = [i for i in rows if i not in bad] if bad else rows
-        cached = sw["cached_losses"]
-        for i in rows:
-            cached[i] = math.inf if i in bad else losses[i]
         self._last_agent_losses = losses  # the caller's fresh list
         if self._track:
             self._log["losses"].append(list(losses))
-
-        best = min(cached)
-        if best < sw["best_loss"]:
-            sw["best_loss"] = best
-            best_i = cached.index(best)
-            for b in self._buckets:
-                b.best.copy_(b.theta_rows[best_i])
-        for i in rows:  # stagnation counts this agent's evaluations without improvement
-            if cached[i] < sw["agent_best"][i] - _EPS:
-                sw["agent_best"][i] = cached[i]
-                sw["stagnation"][i] = 0
-            else:
-                sw["stagnation"][i] += 1
-        for i in bad:
-            for b in self._buckets:
-                b.theta_rows[i].copy_(b.best)
-                b.grad_rows[i].zero_()
-
-        temp = temperature(self._swarm["step"], self.param_groups[0])
-        gen, home = sw["generator"], sw["alpha"].device
-        normal = torch.randn(2, n, generator=gen, device=home, dtype=torch.float64)
-        uniform = torch.rand(2, n, generator=gen, device=home, dtype=torch.float64)
-        alphas, (jump_u, _) = sw["alpha"].tolist(), uniform.tolist()  # angles before the walk
-        tunnels = [i for i in good if sw["has_nb"][i] and sw["stagnation"][i] > _STAGNATION_LIMIT
-                   and jump_u[i] < math.sin(alphas[i] / 2) ** 2]
-        for i in tunnels:
-            sw["stagnation"][i] = 0
-        # Fidelity matrices and attraction coefficients from the angles before the step, then
-        # the angles' random walk (in place), in one call.
-        W, attract = _kernels.angles(
-            sw["backend"], sw["alpha"], sw["beta"], sw["mask"], self._exponents(), normal,
-            uniform, sw["attract_on"], group["alpha_lr"] * temp, group["beta_lr"] * temp, _EPS,
-            sw["dtype"])
-
-        for b, direct in zip(self._buckets, sw["direct"]):
-            if not direct:  # a bucket on another device or of another dtype than W
-                W_b, attract_b = W.to(b.device, b.dtype), attract.to(b.device, b.dtype)
-            else:
-                W_b, attract_b = W, attract
-            if tunnels:
-                noise = torch.rand(len(tunnels), b.P, generator=gen, device=home,
-                                   dtype=b.dtype).to(b.device)
-            else:
-                noise = b.no_tunnel_noise
-            _kernels.update(b.backend, b.theta, b.square_avg, b.grad, b.best, W_b,
-                            self._rows(good, b.device), attract_b, b.segments, b.seg_eta,
-                            b.seg_gamma, b.seg_w, self._rows(tunnels, b.device), noise, temp,
-                            _RMS_DECAY, _EPS)
-            torch._foreach_copy_(b.params, b.best_views)
-
+        temp = temperature(sw["step"], group)
+        theta, square_avg, grad, best, params, counts, segments = sw["buffers"]
+        seg_eta, seg_gamma, seg_w, ks = self._hyper()
+        # An agent whose loss or gradient is not finite is sent back to the best weights and
+        # sits this update out, so its values never reach the others through communication.
+        fates = _kernels.step(
+            sw["backend"], theta, square_avg, grad, best, params, counts, segments, seg_eta,
+            seg_gamma, seg_w, sw["alpha"], sw["beta"], sw["mask"], sw["attract_on"],
+            sw["can_tunnel"], ks, sw["dtype"], sw["agent_loss"], sw["agent_best"],
+            sw["stagnation"], sw["best_loss"], sw["normal"], sw["uniform"], sw["step"], rows,
+            losses, sw["generator"], temp,
+            group["alpha_lr"] * temp, group["beta_lr"] * temp, _RMS_DECAY, _EPS,
+            _STAGNATION_LIMIT)
         if self._track:
-            self._log["tunnels"].append(len(tunnels))
+            self._log["tunnels"].append(fates.tolist().count(2))
             self._log["alphas"].append(sw["alpha"].tolist())
             self._log["betas"].append(sw["beta"].tolist())
             self._log["temperature"].append(temp)
             b = self._buckets[0]
             self._log["diversity"].append(float(b.theta[:, :b.bounds[1]].var(dim=0).mean()))
-        return sw["best_loss"]
+        return sw["best_loss"].item()
 
     # ── Diagnostics (the reference's API) ────────────────────────────────────
 
@@ -401,10 +379,11 @@ class QIMADTorch(torch.optim.Optimizer):
         sw = self._swarm
         if sw is not None:
             out["qimad"] = dict(
-                step=sw["step"], best_loss=sw["best_loss"], agent_best=list(sw["agent_best"]),
-                stagnation=list(sw["stagnation"]), cached_losses=list(sw["cached_losses"]),
+                step=sw["step"], best_loss=sw["best_loss"].item(),
+                agent_best=sw["agent_best"].tolist(), stagnation=sw["stagnation"].tolist(),
+                cached_losses=sw["agent_loss"].tolist(),
                 last_agent_losses=list(self._last_agent_losses), alpha=sw["alpha"].clone(),
-                beta=sw["beta"].clone(), neighbours=[list(r) for r in sw["neighbours"]],
+                beta=sw["beta"].clone(), normal=sw["normal"].clone(), uniform=sw["uniform"].clone(), neighbours=[list(r) for r in sw["neighbours"]],
                 generator=sw["generator"].get_state())
         return out
 
@@ -425,11 +404,12 @@ class QIMADTorch(torch.optim.Optimizer):
         gen = torch.Generator(device=home)
         gen.set_state(saved["generator"])
         self._swarm = dict(
-            step=saved["step"], best_loss=saved["best_loss"],
-            agent_best=list(saved["agent_best"]), stagnation=list(saved["stagnation"]),
-            cached_losses=list(saved["cached_losses"]),
+            step=saved["step"], **_records(saved["cached_losses"], saved["agent_best"],
+                                           saved["stagnation"], saved["best_loss"]),
             alpha=saved["alpha"].to(home, torch.float64, copy=True),  # updated in place
             beta=saved["beta"].to(home, torch.float64, copy=True),
+            normal=saved["normal"].to(home, torch.float64, copy=True),
+            uniform=saved["uniform"].to(home, torch.float64, copy=True),
             neighbours=[list(r) for r in saved["neighbours"]], generator=gen)
         self._last_agent_losses = list(saved["last_agent_losses"])
         self._finish_swarm()
