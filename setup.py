@@ -20,6 +20,7 @@ def with_cuda() -> bool:
 
 def extension():
     cpu_sources = [os.path.join("csrc", "ops.cpp"), os.path.join("csrc", "python_module.cpp")]
+    cpu_sources += sorted(glob.glob(os.path.join("csrc", "python", "*.cpp")))
     cpu_sources += sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     cuda_sources = sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
     # No -std here: BuildExtension adds the standard the installed torch's headers need

@@ -24,8 +24,9 @@ NATIVE = _REASON is None
 # The SB ops; each has a CPU kernel, and a CUDA kernel when built with CUDA.
 OP_NAMES = ("sb_step", "sb_run", "sb_run_csr", "sb_run_int8", "sb_sample")
 # QIMADTorch's ops; each has a CPU kernel, and a CUDA kernel when built with CUDA
-# (qimad_angles: its composite of ATen ops and qimad_fidelity, registered for every backend).
-QIMAD_OP_NAMES = ("qimad_fidelity", "qimad_angles", "qimad_update")
+# (qimad_angles and qimad_step: composites of ATen ops and the other ops there, registered for
+# CUDA and for every other backend).
+QIMAD_OP_NAMES = ("qimad_fidelity", "qimad_angles", "qimad_update", "qimad_step")
 
 
 def _has_kernel(name: str, key: str) -> bool:

@@ -77,7 +77,8 @@ class DrawRecorder:
 
             def wrapper(*size, _original=original, _name=name, **kw):
                 out = _original(*size, **kw)
-                if kw.get("generator") is not None:
+                # (steps, 2, agents) blocks: their rows are recorded step by step above.
+                if kw.get("generator") is not None and out.dim() < 3:
                     self.draws.append((_name, out.clone()))
                 return out
             monkeypatch.setattr(torch, name, wrapper)
@@ -387,7 +388,7 @@ def test_native_and_torch_backends_agree():
     for backend in ("native", "torch"):
         params = make_params("cpu", seed=4)
         groups = [{"params": params[:1], "k": 3, "gamma": 0.2}, {"params": params[1:]}]
-        opt = QIMADTorch(groups, num_agents=7, eta=0.3, k_eval=5, topology="random", seed=2,
+        opt = QIMADTorch(groups, num_agents=7, eta=0.3, k_eval=5, topology="random", seed=3,
                          total_steps=50, cooling="linear", backend=backend)
         opt.enable_tracking()
         best = run(opt, params, 30, bowl)
@@ -543,3 +544,63 @@ def test_closures_that_zero_grads_otherwise_give_the_same_steps(backend):
         assert best == results[0][0]
         for a, b in zip(positions, results[0][1]):
             assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("backend", ["native", "torch"])
+def test_a_failing_closure_leaves_the_parameters_in_their_own_storage(backend):
+    params = make_params("cpu", seed=3)
+    own = [p.data_ptr() for p in params]
+    opt = QIMADTorch(params, num_agents=4, seed=0, backend=backend)
+    calls = []
+
+    def closure():
+        calls.append(1)
+        if len(calls) == 6:  # the second agent of the second step
+            raise ArithmeticError("closure failed")
+        opt.zero_grad()
+        value = bumpy(*params)
+        value.backward()
+        return value
+    opt.step(closure)
+    with pytest.raises(ArithmeticError, match="closure failed"):
+        opt.step(closure)
+    assert [p.data_ptr() for p in params] == own
+    assert opt._current is None
+    opt.zero_grad()  # outside step(): the parameters' own gradients again
+    assert all(p.grad is None for p in params)
+    assert math.isfinite(opt.step(closure))
+
+
+@pytest.mark.parametrize("backend", ["native", "torch"])
+def test_closure_losses_of_any_numeric_form(backend):
+    """A 0-dim tensor, a one-element float32 tensor and a Python float give the same steps."""
+    results = []
+    for form in ("tensor", "float32", "float"):
+        params = make_params("cpu", seed=6)
+        opt = QIMADTorch(params, num_agents=3, eta=0.2, seed=1, backend=backend)
+
+        def closure():
+            opt.zero_grad()
+            value = bumpy(*params)
+            value.backward()
+            if form == "float32":
+                return value.detach().float().reshape(1)
+            return value.item() if form == "float" else value
+        best = [opt.step(closure) for _ in range(5)]
+        results.append((best, opt.get_agent_losses()))
+    assert results[0][1] == results[2][1]
+    assert results[1][1] == pytest.approx(results[0][1], rel=1e-6)
+    assert results[0][0] == results[2][0]
+
+
+@NATIVE_OPS
+def test_native_step_is_one_call_into_the_extension(monkeypatch):
+    """With the native backend, step(closure) runs its closure loop and qimad_step in the
+    extension's QimadSession: the Python loop's helpers are never called."""
+    from sb_native.optim import qimad
+    params = make_params("cpu", seed=3)
+    opt = QIMADTorch(params, num_agents=4, seed=0, backend="native")
+    monkeypatch.setattr(qimad, "loss_value", lambda loss: pytest.fail("Python loop ran"))
+    monkeypatch.setattr(_kernels, "step", lambda *a: pytest.fail("qimad_step called from Python"))
+    assert math.isfinite(opt.step(closure_for(opt, params)))
+    assert opt._swarm["session"] is not None

@@ -6,7 +6,7 @@
 // and reset copies and the copy into the model are plain loops and memcpy, and the random
 // draws come in blocks (draw_slot).
 // Also the CompositeExplicitAutograd registration of the composite in qimad_step.h, the
-// kernel of every other device.
+// kernel of every device without its own (CUDA registers it behind its device guard).
 
 #include <torch/library.h>
 

@@ -13,8 +13,8 @@ import torch
 
 from . import _native
 
-# The ops with a kernel per device; qimad_angles has a CPU kernel and, for any other device, a
-# composite of ATen ops and qimad_fidelity; qimad_step is a composite of the others everywhere.
+# The ops with a kernel per device; qimad_angles and qimad_step have a CPU kernel and, for any
+# other device, a composite of ATen ops and the other ops.
 OP_NAMES = ("qimad_fidelity", "qimad_update")
 COMPOSITE_OPS = ("qimad_angles", "qimad_step")
 

@@ -11,6 +11,14 @@ def defined(name: str) -> bool:
     return _ops.NATIVE and hasattr(torch.ops.sb_native, name)
 
 
+def session_class():
+    """The extension's QimadSession (csrc/python/qimad_session.cpp), or None without it."""
+    if not _ops.NATIVE:
+        return None
+    from .. import _C
+    return getattr(_C, "QimadSession", None)
+
+
 def has_kernels(names, device: torch.device) -> bool:
     """True when every op in names is defined and has a kernel for device's type."""
     key = {"cpu": "CPU", "cuda": "CUDA"}.get(torch.device(device).type)

@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from .. import _ops
-from . import _kernels
+from . import _kernels, _native
 from ._stepping import collect_grad, functional_loss, loss_value, step_hooks
 from ._swarm import _Bucket, _neighbours, temperature
 
@@ -170,9 +170,11 @@ class QIMADTorch(torch.optim.Optimizer):
         alpha = torch.rand(n, generator=gen, **f64) * math.pi
         beta = torch.rand(n, generator=gen, **f64) * (2 * math.pi)
         nb = _neighbours(n, group["topology"], gen)
+        # Drawn now too, not only at each block's first step, so that a step whose closure
+        # raised before its block was drawn leaves the next steps the last block's draws.
         self._swarm = dict(step=0, alpha=alpha, beta=beta, neighbours=nb, generator=gen,
-                           normal=torch.empty(_DRAW_BLOCK, 2, n, **f64),
-                           uniform=torch.empty(_DRAW_BLOCK, 2, n, **f64),
+                           normal=torch.randn(_DRAW_BLOCK, 2, n, generator=gen, **f64),
+                           uniform=torch.rand(_DRAW_BLOCK, 2, n, generator=gen, **f64),
                            **_records([math.inf] * n, [math.inf] * n, [0] * n, math.inf))
         self._finish_swarm()
 
@@ -198,10 +200,18 @@ class QIMADTorch(torch.optim.Optimizer):
         dtypes = {b.dtype for b in self._buckets}
         sw["dtype"] = dtypes.pop() if len(dtypes) == 1 else torch.float64
         sw["rows_cache"] = {}
+        sw["all_rows"] = list(range(n))
         bs = self._buckets
         sw["buffers"] = ([b.theta for b in bs], [b.square_avg for b in bs], [b.grad for b in bs],
                          [b.best for b in bs], [p for b in bs for p in b.params],
                          [len(b.params) for b in bs], [b.segments for b in bs])
+        # Native: step(closure) is one call into the extension (closure loop and qimad_step).
+        session = _native.session_class() if sw["backend"] == "native" else None
+        sw["session"] = session and session(
+            self._slots, *sw["buffers"], sw["alpha"], sw["beta"], sw["mask"], sw["attract_on"],
+            sw["can_tunnel"], sw["dtype"], sw["agent_loss"], sw["agent_best"], sw["stagnation"],
+            sw["best_loss"], sw["normal"], sw["uniform"], sw["generator"], _RMS_DECAY, _EPS,
+            _STAGNATION_LIMIT)
 
     # ── Evaluation order ─────────────────────────────────────────────────────
 
@@ -212,6 +222,8 @@ class QIMADTorch(torch.optim.Optimizer):
         sw = self._swarm
         sw["step"] += 1
         n, k_eval = self.param_groups[0]["num_agents"], self.param_groups[0]["k_eval"]
+        if k_eval == n:
+            return sw["all_rows"]
         base = (sw["step"] - 1) * k_eval % n
         return sorted({(base + j) % n for j in range(k_eval)})
 
@@ -243,7 +255,16 @@ class QIMADTorch(torch.optim.Optimizer):
         if closure is None:
             raise RuntimeError("QIMADTorch.step needs a closure that returns the loss")
         rows = self._begin_step()
-        losses = self._swarm["agent_loss"].tolist()
+        sw, group = self._swarm, self.param_groups[0]
+        if sw["session"] is not None:  # the loop below and _update, in one native call
+            temp = temperature(sw["step"], group)
+            self._hyper()
+            losses, fates, best = sw["session"].step(closure, self, rows, sw["step"], temp,
+                                                     group["alpha_lr"] * temp,
+                                                     group["beta_lr"] * temp)
+            self._finish_step(losses, fates, temp)
+            return best
+        losses = sw["agent_loss"].tolist()
         slots = self._slots
         own = [p.data for p, _, _ in slots[0]]
         try:
@@ -324,14 +345,13 @@ class QIMADTorch(torch.optim.Optimizer):
             bs = self._buckets
             self._hyper_args = ([b.seg_eta for b in bs], [b.seg_gamma for b in bs],
                                 [b.seg_w for b in bs], ks)
+            if self._swarm["session"] is not None:
+                self._swarm["session"].set_hyper(*self._hyper_args)
         return self._hyper_args
 
     def _update(self, rows: List[int], losses: List[float]) -> float:
         """Records, random draws and the swarm update after evaluation: one qimad_step call."""
         sw, group = self._swarm, self.param_groups[0]
-        self._last_agent_losses = losses  # the caller's fresh list
-        if self._track:
-            self._log["losses"].append(list(losses))
         temp = temperature(sw["step"], group)
         theta, square_avg, grad, best, params, counts, segments = sw["buffers"]
         seg_eta, seg_gamma, seg_w, ks = self._hyper()
@@ -345,14 +365,21 @@ class QIMADTorch(torch.optim.Optimizer):
             losses, sw["generator"], temp,
             group["alpha_lr"] * temp, group["beta_lr"] * temp, _RMS_DECAY, _EPS,
             _STAGNATION_LIMIT)
+        self._finish_step(losses, fates, temp)
+        return sw["best_loss"].item()
+
+    def _finish_step(self, losses: List[float], fates: torch.Tensor, temp: float) -> None:
+        """Keeps this step's losses and logs the step when tracking."""
+        sw = self._swarm
+        self._last_agent_losses = losses  # the caller's fresh list
         if self._track:
+            self._log["losses"].append(list(losses))
             self._log["tunnels"].append(fates.tolist().count(2))
             self._log["alphas"].append(sw["alpha"].tolist())
             self._log["betas"].append(sw["beta"].tolist())
             self._log["temperature"].append(temp)
             b = self._buckets[0]
             self._log["diversity"].append(float(b.theta[:, :b.bounds[1]].var(dim=0).mean()))
-        return sw["best_loss"].item()
 
     # ── Diagnostics (the reference's API) ────────────────────────────────────
 
