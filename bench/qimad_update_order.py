@@ -3,7 +3,9 @@ the update order: the reference moves agents one after another, so agent i's com
 term reads the already-moved positions of agents 0..i-1 (Gauss-Seidel); QIMADTorch updates
 all agents from the positions before the step (synchronous, as issue 4 asks). The ablation
 runs QIMADTorch's own update one agent at a time in agent order, which restores the
-reference's order and changes nothing else.
+reference's order and changes nothing else. Both QIMADTorch runs use the torch backend, whose
+step (sb_native/optim/_kernels.py: step_torch) calls update_torch, the function the ablation
+replaces; the native backend runs the same dynamics in one call into the extension.
 
     .venv/bin/python bench/qimad_update_order.py --seeds 20
 
@@ -19,16 +21,16 @@ import torch
 from bench_qimad import NOISE_SEED_OFFSET, DigitsContender, digits, load_reference
 from sb_native.optim import QIMADTorch, _kernels
 
-_synchronous_update = _kernels.update
+_synchronous_update = _kernels.update_torch
 
 
-def sequential_update(backend, theta, square_avg, grad, best, W, rows, attract, segments,
-                      seg_eta, seg_gamma, seg_w, tunnel_rows, noise, temperature, decay, eps):
+def sequential_update(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta,
+                      seg_gamma, seg_w, tunnel_rows, noise, temperature, decay, eps):
     """The same update applied to one agent at a time, in agent order."""
     tunnels = tunnel_rows.tolist()
     for r in rows.tolist():
         mine = [k for k, t in enumerate(tunnels) if t == r]
-        _synchronous_update(backend, theta, square_avg, grad, best, W, rows.new_tensor([r]),
+        _synchronous_update(theta, square_avg, grad, best, W, rows.new_tensor([r]),
                             attract, segments, seg_eta, seg_gamma, seg_w,
                             tunnel_rows.new_tensor([r] if mine else []), noise[mine],
                             temperature, decay, eps)
@@ -59,13 +61,13 @@ def main():
     if ref is not None:
         runs["reference (sequential order)"] = final_losses(
             lambda ps, s: ref(ps, seed=s, **kw), seeds, args.steps, X, y)
-    ours = lambda ps, s: QIMADTorch(ps, seed=s, backend="native", **kw)  # noqa: E731
+    ours = lambda ps, s: QIMADTorch(ps, seed=s, backend="torch", **kw)  # noqa: E731
     runs["QIMADTorch (synchronous, default)"] = final_losses(ours, seeds, args.steps, X, y)
-    _kernels.update = sequential_update
+    _kernels.update_torch = sequential_update
     try:
         runs["QIMADTorch, ablation: sequential order"] = final_losses(ours, seeds, args.steps, X, y)
     finally:
-        _kernels.update = _synchronous_update
+        _kernels.update_torch = _synchronous_update
     print(f"digits MLP 64-128-10, N=8, eta=0.01, {args.steps} steps, seeds 0..{args.seeds - 1}\n")
     print("| run | mean best loss | std | per seed |")
     print("|---|---|---|---|")

@@ -7,8 +7,8 @@
 // arithmetic on the digits benchmark.
 // This header holds what every device shares: the argument checks, the host-side plan of the
 // step (records, which agents are reset, which tunnel) and the composite of ATen and swarm
-// ops that is the op's kernel on devices without a fused one (csrc/cuda/qimad_step_cuda.cu). The CPU kernel
-// (csrc/cpu/qimad_step_cpu.cpp) runs the same plan with raw loops;
+// ops that is the op's kernel on devices without a fused one (csrc/cuda/qimad_step_cuda.cu).
+// The CPU kernel (csrc/cpu/qimad_step_cpu.cpp) runs the same plan with raw loops;
 // sb_native/optim/_kernels.py: step_torch mirrors it line by line.
 
 #include <ATen/ATen.h>

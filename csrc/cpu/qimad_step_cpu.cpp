@@ -73,7 +73,9 @@ at::Tensor qimad_step_cpu(
                                best_loss, eps, fate);
   for (size_t b = 0; b < nb; ++b) {
     const size_t row = theta[b].size(1) * theta[b].element_size();
-    if (plan.new_best >= 0) std::memcpy(best[b].data_ptr(), row_bytes(theta[b], plan.new_best), row);
+    if (plan.new_best >= 0) {
+      std::memcpy(best[b].data_ptr(), row_bytes(theta[b], plan.new_best), row);
+    }
     for (const int64_t i : plan.bad) {
       std::memcpy(row_bytes(theta[b], i), best[b].data_ptr(), row);
       std::memset(row_bytes(grad[b], i), 0, row);

@@ -202,9 +202,8 @@ inline void update_swarm(at::Tensor& theta, at::Tensor& square_avg, const at::Te
                 const scalar_t* __restrict__ y2 = y1 + p;
                 const scalar_t* __restrict__ y3 = y2 + p;
                 for (int64_t c = 0; c < len; ++c) {
-                  out[c] = std::fma(w[j + 3], y3[c],
-                                    std::fma(w[j + 2], y2[c],
-                                             std::fma(w[j + 1], y1[c], std::fma(w[j], y0[c], out[c]))));
+                  const scalar_t acc = std::fma(w[j + 1], y1[c], std::fma(w[j], y0[c], out[c]));
+                  out[c] = std::fma(w[j + 3], y3[c], std::fma(w[j + 2], y2[c], acc));
                 }
               }
               for (; j < n; ++j) {

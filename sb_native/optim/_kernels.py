@@ -168,9 +168,10 @@ def step_torch(theta, square_avg, grad, best, params, bucket_params, segments, s
                                dtype=th.dtype).to(th.device)
         else:
             noise = th.new_empty(0, th.shape[1])
-        update_torch(th, sq, grad[b], best[b], W.to(th.device, th.dtype), torch.tensor(good, **index),
-                     attract.to(th.device, th.dtype), segments[b], seg_eta[b], seg_gamma[b],
-                     seg_w[b], torch.tensor(tunnels, **index), noise, temperature, rms_decay, eps)
+        update_torch(th, sq, grad[b], best[b], W.to(th.device, th.dtype),
+                     torch.tensor(good, **index), attract.to(th.device, th.dtype), segments[b],
+                     seg_eta[b], seg_gamma[b], seg_w[b], torch.tensor(tunnels, **index), noise,
+                     temperature, rms_decay, eps)
         offset = 0  # the model holds the best-known weights
         for p in params[start:start + bucket_params[b]]:
             p.copy_(best[b][offset:offset + p.numel()].view_as(p))

@@ -45,7 +45,8 @@ _SWARM_KEYS = ("num_agents", "alpha_lr", "beta_lr", "topology", "k_eval", "cooli
 def _records(agent_loss, agent_best, stagnation, best_loss) -> dict:
     """The swarm's records as qimad_step keeps them: host tensors, updated in place."""
     f64 = dict(dtype=torch.float64)
-    return dict(agent_loss=torch.tensor(agent_loss, **f64), agent_best=torch.tensor(agent_best, **f64),
+    return dict(agent_loss=torch.tensor(agent_loss, **f64),
+                agent_best=torch.tensor(agent_best, **f64),
                 stagnation=torch.tensor(stagnation, dtype=torch.int64),
                 best_loss=torch.tensor(best_loss, **f64))
 
