@@ -1,9 +1,9 @@
 """The QIMADTorch kernels, native or pure torch.
 
-`fidelity`, `angles`, `update` and `step` call the native ops (csrc/cpu/qimad_*.cpp) when the
-backend is "native" and otherwise their pure-torch mirrors below, which follow the kernels
-(csrc/qimad_math.h, csrc/cpu/qimad_step.cpp) operation by operation on the same arguments; the
-tests use the mirrors as the reference for the ops.
+`update` and `step` call the native ops (csrc/cpu/qimad_*.cpp) when the backend is "native" and
+otherwise their pure-torch mirrors below; the mirrors (those of qimad_fidelity and qimad_angles
+too) follow the kernels (csrc/qimad_math.h, csrc/qimad_step.h) operation by operation on the
+same arguments, and the tests use them as the reference for the ops.
 """
 
 import math
@@ -178,18 +178,6 @@ def step_torch(theta, square_avg, grad, best, params, bucket_params, segments, s
             offset += p.numel()
         start += bucket_params[b]
     return torch.tensor(fates, dtype=torch.int64)
-
-
-def fidelity(alpha, beta, mask, k: float, eps: float, backend: str) -> torch.Tensor:
-    if backend == "native":
-        return torch.ops.sb_native.qimad_fidelity.default(alpha, beta, mask, float(k), eps)
-    return fidelity_torch(alpha, beta, mask, k, eps)
-
-
-def angles(backend: str, *args):
-    if backend == "native":
-        return torch.ops.sb_native.qimad_angles.default(*args)
-    return angles_torch(*args)
 
 
 def update(backend: str, *args) -> None:
