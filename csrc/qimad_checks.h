@@ -82,6 +82,21 @@ inline void check_vector(const at::Tensor& t, const at::Tensor& theta, int64_t s
   TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
 }
 
+// The per-segment tensors' shapes, dtypes and devices: segments (S + 1 column offsets), seg_eta,
+// seg_gamma and seg_w (one entry per segment).
+inline void check_segment_shapes(const at::Tensor& theta, const at::Tensor& segments,
+                                 const at::Tensor& seg_eta, const at::Tensor& seg_gamma,
+                                 const at::Tensor& seg_w) {
+  check_index(segments, theta, "segments");
+  TORCH_CHECK_VALUE(segments.numel() >= 1, "segments must hold at least the offset 0");
+  const int64_t s = segments.numel() - 1;
+  check_vector(seg_eta, theta, s, "seg_eta");
+  check_vector(seg_gamma, theta, s, "seg_gamma");
+  check_index(seg_w, theta, "seg_w");
+  TORCH_CHECK_VALUE(seg_w.numel() == s, "seg_w must have one entry per segment (", s, "), got ",
+                    seg_w.numel());
+}
+
 inline void check_update_args(const at::Tensor& theta, const at::Tensor& square_avg,
                               const at::Tensor& grad, const at::Tensor& best, const at::Tensor& W,
                               const at::Tensor& rows, const at::Tensor& attract,
@@ -106,14 +121,7 @@ inline void check_update_args(const at::Tensor& theta, const at::Tensor& square_
   TORCH_CHECK_VALUE(W.is_contiguous(), "W must be contiguous");
   check_index(rows, theta, "rows");
   check_vector(attract, theta, n, "attract");
-  check_index(segments, theta, "segments");
-  TORCH_CHECK_VALUE(segments.numel() >= 1, "segments must hold at least the offset 0");
-  const int64_t s = segments.numel() - 1;
-  check_vector(seg_eta, theta, s, "seg_eta");
-  check_vector(seg_gamma, theta, s, "seg_gamma");
-  check_index(seg_w, theta, "seg_w");
-  TORCH_CHECK_VALUE(seg_w.numel() == s, "seg_w must have one entry per segment (", s, "), got ",
-                    seg_w.numel());
+  check_segment_shapes(theta, segments, seg_eta, seg_gamma, seg_w);
   check_index(tunnel_rows, theta, "tunnel_rows");
   TORCH_CHECK_VALUE(tunnel_noise.dim() == 2 && tunnel_noise.size(0) == tunnel_rows.numel() &&
                         tunnel_noise.size(1) == p,
@@ -145,14 +153,7 @@ inline void check_segment_contents(const at::Tensor& segments, const at::Tensor&
 inline void check_segment_args(const at::Tensor& theta, const at::Tensor& segments,
                                const at::Tensor& seg_eta, const at::Tensor& seg_gamma,
                                const at::Tensor& seg_w, int64_t k) {
-  check_index(segments, theta, "segments");
-  TORCH_CHECK_VALUE(segments.numel() >= 1, "segments must hold at least the offset 0");
-  const int64_t s = segments.numel() - 1;
-  check_vector(seg_eta, theta, s, "seg_eta");
-  check_vector(seg_gamma, theta, s, "seg_gamma");
-  check_index(seg_w, theta, "seg_w");
-  TORCH_CHECK_VALUE(seg_w.numel() == s, "seg_w must have one entry per segment (", s, "), got ",
-                    seg_w.numel());
+  check_segment_shapes(theta, segments, seg_eta, seg_gamma, seg_w);
   check_segment_contents(segments, seg_w, theta.size(1), k);
 }
 
