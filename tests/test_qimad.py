@@ -14,10 +14,8 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 import sb_native
 from sb_native import _ops
 from sb_native.optim import QIMADTorch, _kernels
-from test_qimad_ops import load_reference, update_loops
+from test_qimad_ops import NATIVE_OPS, load_reference, update_loops
 
-NATIVE_OPS = pytest.mark.skipif(not _kernels.native_available(torch.device("cpu")),
-                                reason="extension built without the QIMADTorch ops")
 LOG_KEYS = {"losses", "diversity", "tunnels", "alphas", "betas", "temperature"}
 
 
@@ -604,3 +602,4 @@ def test_native_step_is_one_call_into_the_extension(monkeypatch):
     monkeypatch.setattr(_kernels, "step", lambda *a: pytest.fail("qimad_step called from Python"))
     assert math.isfinite(opt.step(closure_for(opt, params)))
     assert opt._swarm["session"] is not None
+

@@ -10,9 +10,8 @@ import torch
 
 from sb_native.optim import _kernels
 from conftest import DEVICES
+from test_qimad_ops import NATIVE_OPS, native_or_skip
 
-NATIVE_OPS = pytest.mark.skipif(not _kernels.native_available(torch.device("cpu")),
-                                reason="extension built without the QIMADTorch ops")
 N = 6
 
 
@@ -92,11 +91,6 @@ def assert_same_state(a, b, tol):
                 torch.testing.assert_close(u, v, **tol)
         elif torch.is_tensor(x):
             torch.testing.assert_close(x, y, **tol)
-
-
-def native_or_skip(device):
-    if not _kernels.native_available(torch.device(device)):
-        pytest.skip(f"no native QIMADTorch kernels for {device}")
 
 
 @NATIVE_OPS
