@@ -141,6 +141,11 @@ inline int64_t draw_slot(at::Tensor& normal, at::Tensor& uniform, int64_t step,
   return slot;
 }
 
+// A parameter's in-place change, counted for autograd's saved-tensor checks by both kernels
+// themselves: the CPU kernel writes around ATen, and QimadSession calls the op below the
+// ADInplaceOrView key, where copy_ does not count it either.
+inline void count_param_write(const at::Tensor& p) { p.unsafeGetTensorImpl()->bump_version(); }
+
 // What a step does to each agent, decided on the host.
 struct StepPlan {
   std::vector<int64_t> good, bad, tunnels;  // updated; reset to best; updated, then jump
@@ -287,6 +292,7 @@ inline at::Tensor qimad_step_composite(
     for (int64_t j = 0; j < bucket_params[b]; ++j, ++next) {
       at::Tensor p = params[next];
       p.copy_(best[b].narrow(0, offset, p.numel()).view(p.sizes()));
+      count_param_write(p);
       offset += p.numel();
     }
   }

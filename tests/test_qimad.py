@@ -603,3 +603,13 @@ def test_native_step_is_one_call_into_the_extension(monkeypatch):
     assert math.isfinite(opt.step(closure_for(opt, params)))
     assert opt._swarm["session"] is not None
 
+
+
+@pytest.mark.parametrize("backend", ["native", "torch"])
+def test_step_counts_its_writes_to_the_parameters(backend):
+    """Autograd sees the best weights' copy into the model as an in-place change."""
+    params = make_params("cpu", seed=3)
+    opt = QIMADTorch(params, num_agents=3, seed=0, backend=backend)
+    before = [p._version for p in params]
+    opt.step(closure_for(opt, params))
+    assert all(p._version > v for p, v in zip(params, before))

@@ -107,18 +107,17 @@ at::Tensor qimad_step_cpu(
                             plan.good, attract.scalar_type() == type ? attract : attract.to(type),
                             segments[b], seg_eta[b], seg_gamma[b], seg_w[b], plan.tunnels,
                             tunnel_of, noise, temperature, rms_decay, eps);
-    // The model holds the best-known weights; a copy written around ATen still counts as an
-    // in-place change of the parameter for autograd's saved-tensor checks.
+    // The model holds the best-known weights (its version counters: qimad_step.h).
     const char* src = static_cast<const char*>(best[b].data_ptr());
     for (int64_t j = 0; j < bucket_params[b]; ++j, ++next) {
       at::Tensor p = params[next];
       const size_t bytes = p.numel() * p.element_size();
       if (p.is_contiguous()) {
         std::memcpy(p.data_ptr(), src, bytes);
-        p.unsafeGetTensorImpl()->bump_version();
       } else {
         p.copy_(at::from_blob(const_cast<char*>(src), p.sizes(), p.options()));
       }
+      count_param_write(p);
       src += bytes;
     }
   }

@@ -7,7 +7,7 @@
 // and checks per agent, and qimad_step's 33 arguments (10 of them lists) are converted and
 // walked by the boxed autograd and in-place fallbacks on every call; here the loop is C++
 // and qimad_step is called unboxed, below those fallbacks (the step runs without grad
-// mode, and the parameters' version counters are bumped here).
+// mode, and qimad_step counts its writes to the parameters itself).
 // sb_native/optim/qimad.py runs the same loop in Python for the torch backend and keeps
 // this class optional: it exists only in the Python build of the extension.
 
@@ -102,7 +102,6 @@ class QimadSession {
                       uniform_, step, rows, losses, generator_, temperature, alpha_step,
                       beta_step, rms_decay_, eps_, stagnation_limit_);
     }
-    for (const at::Tensor& p : params_) p.unsafeGetTensorImpl()->bump_version();
     return {std::move(losses), std::move(fates), *best_loss_.data_ptr<double>()};
   }
 
