@@ -7,13 +7,15 @@ reference's order and changes nothing else. Both QIMADTorch runs use the torch b
 step (sb_native/optim/_kernels.py: step_torch) calls update_torch, the function the ablation
 replaces; the native backend runs the same dynamics in one call into the extension.
 
-    .venv/bin/python bench/qimad_update_order.py --seeds 20
+    cd bench && ../.venv/bin/python qimad_update_order.py --seeds 20 [--jobs 2]
 
 Prints a markdown table (mean, standard deviation and per-seed values of the best loss after
 the steps); digits MLP 64-128-10, full batch, N=8, eta=0.01, as in bench_qimad.py.
 """
 
 import argparse
+import math
+import multiprocessing
 import statistics
 
 import torch
@@ -36,44 +38,64 @@ def sequential_update(theta, square_avg, grad, best, W, rows, attract, segments,
                             temperature, decay, eps)
 
 
-def final_losses(make, seeds, steps, X, y):
-    out = []
-    for seed in seeds:
-        c = DigitsContender(lambda ps: make(ps, seed), X, y, seed, "step")
-        torch.manual_seed(NOISE_SEED_OFFSET + seed)  # the reference's tunnelling noise, as in bench_qimad
+RUNS = ("reference (sequential order)", "QIMADTorch (synchronous, default)",
+        "QIMADTorch, ablation: sequential order")
+_data = {}
+
+
+def final_loss(run, seed, steps):
+    """Best loss after `steps` steps of one run (a name in RUNS) from one seed, on one thread."""
+    torch.set_num_threads(1)
+    if not _data:
+        _data["X"], _data["y"] = digits()
+    kw = dict(num_agents=8, eta=0.01)
+    if run == RUNS[0]:
+        make = lambda ps: load_reference()(ps, seed=seed, **kw)  # noqa: E731
+    else:
+        make = lambda ps: QIMADTorch(ps, seed=seed, backend="torch", **kw)  # noqa: E731
+    c = DigitsContender(make, _data["X"], _data["y"], seed, "step")
+    torch.manual_seed(NOISE_SEED_OFFSET + seed)  # the reference's tunnelling noise, as in bench_qimad
+    _kernels.update_torch = sequential_update if run == RUNS[2] else _synchronous_update
+    try:
         for _ in range(steps):
             c.step()
-        out.append(c.best)
-    return out
+    finally:
+        _kernels.update_torch = _synchronous_update
+    return c.best
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="worker processes, one thread each (each seed's result is the same)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    X, y = digits()
-    seeds = list(range(args.seeds))
-    kw = dict(num_agents=8, eta=0.01)
-    runs = {}
-    ref = load_reference()
-    if ref is not None:
-        runs["reference (sequential order)"] = final_losses(
-            lambda ps, s: ref(ps, seed=s, **kw), seeds, args.steps, X, y)
-    ours = lambda ps, s: QIMADTorch(ps, seed=s, backend="torch", **kw)  # noqa: E731
-    runs["QIMADTorch (synchronous, default)"] = final_losses(ours, seeds, args.steps, X, y)
-    _kernels.update_torch = sequential_update
-    try:
-        runs["QIMADTorch, ablation: sequential order"] = final_losses(ours, seeds, args.steps, X, y)
-    finally:
-        _kernels.update_torch = _synchronous_update
+    runs = RUNS if load_reference() is not None else RUNS[1:]
+    tasks = [(run, seed, args.steps) for run in runs for seed in range(args.seeds)]
+    if args.jobs > 1:
+        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+            losses = pool.starmap(final_loss, tasks, chunksize=1)
+    else:
+        losses = [final_loss(*task) for task in tasks]
     print(f"digits MLP 64-128-10, N=8, eta=0.01, {args.steps} steps, seeds 0..{args.seeds - 1}\n")
     print("| run | mean best loss | std | per seed |")
     print("|---|---|---|---|")
-    for name, values in runs.items():
+    for k, name in enumerate(runs):
+        values = losses[k * args.seeds:(k + 1) * args.seeds]
         print(f"| {name} | {statistics.mean(values):.5f} | {statistics.stdev(values):.5f} | "
               f"{', '.join(f'{v:.4f}' for v in values)} |")
+    if len(runs) == 3:
+        ref, sync, seq = (losses[k * args.seeds:(k + 1) * args.seeds] for k in range(3))
+        print("\n| comparison | ratio of means | difference | standard error | difference / SE |")
+        print("|---|---|---|---|---|")
+        for name, a, b in (("synchronous / reference", sync, ref),
+                           ("sequential ablation / reference", seq, ref),
+                           ("synchronous / sequential ablation", sync, seq)):
+            diff = statistics.mean(a) - statistics.mean(b)
+            se = math.sqrt((statistics.variance(a) + statistics.variance(b)) / args.seeds)
+            print(f"| {name} | {statistics.mean(a) / statistics.mean(b):.4f} | {diff:.5f} | "
+                  f"{se:.5f} | {diff / se:.2f} |")
 
 
 if __name__ == "__main__":

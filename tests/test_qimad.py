@@ -6,6 +6,7 @@ agents, stagnation under k_eval, native = torch backends, step_batched = step)."
 import copy
 import io
 import math
+import pathlib
 
 import pytest
 import torch
@@ -129,14 +130,17 @@ class ScriptedTorch:
         return draws["uniform"][1, agent].reshape(1)
 
 
-def against_reference(monkeypatch, steps, **kw):
-    """Runs ours (recording its draws) and the reference (served those draws) from the same
-    start; returns both optimizers and parameter lists."""
+def against_reference(monkeypatch, steps, update=None, **kw):
+    """Runs ours (recording its draws; `update`, if given, in place of the torch backend's
+    update function) and the reference (served those draws) from the same start; returns
+    both optimizers and parameter lists."""
     ours_params = make_params("cpu", seed=2)
     ours = QIMADTorch(ours_params, seed=5, backend="torch", **kw)
     ours.enable_tracking()
     with monkeypatch.context() as m:
         recorder = DrawRecorder(m)
+        if update is not None:
+            m.setattr(_kernels, "update_torch", update)
         ours_best = run(ours, ours_params, steps, bowl)
     n = ours.param_groups[0]["num_agents"]
     scripted = ScriptedTorch(recorder.draws, n)
@@ -181,6 +185,28 @@ def test_matches_reference_communication_one_round(monkeypatch):
         torch.testing.assert_close(ours.state[p]["swarm"], torch.stack(ref.state[q]["agents_theta"]),
                                    rtol=1e-11, atol=1e-11)
     assert ours.get_log()["tunnels"] == [0] * 5
+
+
+def test_update_order_is_the_only_difference_from_reference(monkeypatch):
+    """bench/qimad_update_order.py's ablation (our update applied one agent at a time, in
+    agent order) must reproduce the reference exactly with full communication and
+    tunnelling, so the benchmark's gap between the two orders is the order's and nothing
+    else's; the synchronous default must differ from the reference on the same draws."""
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+    from qimad_update_order import sequential_update
+    kw = dict(num_agents=5, eta=0.3, gamma=0.4, k=3, total_steps=60)
+    ours, ours_params, ours_best, ref, ref_params, ref_best = against_reference(
+        monkeypatch, 40, update=sequential_update, **kw)
+    assert sum(ours.get_log()["tunnels"]) > 0, "the run must exercise tunnelling"
+    assert ours_best == pytest.approx(ref_best, rel=1e-12, abs=1e-12)
+    for p, q in zip(ours_params, ref_params):
+        torch.testing.assert_close(ours.state[p]["swarm"], torch.stack(ref.state[q]["agents_theta"]),
+                                   rtol=1e-10, atol=1e-10)
+    assert ours.get_log()["tunnels"] == ref.get_log()["tunnels"]
+    sync, *_, ref_sync, ref_sync_params, _ = against_reference(monkeypatch, 2, **kw)
+    assert not torch.allclose(sync.state[sync.param_groups[0]["params"][0]]["swarm"],
+                              torch.stack(ref_sync.state[ref_sync_params[0]]["agents_theta"]),
+                              rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("backend", ["native", "torch"])

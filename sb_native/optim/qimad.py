@@ -411,7 +411,8 @@ class QIMADTorch(torch.optim.Optimizer):
                 agent_best=sw["agent_best"].tolist(), stagnation=sw["stagnation"].tolist(),
                 cached_losses=sw["agent_loss"].tolist(),
                 last_agent_losses=list(self._last_agent_losses), alpha=sw["alpha"].clone(),
-                beta=sw["beta"].clone(), normal=sw["normal"].clone(), uniform=sw["uniform"].clone(), neighbours=[list(r) for r in sw["neighbours"]],
+                beta=sw["beta"].clone(), normal=sw["normal"].clone(),
+                uniform=sw["uniform"].clone(), neighbours=[list(r) for r in sw["neighbours"]],
                 generator=sw["generator"].get_state())
         return out
 
