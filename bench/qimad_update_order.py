@@ -46,11 +46,12 @@ _data = {}
 def final_loss(run, seed, steps):
     """Best loss after `steps` steps of one run (a name in RUNS) from one seed, on one thread."""
     torch.set_num_threads(1)
-    if not _data:
+    if not _data:  # once per process
         _data["X"], _data["y"] = digits()
+        _data["reference"] = load_reference()
     kw = dict(num_agents=8, eta=0.01)
     if run == RUNS[0]:
-        make = lambda ps: load_reference()(ps, seed=seed, **kw)  # noqa: E731
+        make = lambda ps: _data["reference"](ps, seed=seed, **kw)  # noqa: E731
     else:
         make = lambda ps: QIMADTorch(ps, seed=seed, backend="torch", **kw)  # noqa: E731
     c = DigitsContender(make, _data["X"], _data["y"], seed, "step")
@@ -78,15 +79,15 @@ def main():
             losses = pool.starmap(final_loss, tasks, chunksize=1)
     else:
         losses = [final_loss(*task) for task in tasks]
+    by_run = {name: losses[k * args.seeds:(k + 1) * args.seeds] for k, name in enumerate(runs)}
     print(f"digits MLP 64-128-10, N=8, eta=0.01, {args.steps} steps, seeds 0..{args.seeds - 1}\n")
     print("| run | mean best loss | std | per seed |")
     print("|---|---|---|---|")
-    for k, name in enumerate(runs):
-        values = losses[k * args.seeds:(k + 1) * args.seeds]
+    for name, values in by_run.items():
         print(f"| {name} | {statistics.mean(values):.5f} | {statistics.stdev(values):.5f} | "
               f"{', '.join(f'{v:.4f}' for v in values)} |")
     if len(runs) == 3:
-        ref, sync, seq = (losses[k * args.seeds:(k + 1) * args.seeds] for k in range(3))
+        ref, sync, seq = by_run.values()
         print("\n| comparison | ratio of means | difference | standard error | difference / SE |")
         print("|---|---|---|---|---|")
         for name, a, b in (("synchronous / reference", sync, ref),

@@ -203,8 +203,8 @@ def test_update_order_is_the_only_difference_from_reference(monkeypatch):
         torch.testing.assert_close(ours.state[p]["swarm"], torch.stack(ref.state[q]["agents_theta"]),
                                    rtol=1e-10, atol=1e-10)
     assert ours.get_log()["tunnels"] == ref.get_log()["tunnels"]
-    sync, *_, ref_sync, ref_sync_params, _ = against_reference(monkeypatch, 2, **kw)
-    assert not torch.allclose(sync.state[sync.param_groups[0]["params"][0]]["swarm"],
+    sync, sync_params, _, ref_sync, ref_sync_params, _ = against_reference(monkeypatch, 2, **kw)
+    assert not torch.allclose(sync.state[sync_params[0]]["swarm"],
                               torch.stack(ref_sync.state[ref_sync_params[0]]["agents_theta"]),
                               rtol=1e-6, atol=1e-6)
 
