@@ -4,7 +4,8 @@
 
 1. sklearn digits, MLP 64-128-10, full batch, N=8, eta=0.01: per-step time split into the N
    closure calls and everything else, against the reference and the pure-torch backend; also
-   the N closures alone (no optimizer) and step_batched; final best loss after the steps.
+   the N closures alone (no optimizer), step_batched and update_order="sequential" (the
+   reference's agent order); final best loss after the steps.
 2. Rastrigin-30 and Ackley-30, N=16: per-step time of step_batched (and step) against the
    reference's step, best values per seed.
 3. The reference's published protocol: Rastrigin d=10, 8 agents, 150 iterations, 30 seeds.
@@ -109,6 +110,9 @@ def bench_digits(ref_cls, steps, seeds, out):
     X, y = digits()
     kw = dict(num_agents=8, eta=0.01)
     makers = [("ours native, step", lambda ps, s: QIMADTorch(ps, seed=s, backend="native", **kw), "step"),
+              ("ours native, step, update_order='sequential'",
+               lambda ps, s: QIMADTorch(ps, seed=s, backend="native", update_order="sequential",
+                                        **kw), "step"),
               ("ours torch, step", lambda ps, s: QIMADTorch(ps, seed=s, backend="torch", **kw), "step"),
               ("ours native, step_batched", lambda ps, s: QIMADTorch(ps, seed=s, **kw), "batched"),
               ("N closures alone (no optimizer)", None, "alone")]
@@ -148,8 +152,13 @@ def bench_digits(ref_cls, steps, seeds, out):
         lines.append(f"| outside-closure time, reference / ours native | "
                      f"{ref['outside'] / ours['outside']:.1f}x |")
         lines.append(f"| whole step, reference / ours native | {ref['step'] / ours['step']:.2f}x |")
+        seq = rows["ours native, step, update_order='sequential'"]
         lines.append(f"| mean final best loss, ours / reference | "
                      f"{statistics.mean(ours['best']) / statistics.mean(ref['best']):.3f} |")
+        lines.append(f"| mean final best loss, ours update_order='sequential' / reference | "
+                     f"{statistics.mean(seq['best']) / statistics.mean(ref['best']):.3f} |")
+        lines.append(f"| outside-closure time, reference / ours native sequential | "
+                     f"{ref['outside'] / seq['outside']:.1f}x |")
     lines.append(f"| outside-closure time, ours torch / ours native | "
                  f"{rows['ours torch, step']['outside'] / ours['outside']:.1f}x |")
     lines.append(f"| ours native step / its N closure calls | {ours['step'] / ours['closure']:.3f} |")

@@ -157,12 +157,15 @@ def qimad_parity(dtype, g):
                                            1e-8)
     diff = max_diff((W,), (args[4][1],))
     results = [(diff <= TOL[dtype], f"qimad_fidelity {tag}: max |cuda - cpu| = {diff:.2e}")]
-    gpu = [a.to(CUDA) if torch.is_tensor(a) else a for a in args]
-    torch.ops.sb_native.qimad_update(*args)
-    torch.ops.sb_native.qimad_update(*gpu)
-    diff = max_diff(gpu[:2], args[:2])
-    results.append((diff <= TOL[dtype], f"qimad_update   {tag}: max |cuda - cpu| = {diff:.2e} "
-                                        "(theta, square_avg)"))
+    for sequential in (False, True):
+        cpu = [a.clone() if torch.is_tensor(a) else a for a in args] + [sequential]
+        gpu = [a.to(CUDA) if torch.is_tensor(a) else a for a in cpu]
+        torch.ops.sb_native.qimad_update(*cpu)
+        torch.ops.sb_native.qimad_update(*gpu)
+        diff = max_diff(gpu[:2], cpu[:2])
+        order = "sequential " if sequential else "synchronous"
+        results.append((diff <= TOL[dtype], f"qimad_update   {tag} {order}: max |cuda - cpu| = "
+                                            f"{diff:.2e} (theta, square_avg)"))
     return results
 
 

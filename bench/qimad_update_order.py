@@ -1,13 +1,11 @@
-"""Final digits loss of QIMADTorch against the reference over many seeds, with an ablation of
-the update order: the reference moves agents one after another, so agent i's communication
-term reads the already-moved positions of agents 0..i-1 (Gauss-Seidel); QIMADTorch updates
-all agents from the positions before the step (synchronous, as issue 4 asks). The ablation
-runs QIMADTorch's own update one agent at a time in agent order, which restores the
-reference's order and changes nothing else. Both QIMADTorch runs use the torch backend, whose
-step (sb_native/optim/_kernels.py: step_torch) calls update_torch, the function the ablation
-replaces; the native backend runs the same dynamics in one call into the extension.
+"""Final digits loss of QIMADTorch against the reference over many seeds, in both update
+orders: the reference moves agents one after another, so agent i's communication term reads
+the already-moved positions of agents 0..i-1 (Gauss-Seidel); QIMADTorch's default updates all
+agents from the positions before the step (synchronous, as issue 4 asks), and
+update_order="sequential" moves them in the reference's order, which changes nothing else
+(tests/test_qimad.py::test_sequential_order_is_the_reference_exactly).
 
-    cd bench && ../.venv/bin/python qimad_update_order.py --seeds 20 [--jobs 2]
+    cd bench && ../.venv/bin/python qimad_update_order.py --seeds 20 [--jobs 2] [--backend torch]
 
 Prints a markdown table (mean, standard deviation and per-seed values of the best loss after
 the steps); digits MLP 64-128-10, full batch, N=8, eta=0.01, as in bench_qimad.py.
@@ -21,29 +19,14 @@ import statistics
 import torch
 
 from bench_qimad import NOISE_SEED_OFFSET, DigitsContender, digits, load_reference
-from sb_native.optim import QIMADTorch, _kernels
+from sb_native.optim import QIMADTorch
 
-_synchronous_update = _kernels.update_torch
-
-
-def sequential_update(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta,
-                      seg_gamma, seg_w, tunnel_rows, noise, temperature, decay, eps):
-    """The same update applied to one agent at a time, in agent order."""
-    tunnels = tunnel_rows.tolist()
-    for r in rows.tolist():
-        mine = [k for k, t in enumerate(tunnels) if t == r]
-        _synchronous_update(theta, square_avg, grad, best, W, rows.new_tensor([r]),
-                            attract, segments, seg_eta, seg_gamma, seg_w,
-                            tunnel_rows.new_tensor([r] if mine else []), noise[mine],
-                            temperature, decay, eps)
-
-
-RUNS = ("reference (sequential order)", "QIMADTorch (synchronous, default)",
-        "QIMADTorch, ablation: sequential order")
+RUNS = ("reference (sequential order)", "QIMADTorch, update_order='synchronous' (default)",
+        "QIMADTorch, update_order='sequential'")
 _data = {}
 
 
-def final_loss(run, seed, steps):
+def final_loss(run, seed, steps, backend):
     """Best loss after `steps` steps of one run (a name in RUNS) from one seed, on one thread."""
     torch.set_num_threads(1)
     if not _data:  # once per process
@@ -53,15 +36,13 @@ def final_loss(run, seed, steps):
     if run == RUNS[0]:
         make = lambda ps: _data["reference"](ps, seed=seed, **kw)  # noqa: E731
     else:
-        make = lambda ps: QIMADTorch(ps, seed=seed, backend="torch", **kw)  # noqa: E731
+        order = "sequential" if run == RUNS[2] else "synchronous"
+        make = lambda ps: QIMADTorch(ps, seed=seed, backend=backend,  # noqa: E731
+                                     update_order=order, **kw)
     c = DigitsContender(make, _data["X"], _data["y"], seed, "step")
     torch.manual_seed(NOISE_SEED_OFFSET + seed)  # the reference's tunnelling noise, as in bench_qimad
-    _kernels.update_torch = sequential_update if run == RUNS[2] else _synchronous_update
-    try:
-        for _ in range(steps):
-            c.step()
-    finally:
-        _kernels.update_torch = _synchronous_update
+    for _ in range(steps):
+        c.step()
     return c.best
 
 
@@ -71,16 +52,19 @@ def main():
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=1,
                         help="worker processes, one thread each (each seed's result is the same)")
+    parser.add_argument("--backend", default="native", choices=("native", "torch"),
+                        help="QIMADTorch's backend")
     args = parser.parse_args()
     runs = RUNS if load_reference() is not None else RUNS[1:]
-    tasks = [(run, seed, args.steps) for run in runs for seed in range(args.seeds)]
+    tasks = [(run, seed, args.steps, args.backend) for run in runs for seed in range(args.seeds)]
     if args.jobs > 1:
         with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
             losses = pool.starmap(final_loss, tasks, chunksize=1)
     else:
         losses = [final_loss(*task) for task in tasks]
     by_run = {name: losses[k * args.seeds:(k + 1) * args.seeds] for k, name in enumerate(runs)}
-    print(f"digits MLP 64-128-10, N=8, eta=0.01, {args.steps} steps, seeds 0..{args.seeds - 1}\n")
+    print(f"digits MLP 64-128-10, N=8, eta=0.01, {args.steps} steps, seeds 0..{args.seeds - 1}, "
+          f"QIMADTorch backend {args.backend}\n")
     print("| run | mean best loss | std | per seed |")
     print("|---|---|---|---|")
     for name, values in by_run.items():
@@ -91,8 +75,8 @@ def main():
         print("\n| comparison | ratio of means | difference | standard error | difference / SE |")
         print("|---|---|---|---|---|")
         for name, a, b in (("synchronous / reference", sync, ref),
-                           ("sequential ablation / reference", seq, ref),
-                           ("synchronous / sequential ablation", sync, seq)):
+                           ("sequential / reference", seq, ref),
+                           ("synchronous / sequential", sync, seq)):
             diff = statistics.mean(a) - statistics.mean(b)
             se = math.sqrt((statistics.variance(a) + statistics.variance(b)) / args.seeds)
             print(f"| {name} | {statistics.mean(a) / statistics.mean(b):.4f} | {diff:.5f} | "

@@ -41,18 +41,21 @@ TORCH_LIBRARY(sb_native, m) {
   m.def("qimad_angles(Tensor(a!) alpha, Tensor(b!) beta, Tensor mask, float[] k, Tensor normal, "
         "Tensor uniform, Tensor attract_on, float alpha_step, float beta_step, float eps, "
         "ScalarType dtype) -> (Tensor, Tensor)");
-  // One synchronous swarm step of the agents in rows over the flat (agents, parameters) state:
-  // RMSProp state and step, attraction to best, communication W[seg_w] @ theta, tunnelling jumps.
+  // One swarm step of the agents in rows over the flat (agents, parameters) state: RMSProp
+  // state and step, attraction to best, communication W[seg_w] @ theta, tunnelling jumps.
+  // Synchronous (every agent reads the positions from before the step) unless sequential:
+  // then the rows move one after another in order, each reading the rows moved before it
+  // (the reference implementation's order).
   m.def("qimad_update(Tensor(a!) theta, Tensor(b!) square_avg, Tensor grad, Tensor best, "
         "Tensor W, Tensor rows, Tensor attract, Tensor segments, Tensor seg_eta, "
         "Tensor seg_gamma, Tensor seg_w, Tensor tunnel_rows, Tensor tunnel_noise, "
-        "float temperature, float rms_decay, float eps) -> ()");
+        "float temperature, float rms_decay, float eps, bool sequential=False) -> ()");
   // Everything a step does after its closures (csrc/qimad_step.h): the finiteness test, the
   // records (agent_loss, agent_best, stagnation, best_loss: CPU), this step's random draws
   // (rows of the blocks normal and uniform, drawn afresh from generator every normal.size(0)
-  // steps), the tunnelling choice, qimad_angles, qimad_update per bucket and the copy of the
-  // best weights into params. Returns each agent's fate: 0 not evaluated, 1 updated,
-  // 2 updated and tunnelled, -1 reset to the best weights.
+  // steps), the tunnelling choice, qimad_angles, qimad_update per bucket (sequential as
+  // there) and the copy of the best weights into params. Returns each agent's fate: 0 not
+  // evaluated, 1 updated, 2 updated and tunnelled, -1 reset to the best weights.
   m.def("qimad_step(Tensor(a!)[] theta, Tensor(b!)[] square_avg, Tensor(c!)[] grad, "
         "Tensor(d!)[] best, Tensor(e!)[] params, int[] bucket_params, Tensor[] segments, "
         "Tensor[] seg_eta, Tensor[] seg_gamma, Tensor[] seg_w, Tensor(f!) alpha, Tensor(g!) beta, "
@@ -60,5 +63,6 @@ TORCH_LIBRARY(sb_native, m) {
         "Tensor(h!) agent_loss, Tensor(i!) agent_best, Tensor(j!) stagnation, "
         "Tensor(k!) best_loss, Tensor(l!) normal, Tensor(m!) uniform, int step, int[] rows, "
         "float[] losses, Generator? generator, float temperature, float alpha_step, "
-        "float beta_step, float rms_decay, float eps, int stagnation_limit) -> Tensor");
+        "float beta_step, float rms_decay, float eps, int stagnation_limit, "
+        "bool sequential=False) -> Tensor");
 }

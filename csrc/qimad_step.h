@@ -222,7 +222,8 @@ inline at::Tensor qimad_step_composite(
     at::Tensor& agent_loss, at::Tensor& agent_best, at::Tensor& stagnation, at::Tensor& best_loss,
     at::Tensor& normal, at::Tensor& uniform, int64_t step, at::IntArrayRef rows,
     at::ArrayRef<double> losses, std::optional<at::Generator> generator, double temperature,
-    double alpha_step, double beta_step, double rms_decay, double eps, int64_t stagnation_limit) {
+    double alpha_step, double beta_step, double rms_decay, double eps, int64_t stagnation_limit,
+    bool sequential) {
   check_step_args(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta,
                   seg_gamma, seg_w, alpha, can_tunnel, agent_loss, agent_best, stagnation,
                   best_loss, normal, uniform, step, rows, losses);
@@ -272,7 +273,7 @@ inline at::Tensor qimad_step_composite(
           .typed<void(at::Tensor&, at::Tensor&, const at::Tensor&, const at::Tensor&,
                       const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                       const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                      const at::Tensor&, double, double, double)>();
+                      const at::Tensor&, double, double, double, bool)>();
   const auto [W, attract] = angles.call(alpha, beta, mask, k, walk, coins, attract_on, alpha_step,
                                         beta_step, eps, dtype);
   size_t next = 0;
@@ -287,7 +288,7 @@ inline at::Tensor qimad_step_composite(
     update.call(th, sq, grad[b], best[b], W.to(th.device(), th.scalar_type()),
                 at::tensor(plan.good, index), attract.to(th.device(), th.scalar_type()),
                 segments[b], seg_eta[b], seg_gamma[b], seg_w[b], at::tensor(plan.tunnels, index),
-                noise, temperature, rms_decay, eps);
+                noise, temperature, rms_decay, eps, sequential);
     int64_t offset = 0;  // the model holds the best-known weights
     for (int64_t j = 0; j < bucket_params[b]; ++j, ++next) {
       at::Tensor p = params[next];

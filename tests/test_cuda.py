@@ -300,10 +300,11 @@ QIMAD_CASES = {
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("case", QIMAD_CASES)
-def test_qimad_update_cuda(dtype, case):
+@pytest.mark.parametrize("sequential", [False, True])
+def test_qimad_update_cuda(dtype, case, sequential):
     case = dict(QIMAD_CASES[case])
     sizes = case.pop("sizes", SIZES)
-    cpu = swarm_case(case.pop("n", 7), sizes, dtype, "cpu", seed=5, **case)
+    cpu = swarm_case(case.pop("n", 7), sizes, dtype, "cpu", seed=5, **case) + [sequential]
     gpu = to_cuda(cpu)
     reference = cloned(gpu)
     torch.ops.sb_native.qimad_update(*cpu)

@@ -6,7 +6,6 @@ agents, stagnation under k_eval, native = torch backends, step_batched = step)."
 import copy
 import io
 import math
-import pathlib
 
 import pytest
 import torch
@@ -130,17 +129,14 @@ class ScriptedTorch:
         return draws["uniform"][1, agent].reshape(1)
 
 
-def against_reference(monkeypatch, steps, update=None, **kw):
-    """Runs ours (recording its draws; `update`, if given, in place of the torch backend's
-    update function) and the reference (served those draws) from the same start; returns
-    both optimizers and parameter lists."""
+def against_reference(monkeypatch, steps, update_order="synchronous", **kw):
+    """Runs ours (torch backend, recording its draws) and the reference (served those draws)
+    from the same start; returns both optimizers and parameter lists."""
     ours_params = make_params("cpu", seed=2)
-    ours = QIMADTorch(ours_params, seed=5, backend="torch", **kw)
+    ours = QIMADTorch(ours_params, seed=5, backend="torch", update_order=update_order, **kw)
     ours.enable_tracking()
     with monkeypatch.context() as m:
         recorder = DrawRecorder(m)
-        if update is not None:
-            m.setattr(_kernels, "update_torch", update)
         ours_best = run(ours, ours_params, steps, bowl)
     n = ours.param_groups[0]["num_agents"]
     scripted = ScriptedTorch(recorder.draws, n)
@@ -187,16 +183,14 @@ def test_matches_reference_communication_one_round(monkeypatch):
     assert ours.get_log()["tunnels"] == [0] * 5
 
 
-def test_update_order_is_the_only_difference_from_reference(monkeypatch):
-    """bench/qimad_update_order.py's ablation (our update applied one agent at a time, in
-    agent order) must reproduce the reference exactly with full communication and
-    tunnelling, so the benchmark's gap between the two orders is the order's and nothing
-    else's; the synchronous default must differ from the reference on the same draws."""
-    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
-    from qimad_update_order import sequential_update
+def test_sequential_order_is_the_reference_exactly(monkeypatch):
+    """update_order='sequential' reproduces the reference exactly with full communication
+    and tunnelling, so the update order is the only difference between the two
+    (bench/qimad_update_order.py measures what it costs); the synchronous default must
+    differ from the reference on the same draws."""
     kw = dict(num_agents=5, eta=0.3, gamma=0.4, k=3, total_steps=60)
     ours, ours_params, ours_best, ref, ref_params, ref_best = against_reference(
-        monkeypatch, 40, update=sequential_update, **kw)
+        monkeypatch, 40, update_order="sequential", **kw)
     assert sum(ours.get_log()["tunnels"]) > 0, "the run must exercise tunnelling"
     assert ours_best == pytest.approx(ref_best, rel=1e-12, abs=1e-12)
     for p, q in zip(ours_params, ref_params):
@@ -407,13 +401,15 @@ def test_k_eval_round_robin_and_stagnation_counts_evaluations():
 
 
 @NATIVE_OPS
-def test_native_and_torch_backends_agree():
+@pytest.mark.parametrize("update_order", ["synchronous", "sequential"])
+def test_native_and_torch_backends_agree(update_order):
     results = []
     for backend in ("native", "torch"):
         params = make_params("cpu", seed=4)
         groups = [{"params": params[:1], "k": 3, "gamma": 0.2}, {"params": params[1:]}]
         opt = QIMADTorch(groups, num_agents=7, eta=0.3, k_eval=5, topology="random", seed=3,
-                         total_steps=50, cooling="linear", backend=backend)
+                         total_steps=50, cooling="linear", backend=backend,
+                         update_order=update_order)
         opt.enable_tracking()
         best = run(opt, params, 30, bowl)
         results.append((best, swarm(opt), opt.get_log()))
@@ -487,6 +483,8 @@ def test_backend_and_argument_validation(monkeypatch):
         QIMADTorch(params, backend="cuda")
     with pytest.raises(ValueError, match="topology"):
         QIMADTorch(params, topology="star")
+    with pytest.raises(ValueError, match="update_order must be one of"):
+        QIMADTorch(params, update_order="gauss-seidel")
     with pytest.raises(ValueError, match="num_agents"):
         QIMADTorch(params, num_agents=0)
     with pytest.raises(ValueError, match="swarm settings"):

@@ -106,14 +106,16 @@ def cloned(args):
     return [x.clone() if torch.is_tensor(x) else x for x in args]
 
 
-def update_loops(args):
-    """One synchronous step written agent by agent and neighbour by neighbour, as the
-    reference's Phase 3 but reading every position from before the step."""
+def update_loops(args, sequential=False):
+    """One step written agent by agent and neighbour by neighbour, as the reference's Phase 3:
+    synchronous, the communication reads every position from before the step; sequential, as
+    the reference, it reads the positions of the agents moved before this one."""
     (theta, sq, grad, best, W, rows, attract, segments, seg_eta, seg_gamma, seg_w, trows, noise,
      temp, decay, eps) = [x.double().cpu() if torch.is_tensor(x) and x.is_floating_point()
                           else (x.cpu() if torch.is_tensor(x) else x) for x in args]
     old = theta.clone()
     new_theta, new_sq = theta.clone(), sq.clone()
+    seen = new_theta if sequential else old
     bounds = segments.tolist()
     trows = trows.tolist()
     for i in rows.tolist():
@@ -127,7 +129,7 @@ def update_loops(args):
             comm = torch.zeros_like(delta)
             for j in range(W.shape[1]):
                 if Wk[i, j] != 0:
-                    comm += Wk[i, j] * (old[j, c] - old[i, c])
+                    comm += Wk[i, j] * (seen[j, c] - seen[i, c])
             delta += seg_gamma[s] * comm
             if i in trows:
                 t = trows.index(i)
@@ -256,12 +258,13 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("sequential", [False, True])
 @pytest.mark.parametrize("case", CASES)
-def test_update_torch_matches_explicit_loops(case):
+def test_update_torch_matches_explicit_loops(case, sequential):
     case = dict(CASES[case])
     args = swarm_case(case.pop("n", 7), [5, 12, 1, 9], torch.float64, "cpu", seed=3, **case)
-    expected = update_loops(args)
-    _kernels.update_torch(*args)
+    expected = update_loops(args, sequential)
+    _kernels.update_torch(*args, sequential)
     torch.testing.assert_close(args[0], expected[0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(args[1], expected[1], rtol=1e-12, atol=1e-12)
 
@@ -270,15 +273,16 @@ def test_update_torch_matches_explicit_loops(case):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("case", CASES)
-def test_update_native_matches_torch(device, dtype, case):
+@pytest.mark.parametrize("sequential", [False, True])
+def test_update_native_matches_torch(device, dtype, case, sequential):
     native_or_skip(device)
     case = dict(CASES[case])
     if "seg_w" in case:
         case["seg_w"] = [1, 1, 0, 0, 1]
     args = swarm_case(case.pop("n", 7), [5, 12, 1, 0, 900], dtype, device, seed=5, **case)
     reference = cloned(args)
-    torch.ops.sb_native.qimad_update(*args)
-    _kernels.update_torch(*reference)
+    torch.ops.sb_native.qimad_update(*args, sequential)
+    _kernels.update_torch(*reference, sequential)
     torch.testing.assert_close(args[0], reference[0], **TOL[dtype])
     torch.testing.assert_close(args[1], reference[1], **TOL[dtype])
 
@@ -286,14 +290,14 @@ def test_update_native_matches_torch(device, dtype, case):
 @NATIVE_OPS
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 9), sizes=st.lists(st.integers(0, 700), min_size=1, max_size=4),
-       seed=st.integers(0, 2**16), data=st.data())
-def test_update_native_matches_torch_hypothesis(n, sizes, seed, data):
+       seed=st.integers(0, 2**16), sequential=st.booleans(), data=st.data())
+def test_update_native_matches_torch_hypothesis(n, sizes, seed, sequential, data):
     rows = sorted(data.draw(st.sets(st.integers(0, n - 1))))
     tunnel_rows = sorted(data.draw(st.sets(st.sampled_from(rows)))) if rows else []
     args = swarm_case(n, sizes, torch.float64, "cpu", seed=seed, rows=rows, tunnel_rows=tunnel_rows)
     reference = cloned(args)
-    torch.ops.sb_native.qimad_update(*args)
-    _kernels.update_torch(*reference)
+    torch.ops.sb_native.qimad_update(*args, sequential)
+    _kernels.update_torch(*reference, sequential)
     torch.testing.assert_close(args[0], reference[0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(args[1], reference[1], rtol=1e-12, atol=1e-12)
 
@@ -320,6 +324,32 @@ def test_update_is_synchronous(backend):
     torch.testing.assert_close(permuted[1], args[1][perm], rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("backend", ["native", "torch"])
+def test_sequential_update_is_the_rows_moved_one_at_a_time(backend):
+    """sequential=True is the synchronous update of rows[0] alone, then of rows[1] alone
+    (reading rows[0] moved), and so on, bit for bit; it differs from the synchronous update."""
+    if backend == "native" and not _kernels.native_available(torch.device("cpu")):
+        pytest.skip("no native kernels")
+    args = swarm_case(7, [300, 7, 0, 40], torch.float64, "cpu", seed=9, rows=[0, 2, 3, 6],
+                      tunnel_rows=[2, 6], ks=(1.0, 3.0), seg_w=[1, 0, 0, 1])
+    one_at_a_time, synchronous = cloned(args), cloned(args)
+    _kernels.update(backend, *args, True)
+    tunnels = args[11].tolist()
+    for r in args[5].tolist():
+        t = [tunnels.index(r)] if r in tunnels else []
+        step = cloned(one_at_a_time)
+        step[5], step[11] = (torch.tensor(v, dtype=torch.int64) for v in ([r], [r] * len(t)))
+        step[12] = args[12][t]
+        _kernels.update(backend, *step)
+        one_at_a_time[0], one_at_a_time[1] = step[0], step[1]
+    assert torch.equal(args[0], one_at_a_time[0]) and torch.equal(args[1], one_at_a_time[1])
+    _kernels.update(backend, *synchronous)
+    assert torch.equal(args[1], synchronous[1]), "the RMSProp state reads no other agent"
+    torch.testing.assert_close(args[0][0], synchronous[0][0], rtol=1e-14, atol=1e-14,
+                               msg="the first row sees no move")
+    assert not torch.allclose(args[0][2:], synchronous[0][2:], rtol=1e-9, atol=1e-9)
+
+
 @NATIVE_OPS
 def test_opcheck():
     a, b = angles(5, torch.float64, "cpu")
@@ -327,6 +357,7 @@ def test_opcheck():
     torch.library.opcheck(torch.ops.sb_native.qimad_fidelity.default, (a, b, mask, 2.0, 1e-8))
     args = swarm_case(5, [6, 3], torch.float64, "cpu", rows=[0, 1, 3], tunnel_rows=[3])
     torch.library.opcheck(torch.ops.sb_native.qimad_update.default, tuple(args))
+    torch.library.opcheck(torch.ops.sb_native.qimad_update.default, tuple(args) + (True,))
     torch.library.opcheck(torch.ops.sb_native.qimad_angles.default,
                           tuple(angles_case(5, torch.float64, "cpu")))
 

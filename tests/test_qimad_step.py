@@ -97,9 +97,10 @@ def assert_same_state(a, b, tol):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("step", [1, 2, 3])  # a block's first step draws it afresh
 @pytest.mark.parametrize("poison", [True, False])
-def test_step_native_matches_torch(device, step, poison):
+@pytest.mark.parametrize("sequential", [False, True])
+def test_step_native_matches_torch(device, step, poison, sequential):
     native_or_skip(device)
-    args = step_case(device, step=step, poison=poison)
+    args = step_case(device, step=step, poison=poison) + [sequential]
     reference = cloned(args)
     fates = torch.ops.sb_native.qimad_step(*args)
     fates_ref = _kernels.step_torch(*reference)
@@ -124,8 +125,9 @@ def test_step_native_matches_torch(device, step, poison):
 
 @NATIVE_OPS
 @pytest.mark.parametrize("step", [1, 5])
-def test_step_cpu_kernel_matches_its_composite(step):
-    args = step_case("cpu", step=step, block=4)
+@pytest.mark.parametrize("sequential", [False, True])
+def test_step_cpu_kernel_matches_its_composite(step, sequential):
+    args = step_case("cpu", step=step, block=4) + [sequential]
     composite = cloned(args)
     op = torch.ops.sb_native.qimad_step.default
     fates = op(*args)
@@ -159,6 +161,8 @@ def test_step_draws_a_block_once():
 @NATIVE_OPS
 def test_step_opcheck():
     torch.library.opcheck(torch.ops.sb_native.qimad_step.default, tuple(step_case("cpu")))
+    torch.library.opcheck(torch.ops.sb_native.qimad_step.default,
+                          tuple(step_case("cpu")) + (True,))
 
 
 @NATIVE_OPS

@@ -49,7 +49,8 @@ at::Tensor qimad_step_cpu(
     at::Tensor& agent_loss, at::Tensor& agent_best, at::Tensor& stagnation, at::Tensor& best_loss,
     at::Tensor& normal, at::Tensor& uniform, int64_t step, at::IntArrayRef rows,
     at::ArrayRef<double> losses, std::optional<at::Generator> generator, double temperature,
-    double alpha_step, double beta_step, double rms_decay, double eps, int64_t stagnation_limit) {
+    double alpha_step, double beta_step, double rms_decay, double eps, int64_t stagnation_limit,
+    bool sequential) {
   check_step_args(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta,
                   seg_gamma, seg_w, alpha, can_tunnel, agent_loss, agent_best, stagnation,
                   best_loss, normal, uniform, step, rows, losses);
@@ -106,7 +107,7 @@ at::Tensor qimad_step_cpu(
     qimad_cpu::update_swarm(th, sq, grad[b], best[b], W.scalar_type() == type ? W : W.to(type),
                             plan.good, attract.scalar_type() == type ? attract : attract.to(type),
                             segments[b], seg_eta[b], seg_gamma[b], seg_w[b], plan.tunnels,
-                            tunnel_of, noise, temperature, rms_decay, eps);
+                            tunnel_of, noise, temperature, rms_decay, eps, sequential);
     // The model holds the best-known weights (its version counters: qimad_step.h).
     const char* src = static_cast<const char*>(best[b].data_ptr());
     for (int64_t j = 0; j < bucket_params[b]; ++j, ++next) {

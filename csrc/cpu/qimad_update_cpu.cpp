@@ -1,5 +1,5 @@
 // qimad_update on the CPU: the op entry of the swarm update of qimad_update_cpu.h (one
-// synchronous QIMADTorch step of every updated agent of a flat (agents, parameters) swarm).
+// QIMADTorch step of every updated agent of a flat (agents, parameters) swarm).
 
 #include <torch/library.h>
 
@@ -17,7 +17,7 @@ void qimad_update_cpu(at::Tensor& theta, at::Tensor& square_avg, const at::Tenso
                       const at::Tensor& seg_eta, const at::Tensor& seg_gamma,
                       const at::Tensor& seg_w, const at::Tensor& tunnel_rows,
                       const at::Tensor& tunnel_noise, double temperature, double rms_decay,
-                      double eps) {
+                      double eps, bool sequential) {
   check_update_args(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta, seg_gamma,
                     seg_w, tunnel_rows, tunnel_noise);
   const std::vector<int64_t> tunnel_of = check_indices(rows, segments, seg_w, tunnel_rows,
@@ -26,7 +26,7 @@ void qimad_update_cpu(at::Tensor& theta, at::Tensor& square_avg, const at::Tenso
                           at::IntArrayRef(rows.data_ptr<int64_t>(), rows.numel()), attract,
                           segments, seg_eta, seg_gamma, seg_w,
                           at::IntArrayRef(tunnel_rows.data_ptr<int64_t>(), tunnel_rows.numel()),
-                          tunnel_of, tunnel_noise, temperature, rms_decay, eps);
+                          tunnel_of, tunnel_noise, temperature, rms_decay, eps, sequential);
 }
 
 }  // namespace

@@ -3,9 +3,11 @@
 // (qimad_update_cpu.cpp) and the fused step (qimad_step_cpu.cpp) both run it on arguments
 // they have checked. One pass over the updated agents of a flat (agents, parameters) swarm:
 // RMSProp state, RMSProp step, attraction to the best-known weights, fidelity-weighted
-// communication and tunnelling jumps. The communication input W @ theta is taken before any
-// position moves, so every agent reads the positions from before this step whatever the
-// agent order.
+// communication and tunnelling jumps. Synchronous: the communication input W @ theta is taken
+// before any position moves, so every agent reads the positions from before this step whatever
+// the agent order. Sequential: each updated agent's input is taken just before it moves, so it
+// reads the agents moved before it. Columns are independent either way (an agent's jump scale
+// reads only its own row, which nothing moves before its turn), so both run column-parallel.
 
 #include <ATen/ATen.h>
 #include <ATen/AccumulateType.h>
@@ -110,8 +112,33 @@ void update_run(T* __restrict__ x, T* __restrict__ v, const T* __restrict__ g,
 
 // Swarms up to this size take the communication input W @ theta block by block inside the
 // fused pass (N multiply-adds per coordinate, on L1-resident data); larger ones, where the
-// product dominates, take it from one BLAS GEMM into a (rows, parameters) buffer first.
+// product dominates, take it from one BLAS GEMM into a (rows, parameters) buffer first. A
+// sequential update always takes it in the fused pass: each row's input depends on the rows
+// moved before it, which rules out one GEMM.
 constexpr int64_t kFusedGemmMaxAgents = 32;
+
+// out[0, len) = sum_j w[j] y[j * p + c] over the n agents, with fused multiply-adds in agent
+// order, as BLAS (the large-swarm path, the mirror) and cuBLAS take the product; the
+// per-coordinate update stays unfused (-ffp-contract=off).
+template <typename T>
+void mix_run(T* __restrict__ out, const T* w, const T* y, int64_t n, int64_t p, int64_t len) {
+  std::fill(out, out + len, T(0));
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {  // four agents per pass over out
+    const T* __restrict__ y0 = y + j * p;
+    const T* __restrict__ y1 = y0 + p;
+    const T* __restrict__ y2 = y1 + p;
+    const T* __restrict__ y3 = y2 + p;
+    for (int64_t c = 0; c < len; ++c) {
+      const T acc = std::fma(w[j + 1], y1[c], std::fma(w[j], y0[c], out[c]));
+      out[c] = std::fma(w[j + 3], y3[c], std::fma(w[j + 2], y2[c], acc));
+    }
+  }
+  for (; j < n; ++j) {
+    const T* __restrict__ y0 = y + j * p;
+    for (int64_t c = 0; c < len; ++c) out[c] = std::fma(w[j], y0[c], out[c]);
+  }
+}
 
 // rows: the updated agents, strictly increasing; tunnel_of[k]: the tunnel_noise row of rows[k],
 // or -1; segments, seg_eta, seg_gamma and seg_w as qimad_update takes them (CPU).
@@ -121,15 +148,15 @@ inline void update_swarm(at::Tensor& theta, at::Tensor& square_avg, const at::Te
                          const at::Tensor& seg_eta, const at::Tensor& seg_gamma,
                          const at::Tensor& seg_w, at::IntArrayRef tunnel_rows,
                          const std::vector<int64_t>& tunnel_of, const at::Tensor& tunnel_noise,
-                         double temperature, double rms_decay, double eps) {
+                         double temperature, double rms_decay, double eps, bool sequential) {
   const int64_t n = theta.size(0), p = theta.size(1), nr = static_cast<int64_t>(rows.size());
   const int64_t ns = segments.numel() - 1, nt = static_cast<int64_t>(tunnel_rows.size());
   const int64_t mats = W.size(0);
   if (nr == 0 || p == 0) return;
   // With a large swarm W @ theta for the updated rows, taken now, before any position moves.
-  // The fused path reads each column block of every agent before it writes any of them, so it
-  // too sees only positions from before the step.
-  const bool fused_gemm = n <= kFusedGemmMaxAgents;
+  // The synchronous fused path reads each column block of every agent before it writes any of
+  // them, so it too sees only positions from before the step.
+  const bool fused_gemm = sequential || n <= kFusedGemmMaxAgents;
   const at::Tensor mix =
       fused_gemm ? at::Tensor()
                  : communication_input(theta, W.index_select(1, at::tensor(rows, at::kLong)),
@@ -187,33 +214,18 @@ inline void update_swarm(at::Tensor& theta, at::Tensor& square_avg, const at::Te
         const scalar_t* W_s = wm + sw[s] * n * n;
         for (int64_t blk = a; blk < b; blk += kBlock) {
           const int64_t len = std::min(kBlock, b - blk);
-          // mix_block[k] = sum_j W_s[k, j] theta[j, block], all k first: a small GEMM, taken
-          // with fused multiply-adds as BLAS (the large-swarm path, the mirror) and cuBLAS take
-          // it; the per-coordinate update below stays unfused (-ffp-contract=off).
-          if (fused_gemm) {
+          // mix_block[k] = sum_j W_s[r[k], j] theta[j, block]: for all k first (synchronous),
+          // or each just before row k moves (sequential).
+          if (fused_gemm && !sequential) {
             for (int64_t k = 0; k < nr; ++k) {
-              scalar_t* __restrict__ out = mix_block.data() + k * kBlock;
-              const scalar_t* w = W_s + r[k] * n;
-              std::fill(out, out + len, scalar_t(0));
-              int64_t j = 0;
-              for (; j + 4 <= n; j += 4) {  // four agents per pass over out
-                const scalar_t* __restrict__ y0 = th + j * p + blk;
-                const scalar_t* __restrict__ y1 = y0 + p;
-                const scalar_t* __restrict__ y2 = y1 + p;
-                const scalar_t* __restrict__ y3 = y2 + p;
-                for (int64_t c = 0; c < len; ++c) {
-                  const scalar_t acc = std::fma(w[j + 1], y1[c], std::fma(w[j], y0[c], out[c]));
-                  out[c] = std::fma(w[j + 3], y3[c], std::fma(w[j + 2], y2[c], acc));
-                }
-              }
-              for (; j < n; ++j) {
-                const scalar_t* __restrict__ y = th + j * p + blk;
-                for (int64_t c = 0; c < len; ++c) out[c] = std::fma(w[j], y[c], out[c]);
-              }
+              mix_run(mix_block.data() + k * kBlock, W_s + r[k] * n, th + blk, n, p, len);
             }
           }
           for (int64_t k = 0; k < nr; ++k) {
             const int64_t i = r[k];
+            if (sequential) {  // before x below: its row is read here, then written through x
+              mix_run(mix_block.data() + k * kBlock, W_s + i * n, th + blk, n, p, len);
+            }
             scalar_t* __restrict__ x = th + i * p + blk;
             scalar_t* __restrict__ v = sq + i * p + blk;
             const scalar_t* __restrict__ g = gr + i * p + blk;

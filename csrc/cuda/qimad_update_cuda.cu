@@ -1,6 +1,6 @@
-// qimad_update on the GPU: one synchronous QIMADTorch step of the agents in rows over the flat
-// (agents, parameters) swarm. Everything that reads other agents' positions is computed
-// before theta is written:
+// qimad_update on the GPU: one QIMADTorch step of the agents in rows over the flat
+// (agents, parameters) swarm. Synchronous, everything that reads other agents' positions is
+// computed before theta is written:
 //   1. the index tensors come to the host in one copy, the op's only synchronisation: they
 //      are validated with the CPU kernel's checks (same messages), and their segment bounds
 //      decide the GEMMs of step 2;
@@ -13,6 +13,10 @@
 // All launches and GEMMs run on the current stream, so each sees the previous one's results;
 // the fused kernel reads and writes only its own element of theta, so updating in place
 // keeps the step synchronous.
+// Sequential (the reference's order), step 2 is skipped and step 4 is one thread per column
+// walking the rows in order: a row's communication input reads the column as the same thread
+// has left it, so it sees the rows moved before it; the jump scales still come from the
+// pre-step positions, as each agent's own row is untouched before its turn.
 
 #include <ATen/ATen.h>
 #include <ATen/AccumulateType.h>
@@ -84,7 +88,8 @@ struct StepArgs {
   scalar_t* square_avg;      // (agents, P)
   const scalar_t* grad;      // (agents, P)
   const scalar_t* best;      // (P)
-  const scalar_t* mix;       // (rows, P): W[seg_w][rows] @ theta, pre-step
+  const scalar_t* mix;       // (rows, P): W[seg_w][rows] @ theta, pre-step; null if sequential
+  const scalar_t* W;         // (matrices, agents, agents)
   const scalar_t* wsum;      // (matrices, rows): row sums of W[.][rows]
   const scalar_t* attract;   // (agents)
   const scalar_t* eta;       // (segments)
@@ -95,9 +100,26 @@ struct StepArgs {
   const int64_t* seg;        // (segments + 1)
   const int64_t* seg_w;      // (segments)
   const int64_t* tunnel_of;  // (rows): the tunnel_noise row of each updated row, or -1
-  int64_t nr, p, ns;
+  int64_t n, nr, p, ns;
   scalar_t decay, eps;
 };
+
+// Row k's (agent rows[k]'s) coordinate c in segment s, given its communication input mix.
+template <typename scalar_t>
+__device__ __forceinline__ void update_element(const StepArgs<scalar_t>& a, int64_t k,
+                                               int64_t c, int64_t s, scalar_t mix) {
+  const int64_t i = a.rows[k], ix = i * a.p + c;
+  const scalar_t g = a.grad[ix];
+  const scalar_t v = qimad::square_avg(a.square_avg[ix], g, a.decay);
+  a.square_avg[ix] = v;
+  const scalar_t x = a.theta[ix];
+  scalar_t next = x + qimad::swarm_delta(x, g, std::sqrt(v), a.best[c], mix,
+                                         a.wsum[a.seg_w[s] * a.nr + k], a.eta[s], a.gamma[s],
+                                         a.attract[i], a.eps);
+  const int64_t t = a.tunnel_of[k];
+  if (t >= 0) next = next + qimad::jump(a.noise[t * a.p + c], a.scale[t * a.ns + s]);
+  a.theta[ix] = next;
+}
 
 template <typename scalar_t>
 __global__ void swarm_step_kernel(StepArgs<scalar_t> a) {
@@ -106,17 +128,25 @@ __global__ void swarm_step_kernel(StepArgs<scalar_t> a) {
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < numel;
        e += stride) {
     const int64_t k = e / a.p, c = e - k * a.p;
-    const int64_t i = a.rows[k], s = segment_of(a.seg, a.ns, c), ix = i * a.p + c;
-    const scalar_t g = a.grad[ix];
-    const scalar_t v = qimad::square_avg(a.square_avg[ix], g, a.decay);
-    a.square_avg[ix] = v;
-    const scalar_t x = a.theta[ix];
-    scalar_t next = x + qimad::swarm_delta(x, g, std::sqrt(v), a.best[c], a.mix[e],
-                                           a.wsum[a.seg_w[s] * a.nr + k], a.eta[s], a.gamma[s],
-                                           a.attract[i], a.eps);
-    const int64_t t = a.tunnel_of[k];
-    if (t >= 0) next = next + qimad::jump(a.noise[t * a.p + c], a.scale[t * a.ns + s]);
-    a.theta[ix] = next;
+    update_element(a, k, c, segment_of(a.seg, a.ns, c), a.mix[e]);
+  }
+}
+
+// The sequential update: one thread per column; the input is summed with fused multiply-adds
+// in agent order, as the CPU kernel's mix_run.
+template <typename scalar_t>
+__global__ void sequential_step_kernel(StepArgs<scalar_t> a) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < a.p;
+       c += stride) {
+    const int64_t s = segment_of(a.seg, a.ns, c);
+    const scalar_t* W_s = a.W + a.seg_w[s] * a.n * a.n;
+    for (int64_t k = 0; k < a.nr; ++k) {
+      const scalar_t* w = W_s + a.rows[k] * a.n;
+      scalar_t mix = 0;
+      for (int64_t j = 0; j < a.n; ++j) mix = fma(w[j], a.theta[j * a.p + c], mix);
+      update_element(a, k, c, s, mix);
+    }
   }
 }
 
@@ -126,7 +156,7 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
                        const at::Tensor& seg_eta, const at::Tensor& seg_gamma,
                        const at::Tensor& seg_w, const at::Tensor& tunnel_rows,
                        const at::Tensor& tunnel_noise, double temperature, double rms_decay,
-                       double eps) {
+                       double eps, bool sequential) {
   check_update_args(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta, seg_gamma,
                     seg_w, tunnel_rows, tunnel_noise);
   const at::cuda::CUDAGuard guard(theta.device());
@@ -143,8 +173,11 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
 
   const at::Tensor W_rows = W.index_select(1, rows).contiguous();  // (matrices, rows, agents)
   const at::Tensor wsum = W_rows.sum(2);                          // (matrices, rows)
-  const at::Tensor mix = communication_input(theta, W_rows, host_seg.data_ptr<int64_t>(),
-                                                   host_seg_w.data_ptr<int64_t>(), ns);
+  const at::Tensor W_all = W.contiguous();
+  const at::Tensor mix =
+      sequential ? at::Tensor()
+                 : communication_input(theta, W_rows, host_seg.data_ptr<int64_t>(),
+                                       host_seg_w.data_ptr<int64_t>(), ns);
   // tunnel_of goes up from pinned memory without blocking the host; the caching host
   // allocator keeps the buffer alive until the copy has run.
   at::Tensor tunnel_of_host =
@@ -166,14 +199,19 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
     const StepArgs<scalar_t> args{
         theta.data_ptr<scalar_t>(),     square_avg.data_ptr<scalar_t>(),
         grad.data_ptr<scalar_t>(),      best.data_ptr<scalar_t>(),
-        mix.data_ptr<scalar_t>(),       wsum.data_ptr<scalar_t>(),
+        sequential ? nullptr : mix.data_ptr<scalar_t>(),
+        W_all.data_ptr<scalar_t>(),     wsum.data_ptr<scalar_t>(),
         attract.data_ptr<scalar_t>(),   seg_eta.data_ptr<scalar_t>(),
         seg_gamma.data_ptr<scalar_t>(), tunnel_noise.data_ptr<scalar_t>(),
         scale.data_ptr<scalar_t>(),     rows.data_ptr<int64_t>(),
         segments.data_ptr<int64_t>(),   seg_w.data_ptr<int64_t>(),
         tunnel_of_dev.data_ptr<int64_t>(),
-        nr, p, ns, static_cast<scalar_t>(rms_decay), static_cast<scalar_t>(eps)};
-    swarm_step_kernel<scalar_t><<<cuda::grid_for(nr * p), cuda::kThreads, 0, stream>>>(args);
+        n, nr, p, ns, static_cast<scalar_t>(rms_decay), static_cast<scalar_t>(eps)};
+    if (sequential) {
+      sequential_step_kernel<scalar_t><<<cuda::grid_for(p), cuda::kThreads, 0, stream>>>(args);
+    } else {
+      swarm_step_kernel<scalar_t><<<cuda::grid_for(nr * p), cuda::kThreads, 0, stream>>>(args);
+    }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
 }

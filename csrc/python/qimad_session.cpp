@@ -4,7 +4,7 @@
 // read its loss, collect a gradient the closure left elsewhere) and then qimad_step.
 // Why: on the digits benchmark the step's own time is mostly fixed per-call cost paid cold,
 // right after closures that evicted the caches. From Python the loop is ~10 attribute writes
-// and checks per agent, and qimad_step's 33 arguments (10 of them lists) are converted and
+// and checks per agent, and qimad_step's 34 arguments (10 of them lists) are converted and
 // walked by the boxed autograd and in-place fallbacks on every call; here the loop is C++
 // and qimad_step is called unboxed, below those fallbacks (the step runs without grad
 // mode, and qimad_step counts its writes to the parameters itself).
@@ -36,7 +36,7 @@ class QimadSession {
                std::vector<int64_t> can_tunnel, at::ScalarType dtype, at::Tensor agent_loss,
                at::Tensor agent_best, at::Tensor stagnation, at::Tensor best_loss,
                at::Tensor normal, at::Tensor uniform, at::Generator generator, double rms_decay,
-               double eps, int64_t stagnation_limit)
+               double eps, int64_t stagnation_limit, bool sequential)
       : slots_(std::move(slots)), theta_(std::move(theta)), square_avg_(std::move(square_avg)),
         grad_(std::move(grad)), best_(std::move(best)), params_(std::move(params)),
         bucket_params_(std::move(bucket_params)), segments_(std::move(segments)),
@@ -45,7 +45,8 @@ class QimadSession {
         agent_loss_(std::move(agent_loss)), agent_best_(std::move(agent_best)),
         stagnation_(std::move(stagnation)), best_loss_(std::move(best_loss)),
         normal_(std::move(normal)), uniform_(std::move(uniform)), generator_(std::move(generator)),
-        rms_decay_(rms_decay), eps_(eps), stagnation_limit_(stagnation_limit) {
+        rms_decay_(rms_decay), eps_(eps), stagnation_limit_(stagnation_limit),
+        sequential_(sequential) {
     TORCH_CHECK_VALUE(!slots_.empty(), "slots must hold one entry per agent");
     TORCH_CHECK_VALUE(agent_loss_.dim() == 1 && agent_loss_.scalar_type() == at::kDouble &&
                           agent_loss_.is_cpu() &&
@@ -91,7 +92,7 @@ class QimadSession {
                               at::ArrayRef<double>, at::ScalarType, at::Tensor&, at::Tensor&,
                               at::Tensor&, at::Tensor&, at::Tensor&, at::Tensor&, int64_t,
                               at::IntArrayRef, at::ArrayRef<double>, std::optional<at::Generator>,
-                              double, double, double, double, double, int64_t)>();
+                              double, double, double, double, double, int64_t, bool)>();
     at::Tensor fates;
     {
       at::NoGradGuard no_grad;
@@ -100,7 +101,7 @@ class QimadSession {
                       seg_eta_, seg_gamma_, seg_w_, alpha_, beta_, mask_, attract_on_, can_tunnel_,
                       k_, dtype_, agent_loss_, agent_best_, stagnation_, best_loss_, normal_,
                       uniform_, step, rows, losses, generator_, temperature, alpha_step,
-                      beta_step, rms_decay_, eps_, stagnation_limit_);
+                      beta_step, rms_decay_, eps_, stagnation_limit_, sequential_);
     }
     return {std::move(losses), std::move(fates), *best_loss_.data_ptr<double>()};
   }
@@ -175,6 +176,7 @@ class QimadSession {
   at::Generator generator_;
   double rms_decay_, eps_;
   int64_t stagnation_limit_;
+  bool sequential_;
 };
 
 }  // namespace
@@ -186,7 +188,7 @@ void register_qimad_session(py::module_& m) {
                     std::vector<at::Tensor>, std::vector<int64_t>, std::vector<at::Tensor>,
                     at::Tensor, at::Tensor, at::Tensor, at::Tensor, std::vector<int64_t>,
                     at::ScalarType, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
-                    at::Tensor, at::Generator, double, double, int64_t>())
+                    at::Tensor, at::Generator, double, double, int64_t, bool>())
       .def("set_hyper", &QimadSession::set_hyper)
       .def("step", &QimadSession::step);
 }

@@ -66,9 +66,18 @@ def _jump_scales(theta, tunnel_rows, bounds, temperature):
 
 
 def update_torch(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta, seg_gamma,
-                 seg_w, tunnel_rows, tunnel_noise, temperature, rms_decay, eps) -> None:
+                 seg_w, tunnel_rows, tunnel_noise, temperature, rms_decay, eps,
+                 sequential=False) -> None:
     """Pure-torch qimad_update: same arguments, same in-place effect on theta and square_avg."""
     if rows.numel() == 0 or theta.shape[1] == 0:
+        return
+    if sequential:  # the synchronous update of one row at a time, in row order
+        tunnels = tunnel_rows.tolist()
+        for k, r in enumerate(rows.tolist()):
+            t = tunnels.index(r) if r in tunnels else len(tunnels)
+            update_torch(theta, square_avg, grad, best, W, rows[k:k + 1], attract, segments,
+                         seg_eta, seg_gamma, seg_w, tunnel_rows[t:t + 1], tunnel_noise[t:t + 1],
+                         temperature, rms_decay, eps)
         return
     bounds = segments.tolist()
     widx = seg_w.tolist()
@@ -115,7 +124,8 @@ def draw_slot(normal, uniform, step: int, generator) -> int:
 def step_torch(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta, seg_gamma,
                seg_w, alpha, beta, mask, attract_on, can_tunnel, k, dtype, agent_loss, agent_best,
                stagnation, best_loss, normal, uniform, step, rows, losses, generator, temperature,
-               alpha_step, beta_step, rms_decay, eps, stagnation_limit) -> torch.Tensor:
+               alpha_step, beta_step, rms_decay, eps, stagnation_limit,
+               sequential=False) -> torch.Tensor:
     """Pure-torch qimad_step (csrc/qimad_step.h): same arguments, in-place effects and fates."""
     n = alpha.shape[0]
     loss, own_best, stag = agent_loss.tolist(), agent_best.tolist(), stagnation.tolist()
@@ -171,7 +181,7 @@ def step_torch(theta, square_avg, grad, best, params, bucket_params, segments, s
         update_torch(th, sq, grad[b], best[b], W.to(th.device, th.dtype),
                      torch.tensor(good, **index), attract.to(th.device, th.dtype), segments[b],
                      seg_eta[b], seg_gamma[b], seg_w[b], torch.tensor(tunnels, **index), noise,
-                     temperature, rms_decay, eps)
+                     temperature, rms_decay, eps, sequential)
         offset = 0  # the model holds the best-known weights
         for p in params[start:start + bucket_params[b]]:
             p.copy_(best[b][offset:offset + p.numel()].view_as(p))

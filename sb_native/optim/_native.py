@@ -44,7 +44,7 @@ if defined("qimad_update"):
     @torch.library.register_fake("sb_native::qimad_update")
     def _qimad_update_fake(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta,
                            seg_gamma, seg_w, tunnel_rows, tunnel_noise, temperature, rms_decay,
-                           eps):
+                           eps, sequential=False):
         return None
 
 if defined("qimad_step"):
@@ -53,5 +53,5 @@ if defined("qimad_step"):
                          seg_gamma, seg_w, alpha, beta, mask, attract_on, can_tunnel, k, dtype,
                          agent_loss, agent_best, stagnation, best_loss, normal, uniform, step,
                          rows, losses, generator, temperature, alpha_step, beta_step, rms_decay,
-                         eps, stagnation_limit):
+                         eps, stagnation_limit, sequential=False):
         return torch.empty(alpha.shape[0], dtype=torch.int64, device="cpu")
