@@ -298,11 +298,12 @@ def test_topologies(topology):
 
 
 @pytest.mark.parametrize("backend", ["native", "torch"])
-def test_checkpoint_resume_is_identical(device, backend, tmp_path):
+@pytest.mark.parametrize("update_order", ["synchronous", "sequential"])
+def test_checkpoint_resume_is_identical(device, backend, update_order, tmp_path):
     if backend == "native" and not _kernels.native_available(device):
         pytest.skip("no native kernels here")
     kw = dict(num_agents=6, eta=0.3, k_eval=4, topology="random", seed=9, total_steps=40,
-              backend=backend)
+              backend=backend, update_order=update_order)
     params = make_params(device)
     opt = QIMADTorch(params, **kw)
     run(opt, params, 15)
