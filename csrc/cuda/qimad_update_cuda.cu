@@ -173,7 +173,6 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
 
   const at::Tensor W_rows = W.index_select(1, rows).contiguous();  // (matrices, rows, agents)
   const at::Tensor wsum = W_rows.sum(2);                          // (matrices, rows)
-  const at::Tensor W_all = W.contiguous();
   const at::Tensor mix =
       sequential ? at::Tensor()
                  : communication_input(theta, W_rows, host_seg.data_ptr<int64_t>(),
@@ -200,7 +199,7 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
         theta.data_ptr<scalar_t>(),     square_avg.data_ptr<scalar_t>(),
         grad.data_ptr<scalar_t>(),      best.data_ptr<scalar_t>(),
         sequential ? nullptr : mix.data_ptr<scalar_t>(),
-        W_all.data_ptr<scalar_t>(),     wsum.data_ptr<scalar_t>(),
+        W.data_ptr<scalar_t>(),         wsum.data_ptr<scalar_t>(),
         attract.data_ptr<scalar_t>(),   seg_eta.data_ptr<scalar_t>(),
         seg_gamma.data_ptr<scalar_t>(), tunnel_noise.data_ptr<scalar_t>(),
         scale.data_ptr<scalar_t>(),     rows.data_ptr<int64_t>(),

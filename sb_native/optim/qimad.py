@@ -72,7 +72,7 @@ class QIMADTorch(torch.optim.Optimizer):
     'exponential'|None with total_steps and min_temp; plus backend='auto'|'native'|'torch' and
     update_order='synchronous' (every agent moves from the positions before the step) or
     'sequential' (agents move one after another in index order, each seeing the moves before
-    it: the reference's order, ~7% lower final loss on the digits benchmark).
+    it: the reference's order, ~6% lower final loss on the digits benchmark).
     eta, gamma and k may differ per parameter group; the other settings belong to the swarm and
     must be equal in every group.
     """
