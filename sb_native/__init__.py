@@ -6,27 +6,30 @@
 `backend_info()` says whether the compiled extension is in use.
 """
 
-from . import models, optim, presets
+from . import core, models, optim, optimizer, presets
 from ._env import get_env, reset_env, set_env
 from ._ops import backend_info
 from .api import build_model, maximize, minimize
-from .core import QuadraticPolynomial
+from .core import Ising, QuadraticPolynomial
+from .engine import ConvergenceWarning
 from .optim import QIMADTorch
-from .optimizer import ConvergenceWarning
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning",
+    "Ising",
     "QIMADTorch",
     "QuadraticPolynomial",
     "backend_info",
     "build_model",
+    "core",
     "get_env",
     "maximize",
     "minimize",
     "models",
     "optim",
+    "optimizer",
     "presets",
     "reset_env",
     "set_env",

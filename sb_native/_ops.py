@@ -1,12 +1,15 @@
-"""Loads the compiled extension `sb_native._C` and says which backend runs.
+"""The native op table: loads `sb_native._C`, lists every op, says what can run where.
 
 If the extension cannot be loaded (not built, ABI mismatch, disabled with
 SB_NATIVE_DISABLE=1) the package still imports and every entry point runs on the
-pure-torch path; `backend_info()["reason"]` records why.
+pure-torch reference; `backend_info()["reason"]` records why. The per-op wrappers
+(`sb_native.engine.ops`, `sb_native.optim.ops`) pick native or reference with `select`,
+so no caller branches on the backend.
 """
 
 import os
-from typing import Optional
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional, Tuple
 
 import torch
 
@@ -21,21 +24,64 @@ else:
 
 NATIVE = _REASON is None
 
-# The SB ops; each has a CPU kernel, and a CUDA kernel when built with CUDA.
-OP_NAMES = ("sb_step", "sb_run", "sb_run_csr", "sb_run_int8", "sb_sample")
-# QIMADTorch's ops; each has a CPU kernel, and a CUDA kernel when built with CUDA
-# (qimad_angles and qimad_step: composites of ATen ops and the other ops there, registered for
-# CUDA and for every other backend).
-QIMAD_OP_NAMES = ("qimad_fidelity", "qimad_angles", "qimad_update", "qimad_step")
+
+@dataclass(frozen=True)
+class OpInfo:
+    """One op of the sb_native library (schemas: csrc/sb/ops.cpp, csrc/qimad/ops.cpp)."""
+
+    name: str
+    algorithm: str  # "sb" or "qimad": the csrc folder and the Python package of its wrapper
+    # A CPU kernel plus, for every other device, a CompositeExplicitAutograd kernel of ATen
+    # ops and the other ops (csrc/qimad/composite.cpp), so the dispatcher reports no CUDA
+    # kernel of its own; it runs wherever the ops it calls do.
+    composite: bool = False
 
 
-def _has_kernel(name: str, key: str) -> bool:
-    return torch._C._dispatch_has_kernel_for_dispatch_key(f"sb_native::{name}", key)
+OPS: Tuple[OpInfo, ...] = (
+    OpInfo("sb_step", "sb"),
+    OpInfo("sb_run", "sb"),
+    OpInfo("sb_run_csr", "sb"),
+    OpInfo("sb_run_int8", "sb"),
+    OpInfo("sb_sample", "sb"),
+    OpInfo("qimad_fidelity", "qimad"),
+    OpInfo("qimad_angles", "qimad", composite=True),
+    OpInfo("qimad_update", "qimad"),
+    OpInfo("qimad_step", "qimad", composite=True),
+)
+_BY_NAME = {op.name: op for op in OPS}
+_DISPATCH_KEYS = {"cpu": "CPU", "cuda": "CUDA"}
+
+
+def op_names(algorithm: Optional[str] = None) -> Tuple[str, ...]:
+    """Every op's name, or those of one algorithm ("sb" or "qimad")."""
+    return tuple(op.name for op in OPS if algorithm in (None, op.algorithm))
+
+
+def defined(name: str) -> bool:
+    """True when the loaded extension declares the op (an old build may lack new ops)."""
+    return NATIVE and hasattr(torch.ops.sb_native, name)
+
+
+def _has_kernel(name: str, device_type: str) -> bool:
+    key = _DISPATCH_KEYS.get(device_type)
+    if key is None or not defined(name):
+        return False
+    if torch._C._dispatch_has_kernel_for_dispatch_key(f"sb_native::{name}", key):
+        return True
+    # A composite runs on a device whose ops it calls have kernels there.
+    return _BY_NAME[name].composite and torch._C._dispatch_has_kernel_for_dispatch_key(
+        f"sb_native::{name}", "CompositeExplicitAutograd")
+
+
+def has_kernels(names: Iterable[str], device) -> bool:
+    """True when every op in names is defined and runs natively on device's type."""
+    device_type = torch.device(device).type
+    return all(_has_kernel(name, device_type) for name in names)
 
 
 def cuda_built() -> bool:
-    """True when the extension loaded and registers CUDA kernels for all its SB ops."""
-    return NATIVE and all(_has_kernel(name, "CUDA") for name in OP_NAMES)
+    """True when the extension loaded and registers CUDA kernels for every op."""
+    return has_kernels(op_names(), "cuda")
 
 
 def backend_info() -> dict:
@@ -50,19 +96,12 @@ def backend_info() -> dict:
     }
 
 
-def native_supports(device: torch.device) -> bool:
-    if not NATIVE:
-        return False
-    if device.type == "cpu":
-        return True
-    return device.type == "cuda" and cuda_built()
-
-
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """Map "auto" | "native" | "torch" to the backend that will run on `device`."""
+def resolve_backend(backend: str, device, algorithm: str = "sb") -> str:
+    """Map "auto" | "native" | "torch" to the backend that runs algorithm's ops on device."""
     if backend == "torch":
         return "torch"
-    if native_supports(device):
+    device = torch.device(device)
+    if has_kernels(op_names(algorithm), device):
         return "native"
     if backend == "native":
         why = _REASON if not NATIVE else f"the extension has no kernel for device {device}"
@@ -72,30 +111,12 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return "torch"
 
 
+def select(name: str, backend: str, reference: Callable) -> Callable:
+    """The op's native overload when backend is "native", else its torch reference."""
+    if backend == "native":
+        return getattr(torch.ops.sb_native, name).default
+    return reference
+
+
 if NATIVE:
-    # Shape functions so the ops trace under torch.compile / FakeTensor; every op updates
-    # its mutable arguments in place and returns nothing.
-    @torch.library.register_fake("sb_native::sb_step")
-    def _sb_step_fake(J, position, momentum, momentum_coef, position_coef,
-                      quadratic_coef, heat_coef, discrete):
-        return None
-
-    @torch.library.register_fake("sb_native::sb_run")
-    def _sb_run_fake(J, position, momentum, start_step, num_steps, time_step,
-                     pressure_slope, quadratic_coef, heat_coef, discrete):
-        return None
-
-    @torch.library.register_fake("sb_native::sb_run_csr")
-    def _sb_run_csr_fake(crow, col, values, position, momentum, start_step, num_steps,
-                         time_step, pressure_slope, quadratic_coef, heat_coef, discrete):
-        return None
-
-    @torch.library.register_fake("sb_native::sb_run_int8")
-    def _sb_run_int8_fake(K, scale, position, momentum, start_step, num_steps, time_step,
-                          pressure_slope, quadratic_coef, heat_coef):
-        return None
-
-    @torch.library.register_fake("sb_native::sb_sample")
-    def _sb_sample_fake(position, field, energies, stability, bifurcated, final_spins,
-                        threshold):
-        return None
+    from . import _fake  # noqa: F401,E402  (shape functions for torch.compile and opcheck)

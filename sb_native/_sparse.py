@@ -39,3 +39,20 @@ def from_scipy(value) -> torch.Tensor:
     matrix = value.tocoo()
     indices = torch.from_numpy(np.vstack([matrix.row, matrix.col]).astype(np.int64))
     return coo(indices, torch.from_numpy(np.asarray(matrix.data)), matrix.shape)
+
+
+def symmetric_weights(adjacency: torch.Tensor) -> torch.Tensor:
+    """W with W_ij = weight of edge {i, j} and a zero diagonal, dense or sparse COO."""
+    if adjacency.layout == torch.strided:
+        weights = adjacency if torch.equal(adjacency, adjacency.t()) else adjacency + adjacency.t()
+        weights = weights.clone()
+        weights.fill_diagonal_(0)
+        return weights
+    adjacency = adjacency.to_sparse_coo().coalesce()
+    transposed = transpose(adjacency)
+    symmetric = (torch.equal(adjacency.indices(), transposed.indices())
+                 and torch.equal(adjacency.values(), transposed.values()))
+    total = adjacency if symmetric else (adjacency + transposed).coalesce()
+    rows, cols = total.indices()
+    off = rows != cols
+    return coo(total.indices()[:, off], total.values()[off], total.shape)

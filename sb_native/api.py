@@ -4,6 +4,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 
+from ._options import BackendChoice, Mode, SolverOptions
 from .core.polynomial import DomainLike, QuadraticPolynomial
 
 
@@ -18,17 +19,13 @@ def build_model(*polynomial_data, dtype: Optional[torch.dtype] = None,
     return QuadraticPolynomial(*polynomial_data, dtype=dtype, device=device)
 
 
-def _optimize(sense: str, polynomial_data, dtype, device, **kwargs) -> Tuple[torch.Tensor, torch.Tensor]:
-    model = build_model(*polynomial_data, dtype=dtype, device=device)
-    return getattr(model, sense)(**kwargs)
-
-
 def minimize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] = None,
              device: Optional[Union[str, torch.device]] = None, agents: int = 128,
-             max_steps: Optional[int] = 10_000, best_only: bool = True, mode: str = "ballistic",
-             heated: bool = False, verbose: bool = True, early_stopping: bool = True,
-             sampling_period: int = 50, convergence_threshold: int = 50,
-             timeout: Optional[float] = None, backend: str = "auto",
+             max_steps: Optional[int] = 10_000, best_only: bool = True,
+             mode: Mode = "ballistic", heated: bool = False, verbose: bool = True,
+             early_stopping: bool = True, sampling_period: int = 50,
+             convergence_threshold: int = 50, timeout: Optional[float] = None,
+             backend: BackendChoice = "auto",
              seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Minimize a quadratic polynomial over `domain` with Simulated Bifurcation.
 
@@ -43,25 +40,18 @@ def minimize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] 
     Returns (vector, value) for the best agent, or all agents' (agents, variables)
     vectors and (agents,) values with best_only=False.
     """
-    return _optimize("minimize", polynomial_data, dtype, device, domain=domain, agents=agents,
-                     max_steps=max_steps, best_only=best_only, mode=mode, heated=heated,
-                     verbose=verbose, early_stopping=early_stopping,
-                     sampling_period=sampling_period,
-                     convergence_threshold=convergence_threshold, timeout=timeout,
-                     backend=backend, seed=seed)
+    model = build_model(*polynomial_data, dtype=dtype, device=device)
+    return model._optimize("minimize", domain, SolverOptions.of(locals()))
 
 
 def maximize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] = None,
              device: Optional[Union[str, torch.device]] = None, agents: int = 128,
-             max_steps: Optional[int] = 10_000, best_only: bool = True, mode: str = "ballistic",
-             heated: bool = False, verbose: bool = True, early_stopping: bool = True,
-             sampling_period: int = 50, convergence_threshold: int = 50,
-             timeout: Optional[float] = None, backend: str = "auto",
+             max_steps: Optional[int] = 10_000, best_only: bool = True,
+             mode: Mode = "ballistic", heated: bool = False, verbose: bool = True,
+             early_stopping: bool = True, sampling_period: int = 50,
+             convergence_threshold: int = 50, timeout: Optional[float] = None,
+             backend: BackendChoice = "auto",
              seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Maximize a quadratic polynomial over `domain`; same arguments as minimize."""
-    return _optimize("maximize", polynomial_data, dtype, device, domain=domain, agents=agents,
-                     max_steps=max_steps, best_only=best_only, mode=mode, heated=heated,
-                     verbose=verbose, early_stopping=early_stopping,
-                     sampling_period=sampling_period,
-                     convergence_threshold=convergence_threshold, timeout=timeout,
-                     backend=backend, seed=seed)
+    model = build_model(*polynomial_data, dtype=dtype, device=device)
+    return model._optimize("maximize", domain, SolverOptions.of(locals()))

@@ -7,7 +7,7 @@ import torch
 
 from . import _ops
 from .models import MaxCut
-from .optimizer import ConvergenceWarning
+from .engine import ConvergenceWarning
 
 
 def random_graph(n: int, density: float, seed: int) -> torch.Tensor:

@@ -20,7 +20,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 
 from . import _ops, _sparse
 from .core.polynomial import QuadraticPolynomial
-from .optimizer.coupling import SPARSE_DENSITY
+from .engine import prefer_sparse
 
 __all__ = ["SimulatedBifurcationSampler"]
 
@@ -91,7 +91,7 @@ class SimulatedBifurcationSampler(dimod.Sampler):
         quadratic = _sparse.coo(torch.from_numpy(np.vstack([low, high])),
                                 torch.from_numpy(np.asarray(values, dtype=np.float64)), (n, n))
         # Same rule as MaxCut: a sparse quadratic takes the CSR kernel, a dense one GEMM.
-        if quadratic._nnz() * 2 >= SPARSE_DENSITY * n * n:
+        if not prefer_sparse(quadratic._nnz() * 2, n):
             quadratic = quadratic.to_dense()
         linear = torch.from_numpy(np.asarray(linear, dtype=np.float64))
         return QuadraticPolynomial(quadratic, linear, float(offset), dtype=dtype)

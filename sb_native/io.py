@@ -210,10 +210,8 @@ def write_gset(path: PathLike, adjacency) -> None:
     `adjacency` is a weighted adjacency matrix (symmetric, or one triangle: a
     non-symmetric matrix counts A_ij + A_ji, as in MaxCut) or a MaxCut model.
     """
-    from .models.maxcut import _symmetric_weights
-
     source = getattr(adjacency, "weights", adjacency)
-    weights = _symmetric_weights(_as_coo(source, "adjacency"))
+    weights = _sparse.symmetric_weights(_as_coo(source, "adjacency"))
     rows, cols = weights.indices().numpy()
     upper = rows < cols
     nodes = weights.shape[0]

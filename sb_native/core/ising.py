@@ -1,42 +1,113 @@
-"""The Ising form every problem is reduced to before SB runs.
+"""Ising: the form every problem is reduced to before SB runs (`QuadraticPolynomial.to_ising`).
 
 Energy: -0.5 * s^T J s + h^T s over s in {-1, 1}^n. SB itself runs on a symmetric,
 zero-diagonal coupling with no field; a non-zero h is folded in as one extra spin
-(block matrix [[J*, -h], [-h^T, 0]]), as in simulated-bifurcation 2.0.0.
+(block matrix [[J*, -h], [-h^T, 0]]). Same constructor, errors and methods as
+simulated-bifurcation 2.0.0's `core.Ising`, plus: J may be sparse (kept sparse), and
+`minimize` takes `backend` and `seed`.
 """
 
-from typing import Optional
+from typing import Optional, Union
 
+import numpy as np
 import torch
 
-from ..optimizer.coupling import Coupling
+from .. import _checks, _ops
+from .._options import BackendChoice, Mode, SolverOptions
+from ..engine import Coupling, SBRunner
 
 
-class IsingForm:
-    def __init__(self, J: torch.Tensor, h: Optional[torch.Tensor] = None) -> None:
-        self.J = J
-        self.dimension = J.shape[0]
-        self.h = torch.zeros(self.dimension, dtype=J.dtype, device=J.device) if h is None else h
-        self.has_linear_term = bool(torch.any(self.h != 0))
+class Ising:
+    """Spins s in {-1, 1}^M minimising -0.5 s^T J s + h^T s (h defaults to zero)."""
 
-    def __neg__(self) -> "IsingForm":
-        return IsingForm(-self.J, -self.h)
+    def __init__(self, J: Union[torch.Tensor, np.ndarray],
+                 h: Union[torch.Tensor, np.ndarray, None] = None,
+                 dtype: Optional[torch.dtype] = None,
+                 device: Optional[Union[str, torch.device]] = None) -> None:
+        self._dtype = _checks.safe_get_dtype(dtype)
+        self._device = _checks.safe_get_device(device)
+        if isinstance(J, np.ndarray):
+            J = torch.from_numpy(J)
+        if isinstance(h, np.ndarray):
+            h = torch.from_numpy(h)
+        if J.ndim != 2:
+            raise ValueError(f"Expected J to be 2-dimensional, but got {J.ndim} dimensions.")
+        rows, cols = J.shape
+        if rows != cols:
+            raise ValueError(
+                f"Expected J to be square, but got {rows} rows and {cols} columns.")
+        self._J = J.to(dtype=self._dtype, device=self._device)
+        self._dimension = rows
+        if h is None:
+            self._h = torch.zeros(rows, dtype=self._dtype, device=self._device)
+        elif h.shape != (rows,):
+            raise ValueError(
+                f"Expected the shape of h to be {rows}, but got {tuple(h.shape)}.")
+        else:
+            self._h = h.to(dtype=self._dtype, device=self._device)
+        self._has_linear_term = bool(torch.any(self._h != 0))
 
-    def sb_coupling(self) -> Coupling:
-        """The symmetric, zero-diagonal coupling SB runs on (one extra spin for h)."""
-        if self.J.layout != torch.strided:
-            return Coupling.from_sparse_ising(self.J, self.h if self.has_linear_term else None)
-        symmetric = (self.J + self.J.t()) / 2.0
+    @property
+    def J(self) -> torch.Tensor:
+        """(M, M) quadratic part (dense, or sparse COO as given)."""
+        return self._J
+
+    @property
+    def h(self) -> torch.Tensor:
+        """(M,) linear part."""
+        return self._h
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def linear_term(self) -> bool:
+        """Whether h is non-zero (SB then runs with one extra spin)."""
+        return self._has_linear_term
+
+    def __neg__(self) -> "Ising":
+        return self.__class__(-self._J, -self._h, self._dtype, self._device)
+
+    def as_simulated_bifurcation_tensor(self) -> torch.Tensor:
+        """The dense symmetric, zero-diagonal matrix SB runs on (one extra spin for h)."""
+        coupling = self._coupling()
+        return coupling.matrix if not coupling.is_sparse else coupling.torch_csr().to_dense()
+
+    def _coupling(self) -> Coupling:
+        if self._J.layout != torch.strided:
+            return Coupling.from_sparse_ising(self._J, self._h if self._has_linear_term else None)
+        symmetric = (self._J + self._J.t()) / 2.0
         torch.diagonal(symmetric)[...] = 0.0
-        if not self.has_linear_term:
+        if not self._has_linear_term:
             return Coupling.dense(symmetric)
-        n = self.dimension
-        matrix = torch.zeros((n + 1, n + 1), dtype=self.J.dtype, device=self.J.device)
+        n = self._dimension
+        matrix = torch.zeros((n + 1, n + 1), dtype=self._dtype, device=self._device)
         matrix[:n, :n] = symmetric
-        matrix[:n, n] = -self.h
-        matrix[n, :n] = -self.h
+        matrix[:n, n] = -self._h
+        matrix[n, :n] = -self._h
         return Coupling.dense(matrix)
 
-    def spins_from_sb(self, spins: torch.Tensor) -> torch.Tensor:
-        """SB spins (with the extra spin last, if any) back to this form's spins."""
-        return spins[-1] * spins[:-1] if self.has_linear_term else spins
+    def _run(self, options: SolverOptions) -> torch.Tensor:
+        """SB spins of this model, shape (M, agents)."""
+        options.validate()
+        coupling = self._coupling()
+        backend = _ops.resolve_backend(options.backend, self._device)
+        spins = SBRunner.from_options(options, backend, self._device).run(coupling)
+        return spins[-1] * spins[:-1] if self._has_linear_term else spins
+
+    def minimize(self, *, agents: int = 128, max_steps: Optional[int] = 10_000,
+                 mode: Mode = "ballistic", heated: bool = False, verbose: bool = True,
+                 early_stopping: bool = True, sampling_period: int = 50,
+                 convergence_threshold: int = 50, timeout: Optional[float] = None,
+                 backend: BackendChoice = "auto", seed: Optional[int] = None) -> torch.Tensor:
+        """SB on this model; returns every agent's spins, shape (M, agents)."""
+        return self._run(SolverOptions.of(dict(locals(), best_only=False)))

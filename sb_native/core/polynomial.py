@@ -12,10 +12,9 @@ import numpy as np
 import torch
 from sympy import Poly
 
-from .. import _checks, _ops, _sparse
-from ..optimizer.coupling import SPARSE_DENSITY
-from ..optimizer.engine import SBRunner
-from .ising import IsingForm
+from .. import _checks, _sparse
+from .._options import BackendChoice, Mode, SolverOptions
+from .ising import Ising
 from .variable import Variable, parse_domain
 
 DomainLike = Union[str, Sequence[str]]
@@ -192,7 +191,7 @@ class QuadraticPolynomial:
     # Ising reduction
 
     def _variables(self, domain: DomainLike) -> List[Variable]:
-        return parse_domain(domain, self._dimension)
+        return parse_domain(domain, self._dimension, self._dtype)
 
     def _encoding(self, variables: List[Variable]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Spin indicator (n, 1) and the spin-weighted integer-to-binary encoding.
@@ -213,7 +212,7 @@ class QuadraticPolynomial:
             offset += variable.encoding_bits
         return spin, (spin + 1) * binary
 
-    def to_ising(self, domain: DomainLike) -> IsingForm:
+    def to_ising(self, domain: DomainLike) -> Ising:
         """Equivalent Ising form (-0.5 s^T J s + h^T s) whose ground states map to optima."""
         variables = self._variables(domain)
         if self._quadratic_coefficients.layout != torch.strided:
@@ -230,9 +229,9 @@ class QuadraticPolynomial:
             J = -0.5 * left @ weighted
             linear_part = 0.5 * weighted.t() @ linear
         h = (linear_part - J.sum(axis=1).reshape(-1, 1) - left @ spin).reshape(-1)
-        return IsingForm(J, h)
+        return Ising(J, h, self._dtype, self._device)
 
-    def _sparse_to_ising(self, variables: List[Variable]) -> IsingForm:
+    def _sparse_to_ising(self, variables: List[Variable]) -> Ising:
         # With a sparse Q the encoding is diagonal (one bit per variable): x = a * s + b
         # with a = 1, b = 0 for spins and a = 1/2, b = 1/2 for binaries.
         if any(v.encoding_bits != 1 for v in variables):
@@ -250,7 +249,7 @@ class QuadraticPolynomial:
                              + torch.zeros_like(a).index_add_(0, cols, vals * b[rows])) / 2
         J = _sparse.coo(Q.indices(), -2.0 * vals * a[rows] * a[cols], Q.shape)
         h = a * (self._linear_coefficients + 2.0 * symmetric_row_sum)
-        return IsingForm(J, h)
+        return Ising(J, h, self._dtype, self._device)
 
     def convert_spins(self, optimized_spins: Optional[torch.Tensor],
                       domain: DomainLike) -> Optional[torch.Tensor]:
@@ -264,65 +263,42 @@ class QuadraticPolynomial:
 
     # Optimization
 
-    def _optimize(self, sense: str, *, domain, agents=128, max_steps=10000, best_only=True,
-                  mode="ballistic", heated=False, verbose=True, early_stopping=True,
-                  sampling_period=50, convergence_threshold=50, timeout=None,
-                  backend="auto", seed=None) -> Tuple[torch.Tensor, torch.Tensor]:
-        _checks.check_solver_arguments(
-            agents=agents, max_steps=max_steps, best_only=best_only, mode=mode, heated=heated,
-            verbose=verbose, early_stopping=early_stopping, sampling_period=sampling_period,
-            convergence_threshold=convergence_threshold, timeout=timeout, backend=backend,
-            seed=seed)
+    def _optimize(self, sense: str, domain: DomainLike,
+                  options: SolverOptions) -> Tuple[torch.Tensor, torch.Tensor]:
+        options.validate()
         ising = self.to_ising(domain)
         if sense == "maximize":
             ising = -ising
-        coupling = ising.sb_coupling()
-        resolved = _ops.resolve_backend(backend, self._device)
-        if resolved == "native" and coupling.density() < SPARSE_DENSITY:
-            coupling = coupling.to_csr()
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=self._device)
-            generator.manual_seed(seed)
-        runner = SBRunner(
-            agents=agents, max_steps=max_steps, timeout=timeout, mode=mode, heated=bool(heated),
-            verbose=bool(verbose), early_stopping=bool(early_stopping),
-            sampling_period=sampling_period, convergence_threshold=convergence_threshold,
-            backend=resolved, generator=generator)
-        spins = ising.spins_from_sb(runner.run(coupling))
+        spins = ising._run(options)
         self.sb_result = self.convert_spins(spins, domain).to(dtype=self._dtype,
                                                                device=self._device)
         result = self.sb_result.t()
         evaluation = self(result)
-        if best_only:
+        if options.best_only:
             best = torch.argmin(evaluation) if sense == "minimize" else torch.argmax(evaluation)
             result, evaluation = result[best], evaluation[best]
         return result, evaluation
 
-    def minimize(self, *, domain: DomainLike, agents: int = 128, max_steps: int = 10000,
-                 best_only: bool = True, mode: str = "ballistic", heated: bool = False,
-                 verbose: bool = True, early_stopping: bool = True, sampling_period: int = 50,
+    def minimize(self, *, domain: DomainLike, agents: int = 128,
+                 max_steps: Optional[int] = 10_000, best_only: bool = True,
+                 mode: Mode = "ballistic", heated: bool = False, verbose: bool = True,
+                 early_stopping: bool = True, sampling_period: int = 50,
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
-                 backend: str = "auto", seed: Optional[int] = None):
+                 backend: BackendChoice = "auto",
+                 seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Minimize over `domain` with SB; returns (vector(s), value(s)).
 
         Shapes: best_only -> (variables,), (); otherwise (agents, variables), (agents,).
         See sb_native.minimize for every argument.
         """
-        return self._optimize(
-            "minimize", domain=domain, agents=agents, max_steps=max_steps, best_only=best_only,
-            mode=mode, heated=heated, verbose=verbose, early_stopping=early_stopping,
-            sampling_period=sampling_period, convergence_threshold=convergence_threshold,
-            timeout=timeout, backend=backend, seed=seed)
+        return self._optimize("minimize", domain, SolverOptions.of(locals()))
 
-    def maximize(self, *, domain: DomainLike, agents: int = 128, max_steps: int = 10000,
-                 best_only: bool = True, mode: str = "ballistic", heated: bool = False,
-                 verbose: bool = True, early_stopping: bool = True, sampling_period: int = 50,
+    def maximize(self, *, domain: DomainLike, agents: int = 128,
+                 max_steps: Optional[int] = 10_000, best_only: bool = True,
+                 mode: Mode = "ballistic", heated: bool = False, verbose: bool = True,
+                 early_stopping: bool = True, sampling_period: int = 50,
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
-                 backend: str = "auto", seed: Optional[int] = None):
+                 backend: BackendChoice = "auto",
+                 seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Maximize over `domain` with SB; same arguments and shapes as minimize."""
-        return self._optimize(
-            "maximize", domain=domain, agents=agents, max_steps=max_steps, best_only=best_only,
-            mode=mode, heated=heated, verbose=verbose, early_stopping=early_stopping,
-            sampling_period=sampling_period, convergence_threshold=convergence_threshold,
-            timeout=timeout, backend=backend, seed=seed)
+        return self._optimize("maximize", domain, SolverOptions.of(locals()))

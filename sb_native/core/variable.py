@@ -1,7 +1,10 @@
 """Optimization domains: spin, binary and n-bit integers."""
 
+import math
 import re
 from typing import List, Sequence, Union
+
+import torch
 
 INTEGER_REGEX = re.compile("^int[1-9][0-9]*$")
 
@@ -38,16 +41,32 @@ class Variable:
         return Variable(False, int(domain[3:]))
 
 
-def parse_domain(domain: Union[str, Sequence[str]], dimension: int) -> List[Variable]:
+def max_integer_bits(dtype: torch.dtype) -> int:
+    """The widest intN domain dtype can hold: the Ising reduction multiplies coefficients by
+    products of two bit weights (up to 2^(2N)), which must stay finite."""
+    return int(math.log2(torch.finfo(dtype).max)) // 2
+
+
+def parse_domain(domain: Union[str, Sequence[str]], dimension: int,
+                 dtype: torch.dtype = torch.float32) -> List[Variable]:
     """One Variable per polynomial variable, from a domain string or a list of them."""
     if isinstance(domain, str):
-        return [Variable.from_str(domain)] * dimension
-    if not isinstance(domain, (list, tuple)):
+        variables = [Variable.from_str(domain)] * dimension
+    elif not isinstance(domain, (list, tuple)):
         raise TypeError(
             f"domain should be a string or a list of strings, received {type(domain).__name__}."
         )
-    if len(domain) != dimension:
+    elif len(domain) != dimension:
         raise ValueError(
             f"Expected {dimension} domains to be provided, got {len(domain)}."
         )
-    return [Variable.from_str(d) for d in domain]
+    else:
+        variables = [Variable.from_str(d) for d in domain]
+    limit = max_integer_bits(dtype)
+    widest = max((v.encoding_bits for v in variables), default=0)
+    if widest > limit:
+        raise ValueError(
+            f"domain 'int{widest}' is too wide for {dtype}: integer domains may have at most "
+            f"{limit} bits with this dtype (wider ones overflow its range); use fewer bits"
+            + (" or dtype=torch.float64." if dtype != torch.float64 else "."))
+    return variables

@@ -1,8 +1,11 @@
 """ABCModel: a QuadraticPolynomial that knows its own optimization domain."""
 
 from abc import ABC
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple, Union
 
+import torch
+
+from .._options import BackendChoice, Mode, SolverOptions
 from ..core.polynomial import QuadraticPolynomial
 
 
@@ -11,24 +14,20 @@ class ABCModel(ABC, QuadraticPolynomial):
 
     domain: Union[str, List[str]]
 
-    def minimize(self, *, agents: int = 128, max_steps: int = 10000, best_only: bool = True,
-                 mode: str = "ballistic", heated: bool = False, verbose: bool = True,
-                 early_stopping: bool = True, sampling_period: int = 50,
+    def minimize(self, *, agents: int = 128, max_steps: Optional[int] = 10_000,
+                 best_only: bool = True, mode: Mode = "ballistic", heated: bool = False,
+                 verbose: bool = True, early_stopping: bool = True, sampling_period: int = 50,
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
-                 backend: str = "auto", seed: Optional[int] = None):
-        return super().minimize(
-            domain=self.domain, agents=agents, max_steps=max_steps, best_only=best_only,
-            mode=mode, heated=heated, verbose=verbose, early_stopping=early_stopping,
-            sampling_period=sampling_period, convergence_threshold=convergence_threshold,
-            timeout=timeout, backend=backend, seed=seed)
+                 backend: BackendChoice = "auto",
+                 seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Minimize over the model's own domain; see sb_native.minimize."""
+        return self._optimize("minimize", self.domain, SolverOptions.of(locals()))
 
-    def maximize(self, *, agents: int = 128, max_steps: int = 10000, best_only: bool = True,
-                 mode: str = "ballistic", heated: bool = False, verbose: bool = True,
-                 early_stopping: bool = True, sampling_period: int = 50,
+    def maximize(self, *, agents: int = 128, max_steps: Optional[int] = 10_000,
+                 best_only: bool = True, mode: Mode = "ballistic", heated: bool = False,
+                 verbose: bool = True, early_stopping: bool = True, sampling_period: int = 50,
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
-                 backend: str = "auto", seed: Optional[int] = None):
-        return super().maximize(
-            domain=self.domain, agents=agents, max_steps=max_steps, best_only=best_only,
-            mode=mode, heated=heated, verbose=verbose, early_stopping=early_stopping,
-            sampling_period=sampling_period, convergence_threshold=convergence_threshold,
-            timeout=timeout, backend=backend, seed=seed)
+                 backend: BackendChoice = "auto",
+                 seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Maximize over the model's own domain; see sb_native.maximize."""
+        return self._optimize("maximize", self.domain, SolverOptions.of(locals()))

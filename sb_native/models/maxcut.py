@@ -5,25 +5,9 @@ import numpy as np
 import torch
 
 from .. import _sparse
-from ..optimizer.coupling import SPARSE_DENSITY
+from ..engine import prefer_sparse
+from ..io import read_gset
 from .abc_model import ABCModel
-
-
-def _symmetric_weights(adjacency: torch.Tensor) -> torch.Tensor:
-    """W with W_ij = weight of edge {i, j} and a zero diagonal, dense or sparse COO."""
-    if adjacency.layout == torch.strided:
-        weights = adjacency if torch.equal(adjacency, adjacency.t()) else adjacency + adjacency.t()
-        weights = weights.clone()
-        weights.fill_diagonal_(0)
-        return weights
-    adjacency = adjacency.to_sparse_coo().coalesce()
-    transposed = _sparse.transpose(adjacency)
-    symmetric = (torch.equal(adjacency.indices(), transposed.indices())
-                 and torch.equal(adjacency.values(), transposed.values()))
-    total = adjacency if symmetric else (adjacency + transposed).coalesce()
-    rows, cols = total.indices()
-    off = rows != cols
-    return _sparse.coo(total.indices()[:, off], total.values()[off], total.shape)
 
 
 class MaxCut(ABCModel):
@@ -52,7 +36,7 @@ class MaxCut(ABCModel):
             )
         if adjacency.ndim != 2 or adjacency.shape[0] != adjacency.shape[1]:
             raise ValueError(f"adjacency must be a square matrix, got shape {tuple(adjacency.shape)}.")
-        weights = _symmetric_weights(adjacency.to(dtype=torch.float64))
+        weights = _sparse.symmetric_weights(adjacency.to(dtype=torch.float64))
         total = (weights.values().sum() if weights.layout != torch.strided else weights.sum()) / 4
         self.weights = weights.to(dtype=dtype or torch.float32)
         super().__init__(-0.25 * weights, total, dtype=dtype, device=device)
@@ -84,7 +68,7 @@ class MaxCut(ABCModel):
         weights = table[:, 2] if table.shape[1] == 3 else torch.ones(table.shape[0], dtype=torch.float64)
         upper = _sparse.coo(torch.stack([rows, cols]), weights, (n, n))
         if sparse is None:
-            sparse = upper.values().numel() * 2 < SPARSE_DENSITY * n * n
+            sparse = prefer_sparse(upper.values().numel() * 2, n)
         return cls(upper if sparse else upper.to_dense(), dtype=dtype, device=device)
 
     @classmethod
@@ -95,12 +79,10 @@ class MaxCut(ABCModel):
 
         Stored sparse unless `sparse=False` or the graph is denser than SPARSE_DENSITY.
         """
-        from ..io import read_gset
-
         adjacency = read_gset(path)
         n = adjacency.shape[0]
         if sparse is None:
-            sparse = adjacency._nnz() < SPARSE_DENSITY * n * n
+            sparse = prefer_sparse(adjacency._nnz(), n)
         return cls(adjacency if sparse else adjacency.to_dense(), dtype=dtype, device=device)
 
     @classmethod

@@ -14,7 +14,7 @@ import dimod.testing  # noqa: E402
 
 from sb_native.dimod import SimulatedBifurcationSampler  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -9,8 +9,8 @@ import torch
 
 import sb_native as sb
 from sb_native import _ops
-from sb_native.optimizer import engine
-from conftest import NATIVE_ONLY
+from sb_native.engine import runner as engine
+from tests.helpers import NATIVE_ONLY
 
 BACKENDS = ["torch", pytest.param("native", marks=NATIVE_ONLY)]
 Q3 = torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, 1.0], [2.0, -1.0, -4.0]])

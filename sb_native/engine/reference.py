@@ -1,12 +1,15 @@
-"""Pure-torch versions of every native op, step for step the same as the kernels.
+"""The torch reference of every SB op (schemas: csrc/sb/ops.cpp), step for step the kernels.
 
 They run whenever the extension is absent or has no kernel for the device, and they are
-the reference the native ops are tested against. For a dense coupling they perform the
+the oracle the native ops are tested against; each takes the op's arguments by the
+schema's names. For a dense coupling they perform the
 exact tensor operations of simulated-bifurcation 2.0.0, so the torch backend reproduces
 its results bit for bit under the same seed.
 """
 
 import torch
+
+from .. import _sparse
 
 
 def _couple(J, fx: torch.Tensor, momentum: torch.Tensor, quadratic_coef: float) -> torch.Tensor:
@@ -35,10 +38,27 @@ def momentum_coefficient(time_step: float, step: int, pressure_slope: float) -> 
 
 def sb_run(J, position, momentum, start_step, num_steps, time_step, pressure_slope,
            quadratic_coef, heat_coef, discrete) -> None:
-    """In place, like sb_native::sb_run / sb_run_csr."""
+    """In place, like sb_native::sb_run (J dense, or a torch sparse CSR tensor)."""
     for step in range(start_step, start_step + num_steps):
         sb_step(J, position, momentum, momentum_coefficient(time_step, step, pressure_slope),
                 time_step, quadratic_coef, heat_coef, discrete)
+
+
+def sb_run_csr(crow_indices, col_indices, values, position, momentum, start_step, num_steps,
+               time_step, pressure_slope, quadratic_coef, heat_coef, discrete) -> None:
+    """In place, like sb_native::sb_run_csr."""
+    n = position.shape[0]
+    J = _sparse.csr_tensor(crow_indices, col_indices, values, (n, n))
+    sb_run(J, position, momentum, start_step, num_steps, time_step, pressure_slope,
+           quadratic_coef, heat_coef, discrete)
+
+
+def sb_run_int8(K, scale, position, momentum, start_step, num_steps, time_step, pressure_slope,
+                quadratic_coef, heat_coef) -> None:
+    """In place, like sb_native::sb_run_int8: dSB on the coupling scale * K."""
+    J = K.to(position.dtype) * scale
+    sb_run(J, position, momentum, start_step, num_steps, time_step, pressure_slope,
+           quadratic_coef, heat_coef, True)
 
 
 def sample_spins(position: torch.Tensor) -> torch.Tensor:

@@ -1,36 +1,15 @@
-"""Native ops against their pure-torch reference (sb_native.optimizer.fallback), opcheck,
+"""Native ops against their pure-torch reference (sb_native.engine.reference), opcheck,
 and the kernels' own argument checks."""
 
 import pytest
 import torch
 
-from sb_native.optimizer import fallback
-from conftest import NATIVE_ONLY
+from sb_native.engine import reference as torch_ref
+from tests.helpers import NATIVE_ONLY, csr_of, state, symmetric
 
 pytestmark = NATIVE_ONLY
 
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-4)}
-
-
-def symmetric(n, dtype, device, seed=0, integer=False, density=1.0):
-    g = torch.Generator().manual_seed(seed)
-    J = torch.randint(-3, 4, (n, n), generator=g).to(dtype) if integer else torch.randn(n, n, generator=g, dtype=dtype)
-    if density < 1.0:
-        J = J * (torch.rand(n, n, generator=g) < density)
-    J = torch.triu(J, 1)
-    return (J + J.t()).to(device)
-
-
-def state(n, agents, dtype, device, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    x = (2 * torch.rand(n, agents, generator=g, dtype=dtype) - 1).to(device)
-    m = (2 * torch.rand(n, agents, generator=g, dtype=dtype) - 1).to(device)
-    return x, m
-
-
-def csr_of(J):
-    csr = J.to_sparse_csr()
-    return csr.crow_indices().clone(), csr.col_indices().clone(), csr.values().clone()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -41,7 +20,7 @@ def test_sb_step_matches_reference(device, dtype, discrete, heat):
     x, m = state(37, 13, dtype, device)
     rx, rm = x.clone(), m.clone()
     torch.ops.sb_native.sb_step(J, x, m, -0.07, 0.1, 0.013, heat, discrete)
-    fallback.sb_step(J, rx, rm, -0.07, 0.1, 0.013, heat, discrete)
+    torch_ref.sb_step(J, rx, rm, -0.07, 0.1, 0.013, heat, discrete)
     torch.testing.assert_close(x, rx, **TOL[dtype])
     torch.testing.assert_close(m, rm, **TOL[dtype])
 
@@ -54,7 +33,7 @@ def test_sb_run_200_steps_float64(device, discrete, heat):
     rx, rm = x.clone(), m.clone()
     args = (3, 200, 0.1, 0.01, 0.02, heat, discrete)
     torch.ops.sb_native.sb_run(J, x, m, *args)
-    fallback.sb_run(J, rx, rm, *args)
+    torch_ref.sb_run(J, rx, rm, *args)
     torch.testing.assert_close(x, rx, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(m, rm, rtol=1e-10, atol=1e-10)
 
@@ -69,7 +48,7 @@ def test_sb_run_ballistic_block_path_float64(device, n, agents, heat):
     rx, rm = x.clone(), m.clone()
     args = (0, 100, 0.1, 1 / 10, 0.7 / max(n, 2) ** 0.5, heat, False)
     torch.ops.sb_native.sb_run(J, x, m, *args)
-    fallback.sb_run(J, rx, rm, *args)
+    torch_ref.sb_run(J, rx, rm, *args)
     torch.testing.assert_close(x, rx, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(m, rm, rtol=1e-10, atol=1e-10)
 
@@ -81,9 +60,9 @@ def test_sb_run_float32(device, discrete):
     rx, rm = x.clone(), m.clone()
     args = (0, 60, 0.1, 0.01, 0.02, 0.0, discrete)
     torch.ops.sb_native.sb_run(J, x, m, *args)
-    fallback.sb_run(J, rx, rm, *args)
+    torch_ref.sb_run(J, rx, rm, *args)
     torch.testing.assert_close(x, rx, rtol=1e-3, atol=1e-3)
-    assert torch.equal(fallback.sample_spins(x), fallback.sample_spins(rx))
+    assert torch.equal(torch_ref.sample_spins(x), torch_ref.sample_spins(rx))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -123,7 +102,7 @@ def test_sb_run_csr_handles_empty_rows(device):
     x, m = state(6, 3, torch.float64, device)
     rx, rm = x.clone(), m.clone()
     torch.ops.sb_native.sb_run_csr(*csr_of(J), x, m, 0, 30, 0.1, 0.01, 0.05, 0.0, False)
-    fallback.sb_run(J, rx, rm, 0, 30, 0.1, 0.01, 0.05, 0.0, False)
+    torch_ref.sb_run(J, rx, rm, 0, 30, 0.1, 0.01, 0.05, 0.0, False)
     torch.testing.assert_close(x, rx, rtol=1e-12, atol=1e-12)
 
 
@@ -144,9 +123,9 @@ def test_sb_sample_matches_reference(device, dtype):
         # Change only some agents between samplings so streaks both grow and reset.
         flip = (torch.rand(agents, generator=g) < 0.3).to(device)
         x[:, flip] = (2 * torch.rand(20, int(flip.sum()), generator=g, dtype=dtype) - 1).to(device)
-        field = J @ fallback.sample_spins(x)
+        field = J @ torch_ref.sample_spins(x)
         torch.ops.sb_native.sb_sample(x, field, *window.values(), threshold)
-        fallback.sb_sample(x, field, *reference.values(), threshold)
+        torch_ref.sb_sample(x, field, *reference.values(), threshold)
         for key in window:
             assert torch.equal(window[key], reference[key]), key
     assert bool(window["bifurcated"].any()), "the sequence must exercise freezing"
@@ -226,10 +205,10 @@ def test_sb_run_int8_equals_float_coupling(device, dtype, heat, n, agents):
     args = (0, 150, 0.1, 0.01, 0.02, heat)
     torch.ops.sb_native.sb_run_int8(K.to(device), 0.5, ix, im, *args)
     torch.ops.sb_native.sb_run(J, x, m, *args, True)
-    fallback.sb_run(J, fx, fm, *args, True)
+    torch_ref.sb_run(J, fx, fm, *args, True)
     assert torch.equal(ix, x) and torch.equal(im, m), "int8 field must be exact"
     torch.testing.assert_close(ix, fx, **TOL[dtype])
-    assert torch.equal(fallback.sample_spins(ix), fallback.sample_spins(fx))
+    assert torch.equal(torch_ref.sample_spins(ix), torch_ref.sample_spins(fx))
 
 
 # ── dSB agent by agent (csrc/cpu/sb_discrete.h) ─────────────────────────────
@@ -269,10 +248,10 @@ def test_dsb_agent_path_matches_reference(kind, heat, symmetric_):
     rx, rm = x.clone(), m.clone()
     args = (0, 120, 0.1, 0.01, 0.003, heat)
     run_dsb(kind, J, x, m, args)
-    fallback.sb_run(J, rx, rm, *args, True)
+    torch_ref.sb_run(J, rx, rm, *args, True)
     torch.testing.assert_close(x, rx, **TOL[torch.float64])
     torch.testing.assert_close(m, rm, **TOL[torch.float64])
-    assert torch.equal(fallback.sample_spins(x), fallback.sample_spins(rx))
+    assert torch.equal(torch_ref.sample_spins(x), torch_ref.sample_spins(rx))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -335,7 +314,7 @@ def test_sb_run_int8_checks_and_opcheck():
 
 
 def test_integer_form_detection():
-    from sb_native.optimizer.coupling import Coupling
+    from sb_native.engine import Coupling
 
     J = 0.5 * symmetric(10, torch.float32, "cpu", integer=True)
     K, scale = Coupling.dense(J).integer_form()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import sb_native as sb
-from conftest import run_seeded
+from tests.helpers import run_seeded
 
 QUIET = dict(verbose=False, agents=16, max_steps=300, backend="torch")
 PEER_QUIET = dict(verbose=False, agents=16, max_steps=300)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import sb_native as sb
-from sb_native.optimizer import engine
-from conftest import NATIVE_ONLY
+from sb_native.engine import runner as engine
+from tests.helpers import NATIVE_ONLY
 
 BACKENDS = ["torch", pytest.param("native", marks=NATIVE_ONLY)]
 
@@ -46,8 +46,8 @@ def test_sparse_ising_reduction_matches_dense():
         dense = sb.build_model(Q, l, dtype=torch.float64).to_ising(domain)
         sparse = sb.build_model(Q.to_sparse(), l, dtype=torch.float64).to_ising(domain)
         torch.testing.assert_close(dense.h, sparse.h)
-        dense_coupling = dense.sb_coupling().matrix
-        sparse_coupling = sparse.sb_coupling().torch_csr().to_dense()
+        dense_coupling = dense._coupling().matrix
+        sparse_coupling = sparse._coupling().torch_csr().to_dense()
         torch.testing.assert_close(dense_coupling, sparse_coupling)
 
 
@@ -63,8 +63,8 @@ def test_auto_backend_stores_sparse_looking_dense_input_as_csr(monkeypatch):
     original = engine._Stepper.__init__
 
     def spy(self, coupling, *args):
-        seen.append(coupling.is_sparse)
         original(self, coupling, *args)
+        seen.append(self.coupling.is_sparse)  # the storage the run uses
 
     monkeypatch.setattr(engine._Stepper, "__init__", spy)
     Q, _ = integer_problem(200, 0.01)

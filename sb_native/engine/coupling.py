@@ -2,6 +2,8 @@
 
 A CSR coupling is held as three flat tensors (crow, col, values) so memory stays
 O(nnz + variables) end to end; no n x n buffer is ever made for a sparse problem.
+The engine owns the storage decision: `for_run` picks dense, CSR or int8 for a backend,
+and `prefer_sparse` tells the models which storage to build.
 """
 
 from typing import Optional
@@ -12,18 +14,24 @@ from .. import _sparse
 
 
 # Edge density below which the native engine stores a dense coupling as CSR
-# (bench/bench_density.py measures the crossover; see bench/RESULTS.md).
+# (bench/sb/bench_density.py measures the crossover; see bench/RESULTS.md).
 SPARSE_DENSITY = 0.1
+
+
+def prefer_sparse(nnz: int, n: int) -> bool:
+    """True when an n x n coupling with nnz stored entries is sparse enough to keep as CSR."""
+    return nnz < SPARSE_DENSITY * n * n
 
 
 class Coupling:
     def __init__(self, n: int, dtype: torch.dtype, device: torch.device,
-                 matrix: Optional[torch.Tensor] = None, csr=None) -> None:
+                 matrix: Optional[torch.Tensor] = None, csr=None, integer=None) -> None:
         self.n = n
         self.dtype = dtype
         self.device = device
         self.matrix = matrix  # dense (n, n), or None
         self.csr = csr  # (crow, col, values) or None
+        self.integer = integer  # (K int8, scale) with matrix == scale * K, or None
 
     @property
     def is_sparse(self) -> bool:
@@ -65,6 +73,21 @@ class Coupling:
             return self
         return Coupling(self.n, self.dtype, self.device,
                         csr=_sparse.to_csr_parts(self.matrix.to_sparse_coo()))
+
+    def for_run(self, backend: str, discrete: bool) -> "Coupling":
+        """The storage the run uses on backend: the native kernels take CSR below
+        SPARSE_DENSITY, and int8 for dSB on an exact integer coupling (sb_run_int8); the
+        torch reference runs on the coupling as given."""
+        if backend != "native":
+            return self
+        if self.density() < SPARSE_DENSITY:
+            return self.to_csr()
+        if discrete and self.integer is None:
+            integer = self.integer_form()
+            if integer is not None:
+                return Coupling(self.n, self.dtype, self.device, matrix=self.matrix,
+                                integer=integer)
+        return self
 
     def integer_form(self):
         """(K int8, scale) with matrix == scale * K exactly, or None.

@@ -1,20 +1,21 @@
 """The SB run: initial draws, the step loop in chunks, stopping criteria, progress bars.
 
-The loop itself runs in chunks of steps: the native backend advances a whole chunk in
-one C++ call (sb_run / sb_run_csr); the torch backend performs the same steps with torch
-operations. Between chunks the Python layer only updates the progress bars, checks the
+The loop itself runs in chunks of steps: each chunk is one call of an op wrapper
+(engine/ops.py: sb_run, sb_run_csr or sb_run_int8, by the coupling's storage), which runs
+the whole chunk in one C++ call on the native backend and the same steps with torch
+operations (engine/reference.py) on the torch backend. Between chunks the Python layer only updates the progress bars, checks the
 timeout and, at each sampling point, updates the early-stopping window (sb_sample).
 """
 
 import time
 import warnings
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 from tqdm.auto import tqdm
 
 from .._env import ENVIRONMENT
-from . import fallback
+from . import ops, reference
 from .coupling import Coupling
 
 INFINITY = float("inf")
@@ -32,8 +33,9 @@ class ConvergenceWarning(Warning):
 class StopWindow:
     """Early-stopping state: last energies, stability streaks, frozen (bifurcated) agents."""
 
-    def __init__(self, n: int, agents: int, threshold: int, dtype, device, verbose: bool):
-        self.threshold = threshold
+    def __init__(self, n: int, agents: int, convergence_threshold: int, dtype, device,
+                 verbose: bool):
+        self.convergence_threshold = convergence_threshold
         self.energies = torch.full((agents,), INFINITY, dtype=dtype, device=device)
         self.stability = torch.zeros(agents, dtype=torch.int16, device=device)
         self.bifurcated = torch.zeros(agents, dtype=torch.bool, device=device)
@@ -41,14 +43,15 @@ class StopWindow:
         self.progress = tqdm(total=agents, desc="🏁 Bifurcated agents", disable=not verbose,
                              smoothing=0, unit=" agents")
 
-    def update(self, sample_fn, position: torch.Tensor, field: torch.Tensor) -> None:
+    def sample(self, position: torch.Tensor, field: torch.Tensor, backend: str) -> None:
+        """One sampling point: the spins of position, with field = J @ spins."""
         before = int(torch.count_nonzero(self.bifurcated))
-        sample_fn(position, field, self.energies, self.stability, self.bifurcated,
-                  self.final_spins, self.threshold)
+        ops.sb_sample(position, field, self.energies, self.stability, self.bifurcated,
+                      self.final_spins, self.convergence_threshold, backend=backend)
         self.progress.update(int(torch.count_nonzero(self.bifurcated)) - before)
 
     def must_continue(self) -> bool:
-        return bool(torch.any(self.stability < self.threshold - 1))
+        return bool(torch.any(self.stability < self.convergence_threshold - 1))
 
     def has_bifurcated_spins(self) -> bool:
         return bool(torch.any(self.bifurcated))
@@ -58,41 +61,48 @@ class StopWindow:
 
 
 class _Stepper:
-    """Advances the state by k steps and computes J @ spins, on one backend."""
+    """Advances the state by k steps and computes J @ spins, on the coupling's storage."""
 
-    def __init__(self, coupling: Coupling, backend: str, quadratic_coef: float,
-                 heat_coef: float, discrete: bool) -> None:
-        self.coupling = coupling
-        self.native = backend == "native"
-        self.quadratic_coef = quadratic_coef
-        self.heat_coef = heat_coef
+    def __init__(self, coupling: Coupling, backend: str, env: Dict[str, float], heated: bool,
+                 discrete: bool) -> None:
+        self.coupling = coupling.for_run(backend, discrete)
+        self.backend = backend
         self.discrete = discrete
-        self.torch_matrix = coupling.torch_csr() if coupling.is_sparse else coupling.matrix
-        self.sample = torch.ops.sb_native.sb_sample if self.native else fallback.sb_sample
-        self.integer = coupling.integer_form() if self.native and discrete else None
+        time_step = env["time_step"]
+        self.schedule = dict(
+            time_step=time_step, pressure_slope=env["pressure_slope"],
+            quadratic_coef=float(time_step * self.coupling.quadratic_scale()),
+            heat_coef=time_step * env["heat_coefficient"] if heated else 0.0)
 
     def advance(self, position, momentum, start: int, steps: int) -> None:
-        env = (ENVIRONMENT.time_step, ENVIRONMENT.pressure_slope, self.quadratic_coef,
-               self.heat_coef, self.discrete)
-        if not self.native:
-            fallback.sb_run(self.torch_matrix, position, momentum, start, steps, *env)
-        elif self.integer is not None:
-            torch.ops.sb_native.sb_run_int8(*self.integer, position, momentum, start, steps,
-                                            *env[:-1])
-        elif self.coupling.is_sparse:
-            torch.ops.sb_native.sb_run_csr(*self.coupling.csr, position, momentum, start, steps,
-                                           *env)
+        coupling = self.coupling
+        if coupling.integer is not None:
+            ops.sb_run_int8(*coupling.integer, position, momentum, start, steps,
+                            **self.schedule, backend=self.backend)
+        elif coupling.is_sparse:
+            ops.sb_run_csr(*coupling.csr, position, momentum, start, steps, **self.schedule,
+                           discrete=self.discrete, backend=self.backend)
         else:
-            torch.ops.sb_native.sb_run(self.coupling.matrix, position, momentum, start, steps,
-                                       *env)
+            ops.sb_run(coupling.matrix, position, momentum, start, steps, **self.schedule,
+                       discrete=self.discrete, backend=self.backend)
 
     def field(self, position: torch.Tensor) -> torch.Tensor:
-        spins = fallback.sample_spins(position)
+        spins = reference.sample_spins(position)
         # The int8 product is exact and cheap on the CPU; CUDA's _int_mm has size limits.
-        if self.integer is not None and position.device.type == "cpu":
-            K, scale = self.integer
+        if self.coupling.integer is not None and position.device.type == "cpu":
+            K, scale = self.coupling.integer
             return torch._int_mm(K, spins.to(torch.int8)).to(position.dtype) * scale
         return self.coupling.matmul(spins)
+
+
+def draw_oscillators(n: int, agents: int, dtype, device, generator) -> tuple:
+    """Initial positions, then momenta, uniform in [-1, 1), shape (variables, agents): the
+    2.0.0 draw order, so a seeded torch run reproduces the peer's."""
+    def draw():
+        return 2 * torch.rand(size=(n, agents), device=device, dtype=dtype,
+                              generator=generator) - 1
+    position = draw()
+    return position, draw()
 
 
 class SBRunner:
@@ -113,15 +123,17 @@ class SBRunner:
         self.convergence_threshold = convergence_threshold
         self.backend = backend
         self.generator = generator
+        self.window: Optional[StopWindow] = None
 
-    def _initial_state(self, coupling: Coupling):
-        # Positions first, then momenta, shape (variables, agents): the 2.0.0 draw order.
-        shape = (coupling.n, self.agents)
-        draw = lambda: 2 * torch.rand(size=shape, device=coupling.device, dtype=coupling.dtype,  # noqa: E731
-                                      generator=self.generator) - 1
-        position = draw()
-        momentum = draw()
-        return position, momentum
+    @classmethod
+    def from_options(cls, options, backend: str, device: torch.device) -> "SBRunner":
+        """A runner for SolverOptions on a resolved backend ("native" or "torch")."""
+        return cls(agents=options.agents, max_steps=options.max_steps, timeout=options.timeout,
+                   mode=options.mode, heated=bool(options.heated),
+                   verbose=bool(options.verbose), early_stopping=bool(options.early_stopping),
+                   sampling_period=options.sampling_period,
+                   convergence_threshold=options.convergence_threshold, backend=backend,
+                   generator=options.generator(device))
 
     def _chunk(self, step: int, last: Optional[tuple]) -> int:
         """Steps of the next call. last = (steps, seconds) of the longest call so far, or None.
@@ -147,9 +159,7 @@ class SBRunner:
         """SB spins, shape (variables, agents), values in {-1, 1}."""
         if self.max_steps == INFINITY and self.timeout == INFINITY and not self.early_stopping:
             raise ValueError("No stopping criterion provided.")
-        scale = coupling.quadratic_scale()
-        stepper = _Stepper(coupling, self.backend, float(ENVIRONMENT.time_step * scale),
-                           ENVIRONMENT.time_step * ENVIRONMENT.heat_coefficient if self.heated else 0.0,
+        stepper = _Stepper(coupling, self.backend, ENVIRONMENT.as_dict(), self.heated,
                            self.discrete)
         iterations = tqdm(total=self.max_steps, desc="🔁 Iterations       ",
                           disable=not self.verbose or self.max_steps == INFINITY,
@@ -157,9 +167,11 @@ class SBRunner:
         clock = tqdm(total=self.timeout, desc="⏳ Simulation time  ",
                      disable=not self.verbose or self.timeout == INFINITY, smoothing=0.1,
                      mininterval=0.5, bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} seconds")
-        position, momentum = self._initial_state(coupling)
-        window = StopWindow(coupling.n, self.agents, self.convergence_threshold, coupling.dtype,
-                            coupling.device, self.verbose and self.early_stopping)
+        position, momentum = draw_oscillators(coupling.n, self.agents, coupling.dtype,
+                                              coupling.device, self.generator)
+        self.window = window = StopWindow(coupling.n, self.agents, self.convergence_threshold,
+                                          coupling.dtype, coupling.device,
+                                          self.verbose and self.early_stopping)
         step, elapsed, last = 0, 0.0, None
         start = time.time()
         try:
@@ -176,7 +188,7 @@ class SBRunner:
                 step += chunk
                 iterations.update(chunk)
                 if self.early_stopping and step % self.sampling_period == 0:
-                    window.update(stepper.sample, position, stepper.field(position))
+                    window.sample(position, stepper.field(position), self.backend)
                     if not window.must_continue():
                         break
                 if step >= self.max_steps:
@@ -192,9 +204,12 @@ class SBRunner:
             iterations.close()
             clock.close()
             window.progress.close()
-        spins = fallback.sample_spins(position)
-        if not self.early_stopping:
+        return self.get_final_spins(reference.sample_spins(position), self.early_stopping)
+
+    def get_final_spins(self, spins: torch.Tensor, early_stopping: bool) -> torch.Tensor:
+        """The frozen agents' spins where they froze, the others' last spins."""
+        if not early_stopping:
             return spins
-        if not window.has_bifurcated_spins():
-            warnings.warn(ConvergenceWarning(), stacklevel=2)
-        return window.get_bifurcated_spins(spins)
+        if not self.window.has_bifurcated_spins():
+            warnings.warn(ConvergenceWarning(), stacklevel=3)
+        return self.window.get_bifurcated_spins(spins)

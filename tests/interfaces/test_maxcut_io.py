@@ -10,9 +10,9 @@ import torch
 
 from sb_native import io as sio
 from sb_native.models import MaxCut
-from sb_native.models.maxcut import SPARSE_DENSITY
+from sb_native.engine import SPARSE_DENSITY
+from tests.helpers import GSET
 
-GSET = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gset"
 EDGES = [(1, 2, 3), (1, 3, -1), (2, 4, 2), (3, 4, 1), (4, 5, -2), (5, 6, 4), (6, 7, 1),
          (7, 8, 2), (1, 8, -3), (2, 7, 1), (3, 6, 2)]  # 8 nodes, mixed signs
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import sb_native as sb
-from conftest import NATIVE_ONLY, default_dtype, run_seeded
+from tests.helpers import NATIVE_ONLY, default_dtype, run_seeded
 
 DOMAINS = ["spin", "binary", "int2", ["spin", "binary", "int3", "binary", "spin", "int1",
                                       "binary", "spin", "spin", "int2"]]

@@ -15,7 +15,7 @@ import sb_native
 from sb_native import io as sio
 from sb_native.cli import main
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 EDGES = [(1, 2, 3), (1, 3, -1), (2, 4, 2), (3, 4, 1), (4, 5, -2), (5, 6, 4), (6, 7, 1),
          (7, 8, 2), (1, 8, -3), (2, 7, 1), (3, 6, 2)]
 FAST = ["--agents", "32", "--max-steps", "1500", "--seed", "0", "--quiet"]

@@ -1,0 +1,85 @@
+"""Helpers shared by the tests (and the benchmarks): problem builders, marks, the oracles'
+loaders. Fixtures live in tests/conftest.py."""
+
+import contextlib
+import importlib.util
+import pathlib
+
+import pytest
+import torch
+
+import sb_native
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SHARED_DATA = SHARED / "data"
+GSET = SHARED_DATA / "gset"
+# The seed's QIMADTorch implementation: the reference QIMADTorch is measured against.
+SEED_REFERENCE = SHARED / "seeds" / "000_qimad_seed_reformatted.py"
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="no CUDA device")),
+]
+NATIVE_ONLY = pytest.mark.skipif(not sb_native.backend_info()["native"],
+                                 reason="native extension not built")
+CUDA_ONLY = pytest.mark.skipif(not sb_native.backend_info()["cuda_device"],
+                               reason="needs the CUDA build of the extension and a GPU")
+
+
+def symmetric(n, dtype, device="cpu", *, seed=0, integer=False, density=1.0):
+    """A symmetric, zero-diagonal coupling: N(0, 1) or integers in [-3, 3], of about
+    density's share of entries."""
+    g = torch.Generator().manual_seed(seed)
+    J = (torch.randint(-3, 4, (n, n), generator=g).to(dtype) if integer
+         else torch.randn(n, n, generator=g, dtype=dtype))
+    if density < 1.0:
+        J = J * (torch.rand(n, n, generator=g) < density)
+    J = torch.triu(J, 1)
+    return (J + J.t()).to(device)
+
+
+def state(n, agents, dtype, device="cpu", *, seed=1):
+    """Positions, then momenta, uniform in [-1, 1), shape (n, agents)."""
+    g = torch.Generator().manual_seed(seed)
+    x = (2 * torch.rand(n, agents, generator=g, dtype=dtype) - 1).to(device)
+    m = (2 * torch.rand(n, agents, generator=g, dtype=dtype) - 1).to(device)
+    return x, m
+
+
+def csr_of(J):
+    """(crow, col, values) of a dense matrix, each its own contiguous tensor."""
+    csr = J.to_sparse_csr()
+    return csr.crow_indices().clone(), csr.col_indices().clone(), csr.values().clone()
+
+
+def load_reference(torch_module=torch):
+    """The seed's QIMADTorch module (a reference to measure against, never project code), with
+    its global `torch` replaced by torch_module; skips the test when the seed is absent."""
+    if not SEED_REFERENCE.exists():
+        pytest.skip(f"reference seed not found at {SEED_REFERENCE}")
+    spec = importlib.util.spec_from_file_location("qimad_seed_reference", SEED_REFERENCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.torch = torch_module
+    return module
+
+
+@contextlib.contextmanager
+def default_dtype(dtype):
+    """simulated-bifurcation 2.0.0 samples spins in the *default* dtype, so in float64 it
+    only runs correctly when float64 is the default (otherwise its early-stopping window
+    fails on a dtype mismatch and its run silently stops at the first sampling). The
+    oracle runs under this context so float64 comparisons compare against a working peer."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def run_seeded(fn, seed, *args, **kwargs):
+    torch.manual_seed(seed)
+    return fn(*args, **kwargs)
