@@ -32,7 +32,7 @@ test: build $(VENV)/.test-deps
 	$(PY) -m pytest -q tests
 
 bench: build $(VENV)/.test-deps
-	$(PY) bench/bench_sb.py
+	$(PY) bench/sb/bench_sb.py
 
 # Configures and builds the libtorch (CMake) target so it cannot rot.
 cmake-check: $(VENV)/.deps

@@ -1,4 +1,4 @@
-"""Tuned SB settings for Max-Cut-like problems, measured in bench/bench_quality.py.
+"""Tuned SB settings for Max-Cut-like problems, measured in bench/sb/bench_quality.py.
 
 The SB defaults (time step 0.1, pressure slope 0.01) ramp the pressure over the first 1,000
 steps whatever max_steps is. These presets instead ramp it over the whole run (slope =

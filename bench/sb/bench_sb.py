@@ -1,8 +1,8 @@
 """Time per SB step: native vs the pure-torch path vs simulated-bifurcation 2.0.0 (the peer),
 measured in one run, plus a bare GEMM of the same shape as the floor for dense bSB.
 
-    python bench/bench_sb.py                 # every case
-    python bench/bench_sb.py --cases dense100 K2000 --steps 500
+    python bench/sb/bench_sb.py                 # every case
+    python bench/sb/bench_sb.py --cases dense100 K2000 --steps 500
 
 Each solver runs a whole `maximize` call (agents=128, float32, early stopping off, a fixed
 number of steps, same seed); time per step = wall time / steps, so set-up costs count.

@@ -1,7 +1,7 @@
 """Solution quality on the G-set: every instance within a fixed wall time, against best known.
 
-    .venv/bin/python bench/bench_gset.py --time 10
-    .venv/bin/python bench/bench_gset.py --time 5 --instances G1,G11 --no-write
+    .venv/bin/python bench/sb/bench_gset.py --time 10
+    .venv/bin/python bench/sb/bench_gset.py --time 5 --instances G1,G11 --no-write
 
 For each instance SB restarts with a new seed until the time budget is spent and keeps the
 best cut; dwave-samplers' simulated annealing (when installed) gets the same budget. The
@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 import torch
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import sb_native  # noqa: E402
@@ -212,7 +212,7 @@ def main(argv=None) -> int:
         lines.append(row)
         print(row, flush=True)
 
-    command = "python bench/bench_gset.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "python bench/sb/bench_gset.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     settings = (f"SB: {args.mode}{' heated' if args.heated else ''}, {args.agents} agents, "
                 f"up to {args.max_steps} steps per run (fewer where a run would not fit the "
                 f"budget, by a {CALIBRATION_STEPS}-step calibration; time step {args.time_step:g}, "

@@ -10,7 +10,7 @@ import torch
 
 import sb_native as sb
 
-GSET = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gset"
+GSET = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gset"
 
 
 @dataclass

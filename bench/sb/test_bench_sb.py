@@ -1,7 +1,7 @@
 """pytest-benchmark suite: the same SB run on the native backend, the pure-torch path and the
 peer package, grouped per case:
 
-    pytest bench/test_bench_sb.py --benchmark-group-by=param:case
+    pytest bench/sb/test_bench_sb.py --benchmark-group-by=param:case
 """
 
 import warnings

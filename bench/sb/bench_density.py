@@ -3,7 +3,7 @@ sb_run vs sb_run_csr on random +-1 graphs of growing edge density, in one run, a
 also sb_run_int8 (the dense path integer couplings take). The crossover sets
 sb_native.optimizer.coupling.SPARSE_DENSITY (what backend="auto" uses).
 
-    python bench/bench_density.py --n 2000 --steps 200
+    python bench/sb/bench_density.py --n 2000 --steps 200
 """
 
 import argparse

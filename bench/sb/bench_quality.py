@@ -2,8 +2,8 @@
 the peer package (simulated-bifurcation 2.0.0) and dwave-samplers' simulated annealing,
 in one run.
 
-    python bench/bench_quality.py --instances G22 K2000
-    python bench/bench_quality.py --instances G22 --no-peer
+    python bench/sb/bench_quality.py --instances G22 K2000
+    python bench/sb/bench_quality.py --instances G22 --no-peer
 
 Needs ../shared/data/gset (skips missing instances). Each row is one solver run; SB runs
 are seeded (seed 0), SA uses seed 0 too.

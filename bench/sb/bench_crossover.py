@@ -9,7 +9,7 @@ Larger problems and CSR couplings run dSB agent by agent (csrc/cpu/sb_discrete.h
 correction costs one column of J, 1/n of the agent's product, and flips stay under 5% of the
 variables per step, so they are always corrected and have no crossover to measure.
 
-    python bench/bench_crossover.py --steps 1000
+    python bench/sb/bench_crossover.py --steps 1000
 """
 
 import argparse
