@@ -15,7 +15,8 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 def with_cuda() -> bool:
     if os.environ.get("FORCE_CUDA", "0") == "1":
         return True
-    return torch.version.cuda is not None and CUDA_HOME is not None and shutil.which("nvcc") is not None
+    return (torch.version.cuda is not None and CUDA_HOME is not None
+            and shutil.which("nvcc") is not None)
 
 
 def extension():

@@ -83,7 +83,8 @@ def safe_get_dtype(dtype: Optional[torch.dtype]) -> torch.dtype:
     if dtype == torch.float32 or dtype == torch.float64:
         return dtype
     raise ValueError(
-        "The Simulated Bifurcation algorithm can only run with a torch.float32 or a torch.float64 dtype."
+        "The Simulated Bifurcation algorithm can only run with a torch.float32 or a "
+        "torch.float64 dtype."
     )
 
 

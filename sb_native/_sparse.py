@@ -22,7 +22,8 @@ def to_csr_parts(matrix: torch.Tensor):
         # torch flags CSR as beta on every construction; the conversion itself is sound.
         warnings.simplefilter("ignore", UserWarning)
         csr = matrix.to_sparse_csr()
-    return csr.crow_indices().contiguous(), csr.col_indices().contiguous(), csr.values().contiguous()
+    return (csr.crow_indices().contiguous(), csr.col_indices().contiguous(),
+            csr.values().contiguous())
 
 
 def csr_tensor(crow, col, values, shape) -> torch.Tensor:

@@ -6,8 +6,8 @@ import warnings
 import torch
 
 from . import _ops
-from .models import MaxCut
 from .engine import ConvergenceWarning
+from .models import MaxCut
 
 
 def random_graph(n: int, density: float, seed: int) -> torch.Tensor:
@@ -22,9 +22,11 @@ def random_graph(n: int, density: float, seed: int) -> torch.Tensor:
 def main(n: int = 400, density: float = 0.1, seed: int = 0, agents: int = 128,
          max_steps: int = 3000) -> int:
     info = _ops.backend_info()
-    print(f"sb_native demo: Max-Cut on a random ±1 graph, {n} nodes, density {density}, seed {seed}")
-    print(f"native extension: {'loaded' if info['native'] else 'unavailable (' + str(info['reason']) + ')'}"
-          f", CUDA kernels: {info['cuda']}, torch {info['torch']}, {info['threads']} threads")
+    print(f"sb_native demo: Max-Cut on a random ±1 graph, {n} nodes, density {density}, "
+          f"seed {seed}")
+    status = "loaded" if info["native"] else f"unavailable ({info['reason']})"
+    print(f"native extension: {status}, CUDA kernels: {info['cuda']}, torch {info['torch']}, "
+          f"{info['threads']} threads")
     model = MaxCut(random_graph(n, density, seed))
     edges = int(torch.count_nonzero(model.weights)) // 2
     print(f"{edges} edges; {agents} agents, bSB, up to {max_steps} steps, early stopping\n")

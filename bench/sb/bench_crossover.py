@@ -17,9 +17,9 @@ import os
 import time
 
 import torch
+from cases import complete_pm1
 
 import sb_native  # noqa: F401  (registers the ops)
-from cases import complete_pm1
 
 FRACTIONS = [0.0, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 1.0]
 

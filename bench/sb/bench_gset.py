@@ -212,11 +212,13 @@ def main(argv=None) -> int:
         lines.append(row)
         print(row, flush=True)
 
-    command = "python bench/sb/bench_gset.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    arguments = argv if argv is not None else sys.argv[1:]
+    command = "python bench/sb/bench_gset.py " + shlex.join(arguments)
     settings = (f"SB: {args.mode}{' heated' if args.heated else ''}, {args.agents} agents, "
                 f"up to {args.max_steps} steps per run (fewer where a run would not fit the "
                 f"budget, by a {CALIBRATION_STEPS}-step calibration; time step {args.time_step:g}, "
-                f"pressure ramped over the whole run), early stopping on, float32, backend {args.backend}, restarts "
+                "pressure ramped over the whole run), early stopping on, float32, "
+                f"backend {args.backend}, restarts "
                 f"with seeds {args.seed}, {args.seed + 1}, ... until {args.time:g} s per "
                 f"instance. SA: dwave-samplers SimulatedAnnealingSampler, up to "
                 f"{args.sa_sweeps} sweeps per read (fewer where a read would not fit), reads "

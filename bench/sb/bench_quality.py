@@ -15,9 +15,9 @@ import time
 import warnings
 
 import torch
+from cases import GSET, best_known
 
 import sb_native as sb
-from cases import GSET, best_known
 
 # (label, environment, solver keywords): the SB settings tried on every instance.
 SB_SETTINGS = [
@@ -25,7 +25,8 @@ SB_SETTINGS = [
        p.solver_kwargs()) for name, p in sb.presets.PRESETS.items()],
     ("dSB dt=0.5 ramp 128x4000", {"time_step": 0.5, "pressure_slope": 1 / (0.5 * 4000)},
      dict(mode="discrete", agents=128, max_steps=4000, early_stopping=False)),
-    ("dSB defaults 128x2000", {}, dict(mode="discrete", agents=128, max_steps=2000, early_stopping=False)),
+    ("dSB defaults 128x2000", {},
+     dict(mode="discrete", agents=128, max_steps=2000, early_stopping=False)),
     ("bSB 128x1000", {}, dict(mode="ballistic", agents=128, max_steps=1000, early_stopping=False)),
 ]
 SA_SWEEPS = [100, 1000, 4000]

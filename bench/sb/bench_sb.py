@@ -14,9 +14,9 @@ import time
 import warnings
 
 import torch
+from cases import dense_case, sparse_case
 
 import sb_native as sb
-from cases import dense_case, sparse_case
 
 DENSE = {"dense100": 100, "dense500": 500, "K2000": 2000}
 DEFAULT_STEPS = {"dense100": 2000, "dense500": 1000, "K2000": 1000, "G22": 1000, "G55": 500,
@@ -82,9 +82,9 @@ def main() -> None:
             row = run_case(name, mode, args.steps or DEFAULT_STEPS[name], args.agents, peer)
             native, torch_, peer_, gemm = (row.get(k) for k in ("native", "torch", "peer", "gemm"))
             floor = ratio(native, gemm) if mode == "ballistic" else "n/a"
-            print(f"| {name} | {row['n']} | {mode} | {row['steps']} | {fmt(native)} | {fmt(torch_)} | "
-                  f"{fmt(peer_)} | {fmt(gemm)} | {ratio(peer_, native)} | {ratio(torch_, native)} | "
-                  f"{floor} |", flush=True)
+            cells = [name, row["n"], mode, row["steps"], fmt(native), fmt(torch_), fmt(peer_),
+                     fmt(gemm), ratio(peer_, native), ratio(torch_, native), floor]
+            print("| " + " | ".join(str(cell) for cell in cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ peer package, grouped per case:
 import warnings
 
 import pytest
-
 from cases import dense_case, sparse_case
 
 CASES = {"dense100-bSB": (lambda: dense_case(100), "ballistic", 500),

@@ -57,7 +57,8 @@ class QuadraticPolynomial:
     def _from_poly(self, polynomial: Poly) -> None:
         if not polynomial.is_quadratic:
             raise ValueError(
-                f"Expected a quadratic polynomial but got a total degree of {polynomial.total_degree()}."
+                "Expected a quadratic polynomial but got a total degree of "
+                f"{polynomial.total_degree()}."
             )
         dimension = len(polynomial.gens)
         self._quadratic_coefficients = self._zeros(dimension, dimension)
@@ -88,7 +89,8 @@ class QuadraticPolynomial:
                 data = torch.tensor(float(data), dtype=self._dtype, device=self._device)
             if not isinstance(data, torch.Tensor):
                 raise ValueError(
-                    f"Unsupported coefficient tensor type: {type(data)}. Expected a torch.Tensor or a numpy.ndarray."
+                    f"Unsupported coefficient tensor type: {type(data)}. "
+                    "Expected a torch.Tensor or a numpy.ndarray."
                 )
             if data.ndim == 0:
                 attribute = "_bias"
@@ -104,14 +106,16 @@ class QuadraticPolynomial:
                 )
             if getattr(self, attribute) is not None:
                 raise ValueError(
-                    f"Providing two tensors for the same degree is ambiguous. Got at least two tensors for degree {data.ndim}."
+                    "Providing two tensors for the same degree is ambiguous. "
+                    f"Got at least two tensors for degree {data.ndim}."
                 )
             if data.ndim > 0:
                 if dimension is None:
                     dimension = data.shape[0]
                 elif dimension != data.shape[0]:
                     raise ValueError(
-                        f"Inconsistant shape among provided tensors. Expected {dimension} but got {data.shape[0]}."
+                        "Inconsistant shape among provided tensors. "
+                        f"Expected {dimension} but got {data.shape[0]}."
                     )
             if data.dtype == torch.bool or data.is_complex():
                 raise TypeError(f"Coefficients must be real numbers, got dtype {data.dtype}.")

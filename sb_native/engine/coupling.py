@@ -12,7 +12,6 @@ import torch
 
 from .. import _sparse
 
-
 # Edge density below which the native engine stores a dense coupling as CSR
 # (bench/sb/bench_density.py measures the crossover; see bench/RESULTS.md).
 SPARSE_DENSITY = 0.1
@@ -103,7 +102,8 @@ class Coupling:
             return None
         scale = nonzero.min()
         K = self.matrix / scale
-        if K.abs().max() > 127 or not torch.equal(K, K.round()) or not torch.equal(K * scale, self.matrix):
+        exact = torch.equal(K, K.round()) and torch.equal(K * scale, self.matrix)
+        if K.abs().max() > 127 or not exact:
             return None
         return K.to(torch.int8), float(scale)
 

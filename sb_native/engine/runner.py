@@ -3,8 +3,9 @@
 The loop itself runs in chunks of steps: each chunk is one call of an op wrapper
 (engine/ops.py: sb_run, sb_run_csr or sb_run_int8, by the coupling's storage), which runs
 the whole chunk in one C++ call on the native backend and the same steps with torch
-operations (engine/reference.py) on the torch backend. Between chunks the Python layer only updates the progress bars, checks the
-timeout and, at each sampling point, updates the early-stopping window (sb_sample).
+operations (engine/reference.py) on the torch backend. Between chunks the Python layer
+only updates the progress bars, checks the timeout and, at each sampling point, updates
+the early-stopping window (sb_sample).
 """
 
 import time

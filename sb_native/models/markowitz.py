@@ -54,7 +54,8 @@ class SequentialMarkowitz(ABCModel):
     def _vector(self) -> torch.Tensor:
         stacked = self.expected_returns.reshape(-1, 1)
         first_costs = self.rebalancing_costs[0]
-        stacked[: self.assets] += (first_costs + first_costs.t()) @ self.initial_stocks.reshape(-1, 1)
+        symmetric_costs = first_costs + first_costs.t()
+        stacked[: self.assets] += symmetric_costs @ self.initial_stocks.reshape(-1, 1)
         return stacked
 
     def _constant(self) -> float:

@@ -31,11 +31,13 @@ class MaxCut(ABCModel):
             adjacency = _sparse.from_scipy(adjacency)
         if not isinstance(adjacency, torch.Tensor):
             raise TypeError(
-                f"adjacency should be a tensor, an array or a sparse matrix, got {type(adjacency).__name__}; "
+                "adjacency should be a tensor, an array or a sparse matrix, got "
+                f"{type(adjacency).__name__}; "
                 "use MaxCut.from_edges for an edge list."
             )
         if adjacency.ndim != 2 or adjacency.shape[0] != adjacency.shape[1]:
-            raise ValueError(f"adjacency must be a square matrix, got shape {tuple(adjacency.shape)}.")
+            raise ValueError(
+                f"adjacency must be a square matrix, got shape {tuple(adjacency.shape)}.")
         weights = _sparse.symmetric_weights(adjacency.to(dtype=torch.float64))
         total = (weights.values().sum() if weights.layout != torch.strided else weights.sum()) / 4
         self.weights = weights.to(dtype=dtype or torch.float32)
@@ -56,7 +58,8 @@ class MaxCut(ABCModel):
         if table.ndim != 2 or table.shape[1] not in (2, 3):
             raise ValueError("edges must be rows of (i, j) or (i, j, weight).")
         nodes = table[:, :2]
-        if table.shape[0] and (bool(torch.any(nodes < 0)) or bool(torch.any(nodes != nodes.round()))):
+        not_indices = bool(torch.any(nodes < 0)) or bool(torch.any(nodes != nodes.round()))
+        if table.shape[0] and not_indices:
             raise ValueError("edge endpoints must be non-negative integers (0-based).")
         rows, cols = nodes.long().t()
         needed = int(nodes.max().item()) + 1 if table.shape[0] else 0
@@ -65,7 +68,8 @@ class MaxCut(ABCModel):
             raise ValueError(f"n_nodes={n_nodes} is too small: edges reach node {needed - 1}.")
         if n == 0:
             raise ValueError("The graph has no nodes.")
-        weights = table[:, 2] if table.shape[1] == 3 else torch.ones(table.shape[0], dtype=torch.float64)
+        weights = (table[:, 2] if table.shape[1] == 3
+                   else torch.ones(table.shape[0], dtype=torch.float64))
         upper = _sparse.coo(torch.stack([rows, cols]), weights, (n, n))
         if sparse is None:
             sparse = prefer_sparse(upper.values().numel() * 2, n)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 dimod = pytest.importorskip("dimod")
-import dimod.testing  # noqa: E402
+import dimod.testing  # noqa: E402,F811  (the submodule, once dimod is known present)
 
 from sb_native.dimod import SimulatedBifurcationSampler  # noqa: E402
 

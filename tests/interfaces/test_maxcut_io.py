@@ -2,15 +2,14 @@
 
 import itertools
 import json
-import pathlib
 
 import numpy as np
 import pytest
 import torch
 
 from sb_native import io as sio
-from sb_native.models import MaxCut
 from sb_native.engine import SPARSE_DENSITY
+from sb_native.models import MaxCut
 from tests.helpers import GSET
 
 EDGES = [(1, 2, 3), (1, 3, -1), (2, 4, 2), (3, 4, 1), (4, 5, -2), (5, 6, 4), (6, 7, 1),

@@ -10,8 +10,12 @@ import torch
 
 import sb_native as sb
 from sb_native.core import Ising
-from sb_native.optimizer import (SimulatedBifurcationEngine, SimulatedBifurcationOptimizer,
-                                 StopWindow, SymplecticIntegrator)
+from sb_native.optimizer import (
+    SimulatedBifurcationEngine,
+    SimulatedBifurcationOptimizer,
+    StopWindow,
+    SymplecticIntegrator,
+)
 
 MODULES = ["", ".core", ".models", ".optimizer"]
 

@@ -27,12 +27,12 @@ def problem(seed, n=10):
 
 
 def solve(module, sense, dtype, mode, heated, early_stopping, domain, seed, **extra):
-    Q, l, c = problem(seed)
+    Q, linear, c = problem(seed)
     kwargs = dict(domain=domain, dtype=dtype, mode=mode, heated=heated, verbose=False,
                   best_only=False, agents=16, max_steps=400, early_stopping=early_stopping,
                   sampling_period=10, convergence_threshold=5, **extra)
     with default_dtype(dtype):
-        return run_seeded(getattr(module, sense), 1234 + seed, Q, l, c, **kwargs)
+        return run_seeded(getattr(module, sense), 1234 + seed, Q, linear, c, **kwargs)
 
 
 @pytest.mark.filterwarnings("ignore::Warning")
@@ -77,7 +77,7 @@ def test_native_backend_float32_finds_peer_quality(peer, mode):
 
 
 def test_seed_keyword_is_private_and_repeatable():
-    Q, l, c = problem(7)
+    Q, linear, c = problem(7)
     state = torch.get_rng_state()
     first = sb.minimize(Q, domain="spin", seed=5, verbose=False, agents=8, max_steps=100,
                         best_only=False, backend="torch")

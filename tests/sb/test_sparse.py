@@ -26,14 +26,14 @@ def integer_problem(n=30, density=0.2, seed=0):
 @pytest.mark.parametrize("domain", ["spin", "binary"])
 @pytest.mark.parametrize("form", ["torch_coo", "torch_csr", "scipy"])
 def test_sparse_input_gives_the_dense_result(backend, mode, domain, form):
-    Q, l = integer_problem()
+    Q, linear = integer_problem()
     sparse = {"torch_coo": lambda: Q.to_sparse(), "torch_csr": lambda: Q.to_sparse_csr(),
               "scipy": lambda: pytest.importorskip("scipy.sparse").csr_matrix(Q.numpy())}[form]()
     kwargs = dict(domain=domain, mode=mode, agents=12, max_steps=300,
                   best_only=False, verbose=False, backend=backend, seed=4,
                   sampling_period=20, convergence_threshold=5)
-    dense_vectors, dense_values = sb.minimize(Q, l, dtype=torch.float64, **kwargs)
-    sparse_model = sb.build_model(sparse, l, dtype=torch.float64)
+    dense_vectors, dense_values = sb.minimize(Q, linear, dtype=torch.float64, **kwargs)
+    sparse_model = sb.build_model(sparse, linear, dtype=torch.float64)
     assert sparse_model.quadratic.layout == torch.sparse_coo
     vectors, values = sparse_model.minimize(**kwargs)
     assert torch.equal(vectors, dense_vectors)
@@ -41,10 +41,10 @@ def test_sparse_input_gives_the_dense_result(backend, mode, domain, form):
 
 
 def test_sparse_ising_reduction_matches_dense():
-    Q, l = integer_problem(12, 0.4, seed=1)
+    Q, linear = integer_problem(12, 0.4, seed=1)
     for domain in ("spin", "binary"):
-        dense = sb.build_model(Q, l, dtype=torch.float64).to_ising(domain)
-        sparse = sb.build_model(Q.to_sparse(), l, dtype=torch.float64).to_ising(domain)
+        dense = sb.build_model(Q, linear, dtype=torch.float64).to_ising(domain)
+        sparse = sb.build_model(Q.to_sparse(), linear, dtype=torch.float64).to_ising(domain)
         torch.testing.assert_close(dense.h, sparse.h)
         dense_coupling = dense._coupling().matrix
         sparse_coupling = sparse._coupling().torch_csr().to_dense()
