@@ -54,15 +54,23 @@ def csr_of(J):
     return csr.crow_indices().clone(), csr.col_indices().clone(), csr.values().clone()
 
 
-def load_reference(torch_module=torch):
+def import_reference(torch_module=torch):
     """The seed's QIMADTorch module (a reference to measure against, never project code), with
-    its global `torch` replaced by torch_module; skips the test when the seed is absent."""
+    its global `torch` replaced by torch_module, or None when the seed is absent."""
     if not SEED_REFERENCE.exists():
-        pytest.skip(f"reference seed not found at {SEED_REFERENCE}")
+        return None
     spec = importlib.util.spec_from_file_location("qimad_seed_reference", SEED_REFERENCE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.torch = torch_module
+    return module
+
+
+def load_reference(torch_module=torch):
+    """import_reference for a test: skips it when the seed is absent."""
+    module = import_reference(torch_module)
+    if module is None:
+        pytest.skip(f"reference seed not found at {SEED_REFERENCE}")
     return module
 
 

@@ -12,9 +12,9 @@ from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimize
 def step_hooks(step: Callable) -> Callable:
     """step() as torch.optim.Optimizer.profile_hook_step runs it (step pre and post hooks inside
     a profiler range), except that the range is only opened while a profiler records or there
-    are hooks to call: on the digits benchmark that wrapper costs ~0.1 ms a step (its code is
-    cold after the closures), a seventh of QIMADTorch's own time there. `hooked` tells
-    Optimizer not to wrap step() again."""
+    are hooks to call: its code is cold after the closures, so on the digits benchmark it
+    costs a sizeable share of QIMADTorch's own time per step (the outside-closure time in
+    bench/RESULTS.md). `hooked` tells Optimizer not to wrap step() again."""
     profiled = torch.optim.Optimizer.profile_hook_step(step)
 
     @functools.wraps(step)
@@ -30,7 +30,8 @@ def step_hooks(step: Callable) -> Callable:
 
 def loss_value(loss) -> float:
     """loss.item(), read with tolist() when loss is a 0-dim float tensor: tolist() takes no
-    dispatcher call, ~3 us less per agent right after a closure has evicted the caches."""
+    dispatcher call, which per agent costs most right after a closure has evicted the caches
+    (the outside-closure time in bench/RESULTS.md)."""
     if isinstance(loss, torch.Tensor):
         value = loss.tolist()
         return value if isinstance(value, float) else loss.item()

@@ -12,27 +12,20 @@ Everything after a step's closures is one native call, sb_native::qimad_step: th
 test, the loss and stagnation records, the random draws, the tunnelling choice, the work on the
 angles (sb_native::qimad_angles: fidelity weights, attraction coefficients, random walk), the
 swarm update of each bucket (sb_native::qimad_update) and the copy of the best weights into the
-model; `backend="torch"` runs their pure-torch mirrors instead.
+model; `backend="torch"` runs their torch references instead (ops.py picks one per op).
+The swarm's saved state and what is derived from it live in _state.py.
 """
 
-import math
 from typing import Callable, Dict, List, Optional
 
 import torch
 
 from .. import _ops
-from . import _kernels, _native
+from . import ops
+from ._state import SwarmRuntime, SwarmState
 from ._stepping import collect_grad, functional_loss, loss_value, step_hooks
-from ._swarm import _Bucket, _neighbours, temperature
+from ._swarm import _Bucket, temperature
 
-_RMS_DECAY = 0.99
-_EPS = 1e-8
-_ATTRACTION = 0.2
-_STAGNATION_LIMIT = 3
-# The random walk's normals and the coins are drawn for this many steps at a time (two
-# generator calls per block instead of two per step: each is a cold kernel call after the
-# closures).
-_DRAW_BLOCK = 64
 _TOPOLOGIES = ("complete", "ring", "grid", "random")
 _COOLINGS = ("cosine", "linear", "exponential", None)
 _BACKENDS = ("auto", "native", "torch")
@@ -43,23 +36,8 @@ _SWARM_KEYS = ("num_agents", "alpha_lr", "beta_lr", "topology", "k_eval", "cooli
                "total_steps", "min_temp")
 
 
-def _records(agent_loss, agent_best, stagnation, best_loss) -> dict:
-    """The swarm's records as qimad_step keeps them: host tensors, updated in place."""
-    f64 = dict(dtype=torch.float64)
-    return dict(agent_loss=torch.tensor(agent_loss, **f64),
-                agent_best=torch.tensor(agent_best, **f64),
-                stagnation=torch.tensor(stagnation, dtype=torch.int64),
-                best_loss=torch.tensor(best_loss, **f64))
-
-
 def _resolve_backend(backend: str, device: torch.device) -> str:
-    chosen = _ops.resolve_backend(backend, device)
-    if chosen == "native" and not _kernels.native_available(device):
-        if backend == "native":
-            raise RuntimeError("backend='native' was requested but this build of the extension "
-                               f"has no QIMADTorch kernels for device {device}")
-        chosen = "torch"
-    return chosen
+    return _ops.resolve_backend(backend, device, algorithm="qimad")
 
 
 class QIMADTorch(torch.optim.Optimizer):
@@ -72,7 +50,7 @@ class QIMADTorch(torch.optim.Optimizer):
     'exponential'|None with total_steps and min_temp; plus backend='auto'|'native'|'torch' and
     update_order='synchronous' (every agent moves from the positions before the step) or
     'sequential' (agents move one after another in index order, each seeing the moves before
-    it: the reference's order, ~6% lower final loss on the digits benchmark).
+    it: the reference's order, a lower final loss on the digits benchmark: bench/RESULTS.md).
     eta, gamma and k may differ per parameter group; the other settings belong to the swarm and
     must be equal in every group.
     """
@@ -102,11 +80,10 @@ class QIMADTorch(torch.optim.Optimizer):
         self._backend = backend
         self._sequential = update_order == "sequential"
         self._seed = seed
-        self._swarm: Optional[dict] = None
+        self._swarm: Optional[SwarmState] = None  # saved by state_dict()
+        self._runtime: Optional[SwarmRuntime] = None  # derived from it and the buckets
         self._buckets: List[_Bucket] = []
         self._slots: list = []  # per agent: (parameter, position view, gradient view)
-        self._hyper_key = None  # the groups' (eta, gamma, k) the buckets were built for
-        self._hyper_args: tuple = ()  # the per-segment tensors and exponents built for it
         self._current: Optional[int] = None  # the agent whose closure runs inside step()
         super().__init__(params, defaults)
         for p in self._trainable():  # fail now, not at the first step
@@ -146,7 +123,6 @@ class QIMADTorch(torch.optim.Optimizer):
                     gs.append(gi)
         self._buckets = [_Bucket(ps, gs, n, _resolve_backend(self._backend, ps[0].device))
                          for ps, gs in keyed.values()]
-        self._hyper_key = None  # per-segment hyperparameters not built yet
         # Per agent, every parameter with its views of the agent's position and gradient rows.
         self._slots = [[slot for b in self._buckets
                         for slot in zip(b.params, b.agent_views[i], b.grad_views[i])]
@@ -163,63 +139,14 @@ class QIMADTorch(torch.optim.Optimizer):
         if not params:
             raise ValueError("QIMADTorch got no parameters that require grad")
         group = self.param_groups[0]
-        n = group["num_agents"]
         self._build_buckets()
         for b in self._buckets:
             b.best.copy_(torch.cat([p.detach().reshape(-1) for p in b.params]))
             b.theta.copy_(b.best.expand_as(b.theta))
-        home = params[0].device
-        gen = torch.Generator(device=home)
-        if self._seed is None:
-            gen.seed()  # a fresh nondeterministic seed; never the global RNG
-        else:
-            gen.manual_seed(self._seed)
-        f64 = dict(device=home, dtype=torch.float64)
-        alpha = torch.rand(n, generator=gen, **f64) * math.pi
-        beta = torch.rand(n, generator=gen, **f64) * (2 * math.pi)
-        nb = _neighbours(n, group["topology"], gen)
-        # Drawn now too, not only at each block's first step, so that a step whose closure
-        # raised before its block was drawn leaves the next steps the last block's draws.
-        self._swarm = dict(step=0, alpha=alpha, beta=beta, neighbours=nb, generator=gen,
-                           normal=torch.randn(_DRAW_BLOCK, 2, n, generator=gen, **f64),
-                           uniform=torch.rand(_DRAW_BLOCK, 2, n, generator=gen, **f64),
-                           **_records([math.inf] * n, [math.inf] * n, [0] * n, math.inf))
-        self._finish_swarm()
-
-    def _finish_swarm(self) -> None:
-        """Derived, unsaved swarm state: adjacency mask, attraction and tunnelling switches per
-        agent, and the buckets' buffers as qimad_step takes them."""
-        sw = self._swarm
-        n = self.param_groups[0]["num_agents"]
-        home = sw["alpha"].device
-        mask = torch.zeros(n, n, dtype=torch.bool)
-        for i, row in enumerate(sw["neighbours"]):
-            mask[i, row] = True
-        sw["mask"] = mask.to(home)
-        # The attraction to best and tunnelling only act in a swarm: a lone agent is RMSProp.
-        sw["can_tunnel"] = [int(bool(row)) for row in sw["neighbours"]]
-        sw["attract_on"] = torch.tensor([_ATTRACTION * h for h in sw["can_tunnel"]],
-                                        dtype=torch.float64, device=home)
-        # One call runs every bucket, so it is native only when every bucket's device is.
-        backends = {_resolve_backend(self._backend, home)} | {b.backend for b in self._buckets}
-        sw["backend"] = "native" if backends == {"native"} else "torch"
-        # W and the attraction come in the buckets' dtype when they share one (float64, the
-        # angles' dtype, otherwise).
-        dtypes = {b.dtype for b in self._buckets}
-        sw["dtype"] = dtypes.pop() if len(dtypes) == 1 else torch.float64
-        sw["rows_cache"] = {}
-        sw["all_rows"] = list(range(n))
-        bs = self._buckets
-        sw["buffers"] = ([b.theta for b in bs], [b.square_avg for b in bs], [b.grad for b in bs],
-                         [b.best for b in bs], [p for b in bs for p in b.params],
-                         [len(b.params) for b in bs], [b.segments for b in bs])
-        # Native: step(closure) is one call into the extension (closure loop and qimad_step).
-        session = _native.session_class() if sw["backend"] == "native" else None
-        sw["session"] = session and session(
-            self._slots, *sw["buffers"], sw["alpha"], sw["beta"], sw["mask"], sw["attract_on"],
-            sw["can_tunnel"], sw["dtype"], sw["agent_loss"], sw["agent_best"], sw["stagnation"],
-            sw["best_loss"], sw["normal"], sw["uniform"], sw["generator"], _RMS_DECAY, _EPS,
-            _STAGNATION_LIMIT, self._sequential)
+        self._swarm = SwarmState.fresh(group["num_agents"], group["topology"], self._seed,
+                                       params[0].device)
+        self._runtime = SwarmRuntime.build(self._swarm, self._buckets, self._slots,
+                                           self._backend, self._sequential)
 
     # ── Evaluation order ─────────────────────────────────────────────────────
 
@@ -227,16 +154,15 @@ class QIMADTorch(torch.optim.Optimizer):
         """Counts the step and returns the agents to evaluate (round robin over k_eval)."""
         if self._swarm is None:
             self._init_swarm()
-        sw = self._swarm
-        sw["step"] += 1
+        self._swarm.step += 1
         n, k_eval = self.param_groups[0]["num_agents"], self.param_groups[0]["k_eval"]
         if k_eval == n:
-            return sw["all_rows"]
-        base = (sw["step"] - 1) * k_eval % n
+            return self._runtime.all_rows
+        base = (self._swarm.step - 1) * k_eval % n
         return sorted({(base + j) % n for j in range(k_eval)})
 
     def _rows(self, rows: List[int], device) -> torch.Tensor:
-        cache = self._swarm["rows_cache"]
+        cache = self._runtime.rows_cache
         key = (tuple(rows), device)
         if key not in cache:
             if len(cache) > 64:  # tunnel-row sets vary; keep only a few index tensors alive
@@ -263,16 +189,15 @@ class QIMADTorch(torch.optim.Optimizer):
         if closure is None:
             raise RuntimeError("QIMADTorch.step needs a closure that returns the loss")
         rows = self._begin_step()
-        sw, group = self._swarm, self.param_groups[0]
-        if sw["session"] is not None:  # the loop below and _update, in one native call
-            temp = temperature(sw["step"], group)
+        step, group, session = self._swarm.step, self.param_groups[0], self._runtime.session
+        if session is not None:  # the loop below and _update, in one native call
+            temp = temperature(step, group)
             self._hyper()
-            losses, fates, best = sw["session"].step(closure, self, rows, sw["step"], temp,
-                                                     group["alpha_lr"] * temp,
-                                                     group["beta_lr"] * temp)
+            losses, fates, best = session.step(closure, self, rows, step, temp,
+                                               group["alpha_lr"] * temp, group["beta_lr"] * temp)
             self._finish_step(losses, fates, temp)
             return best
-        losses = sw["agent_loss"].tolist()
+        losses = self._swarm.agent_loss.tolist()
         slots = self._slots
         own = [p.data for p, _, _ in slots[0]]
         try:
@@ -334,57 +259,49 @@ class QIMADTorch(torch.optim.Optimizer):
                 b.grad.copy_(flat)
             else:
                 b.grad.index_copy_(0, rows_by_bucket[bi], flat)
-        losses = self._swarm["agent_loss"].tolist()
+        losses = self._swarm.agent_loss.tolist()
         for i, value in zip(rows, values.detach().reshape(-1).tolist()):
             losses[i] = value
         return self._update(rows, losses)
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> None:
         """The buckets' per-segment eta, gamma and fidelity-matrix index, and the distinct
-        fidelity exponents k (one matrix each); rebuilt when a group's eta, gamma or k changed
-        since the last step."""
+        fidelity exponents k (one matrix each), into the runtime; rebuilt when a group's eta,
+        gamma or k changed since the last step."""
+        runtime = self._runtime
         key = tuple((g["eta"], g["gamma"], g["k"]) for g in self.param_groups)
-        if key != self._hyper_key:
-            self._hyper_key = key
+        if key != runtime.hyper_key:
+            runtime.hyper_key = key
             ks = sorted({float(g["k"]) for g in self.param_groups})
             k_index = {k: i for i, k in enumerate(ks)}
             for b in self._buckets:
                 b.set_hyper(self.param_groups, k_index)
             bs = self._buckets
-            self._hyper_args = ([b.seg_eta for b in bs], [b.seg_gamma for b in bs],
-                                [b.seg_w for b in bs], ks)
-            if self._swarm["session"] is not None:
-                self._swarm["session"].set_hyper(*self._hyper_args)
-        return self._hyper_args
+            runtime.set_hyper([b.seg_eta for b in bs], [b.seg_gamma for b in bs],
+                              [b.seg_w for b in bs], ks)
 
     def _update(self, rows: List[int], losses: List[float]) -> float:
         """Records, random draws and the swarm update after evaluation: one qimad_step call."""
-        sw, group = self._swarm, self.param_groups[0]
-        temp = temperature(sw["step"], group)
-        theta, square_avg, grad, best, params, counts, segments = sw["buffers"]
-        seg_eta, seg_gamma, seg_w, ks = self._hyper()
+        state, group = self._swarm, self.param_groups[0]
+        temp = temperature(state.step, group)
+        self._hyper()
+        args = self._runtime.args._replace(
+            step=state.step, rows=rows, losses=losses, temperature=temp,
+            alpha_step=group["alpha_lr"] * temp, beta_step=group["beta_lr"] * temp)
         # An agent whose loss or gradient is not finite is sent back to the best weights and
         # sits this update out, so its values never reach the others through communication.
-        fates = _kernels.step(
-            sw["backend"], theta, square_avg, grad, best, params, counts, segments, seg_eta,
-            seg_gamma, seg_w, sw["alpha"], sw["beta"], sw["mask"], sw["attract_on"],
-            sw["can_tunnel"], ks, sw["dtype"], sw["agent_loss"], sw["agent_best"],
-            sw["stagnation"], sw["best_loss"], sw["normal"], sw["uniform"], sw["step"], rows,
-            losses, sw["generator"], temp,
-            group["alpha_lr"] * temp, group["beta_lr"] * temp, _RMS_DECAY, _EPS,
-            _STAGNATION_LIMIT, self._sequential)
+        fates = ops.qimad_step(*args, backend=self._runtime.backend)
         self._finish_step(losses, fates, temp)
-        return sw["best_loss"].item()
+        return state.best_loss.item()
 
     def _finish_step(self, losses: List[float], fates: torch.Tensor, temp: float) -> None:
         """Keeps this step's losses and logs the step when tracking."""
-        sw = self._swarm
         self._last_agent_losses = losses  # the caller's fresh list
         if self._track:
             self._log["losses"].append(list(losses))
             self._log["tunnels"].append(fates.tolist().count(2))
-            self._log["alphas"].append(sw["alpha"].tolist())
-            self._log["betas"].append(sw["beta"].tolist())
+            self._log["alphas"].append(self._swarm.alpha.tolist())
+            self._log["betas"].append(self._swarm.beta.tolist())
             self._log["temperature"].append(temp)
             b = self._buckets[0]
             self._log["diversity"].append(float(b.theta[:, :b.bounds[1]].var(dim=0).mean()))
@@ -411,16 +328,8 @@ class QIMADTorch(torch.optim.Optimizer):
         """The torch.optim state dict (per parameter: its swarm, RMS state and best weights)
         plus "qimad": step, losses, stagnation, angles, topology and the generator state."""
         out = super().state_dict()
-        sw = self._swarm
-        if sw is not None:
-            out["qimad"] = dict(
-                step=sw["step"], best_loss=sw["best_loss"].item(),
-                agent_best=sw["agent_best"].tolist(), stagnation=sw["stagnation"].tolist(),
-                cached_losses=sw["agent_loss"].tolist(),
-                last_agent_losses=list(self._last_agent_losses), alpha=sw["alpha"].clone(),
-                beta=sw["beta"].clone(), normal=sw["normal"].clone(),
-                uniform=sw["uniform"].clone(), neighbours=[list(r) for r in sw["neighbours"]],
-                generator=sw["generator"].get_state())
+        if self._swarm is not None:
+            out["qimad"] = self._swarm.to_dict(self._last_agent_losses)
         return out
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -428,7 +337,7 @@ class QIMADTorch(torch.optim.Optimizer):
         saved = state_dict.pop("qimad", None)
         super().load_state_dict(state_dict)
         if saved is None:
-            self._swarm = None
+            self._swarm = self._runtime = None
             self.state.clear()
             return
         loaded = {p: dict(self.state[p]) for p in self._trainable()}
@@ -436,16 +345,7 @@ class QIMADTorch(torch.optim.Optimizer):
         for p, st in loaded.items():
             for key in ("swarm", "square_avg", "best"):
                 self.state[p][key].copy_(st[key])
-        home = self._trainable()[0].device
-        gen = torch.Generator(device=home)
-        gen.set_state(saved["generator"])
-        self._swarm = dict(
-            step=saved["step"], **_records(saved["cached_losses"], saved["agent_best"],
-                                           saved["stagnation"], saved["best_loss"]),
-            alpha=saved["alpha"].to(home, torch.float64, copy=True),  # updated in place
-            beta=saved["beta"].to(home, torch.float64, copy=True),
-            normal=saved["normal"].to(home, torch.float64, copy=True),
-            uniform=saved["uniform"].to(home, torch.float64, copy=True),
-            neighbours=[list(r) for r in saved["neighbours"]], generator=gen)
+        self._swarm = SwarmState.from_dict(saved, self._trainable()[0].device)
         self._last_agent_losses = list(saved["last_agent_losses"])
-        self._finish_swarm()
+        self._runtime = SwarmRuntime.build(self._swarm, self._buckets, self._slots,
+                                           self._backend, self._sequential)

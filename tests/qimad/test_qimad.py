@@ -13,8 +13,9 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import sb_native
 from sb_native import _ops
-from sb_native.optim import QIMADTorch, _kernels
-from test_qimad_ops import NATIVE_OPS, load_reference, update_loops
+from sb_native.optim import QIMADTorch, _reference, ops
+from tests.helpers import load_reference
+from tests.qimad.test_qimad_ops import NATIVE_OPS, QIMAD_OPS, update_loops
 
 LOG_KEYS = {"losses", "diversity", "tunnels", "alphas", "betas", "temperature"}
 
@@ -63,13 +64,13 @@ class DrawRecorder:
 
     def __init__(self, monkeypatch):
         self.draws = []
-        draw_slot = _kernels.draw_slot
+        draw_slot = _reference.draw_slot
 
         def slot_wrapper(normal, uniform, step, generator):
             slot = draw_slot(normal, uniform, step, generator)
             self.draws += [("randn", normal[slot].clone()), ("rand", uniform[slot].clone())]
             return slot
-        monkeypatch.setattr(_kernels, "draw_slot", slot_wrapper)
+        monkeypatch.setattr(_reference, "draw_slot", slot_wrapper)
         for name in ("rand", "randn"):
             original = getattr(torch, name)
 
@@ -169,7 +170,7 @@ def test_matches_reference_without_communication(monkeypatch):
     for key in ("losses", "alphas", "betas", "temperature", "diversity"):
         assert torch.tensor(ours_log[key]).flatten().tolist() == pytest.approx(
             torch.tensor(ref_log[key]).flatten().tolist(), rel=1e-10, abs=1e-10), key
-    assert ours._swarm["stagnation"].tolist() == ref._stagnation
+    assert ours._swarm.stagnation.tolist() == ref._stagnation
 
 
 def test_matches_reference_communication_one_round(monkeypatch):
@@ -186,7 +187,7 @@ def test_matches_reference_communication_one_round(monkeypatch):
 def test_sequential_order_is_the_reference_exactly(monkeypatch):
     """update_order='sequential' reproduces the reference exactly with full communication
     and tunnelling, so the update order is the only difference between the two
-    (bench/qimad_update_order.py measures what it costs); the synchronous default must
+    (bench/qimad/qimad_update_order.py measures what it costs); the synchronous default must
     differ from the reference on the same draws."""
     kw = dict(num_agents=5, eta=0.3, gamma=0.4, k=3, total_steps=60)
     ours, ours_params, ours_best, ref, ref_params, ref_best = against_reference(
@@ -206,7 +207,7 @@ def test_sequential_order_is_the_reference_exactly(monkeypatch):
 @pytest.mark.parametrize("backend", ["native", "torch"])
 @pytest.mark.parametrize("batched", [False, True])
 def test_single_agent_is_rmsprop(device, backend, batched):
-    if backend == "native" and not _kernels.native_available(device):
+    if backend == "native" and not _ops.has_kernels(QIMAD_OPS, device):
         pytest.skip("no native kernels here")
     params = make_params(device, seed=1)
     twin = [torch.nn.Parameter(p.detach().clone()) for p in params]
@@ -243,7 +244,7 @@ def test_explicit_synchronous_step_with_per_group_hyperparameters(monkeypatch):
     before = torch.cat([opt.state[p]["swarm"].reshape(4, -1) for p in params], 1)
     square_avg = torch.cat([opt.state[p]["square_avg"].reshape(4, -1) for p in params], 1)
     grad = torch.func.vmap(torch.func.grad(lambda x: quadratic(x)))(before)
-    alpha, beta = sw["alpha"].clone(), sw["beta"].clone()
+    alpha, beta = sw.alpha.clone(), sw.beta.clone()
     with monkeypatch.context() as m:
         recorder = DrawRecorder(m)
         run(opt, params, 1, quadratic)
@@ -252,7 +253,8 @@ def test_explicit_synchronous_step_with_per_group_hyperparameters(monkeypatch):
     uniform = recorder.draws[1][1]
     best = torch.cat([opt.state[p]["best"].reshape(-1) for p in params])
     mask = torch.ones(4, 4, dtype=torch.bool).fill_diagonal_(False)
-    W = torch.stack([_kernels.fidelity_torch(alpha, beta, mask, k, 1e-8) for k in (1.0, 2.0, 4.0)])
+    W = torch.stack([_reference.qimad_fidelity(alpha, beta, mask, k, 1e-8)
+                     for k in (1.0, 2.0, 4.0)])
     i64 = lambda v: torch.tensor(v, dtype=torch.int64)  # noqa: E731
     f64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
     expected, _ = update_loops([
@@ -275,7 +277,7 @@ def test_seed_repeats_and_global_rng_is_untouched(device):
         if cuda_state is not None:
             assert all(torch.equal(a, b) for a, b in zip(torch.cuda.get_rng_state_all(), cuda_state))
         assert sum(opt.get_agent_losses()) < math.inf
-        results.append((best, swarm(opt), opt._swarm["neighbours"]))
+        results.append((best, swarm(opt), opt._swarm.neighbours))
     assert results[0][0] == results[1][0]
     assert all(torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))
     assert results[0][2] == results[1][2]
@@ -287,7 +289,7 @@ def test_topologies(topology):
     params = make_params("cpu")
     opt = QIMADTorch(params, num_agents=7, topology=topology, seed=3)
     run(opt, params, 2)
-    nb = opt._swarm["neighbours"]
+    nb = opt._swarm.neighbours
     assert all(nb[i] for i in range(7)) and all(i not in nb[i] for i in range(7))
     assert all(i in nb[j] for i in range(7) for j in nb[i])  # symmetric
     expected = {"complete": 6, "ring": 2}.get(topology)
@@ -300,7 +302,7 @@ def test_topologies(topology):
 @pytest.mark.parametrize("backend", ["native", "torch"])
 @pytest.mark.parametrize("update_order", ["synchronous", "sequential"])
 def test_checkpoint_resume_is_identical(device, backend, update_order, tmp_path):
-    if backend == "native" and not _kernels.native_available(device):
+    if backend == "native" and not _ops.has_kernels(QIMAD_OPS, device):
         pytest.skip("no native kernels here")
     kw = dict(num_agents=6, eta=0.3, k_eval=4, topology="random", seed=9, total_steps=40,
               backend=backend, update_order=update_order)
@@ -324,7 +326,7 @@ def test_checkpoint_resume_is_identical(device, backend, update_order, tmp_path)
         assert torch.equal(p, q)
         for key in ("square_avg", "best"):
             assert torch.equal(opt.state[p][key], resumed.state[q][key])
-    assert resumed._swarm["stagnation"].tolist() == opt._swarm["stagnation"].tolist()
+    assert resumed._swarm.stagnation.tolist() == opt._swarm.stagnation.tolist()
     assert resumed.get_agent_losses() == opt.get_agent_losses()
 
 
@@ -342,7 +344,7 @@ def test_state_dict_before_first_step_and_reload_resets():
 @pytest.mark.parametrize("backend", ["native", "torch"])
 @pytest.mark.parametrize("poison", ["loss", "grad"])
 def test_non_finite_agent_is_reset_and_never_spreads(device, backend, poison):
-    if backend == "native" and not _kernels.native_available(device):
+    if backend == "native" and not _ops.has_kernels(QIMAD_OPS, device):
         pytest.skip("no native kernels here")
     params = make_params(device)
     opt = QIMADTorch(params, num_agents=5, eta=0.1, gamma=0.5, seed=0, backend=backend)
@@ -383,7 +385,7 @@ def test_k_eval_round_robin_and_stagnation_counts_evaluations():
     evaluations = [0] * 6
     for step in range(12):
         positions_before = swarm(opt) if opt._swarm else None
-        stagnation_before = opt._swarm["stagnation"].tolist() if opt._swarm else [0] * 6
+        stagnation_before = opt._swarm.stagnation.tolist() if opt._swarm else [0] * 6
         seen.clear()
         opt.step(closure)
         expected = sorted({(step * 4 + j) % 6 for j in range(4)})
@@ -395,10 +397,10 @@ def test_k_eval_round_robin_and_stagnation_counts_evaluations():
         for i in range(6):
             if i in expected:
                 evaluations[i] += 1
-                assert opt._swarm["stagnation"][i] in (0, stagnation_before[i] + 1)
+                assert opt._swarm.stagnation[i] in (0, stagnation_before[i] + 1)
             else:  # an agent not evaluated neither moves nor stagnates
-                assert opt._swarm["stagnation"][i] == stagnation_before[i]
-        assert all(s <= e for s, e in zip(opt._swarm["stagnation"].tolist(), evaluations))
+                assert opt._swarm.stagnation[i] == stagnation_before[i]
+        assert all(s <= e for s, e in zip(opt._swarm.stagnation.tolist(), evaluations))
 
 
 @NATIVE_OPS
@@ -624,9 +626,10 @@ def test_native_step_is_one_call_into_the_extension(monkeypatch):
     params = make_params("cpu", seed=3)
     opt = QIMADTorch(params, num_agents=4, seed=0, backend="native")
     monkeypatch.setattr(qimad, "loss_value", lambda loss: pytest.fail("Python loop ran"))
-    monkeypatch.setattr(_kernels, "step", lambda *a: pytest.fail("qimad_step called from Python"))
+    monkeypatch.setattr(ops, "qimad_step",
+                        lambda *a, **kw: pytest.fail("qimad_step called from Python"))
     assert math.isfinite(opt.step(closure_for(opt, params)))
-    assert opt._swarm["session"] is not None
+    assert opt._runtime.session is not None
 
 
 

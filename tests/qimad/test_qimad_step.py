@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from sb_native.optim import _kernels
-from conftest import DEVICES
-from test_qimad_ops import NATIVE_OPS, native_or_skip
+from sb_native.optim import _reference
+from tests.helpers import DEVICES
+from tests.qimad.test_qimad_ops import NATIVE_OPS, native_or_skip
 
 N = 6
 
@@ -103,7 +103,7 @@ def test_step_native_matches_torch(device, step, poison, sequential):
     args = step_case(device, step=step, poison=poison) + [sequential]
     reference = cloned(args)
     fates = torch.ops.sb_native.qimad_step(*args)
-    fates_ref = _kernels.step_torch(*reference)
+    fates_ref = _reference.qimad_step(*reference)
     assert fates.tolist() == fates_ref.tolist()
     if step > 1:
         assert fates.tolist() == ([1, 0, -1, -1, 0, 2] if poison else [1, 0, 1, 1, 0, 2])

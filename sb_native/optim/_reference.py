@@ -1,9 +1,9 @@
-"""The QIMADTorch kernels, native or pure torch.
+"""The torch reference of every QIMADTorch op (schemas: csrc/ops.cpp), step for step the kernels.
 
-`update` and `step` call the native ops (csrc/cpu/qimad_*.cpp) when the backend is "native" and
-otherwise their pure-torch mirrors below; the mirrors (those of qimad_fidelity and qimad_angles
-too) follow the kernels (csrc/qimad_math.h, csrc/qimad_step.h) operation by operation on the
-same arguments, and the tests use them as the reference for the ops.
+Each function is named after its op and takes the op's arguments by the schema's names (a test
+ties them); `sb_native.optim.ops` runs it on the torch backend. They follow the kernels
+(csrc/qimad_math.h, csrc/qimad_angles.h, csrc/qimad_step.h) operation by operation on the same
+arguments, and the tests use them as the reference for the native ops.
 """
 
 import math
@@ -11,15 +11,8 @@ from typing import List, Sequence
 
 import torch
 
-from . import _native
 
-# The ops with a kernel per device; qimad_angles and qimad_step have a CPU kernel and, for any
-# other device, a composite of ATen ops and the other ops.
-OP_NAMES = ("qimad_fidelity", "qimad_update")
-COMPOSITE_OPS = ("qimad_angles", "qimad_step")
-
-
-def fidelity_torch(alpha: torch.Tensor, beta: torch.Tensor, mask: torch.Tensor, k: float,
+def qimad_fidelity(alpha: torch.Tensor, beta: torch.Tensor, mask: torch.Tensor, k: float,
                    eps: float) -> torch.Tensor:
     """Row-normalised fidelity matrix: W[i, j] = F_ij / (sum_l F_il + eps) on mask's edges."""
     half = alpha / 2
@@ -32,12 +25,12 @@ def fidelity_torch(alpha: torch.Tensor, beta: torch.Tensor, mask: torch.Tensor, 
     return raw / (raw.sum(1, keepdim=True) + eps)
 
 
-def angles_torch(alpha, beta, mask, k: Sequence[float], normal, uniform, attract_on,
+def qimad_angles(alpha, beta, mask, k: Sequence[float], normal, uniform, attract_on,
                  alpha_step: float, beta_step: float, eps: float, dtype: torch.dtype):
     """Pure-torch qimad_angles: the fidelity matrices for the exponents k and the attraction
     coefficients (as dtype, from the angles before the step), then the angles' random walk in
     place. Returns (W, attract)."""
-    W = torch.stack([fidelity_torch(alpha, beta, mask, kk, eps) for kk in k]).to(dtype)
+    W = torch.stack([qimad_fidelity(alpha, beta, mask, kk, eps) for kk in k]).to(dtype)
     attract = (uniform[1] * attract_on).to(dtype)
     alpha.copy_((alpha + alpha_step * normal[0]).clamp(0.0, math.pi))
     beta.copy_(torch.remainder(beta + beta_step * normal[1], 2 * math.pi))
@@ -65,7 +58,7 @@ def _jump_scales(theta, tunnel_rows, bounds, temperature):
     return scales
 
 
-def update_torch(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta, seg_gamma,
+def qimad_update(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta, seg_gamma,
                  seg_w, tunnel_rows, tunnel_noise, temperature, rms_decay, eps,
                  sequential=False) -> None:
     """Pure-torch qimad_update: same arguments, same in-place effect on theta and square_avg."""
@@ -75,7 +68,7 @@ def update_torch(theta, square_avg, grad, best, W, rows, attract, segments, seg_
         tunnels = tunnel_rows.tolist()
         for k, r in enumerate(rows.tolist()):
             t = tunnels.index(r) if r in tunnels else len(tunnels)
-            update_torch(theta, square_avg, grad, best, W, rows[k:k + 1], attract, segments,
+            qimad_update(theta, square_avg, grad, best, W, rows[k:k + 1], attract, segments,
                          seg_eta, seg_gamma, seg_w, tunnel_rows[t:t + 1], tunnel_noise[t:t + 1],
                          temperature, rms_decay, eps)
         return
@@ -121,7 +114,7 @@ def draw_slot(normal, uniform, step: int, generator) -> int:
     return slot
 
 
-def step_torch(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta, seg_gamma,
+def qimad_step(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta, seg_gamma,
                seg_w, alpha, beta, mask, attract_on, can_tunnel, k, dtype, agent_loss, agent_best,
                stagnation, best_loss, normal, uniform, step, rows, losses, generator, temperature,
                alpha_step, beta_step, rms_decay, eps, stagnation_limit,
@@ -168,7 +161,7 @@ def step_torch(theta, square_avg, grad, best, params, bucket_params, segments, s
     agent_best.copy_(torch.tensor(own_best, dtype=torch.float64))
     stagnation.copy_(torch.tensor(stag, dtype=torch.int64))
 
-    W, attract = angles_torch(alpha, beta, mask, k, walk, coins, attract_on, alpha_step,
+    W, attract = qimad_angles(alpha, beta, mask, k, walk, coins, attract_on, alpha_step,
                               beta_step, eps, dtype)
     start = 0
     for b, (th, sq) in enumerate(zip(theta, square_avg)):
@@ -178,7 +171,7 @@ def step_torch(theta, square_avg, grad, best, params, bucket_params, segments, s
                                dtype=th.dtype).to(th.device)
         else:
             noise = th.new_empty(0, th.shape[1])
-        update_torch(th, sq, grad[b], best[b], W.to(th.device, th.dtype),
+        qimad_update(th, sq, grad[b], best[b], W.to(th.device, th.dtype),
                      torch.tensor(good, **index), attract.to(th.device, th.dtype), segments[b],
                      seg_eta[b], seg_gamma[b], seg_w[b], torch.tensor(tunnels, **index), noise,
                      temperature, rms_decay, eps, sequential)
@@ -189,19 +182,3 @@ def step_torch(theta, square_avg, grad, best, params, bucket_params, segments, s
         start += bucket_params[b]
     return torch.tensor(fates, dtype=torch.int64)
 
-
-def update(backend: str, *args) -> None:
-    if backend == "native":
-        torch.ops.sb_native.qimad_update.default(*args)
-    else:
-        update_torch(*args)
-
-
-def step(backend: str, *args) -> torch.Tensor:
-    if backend == "native":
-        return torch.ops.sb_native.qimad_step.default(*args)
-    return step_torch(*args)
-
-
-def native_available(device: torch.device) -> bool:
-    return _native.has_kernels(OP_NAMES, device) and all(map(_native.defined, COMPOSITE_OPS))

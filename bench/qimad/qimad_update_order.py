@@ -3,7 +3,7 @@ orders: the reference moves agents one after another, so agent i's communication
 the already-moved positions of agents 0..i-1 (Gauss-Seidel); QIMADTorch's default updates all
 agents from the positions before the step (synchronous, as issue 4 asks), and
 update_order="sequential" moves them in the reference's order, which changes nothing else
-(tests/test_qimad.py::test_sequential_order_is_the_reference_exactly).
+(tests/qimad/test_qimad.py::test_sequential_order_is_the_reference_exactly).
 
     cd bench && ../.venv/bin/python qimad_update_order.py --seeds 20 [--jobs 2] [--backend torch]
 
@@ -17,8 +17,8 @@ import multiprocessing
 import statistics
 
 import torch
-
 from bench_qimad import NOISE_SEED_OFFSET, DigitsContender, digits, load_reference
+
 from sb_native.optim import QIMADTorch
 
 RUNS = ("reference (sequential order)", "QIMADTorch, update_order='synchronous' (default)",
@@ -40,7 +40,8 @@ def final_loss(run, seed, steps, backend):
         make = lambda ps: QIMADTorch(ps, seed=seed, backend=backend,  # noqa: E731
                                      update_order=order, **kw)
     c = DigitsContender(make, _data["X"], _data["y"], seed, "step")
-    torch.manual_seed(NOISE_SEED_OFFSET + seed)  # the reference's tunnelling noise, as in bench_qimad
+    # The reference's tunnelling noise, seeded as in bench_qimad.
+    torch.manual_seed(NOISE_SEED_OFFSET + seed)
     for _ in range(steps):
         c.step()
     return c.best

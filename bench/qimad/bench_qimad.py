@@ -1,6 +1,6 @@
 """QIMADTorch benchmarks against the seed's reference implementation, measured in one run.
 
-    .venv/bin/python bench/bench_qimad.py [--write bench/RESULTS.md]
+    .venv/bin/python bench/qimad/bench_qimad.py [--write bench/RESULTS.md]
 
 1. sklearn digits, MLP 64-128-10, full batch, N=8, eta=0.01: per-step time split into the N
    closure calls and everything else, against the reference and the pure-torch backend; also
@@ -16,7 +16,6 @@ repository; without it the reference columns are left out. Times are medians ove
 
 import argparse
 import datetime
-import importlib.util
 import math
 import pathlib
 import platform
@@ -27,20 +26,16 @@ import time
 import torch
 import torch.nn.functional as F
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from sb_native.optim import QIMADTorch  # noqa: E402
-
-REFERENCE_PATH = ROOT.parent / "shared" / "seeds" / "000_qimad_seed_reformatted.py"
+from tests.helpers import SEED_REFERENCE, import_reference  # noqa: E402
 
 
 def load_reference():
-    if not REFERENCE_PATH.exists():
-        return None
-    spec = importlib.util.spec_from_file_location("qimad_seed_reference", REFERENCE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.QIMADTorch
+    """The seed's QIMADTorch class, or None when the seed is absent."""
+    module = import_reference()
+    return None if module is None else module.QIMADTorch
 
 
 # The reference draws its tunnelling noise from the global RNG. Seeding that with the seed that
@@ -109,11 +104,13 @@ class DigitsContender:
 def bench_digits(ref_cls, steps, seeds, out):
     X, y = digits()
     kw = dict(num_agents=8, eta=0.01)
-    makers = [("ours native, step", lambda ps, s: QIMADTorch(ps, seed=s, backend="native", **kw), "step"),
+    makers = [("ours native, step",
+               lambda ps, s: QIMADTorch(ps, seed=s, backend="native", **kw), "step"),
               ("ours native, step, update_order='sequential'",
                lambda ps, s: QIMADTorch(ps, seed=s, backend="native", update_order="sequential",
                                         **kw), "step"),
-              ("ours torch, step", lambda ps, s: QIMADTorch(ps, seed=s, backend="torch", **kw), "step"),
+              ("ours torch, step",
+               lambda ps, s: QIMADTorch(ps, seed=s, backend="torch", **kw), "step"),
               ("ours native, step_batched", lambda ps, s: QIMADTorch(ps, seed=s, **kw), "batched"),
               ("N closures alone (no optimizer)", None, "alone")]
     if ref_cls is not None:
@@ -161,7 +158,8 @@ def bench_digits(ref_cls, steps, seeds, out):
                      f"{ref['outside'] / seq['outside']:.1f}x |")
     lines.append(f"| outside-closure time, ours torch / ours native | "
                  f"{rows['ours torch, step']['outside'] / ours['outside']:.1f}x |")
-    lines.append(f"| ours native step / its N closure calls | {ours['step'] / ours['closure']:.3f} |")
+    per_closure = ours["step"] / ours["closure"]
+    lines.append(f"| ours native step / its N closure calls | {per_closure:.3f} |")
     lines.append(f"| ours native step / N closures alone | {ours['step'] / alone:.3f} |")
     lines.append(f"| step_batched / step (ours native) | "
                  f"{rows['ours native, step_batched']['step'] / ours['step']:.2f} |")
@@ -239,7 +237,8 @@ def bench_functions(ref_cls, steps, seeds, dim, agents, out):
     lines = [f"{dim}-dimensional, N={agents}, {steps} steps, defaults (eta=0.05, gamma=0.05, "
              f"cosine cooling over the run), x0 ~ U(-b, b)^{dim}, seeds {seeds}; ms per step "
              "(mean over the run, median over seeds)", "",
-             "| function | run | ms / step | best value per seed | mean best |", "|---|---|---|---|---|"]
+             "| function | run | ms / step | best value per seed | mean best |",
+             "|---|---|---|---|---|"]
     ratios = []
     for fname, (fn, bound) in FUNCTIONS.items():
         per_seed = [run_functions(makers, fn, dim, bound, steps, s) for s in seeds]
@@ -247,8 +246,9 @@ def bench_functions(ref_cls, steps, seeds, dim, agents, out):
         for name, _, _ in makers:
             times[name] = statistics.median(r[name][1] for r in per_seed)
             bests = [r[name][0] for r in per_seed]
-            lines.append(f"| {fname} | {name} | {times[name]:.3f} | "
-                         + ", ".join(f"{b:.3f}" for b in bests) + f" | {statistics.mean(bests):.3f} |")
+            per_seed = ", ".join(f"{b:.3f}" for b in bests)
+            lines.append(f"| {fname} | {name} | {times[name]:.3f} | {per_seed} | "
+                         f"{statistics.mean(bests):.3f} |")
         if "reference" in times:
             ratios.append(f"| {fname}: reference step / ours step_batched | "
                           f"{times['reference'] / times['ours step_batched']:.1f}x |")
@@ -305,14 +305,16 @@ def main():
     out = []
     header = [f"{datetime.date.today()}, {platform.processor() or platform.machine()}, "
               f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
-              f"reference {'loaded from ' + str(REFERENCE_PATH.relative_to(ROOT.parent)) if ref_cls else 'absent'}"]
+              "reference " + (f"loaded from {SEED_REFERENCE.relative_to(ROOT.parent)}"
+                              if ref_cls else "absent")]
     print(header[0], flush=True)
     bench_digits(ref_cls, args.digits_steps, list(range(args.digits_seeds)), out)
     bench_functions(ref_cls, args.fn_steps, list(range(args.fn_seeds)), 30, 16, out)
     bench_protocol(ref_cls, list(range(args.protocol_seeds)), out)
     if args.write:
         command = "python " + " ".join(sys.argv)
-        method = ["All contenders step in lockstep, in rotating order, so load from other jobs falls "
+        method = ["All contenders step in lockstep, in rotating order, so load from other jobs "
+                  "falls "
                   "on all alike. The reference's global RNG (its tunnelling noise) is seeded "
                   f"{NOISE_SEED_OFFSET} + seed, not with the model's init seed."]
         body = "\n".join(["## QIMADTorch", "", *header, "", *method, "", f"Command: `{command}`",

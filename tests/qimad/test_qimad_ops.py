@@ -1,36 +1,24 @@
 """QIMADTorch kernels: the pure-torch mirrors against explicit per-agent loops written from the
 reference's formulas, the native ops against the mirrors from the same state and draws (and
-qimad_angles' CPU kernel against its composite), opcheck, and the ops' argument checks."""
+qimad_angles' CPU kernel against its composite), opcheck, the ops' argument checks, and the
+Python wrappers, references and argument tuple against the registered schemas."""
 
-import importlib.util
 import math
-import pathlib
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sb_native.optim import _kernels
-from conftest import DEVICES
+from sb_native import _ops
+from sb_native.optim import _reference, ops
+from sb_native.optim._state import HYPER_FIELDS, SESSION_FIELDS, QimadStepArgs
+from tests.helpers import DEVICES, load_reference
 
-SEED_REFERENCE = (pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
-                  / "000_qimad_seed_reformatted.py")
-
-NATIVE_OPS = pytest.mark.skipif(not _kernels.native_available(torch.device("cpu")),
+QIMAD_OPS = _ops.op_names("qimad")
+NATIVE_OPS = pytest.mark.skipif(not _ops.has_kernels(QIMAD_OPS, torch.device("cpu")),
                                 reason="extension built without the QIMADTorch ops")
 TOL = {torch.float64: dict(rtol=1e-12, atol=1e-12), torch.float32: dict(rtol=1e-5, atol=1e-6)}
-
-
-def load_reference(torch_module=torch):
-    """The seed's QIMADTorch module (a reference to measure against, never project code), with
-    its global `torch` replaced by torch_module; skips the test when the seed is absent."""
-    if not SEED_REFERENCE.exists():
-        pytest.skip(f"reference seed not found at {SEED_REFERENCE}")
-    spec = importlib.util.spec_from_file_location("qimad_seed_reference", SEED_REFERENCE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.torch = torch_module
-    return module
 
 
 @pytest.fixture
@@ -39,7 +27,7 @@ def reference_qimad():
 
 
 def native_or_skip(device):
-    if not _kernels.native_available(torch.device(device)):
+    if not _ops.has_kernels(QIMAD_OPS, torch.device(device)):
         pytest.skip(f"no native QIMADTorch kernels for {device}")
 
 
@@ -86,7 +74,7 @@ def swarm_case(n, sizes, dtype, device, seed=0, rows=None, tunnel_rows=(), ks=(2
     square_avg = torch.rand(n, p, generator=g, dtype=torch.float64)
     a, b = angles(n, torch.float64, "cpu", seed)
     mask = torch.ones(n, n, dtype=torch.bool).fill_diagonal_(False)
-    W = torch.stack([_kernels.fidelity_torch(a, b, mask, k, 1e-8) for k in ks])
+    W = torch.stack([_reference.qimad_fidelity(a, b, mask, k, 1e-8) for k in ks])
     rows = list(range(n)) if rows is None else rows
     seg_w = [0] * len(sizes) if seg_w is None else seg_w
     segments = [0]
@@ -148,7 +136,7 @@ def test_fidelity_torch_matches_reference_formula(k, topology):
     a, b = angles(9, torch.float64, "cpu")
     mask = {"complete": torch.ones(9, 9, dtype=torch.bool).fill_diagonal_(False),
             "ring": ring_mask(9, "cpu"), "none": torch.zeros(9, 9, dtype=torch.bool)}[topology]
-    W = _kernels.fidelity_torch(a, b, mask, k, 1e-8)
+    W = _reference.qimad_fidelity(a, b, mask, k, 1e-8)
     torch.testing.assert_close(W, fidelity_loops(a, b, mask, k, 1e-8), rtol=1e-13, atol=1e-15)
     assert bool((W[~mask] == 0).all())
 
@@ -156,7 +144,7 @@ def test_fidelity_torch_matches_reference_formula(k, topology):
 def test_fidelity_matches_seed_reference_staticmethod(reference_qimad):
     a, b = angles(6, torch.float64, "cpu", seed=4)
     mask = torch.ones(6, 6, dtype=torch.bool).fill_diagonal_(False)
-    W = _kernels.fidelity_torch(a, b, mask, 2, 1e-8)
+    W = _reference.qimad_fidelity(a, b, mask, 2, 1e-8)
     f = reference_qimad.QIMADTorch._fidelity
     al, bl = a.tolist(), b.tolist()
     for i in range(6):
@@ -177,7 +165,7 @@ def test_fidelity_native_matches_torch(device, dtype, k):
                                     < 0.4).to(device)
     mask.fill_diagonal_(False)
     W = torch.ops.sb_native.qimad_fidelity(a, b, mask, k, 1e-8)
-    torch.testing.assert_close(W, _kernels.fidelity_torch(a, b, mask, k, 1e-8), **TOL[dtype])
+    torch.testing.assert_close(W, _reference.qimad_fidelity(a, b, mask, k, 1e-8), **TOL[dtype])
 
 
 # ── qimad_angles ─────────────────────────────────────────────────────────────
@@ -208,7 +196,7 @@ def test_angles_native_matches_torch(device, dtype, out_dtype):
     args[-1] = out_dtype
     reference = cloned(args)
     W, attract = torch.ops.sb_native.qimad_angles(*args)
-    W_ref, attract_ref = _kernels.angles_torch(*reference)
+    W_ref, attract_ref = _reference.qimad_angles(*reference)
     assert W.dtype == attract.dtype == out_dtype and W.shape == (2, 9, 9)
     torch.testing.assert_close(W, W_ref, **TOL[torch.float32 if torch.float32 in (dtype, out_dtype)
                                                  else torch.float64])
@@ -264,7 +252,7 @@ def test_update_torch_matches_explicit_loops(case, sequential):
     case = dict(CASES[case])
     args = swarm_case(case.pop("n", 7), [5, 12, 1, 9], torch.float64, "cpu", seed=3, **case)
     expected = update_loops(args, sequential)
-    _kernels.update_torch(*args, sequential)
+    _reference.qimad_update(*args, sequential)
     torch.testing.assert_close(args[0], expected[0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(args[1], expected[1], rtol=1e-12, atol=1e-12)
 
@@ -282,7 +270,7 @@ def test_update_native_matches_torch(device, dtype, case, sequential):
     args = swarm_case(case.pop("n", 7), [5, 12, 1, 0, 900], dtype, device, seed=5, **case)
     reference = cloned(args)
     torch.ops.sb_native.qimad_update(*args, sequential)
-    _kernels.update_torch(*reference, sequential)
+    _reference.qimad_update(*reference, sequential)
     torch.testing.assert_close(args[0], reference[0], **TOL[dtype])
     torch.testing.assert_close(args[1], reference[1], **TOL[dtype])
 
@@ -297,7 +285,7 @@ def test_update_native_matches_torch_hypothesis(n, sizes, seed, sequential, data
     args = swarm_case(n, sizes, torch.float64, "cpu", seed=seed, rows=rows, tunnel_rows=tunnel_rows)
     reference = cloned(args)
     torch.ops.sb_native.qimad_update(*args, sequential)
-    _kernels.update_torch(*reference, sequential)
+    _reference.qimad_update(*reference, sequential)
     torch.testing.assert_close(args[0], reference[0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(args[1], reference[1], rtol=1e-12, atol=1e-12)
 
@@ -305,7 +293,7 @@ def test_update_native_matches_torch_hypothesis(n, sizes, seed, sequential, data
 @pytest.mark.parametrize("backend", ["native", "torch"])
 def test_update_is_synchronous(backend):
     """Relabelling the agents relabels the result: no agent sees another's new position."""
-    if backend == "native" and not _kernels.native_available(torch.device("cpu")):
+    if backend == "native" and not _ops.has_kernels(QIMAD_OPS, torch.device("cpu")):
         pytest.skip("no native kernels")
     args = swarm_case(6, [20, 7], torch.float64, "cpu", seed=8, tunnel_rows=[1, 4])
     perm = torch.tensor([3, 0, 5, 1, 4, 2])
@@ -318,8 +306,8 @@ def test_update_is_synchronous(backend):
     new_rows = inv[args[11]]
     order = torch.argsort(new_rows)
     permuted[11], permuted[12] = new_rows[order].contiguous(), args[12][order].contiguous()
-    _kernels.update(backend, *args)
-    _kernels.update(backend, *permuted)
+    ops.qimad_update(*args, backend=backend)
+    ops.qimad_update(*permuted, backend=backend)
     torch.testing.assert_close(permuted[0], args[0][perm], rtol=1e-13, atol=1e-13)
     torch.testing.assert_close(permuted[1], args[1][perm], rtol=1e-13, atol=1e-13)
 
@@ -328,22 +316,22 @@ def test_update_is_synchronous(backend):
 def test_sequential_update_is_the_rows_moved_one_at_a_time(backend):
     """sequential=True is the synchronous update of rows[0] alone, then of rows[1] alone
     (reading rows[0] moved), and so on, bit for bit; it differs from the synchronous update."""
-    if backend == "native" and not _kernels.native_available(torch.device("cpu")):
+    if backend == "native" and not _ops.has_kernels(QIMAD_OPS, torch.device("cpu")):
         pytest.skip("no native kernels")
     args = swarm_case(7, [300, 7, 0, 40], torch.float64, "cpu", seed=9, rows=[0, 2, 3, 6],
                       tunnel_rows=[2, 6], ks=(1.0, 3.0), seg_w=[1, 0, 0, 1])
     one_at_a_time, synchronous = cloned(args), cloned(args)
-    _kernels.update(backend, *args, True)
+    ops.qimad_update(*args, True, backend=backend)
     tunnels = args[11].tolist()
     for r in args[5].tolist():
         t = [tunnels.index(r)] if r in tunnels else []
         step = cloned(one_at_a_time)
         step[5], step[11] = (torch.tensor(v, dtype=torch.int64) for v in ([r], [r] * len(t)))
         step[12] = args[12][t]
-        _kernels.update(backend, *step)
+        ops.qimad_update(*step, backend=backend)
         one_at_a_time[0], one_at_a_time[1] = step[0], step[1]
     assert torch.equal(args[0], one_at_a_time[0]) and torch.equal(args[1], one_at_a_time[1])
-    _kernels.update(backend, *synchronous)
+    ops.qimad_update(*synchronous, backend=backend)
     assert torch.equal(args[1], synchronous[1]), "the RMSProp state reads no other agent"
     torch.testing.assert_close(args[0][0], synchronous[0][0], rtol=1e-14, atol=1e-14,
                                msg="the first row sees no move")
@@ -406,3 +394,23 @@ def test_fidelity_argument_checks():
         torch.ops.sb_native.qimad_fidelity(a, b, mask[:3], 2.0, 1e-8)
     with pytest.raises(TypeError, match="alpha must be float32 or float64"):
         torch.ops.sb_native.qimad_fidelity(a.long(), b.long(), mask, 2.0, 1e-8)
+
+
+# ── The Python side against the schemas ─────────────────────────────────────
+# (every wrapper and reference against its schema: tests/interfaces/test_op_table.py)
+
+def schema_names(name):
+    if not _ops.defined(name):
+        pytest.skip(f"the extension is not loaded or lacks {name}")
+    return [a.name for a in getattr(torch.ops.sb_native, name).default._schema.arguments]
+
+
+def test_step_args_are_the_schema_arguments():
+    assert list(QimadStepArgs._fields) == schema_names("qimad_step")
+
+
+def test_session_fields_are_step_args():
+    """QimadSession's constructor and set_hyper take their arguments from a QimadStepArgs."""
+    for names in (SESSION_FIELDS, HYPER_FIELDS):
+        assert len(set(names)) == len(names)
+        assert all(name in QimadStepArgs._fields for name in names), names
