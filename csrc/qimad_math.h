@@ -5,13 +5,7 @@
 
 #include <cmath>
 
-#ifndef SB_HD
-#if defined(__CUDACC__)
-#define SB_HD __host__ __device__ __forceinline__
-#else
-#define SB_HD inline
-#endif
-#endif
+#include "common/host_device.h"
 
 namespace sb_native {
 namespace qimad {
@@ -20,7 +14,7 @@ namespace qimad {
 // reference's _fidelity: the overlap's squared modulus raised to k/2. This form takes the
 // half-angle sines and cosines, so a kernel can evaluate them once per agent, not per pair.
 template <typename T>
-SB_HD T fidelity_of_halves(T sin_i, T cos_i, T beta_i, T sin_j, T cos_j, T beta_j, T k) {
+SBN_HD T fidelity_of_halves(T sin_i, T cos_i, T beta_i, T sin_j, T cos_j, T beta_j, T k) {
   using std::cos;
   using std::pow;
   using std::sin;
@@ -32,7 +26,7 @@ SB_HD T fidelity_of_halves(T sin_i, T cos_i, T beta_i, T sin_j, T cos_j, T beta_
 }
 
 template <typename T>
-SB_HD T fidelity(T alpha_i, T beta_i, T alpha_j, T beta_j, T k) {
+SBN_HD T fidelity(T alpha_i, T beta_i, T alpha_j, T beta_j, T k) {
   using std::cos;
   using std::sin;
   return fidelity_of_halves(sin(alpha_i / T(2)), cos(alpha_i / T(2)), beta_i, sin(alpha_j / T(2)),
@@ -42,7 +36,7 @@ SB_HD T fidelity(T alpha_i, T beta_i, T alpha_j, T beta_j, T k) {
 // RMSProp second-moment update, in torch.optim.RMSprop's order (v * decay + (1 - decay) g g).
 // Written without T(1) so that T may also be a vector type (the CPU kernel's SIMD pass).
 template <typename T>
-SB_HD T square_avg(T v, T g, T decay) {
+SBN_HD T square_avg(T v, T g, T decay) {
   return v * decay + (1 - decay) * g * g;
 }
 
@@ -54,7 +48,7 @@ SB_HD T square_avg(T v, T g, T decay) {
 // i.e. gamma * sum_j W_ij (theta_j - theta_i), the reference's comm term. The caller takes the
 // square root so a CPU kernel can compute a block of them with SIMD instructions.
 template <typename T>
-SB_HD T swarm_delta(T theta, T g, T root_v, T best, T mix, T wsum, T eta, T gamma, T attract,
+SBN_HD T swarm_delta(T theta, T g, T root_v, T best, T mix, T wsum, T eta, T gamma, T attract,
                     T eps) {
   T delta = -(eta / (root_v + eps)) * g;
   delta = delta + attract * (best - theta);
@@ -64,13 +58,13 @@ SB_HD T swarm_delta(T theta, T g, T root_v, T best, T mix, T wsum, T eta, T gamm
 
 // Scale of a tunnelling jump for one parameter tensor: (mean |theta| * 0.8 + 0.1) * temperature.
 template <typename T>
-SB_HD T jump_scale(T mean_abs, T temperature) {
+SBN_HD T jump_scale(T mean_abs, T temperature) {
   return (mean_abs * T(0.8) + T(0.1)) * temperature;
 }
 
 // A tunnelling jump coordinate, U(-1, 1) * scale from a U(0, 1) draw, added after the step.
 template <typename T>
-SB_HD T jump(T uniform, T scale) {
+SBN_HD T jump(T uniform, T scale) {
   return (uniform * T(2) - T(1)) * scale;
 }
 

@@ -4,40 +4,36 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define SB_HD __host__ __device__ __forceinline__
-#else
-#define SB_HD inline
-#endif
+#include "common/host_device.h"
 
 namespace sb_native {
 
 // Adiabatic pressure a(t) = min(dt * step * slope, 1), evaluated in double in the same
 // order as the reference ((dt * step) * slope) so both backends see the same schedule.
-SB_HD double pressure(double time_step, int64_t step, double pressure_slope) {
+SBN_HD double pressure(double time_step, int64_t step, double pressure_slope) {
   const double p = time_step * static_cast<double>(step) * pressure_slope;
   return p < 1.0 ? p : 1.0;
 }
 
-SB_HD double momentum_coefficient(double time_step, int64_t step, double pressure_slope) {
+SBN_HD double momentum_coefficient(double time_step, int64_t step, double pressure_slope) {
   return time_step * (pressure(time_step, step, pressure_slope) - 1.0);
 }
 
 // torch.sign semantics: 0 stays 0 (dSB activation).
 template <typename T>
-SB_HD T sign_of(T x) {
+SBN_HD T sign_of(T x) {
   return static_cast<T>((x > T(0)) - (x < T(0)));
 }
 
 // The sampled spin: x >= 0 maps to +1 (where(position >= 0, 1, -1)).
 template <typename T>
-SB_HD T spin_of(T x) {
+SBN_HD T spin_of(T x) {
   return x >= T(0) ? T(1) : T(-1);
 }
 
 // First half of a step: momentum kicked by the pressure term, then the position drifts.
 template <typename T>
-SB_HD void kick_drift(T& x, T& m, T momentum_coef, T position_coef) {
+SBN_HD void kick_drift(T& x, T& m, T momentum_coef, T position_coef) {
   m = m + momentum_coef * x;
   x = x + position_coef * m;
 }
@@ -46,7 +42,7 @@ SB_HD void kick_drift(T& x, T& m, T momentum_coef, T position_coef) {
 // Written as selects, not a branch, so the CPU loops vectorise; NaN passes through as in
 // torch.clip.
 template <typename T>
-SB_HD void inelastic_walls(T& x, T& m) {
+SBN_HD void inelastic_walls(T& x, T& m) {
   const bool outside = (x > T(1)) | (x < T(-1));  // bitwise: no short-circuit branch
   m = outside ? T(0) : m;
   const T floor = x < T(-1) ? T(-1) : x;

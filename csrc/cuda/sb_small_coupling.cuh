@@ -8,12 +8,13 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../common/host_device.h"
 #include "../sb_math.h"
 
 namespace sb_native {
 namespace cuda {
 
-SB_HD int64_t round_up_to(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+SBN_HD int64_t round_up_to(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
 __device__ __forceinline__ float fma_rn(float a, float b, float c) { return __fmaf_rn(a, b, c); }
 __device__ __forceinline__ double fma_rn(double a, double b, double c) { return __fma_rn(a, b, c); }
