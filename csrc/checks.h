@@ -4,17 +4,14 @@
 
 #include <ATen/ATen.h>
 
-namespace sb_native {
+#include "common/checks.h"
 
-inline void check_float_tensor(const at::Tensor& t, const char* name) {
-  TORCH_CHECK_TYPE(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble,
-                   name, " must be float32 or float64, got ", t.scalar_type());
-}
+namespace sb_native {
 
 inline void check_state(const at::Tensor& position, const at::Tensor& momentum) {
   TORCH_CHECK_VALUE(position.dim() == 2, "position must be 2-D (variables, agents), got ",
                     position.dim(), " dimensions");
-  check_float_tensor(position, "position");
+  common::check_float_tensor(position, "position");
   TORCH_CHECK_VALUE(momentum.sizes() == position.sizes(), "momentum must have the shape of position ",
                     position.sizes(), ", got ", momentum.sizes());
   TORCH_CHECK_TYPE(momentum.scalar_type() == position.scalar_type(),
@@ -86,7 +83,7 @@ inline void check_sample_args(const at::Tensor& position, const at::Tensor& fiel
                        const at::Tensor& bifurcated, const at::Tensor& final_spins,
                        int64_t threshold) {
   TORCH_CHECK_VALUE(position.dim() == 2, "position must be 2-D (variables, agents)");
-  check_float_tensor(position, "position");
+  common::check_float_tensor(position, "position");
   TORCH_CHECK_VALUE(position.is_contiguous(), "position must be contiguous");
   check_like_state(field, position, "field");
   check_like_state(final_spins, position, "final_spins");

@@ -13,7 +13,7 @@ inline void check_fidelity_args(const at::Tensor& alpha, const at::Tensor& beta,
                                 const at::Tensor& mask) {
   TORCH_CHECK_VALUE(alpha.dim() == 1, "alpha must be 1-D (agents), got ", alpha.dim(),
                     " dimensions");
-  check_float_tensor(alpha, "alpha");
+  common::check_float_tensor(alpha, "alpha");
   TORCH_CHECK_VALUE(beta.sizes() == alpha.sizes(), "beta must have the shape of alpha ",
                     alpha.sizes(), ", got ", beta.sizes());
   TORCH_CHECK_TYPE(beta.scalar_type() == alpha.scalar_type(), "beta must have the dtype of alpha (",
@@ -105,7 +105,7 @@ inline void check_update_args(const at::Tensor& theta, const at::Tensor& square_
                               const at::Tensor& tunnel_rows, const at::Tensor& tunnel_noise) {
   TORCH_CHECK_VALUE(theta.dim() == 2, "theta must be 2-D (agents, parameters), got ", theta.dim(),
                     " dimensions");
-  check_float_tensor(theta, "theta");
+  common::check_float_tensor(theta, "theta");
   TORCH_CHECK_VALUE(theta.is_contiguous(), "theta must be contiguous");
   check_like_theta(square_avg, theta, "square_avg");
   check_like_theta(grad, theta, "grad");

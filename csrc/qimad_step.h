@@ -43,7 +43,7 @@ inline void check_step_buckets(at::TensorList theta, at::TensorList square_avg,
     const at::Tensor& t = theta[b];
     TORCH_CHECK_VALUE(t.dim() == 2 && t.size(0) == n, "theta[", b, "] must be (agents, "
                       "parameters) with agents = ", n, ", got shape ", t.sizes());
-    check_float_tensor(t, "theta");
+    common::check_float_tensor(t, "theta");
     TORCH_CHECK_VALUE(t.is_contiguous(), "theta[", b, "] must be contiguous");
     for (const at::Tensor* other : {&square_avg[b], &grad[b]}) {
       TORCH_CHECK_VALUE(other->sizes() == t.sizes() && other->scalar_type() == t.scalar_type() &&

@@ -18,9 +18,9 @@
 #include <utility>
 #include <vector>
 
+#include "../common/parallel.h"
 #include "../sb_math.h"
 #include "csr_spmm.h"
-#include "parallel.h"
 #include "sb_loop.h"
 
 namespace sb_native {
@@ -63,11 +63,12 @@ void run_csr_ballistic(const CsrView& J, const scalar_t* values, at::Tensor& pos
   pre_coupling<scalar_t, false, kHeated>(SBState<scalar_t>{x, m, nullptr, m0, numel}, false,
                                          heat, cs[0].first, cs[0].second);
   const int64_t nnz_per_row = n ? J.crow[n] / n : 0;
+  const int64_t grain = common::work_grain((nnz_per_row + 4) * agents);
   for (int64_t k = 0; k < num_steps; ++k) {
     const bool last = k + 1 == num_steps;
     const scalar_t mc = last ? scalar_t(0) : cs[k + 1].first;
     const scalar_t pc = last ? scalar_t(0) : cs[k + 1].second;
-    at::parallel_for(0, n, work_grain((nnz_per_row + 4) * agents), [&](int64_t r0, int64_t r1) {
+    at::parallel_for(0, n, grain, [&](int64_t r0, int64_t r1) {
       std::vector<scalar_t> acc(agents);
       for (int64_t i = r0; i < r1; ++i) {
         csr_row_product(J, values, static_cast<const scalar_t*>(x), agents, i, acc.data());

@@ -4,7 +4,7 @@
 
 #include <ATen/Parallel.h>
 
-#include "parallel.h"
+#include "../common/parallel.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -73,7 +73,8 @@ template <typename scalar_t>
 void csr_spmm(const CsrView& J, const scalar_t* values, const scalar_t* in, scalar_t* out,
               int64_t agents) {
   const int64_t nnz_per_row = J.rows ? J.crow[J.rows] / J.rows : 0;
-  at::parallel_for(0, J.rows, work_grain((nnz_per_row + 1) * agents), [&](int64_t begin, int64_t end) {
+  const int64_t grain = common::work_grain((nnz_per_row + 1) * agents);
+  at::parallel_for(0, J.rows, grain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) csr_row_product(J, values, in, agents, i, out + i * agents);
   });
 }

@@ -35,8 +35,8 @@
 #include <utility>
 #include <vector>
 
+#include "../common/parallel.h"
 #include "../sb_math.h"
-#include "parallel.h"
 #include "sb_schedule.h"
 
 namespace sb_native {
@@ -200,7 +200,8 @@ void run_discrete_variant(at::Tensor& position, at::Tensor& momentum, int64_t nu
   const scalar_t qs = static_cast<scalar_t>(q), hs = static_cast<scalar_t>(heat);
   const bool heated = heat != 0.0;
 
-  at::parallel_for(0, agents, work_grain(n * num_steps), [&](int64_t begin, int64_t end) {
+  const int64_t grain = common::work_grain(n * num_steps);
+  at::parallel_for(0, agents, grain, [&](int64_t begin, int64_t end) {
     std::vector<AgentState<scalar_t, sign_t, field_t>> group(
         std::min(kAgentGroup, end - begin), AgentState<scalar_t, sign_t, field_t>(n, heated));
     std::vector<Flip<field_t>> flips;
@@ -243,7 +244,8 @@ bool is_symmetric(const T* J, int64_t n) {
       if (!same) symmetric.store(false, std::memory_order_relaxed);
     }
   };
-  at::parallel_for(0, (tiles + 1) / 2, work_grain(2 * kTile * n), [&](int64_t b, int64_t e) {
+  const int64_t grain = common::work_grain(2 * kTile * n);
+  at::parallel_for(0, (tiles + 1) / 2, grain, [&](int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) {
       tile_row(p);
       if (tiles - 1 - p != p) tile_row(tiles - 1 - p);

@@ -7,7 +7,7 @@
 
 #include "../checks.h"
 #include "../sb_math.h"
-#include "parallel.h"
+#include "../common/parallel.h"
 
 namespace sb_native {
 namespace {
@@ -26,7 +26,7 @@ void sb_sample_cpu(const at::Tensor& position, const at::Tensor& field, at::Tens
     int16_t* stab = stability.data_ptr<int16_t>();
     bool* bif = bifurcated.data_ptr<bool>();
     scalar_t* out = final_spins.data_ptr<scalar_t>();
-    at::parallel_for(0, agents, cpu::work_grain(n), [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, agents, common::work_grain(n), [&](int64_t begin, int64_t end) {
       for (int64_t a = begin; a < end; ++a) {
         scalar_t energy = 0;
         for (int64_t i = 0; i < n; ++i) energy += spin_of(x[i * agents + a]) * f[i * agents + a];
