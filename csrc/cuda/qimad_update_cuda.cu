@@ -20,19 +20,25 @@
 
 #include <ATen/ATen.h>
 #include <ATen/AccumulateType.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "../common/cuda/launch.cuh"
 #include "../qimad_checks.h"
 #include "../qimad_math.h"
 #include "../qimad_mix.h"
-#include "sb_loop.cuh"
 
 namespace sb_native {
 namespace {
+
+using common::cuda::grid_for;
+using common::cuda::kThreads;
 
 constexpr int kScaleThreads = 256;  // a power of two: the tree reduction halves it
 constexpr int64_t kMaxScaleBlocks = 65535;
@@ -207,9 +213,9 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
         tunnel_of_dev.data_ptr<int64_t>(),
         n, nr, p, ns, static_cast<scalar_t>(rms_decay), static_cast<scalar_t>(eps)};
     if (sequential) {
-      sequential_step_kernel<scalar_t><<<cuda::grid_for(p), cuda::kThreads, 0, stream>>>(args);
+      sequential_step_kernel<scalar_t><<<grid_for(p), kThreads, 0, stream>>>(args);
     } else {
-      swarm_step_kernel<scalar_t><<<cuda::grid_for(nr * p), cuda::kThreads, 0, stream>>>(args);
+      swarm_step_kernel<scalar_t><<<grid_for(nr * p), kThreads, 0, stream>>>(args);
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });

@@ -17,21 +17,15 @@
 #include <algorithm>
 #include <utility>
 
+#include "../common/cuda/launch.cuh"
 #include "../sb_math.h"
 
 namespace sb_native {
 namespace cuda {
 
-constexpr int kThreads = 256;
-
-// Grid for a grid-stride loop over numel elements: enough blocks to fill every SM
-// several times over, no more, so huge states reuse threads instead of launching
-// millions of blocks.
-inline unsigned int grid_for(int64_t numel) {
-  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const int64_t wanted = (numel + kThreads - 1) / kThreads;
-  return static_cast<unsigned int>(std::max<int64_t>(1, std::min<int64_t>(wanted, sms * 16)));
-}
+// The launch helpers every algorithm shares (common/cuda/launch.cuh), for the SB kernels.
+using common::cuda::grid_for;
+using common::cuda::kThreads;
 
 template <typename scalar_t>
 struct SBState {
