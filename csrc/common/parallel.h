@@ -2,6 +2,7 @@
 // Grain sizes for at::parallel_for on the CPU kernels of every algorithm.
 
 #include <ATen/Parallel.h>
+#include <ATen/TensorIterator.h>  // at::internal::GRAIN_SIZE
 
 #include <algorithm>
 #include <cstdint>
