@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "checks.h"
+#include "common/checks.h"
 
 namespace sb_native {
 

@@ -20,7 +20,7 @@
 #include <tuple>
 #include <vector>
 
-#include "checks.h"
+#include "common/checks.h"
 
 namespace sb_native {
 

@@ -8,6 +8,8 @@
 #include "sb_loop.h"
 
 namespace sb_native {
+namespace sb {
+namespace cpu {
 namespace {
 
 void sb_step_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
@@ -28,4 +30,6 @@ void sb_step_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum
 
 TORCH_LIBRARY_IMPL(sb_native, CPU, m) { m.impl("sb_step", &sb_step_cpu); }
 
+}  // namespace cpu
+}  // namespace sb
 }  // namespace sb_native

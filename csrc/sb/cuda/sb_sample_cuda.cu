@@ -16,10 +16,12 @@
 #include <cstdint>
 
 #include "../checks.h"
-#include "../sb_math.h"
+#include "../math.h"
 #include "sb_loop.cuh"
 
 namespace sb_native {
+namespace sb {
+namespace cuda {
 namespace {
 
 constexpr int kAgentsPerBlock = 32;  // threadIdx.x: consecutive agents, coalesced loads
@@ -123,4 +125,6 @@ void sb_sample_cuda(const at::Tensor& position, const at::Tensor& field, at::Ten
 
 TORCH_LIBRARY_IMPL(sb_native, CUDA, m) { m.impl("sb_sample", &sb_sample_cuda); }
 
+}  // namespace cuda
+}  // namespace sb
 }  // namespace sb_native

@@ -13,6 +13,8 @@
 #include "sb_small_dense.h"
 
 namespace sb_native {
+namespace sb {
+namespace cpu {
 namespace {
 
 void sb_run_int8_cpu(const at::Tensor& K, double scale, at::Tensor& position,
@@ -56,4 +58,6 @@ void sb_run_int8_cpu(const at::Tensor& K, double scale, at::Tensor& position,
 
 TORCH_LIBRARY_IMPL(sb_native, CPU, m) { m.impl("sb_run_int8", &sb_run_int8_cpu); }
 
+}  // namespace cpu
+}  // namespace sb
 }  // namespace sb_native

@@ -35,11 +35,12 @@
 #include <utility>
 #include <vector>
 
-#include "../common/parallel.h"
-#include "../sb_math.h"
+#include "../../common/parallel.h"
+#include "../math.h"
 #include "sb_schedule.h"
 
 namespace sb_native {
+namespace sb {
 namespace cpu {
 
 // The flip fraction above which the small dense kernel (sb_small_dense.h) recomputes a
@@ -292,4 +293,5 @@ struct DenseAgentField {
 };
 
 }  // namespace cpu
+}  // namespace sb
 }  // namespace sb_native

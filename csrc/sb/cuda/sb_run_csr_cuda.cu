@@ -15,6 +15,8 @@
 #include "sb_loop.cuh"
 
 namespace sb_native {
+namespace sb {
+namespace cuda {
 namespace {
 
 template <typename scalar_t>
@@ -161,4 +163,6 @@ void sb_run_csr_cuda(const at::Tensor& crow, const at::Tensor& col, const at::Te
 
 TORCH_LIBRARY_IMPL(sb_native, CUDA, m) { m.impl("sb_run_csr", &sb_run_csr_cuda); }
 
+}  // namespace cuda
+}  // namespace sb
 }  // namespace sb_native

@@ -4,9 +4,10 @@
 
 #include <ATen/ATen.h>
 
-#include "common/checks.h"
+#include "../common/checks.h"
 
 namespace sb_native {
+namespace sb {
 
 inline void check_state(const at::Tensor& position, const at::Tensor& momentum) {
   TORCH_CHECK_VALUE(position.dim() == 2, "position must be 2-D (variables, agents), got ",
@@ -105,4 +106,5 @@ inline void check_sample_args(const at::Tensor& position, const at::Tensor& fiel
   TORCH_CHECK_VALUE(threshold > 0, "threshold must be positive, got ", threshold);
 }
 
+}  // namespace sb
 }  // namespace sb_native

@@ -7,10 +7,11 @@
 
 #include <cstdint>
 
-#include "../sb_math.h"
+#include "../math.h"
 #include "sb_small_coupling.cuh"
 
 namespace sb_native {
+namespace sb {
 namespace cuda {
 
 // Most variables the persistent kernel takes: one thread per variable and one block per
@@ -201,4 +202,5 @@ __global__ void __launch_bounds__(kSmallMaxThreads)
 }
 
 }  // namespace cuda
+}  // namespace sb
 }  // namespace sb_native

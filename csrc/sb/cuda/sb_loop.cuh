@@ -17,10 +17,11 @@
 #include <algorithm>
 #include <utility>
 
-#include "../common/cuda/launch.cuh"
-#include "../sb_math.h"
+#include "../../common/cuda/launch.cuh"
+#include "../math.h"
 
 namespace sb_native {
+namespace sb {
 namespace cuda {
 
 // The launch helpers every algorithm shares (common/cuda/launch.cuh), for the SB kernels.
@@ -132,4 +133,5 @@ void run_dense(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
 }
 
 }  // namespace cuda
+}  // namespace sb
 }  // namespace sb_native

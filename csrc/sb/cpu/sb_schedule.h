@@ -7,6 +7,7 @@
 #include <vector>
 
 namespace sb_native {
+namespace sb {
 namespace cpu {
 
 // coefs(k) gives {momentum_coef, position_coef} of the k-th step of this call, in double.
@@ -21,4 +22,5 @@ std::vector<std::pair<scalar_t, scalar_t>> step_coefficients(int64_t num_steps, 
 }
 
 }  // namespace cpu
+}  // namespace sb
 }  // namespace sb_native

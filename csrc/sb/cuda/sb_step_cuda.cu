@@ -9,6 +9,8 @@
 #include "sb_loop.cuh"
 
 namespace sb_native {
+namespace sb {
+namespace cuda {
 namespace {
 
 void sb_step_cuda(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
@@ -28,4 +30,6 @@ void sb_step_cuda(const at::Tensor& J, at::Tensor& position, at::Tensor& momentu
 
 TORCH_LIBRARY_IMPL(sb_native, CUDA, m) { m.impl("sb_step", &sb_step_cuda); }
 
+}  // namespace cuda
+}  // namespace sb
 }  // namespace sb_native

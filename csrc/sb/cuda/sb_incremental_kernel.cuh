@@ -6,9 +6,10 @@
 
 #include <cstdint>
 
-#include "../sb_math.h"
+#include "../math.h"
 
 namespace sb_native {
+namespace sb {
 namespace cuda {
 
 constexpr int kAgentThreads = 512;
@@ -124,4 +125,5 @@ __global__ void __launch_bounds__(kAgentThreads)
 }
 
 }  // namespace cuda
+}  // namespace sb
 }  // namespace sb_native

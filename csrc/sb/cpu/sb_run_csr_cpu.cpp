@@ -15,6 +15,8 @@
 #include "sb_schedule.h"
 
 namespace sb_native {
+namespace sb {
+namespace cpu {
 namespace {
 
 // The CSR coupling's part of the agent-by-agent field. A flip of spin i corrects the field
@@ -103,4 +105,6 @@ void sb_run_csr_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Ten
 
 TORCH_LIBRARY_IMPL(sb_native, CPU, m) { m.impl("sb_run_csr", &sb_run_csr_cpu); }
 
+}  // namespace cpu
+}  // namespace sb
 }  // namespace sb_native

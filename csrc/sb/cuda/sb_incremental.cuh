@@ -33,10 +33,11 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "../sb_math.h"
+#include "../math.h"
 #include "sb_incremental_kernel.cuh"
 
 namespace sb_native {
+namespace sb {
 namespace cuda {
 
 // SB_NATIVE_CUDA_DSB_FIELD=recompute keeps the GEMM-per-step path for dSB above the
@@ -90,4 +91,5 @@ void run_incremental(const at::Tensor& columns, Initial initial, at::Tensor& pos
 }
 
 }  // namespace cuda
+}  // namespace sb
 }  // namespace sb_native

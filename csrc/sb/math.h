@@ -4,9 +4,10 @@
 
 #include <cstdint>
 
-#include "common/host_device.h"
+#include "../common/host_device.h"
 
 namespace sb_native {
+namespace sb {
 
 // Adiabatic pressure a(t) = min(dt * step * slope, 1), evaluated in double in the same
 // order as the reference ((dt * step) * slope) so both backends see the same schedule.
@@ -49,4 +50,5 @@ SBN_HD void inelastic_walls(T& x, T& m) {
   x = floor > T(1) ? T(1) : floor;
 }
 
+}  // namespace sb
 }  // namespace sb_native

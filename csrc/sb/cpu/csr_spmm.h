@@ -4,13 +4,14 @@
 
 #include <ATen/Parallel.h>
 
-#include "../common/parallel.h"
+#include "../../common/parallel.h"
 
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
 namespace sb_native {
+namespace sb {
 namespace cpu {
 
 struct CsrView {
@@ -80,4 +81,5 @@ void csr_spmm(const CsrView& J, const scalar_t* values, const scalar_t* in, scal
 }
 
 }  // namespace cpu
+}  // namespace sb
 }  // namespace sb_native

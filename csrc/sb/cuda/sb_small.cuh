@@ -57,11 +57,12 @@
 #include <cstring>
 #include <type_traits>
 
-#include "../sb_math.h"
+#include "../math.h"
 #include "sb_small_coupling.cuh"
 #include "sb_small_kernel.cuh"
 
 namespace sb_native {
+namespace sb {
 namespace cuda {
 
 // Agent tiles: 8 agents reuse each coupling load 8 times (about the balance of L2 bandwidth
@@ -182,4 +183,5 @@ bool small_run_int8(const at::Tensor& K, double scale, at::Tensor& position,
 }
 
 }  // namespace cuda
+}  // namespace sb
 }  // namespace sb_native

@@ -17,6 +17,8 @@
 #include "sb_small.cuh"
 
 namespace sb_native {
+namespace sb {
+namespace cuda {
 namespace {
 
 void sb_run_cuda(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
@@ -52,4 +54,6 @@ void sb_run_cuda(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum
 
 TORCH_LIBRARY_IMPL(sb_native, CUDA, m) { m.impl("sb_run", &sb_run_cuda); }
 
+}  // namespace cuda
+}  // namespace sb
 }  // namespace sb_native

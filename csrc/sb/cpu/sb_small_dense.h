@@ -20,11 +20,12 @@
 #include <utility>
 #include <vector>
 
-#include "../sb_math.h"
+#include "../math.h"
 #include "sb_discrete.h"
 #include "sb_schedule.h"
 
 namespace sb_native {
+namespace sb {
 namespace cpu {
 
 // Largest n for this path: J (n^2 scalars) stays in L2 and an agent block's state in L1/L2;
@@ -290,4 +291,5 @@ void run_small_dense_discrete(const at::Tensor& J, const at::Tensor& JT, at::Ten
 }
 
 }  // namespace cpu
+}  // namespace sb
 }  // namespace sb_native

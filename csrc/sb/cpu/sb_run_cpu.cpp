@@ -15,6 +15,8 @@
 #include "sb_small_dense.h"
 
 namespace sb_native {
+namespace sb {
+namespace cpu {
 namespace {
 
 void sb_run_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
@@ -69,4 +71,6 @@ void sb_run_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
 
 TORCH_LIBRARY_IMPL(sb_native, CPU, m) { m.impl("sb_run", &sb_run_cpu); }
 
+}  // namespace cpu
+}  // namespace sb
 }  // namespace sb_native

@@ -18,12 +18,13 @@
 #include <utility>
 #include <vector>
 
-#include "../common/parallel.h"
-#include "../sb_math.h"
+#include "../../common/parallel.h"
+#include "../math.h"
 #include "csr_spmm.h"
 #include "sb_loop.h"
 
 namespace sb_native {
+namespace sb {
 namespace cpu {
 
 // Row i of step k: finish it with its product acc, then begin step k + 1 (unless last).
@@ -90,4 +91,5 @@ void run_csr_ballistic(const CsrView& J, const scalar_t* values, at::Tensor& pos
 }
 
 }  // namespace cpu
+}  // namespace sb
 }  // namespace sb_native

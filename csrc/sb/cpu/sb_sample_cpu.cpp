@@ -5,11 +5,13 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "../../common/parallel.h"
 #include "../checks.h"
-#include "../sb_math.h"
-#include "../common/parallel.h"
+#include "../math.h"
 
 namespace sb_native {
+namespace sb {
+namespace cpu {
 namespace {
 
 void sb_sample_cpu(const at::Tensor& position, const at::Tensor& field, at::Tensor& energies,
@@ -47,4 +49,6 @@ void sb_sample_cpu(const at::Tensor& position, const at::Tensor& field, at::Tens
 
 TORCH_LIBRARY_IMPL(sb_native, CPU, m) { m.impl("sb_sample", &sb_sample_cpu); }
 
+}  // namespace cpu
+}  // namespace sb
 }  // namespace sb_native

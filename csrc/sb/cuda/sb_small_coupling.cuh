@@ -8,10 +8,11 @@
 #include <cstdint>
 #include <cstring>
 
-#include "../common/host_device.h"
-#include "../sb_math.h"
+#include "../../common/host_device.h"
+#include "../math.h"
 
 namespace sb_native {
+namespace sb {
 namespace cuda {
 
 SBN_HD int64_t round_up_to(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
@@ -124,4 +125,5 @@ struct Int8Coupling {
 };
 
 }  // namespace cuda
+}  // namespace sb
 }  // namespace sb_native

@@ -8,9 +8,10 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
-#include "../sb_math.h"
+#include "../math.h"
 
 namespace sb_native {
+namespace sb {
 namespace cpu {
 
 // Elements per parallel chunk: large enough that thread hand-off costs stay well below
@@ -97,4 +98,5 @@ void run_variant(at::Tensor& position, at::Tensor& momentum, int64_t num_steps, 
 }
 
 }  // namespace cpu
+}  // namespace sb
 }  // namespace sb_native

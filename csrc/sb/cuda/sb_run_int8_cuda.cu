@@ -28,6 +28,8 @@
 #include "sb_small.cuh"
 
 namespace sb_native {
+namespace sb {
+namespace cuda {
 namespace {
 
 constexpr int kTile = 32;    // a block covers kTile rows x kTile agents
@@ -188,4 +190,6 @@ void sb_run_int8_cuda(const at::Tensor& K, double scale, at::Tensor& position,
 
 TORCH_LIBRARY_IMPL(sb_native, CUDA, m) { m.impl("sb_run_int8", &sb_run_int8_cuda); }
 
+}  // namespace cuda
+}  // namespace sb
 }  // namespace sb_native
