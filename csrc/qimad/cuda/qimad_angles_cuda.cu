@@ -9,9 +9,11 @@
 
 #include <tuple>
 
-#include "../qimad_angles.h"
+#include "../angles.h"
 
 namespace sb_native {
+namespace qimad {
+namespace cuda {
 namespace {
 
 std::tuple<at::Tensor, at::Tensor> qimad_angles_cuda(
@@ -27,4 +29,6 @@ std::tuple<at::Tensor, at::Tensor> qimad_angles_cuda(
 
 TORCH_LIBRARY_IMPL(sb_native, CUDA, m) { m.impl("qimad_angles", &qimad_angles_cuda); }
 
+}  // namespace cuda
+}  // namespace qimad
 }  // namespace sb_native

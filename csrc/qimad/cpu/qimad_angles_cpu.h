@@ -12,10 +12,11 @@
 #include <cmath>
 #include <vector>
 
-#include "../qimad_math.h"
+#include "../math.h"
 
 namespace sb_native {
-namespace qimad_cpu {
+namespace qimad {
+namespace cpu {
 
 // Half-angle sines and cosines of every agent: evaluated once per agent, not once per pair.
 template <typename T>
@@ -94,5 +95,6 @@ inline void angles_into(at::Tensor& alpha, at::Tensor& beta, const at::Tensor& m
   });
 }
 
-}  // namespace qimad_cpu
+}  // namespace cpu
+}  // namespace qimad
 }  // namespace sb_native

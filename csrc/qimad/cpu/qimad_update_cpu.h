@@ -26,11 +26,12 @@
 #include <arm_neon.h>
 #endif
 
-#include "../qimad_math.h"
-#include "../qimad_mix.h"
+#include "../math.h"
+#include "../mix.h"
 
 namespace sb_native {
-namespace qimad_cpu {
+namespace qimad {
+namespace cpu {
 
 // The per-coordinate update runs a SIMD vector of coordinates at a time on GCC/Clang vector
 // types, through the qimad_math.h functions themselves, so it rounds exactly as the scalar code
@@ -247,5 +248,6 @@ inline void update_swarm(at::Tensor& theta, at::Tensor& square_avg, const at::Te
   });
 }
 
-}  // namespace qimad_cpu
+}  // namespace cpu
+}  // namespace qimad
 }  // namespace sb_native

@@ -20,9 +20,10 @@
 #include <tuple>
 #include <vector>
 
-#include "common/checks.h"
+#include "../common/checks.h"
 
 namespace sb_native {
+namespace qimad {
 
 // Each bucket is one (device, dtype) swarm: theta, square_avg and grad (agents, P), best (P,),
 // and the next bucket_params[b] tensors of params, whose sizes add up to P.
@@ -300,4 +301,5 @@ inline at::Tensor qimad_step_composite(
   return fates;
 }
 
+}  // namespace qimad
 }  // namespace sb_native

@@ -1,12 +1,11 @@
-// The sb_native operator library: every schema is declared here, once. Each backend
-// registers its kernels with TORCH_LIBRARY_IMPL(sb_native, CPU|CUDA, m) in csrc/cpu and
-// csrc/cuda. Layout convention: the SB state (position, momentum, field) is
-// (variables, agents), row-major, as in simulated-bifurcation 2.0.0.
+// The QIMADTorch operator schemas (sb_native/optim). Each backend registers its kernels with
+// TORCH_LIBRARY_IMPL(sb_native, CPU|CUDA, m) in csrc/qimad/cpu and csrc/qimad/cuda, and
+// csrc/qimad/composite.cpp the CompositeExplicitAutograd kernels; the SB ops declare theirs
+// in csrc/sb/ops.cpp, a fragment of the same sb_native library.
 
 #include <torch/library.h>
 
-TORCH_LIBRARY(sb_native, m) {
-  // QIMADTorch
+TORCH_LIBRARY_FRAGMENT(sb_native, m) {
   // Row-normalised fidelity matrix of the swarm: W[i, j] = F_ij / (sum_l F_il + eps) with
   // F_ij = |<psi_i|psi_j>|^k of the Bloch angles (alpha, beta) on the topology's edges (mask).
   m.def("qimad_fidelity(Tensor alpha, Tensor beta, Tensor mask, float k, float eps) -> Tensor");
@@ -26,7 +25,7 @@ TORCH_LIBRARY(sb_native, m) {
         "Tensor W, Tensor rows, Tensor attract, Tensor segments, Tensor seg_eta, "
         "Tensor seg_gamma, Tensor seg_w, Tensor tunnel_rows, Tensor tunnel_noise, "
         "float temperature, float rms_decay, float eps, bool sequential=False) -> ()");
-  // Everything a step does after its closures (csrc/qimad_step.h): the finiteness test, the
+  // Everything a step does after its closures (csrc/qimad/step.h): the finiteness test, the
   // records (agent_loss, agent_best, stagnation, best_loss: CPU), this step's random draws
   // (rows of the blocks normal and uniform, drawn afresh from generator every normal.size(0)
   // steps), the tunnelling choice, qimad_angles, qimad_update per bucket (sequential as

@@ -10,9 +10,11 @@
 
 #include <optional>
 
-#include "../qimad_step.h"
+#include "../step.h"
 
 namespace sb_native {
+namespace qimad {
+namespace cuda {
 namespace {
 
 at::Tensor qimad_step_cuda(
@@ -39,4 +41,6 @@ at::Tensor qimad_step_cuda(
 
 TORCH_LIBRARY_IMPL(sb_native, CUDA, m) { m.impl("qimad_step", &qimad_step_cuda); }
 
+}  // namespace cuda
+}  // namespace qimad
 }  // namespace sb_native

@@ -13,10 +13,12 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "../qimad_checks.h"
-#include "../qimad_math.h"
+#include "../checks.h"
+#include "../math.h"
 
 namespace sb_native {
+namespace qimad {
+namespace cuda {
 namespace {
 
 constexpr int kRowThreads = 128;
@@ -65,4 +67,6 @@ at::Tensor qimad_fidelity_cuda(const at::Tensor& alpha, const at::Tensor& beta,
 
 TORCH_LIBRARY_IMPL(sb_native, CUDA, m) { m.impl("qimad_fidelity", &qimad_fidelity_cuda); }
 
+}  // namespace cuda
+}  // namespace qimad
 }  // namespace sb_native

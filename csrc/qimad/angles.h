@@ -12,9 +12,10 @@
 #include <tuple>
 #include <vector>
 
-#include "qimad_checks.h"
+#include "checks.h"
 
 namespace sb_native {
+namespace qimad {
 
 // The mirror's ATen ops, with qimad_fidelity's own kernels for the fidelity matrices.
 inline std::tuple<at::Tensor, at::Tensor> qimad_angles_composite(
@@ -36,4 +37,5 @@ inline std::tuple<at::Tensor, at::Tensor> qimad_angles_composite(
   return {W, attract};
 }
 
+}  // namespace qimad
 }  // namespace sb_native

@@ -21,6 +21,8 @@
 #include <vector>
 
 namespace sb_native {
+namespace qimad {
+namespace python {
 namespace {
 
 namespace py = pybind11;
@@ -193,4 +195,6 @@ void register_qimad_session(py::module_& m) {
       .def("step", &QimadSession::step);
 }
 
+}  // namespace python
+}  // namespace qimad
 }  // namespace sb_native

@@ -1,12 +1,11 @@
-// qimad_step on the CPU: the plan of csrc/qimad_step.h with raw loops, and the angles and
+// qimad_step on the CPU: the plan of csrc/qimad/step.h with raw loops, and the angles and
 // update work called directly (qimad_angles_cpu.h, qimad_update_cpu.h), not through the
 // dispatcher. After a step's closures every distinct ATen kernel the step touches runs cold
 // (~30 us each for a call on a handful of elements), so this kernel allocates the two angle
 // outputs and the fates and otherwise calls no ATen op: the finiteness test, the best-weight
 // and reset copies and the copy into the model are plain loops and memcpy, and the random
-// draws come in blocks (draw_slot).
-// Also the CompositeExplicitAutograd registration of the composite in qimad_step.h, the
-// kernel of every device without its own (CUDA registers it behind its device guard).
+// draws come in blocks (draw_slot). Devices without a kernel of their own run the
+// composite of ../step.h (composite.cpp).
 
 #include <torch/library.h>
 
@@ -14,12 +13,14 @@
 #include <cstring>
 #include <vector>
 
-#include "../qimad_checks.h"
-#include "../qimad_step.h"
+#include "../checks.h"
+#include "../step.h"
 #include "qimad_angles_cpu.h"
 #include "qimad_update_cpu.h"
 
 namespace sb_native {
+namespace qimad {
+namespace cpu {
 namespace {
 
 // Whether each of the rows of grad (agents, P) holds only finite values.
@@ -89,7 +90,7 @@ at::Tensor qimad_step_cpu(
                stagnation_limit, fate);
   at::Tensor W = at::empty({m, n, n}, alpha.options().dtype(dtype));
   at::Tensor attract = at::empty({n}, alpha.options().dtype(dtype));
-  qimad_cpu::angles_into(alpha, beta, mask, k, walk, coins, attract_on, alpha_step, beta_step,
+  cpu::angles_into(alpha, beta, mask, k, walk, coins, attract_on, alpha_step, beta_step,
                          eps, W, attract);
 
   // tunnel_of[r]: the noise row of good[r] (the tunnels are a subsequence of good).
@@ -104,7 +105,7 @@ at::Tensor qimad_step_cpu(
     const auto type = th.scalar_type();
     const at::Tensor noise = nt == 0 ? at::empty({0, th.size(1)}, th.options())
                                      : at::rand({nt, th.size(1)}, generator, th.options());
-    qimad_cpu::update_swarm(th, sq, grad[b], best[b], W.scalar_type() == type ? W : W.to(type),
+    cpu::update_swarm(th, sq, grad[b], best[b], W.scalar_type() == type ? W : W.to(type),
                             plan.good, attract.scalar_type() == type ? attract : attract.to(type),
                             segments[b], seg_eta[b], seg_gamma[b], seg_w[b], plan.tunnels,
                             tunnel_of, noise, temperature, rms_decay, eps, sequential);
@@ -129,8 +130,6 @@ at::Tensor qimad_step_cpu(
 
 TORCH_LIBRARY_IMPL(sb_native, CPU, m) { m.impl("qimad_step", &qimad_step_cpu); }
 
-TORCH_LIBRARY_IMPL(sb_native, CompositeExplicitAutograd, m) {
-  m.impl("qimad_step", &qimad_step_composite);
-}
-
+}  // namespace cpu
+}  // namespace qimad
 }  // namespace sb_native

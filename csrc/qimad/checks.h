@@ -5,9 +5,10 @@
 #include <algorithm>
 #include <vector>
 
-#include "common/checks.h"
+#include "../common/checks.h"
 
 namespace sb_native {
+namespace qimad {
 
 inline void check_fidelity_args(const at::Tensor& alpha, const at::Tensor& beta,
                                 const at::Tensor& mask) {
@@ -181,4 +182,5 @@ inline std::vector<int64_t> check_indices(const at::Tensor& rows, const at::Tens
   return tunnel_of;
 }
 
+}  // namespace qimad
 }  // namespace sb_native

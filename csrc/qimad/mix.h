@@ -10,6 +10,7 @@
 #include <cstdint>
 
 namespace sb_native {
+namespace qimad {
 
 // W_rows: (matrices, rows, agents), W's rows of the updated agents; seg and seg_w point to
 // host memory (segments + 1 column offsets, and the matrix of each segment).
@@ -33,4 +34,5 @@ inline at::Tensor communication_input(const at::Tensor& theta, const at::Tensor&
   return mix;
 }
 
+}  // namespace qimad
 }  // namespace sb_native

@@ -5,19 +5,21 @@
 // in the swarm's dtype, the attraction coefficients, the angles' random walk). As separate torch
 // ops it is ~9 calls on N-element tensors, and right after a step's N closures, which have
 // evicted the caches, each such call costs ~15 us, far more than its arithmetic. Devices
-// without a kernel of their own run it as the composite of ATen ops of qimad_angles.h, the
-// same ops as the pure-torch mirror (sb_native/optim/_kernels.py: angles_torch).
+// without a kernel of their own run it as the composite of ATen ops of ../angles.h
+// (composite.cpp), the same ops as the pure-torch mirror (sb_native/optim/_kernels.py:
+// angles_torch).
 
 #include <torch/library.h>
 
 #include <tuple>
 #include <vector>
 
-#include "../qimad_angles.h"
-#include "../qimad_checks.h"
+#include "../checks.h"
 #include "qimad_angles_cpu.h"
 
 namespace sb_native {
+namespace qimad {
+namespace cpu {
 namespace {
 
 at::Tensor qimad_fidelity_cpu(const at::Tensor& alpha, const at::Tensor& beta,
@@ -28,8 +30,8 @@ at::Tensor qimad_fidelity_cpu(const at::Tensor& alpha, const at::Tensor& beta,
   if (n == 0) return W;
   AT_DISPATCH_FLOATING_TYPES(alpha.scalar_type(), "qimad_fidelity_cpu", [&] {
     std::vector<scalar_t> sin_h, cos_h;
-    qimad_cpu::half_angles(alpha.data_ptr<scalar_t>(), n, sin_h, cos_h);
-    qimad_cpu::fidelity_matrix(sin_h, cos_h, beta.data_ptr<scalar_t>(), mask.data_ptr<bool>(), n,
+    cpu::half_angles(alpha.data_ptr<scalar_t>(), n, sin_h, cos_h);
+    cpu::fidelity_matrix(sin_h, cos_h, beta.data_ptr<scalar_t>(), mask.data_ptr<bool>(), n,
                                static_cast<scalar_t>(k), static_cast<scalar_t>(eps),
                                W.data_ptr<scalar_t>());
   });
@@ -45,7 +47,7 @@ std::tuple<at::Tensor, at::Tensor> qimad_angles_cpu(
   const auto out = alpha.options().dtype(dtype);
   at::Tensor W = at::empty({m, n, n}, out);
   at::Tensor attract = at::empty({n}, out);
-  qimad_cpu::angles_into(alpha, beta, mask, k, normal, uniform, attract_on, alpha_step, beta_step,
+  cpu::angles_into(alpha, beta, mask, k, normal, uniform, attract_on, alpha_step, beta_step,
                          eps, W, attract);
   return {W, attract};
 }
@@ -57,9 +59,6 @@ TORCH_LIBRARY_IMPL(sb_native, CPU, m) {
   m.impl("qimad_angles", &qimad_angles_cpu);
 }
 
-// Devices without a kernel of their own (the CUDA kernel is this composite too).
-TORCH_LIBRARY_IMPL(sb_native, CompositeExplicitAutograd, m) {
-  m.impl("qimad_angles", &qimad_angles_composite);
-}
-
+}  // namespace cpu
+}  // namespace qimad
 }  // namespace sb_native

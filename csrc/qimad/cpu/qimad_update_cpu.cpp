@@ -5,10 +5,12 @@
 
 #include <vector>
 
-#include "../qimad_checks.h"
+#include "../checks.h"
 #include "qimad_update_cpu.h"
 
 namespace sb_native {
+namespace qimad {
+namespace cpu {
 namespace {
 
 void qimad_update_cpu(at::Tensor& theta, at::Tensor& square_avg, const at::Tensor& grad,
@@ -22,7 +24,7 @@ void qimad_update_cpu(at::Tensor& theta, at::Tensor& square_avg, const at::Tenso
                     seg_w, tunnel_rows, tunnel_noise);
   const std::vector<int64_t> tunnel_of = check_indices(rows, segments, seg_w, tunnel_rows,
                                                        theta.size(0), theta.size(1), W.size(0));
-  qimad_cpu::update_swarm(theta, square_avg, grad, best, W,
+  cpu::update_swarm(theta, square_avg, grad, best, W,
                           at::IntArrayRef(rows.data_ptr<int64_t>(), rows.numel()), attract,
                           segments, seg_eta, seg_gamma, seg_w,
                           at::IntArrayRef(tunnel_rows.data_ptr<int64_t>(), tunnel_rows.numel()),
@@ -33,4 +35,6 @@ void qimad_update_cpu(at::Tensor& theta, at::Tensor& square_avg, const at::Tenso
 
 TORCH_LIBRARY_IMPL(sb_native, CPU, m) { m.impl("qimad_update", &qimad_update_cpu); }
 
+}  // namespace cpu
+}  // namespace qimad
 }  // namespace sb_native

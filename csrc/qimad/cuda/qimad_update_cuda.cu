@@ -29,12 +29,14 @@
 #include <cmath>
 #include <vector>
 
-#include "../common/cuda/launch.cuh"
-#include "../qimad_checks.h"
-#include "../qimad_math.h"
-#include "../qimad_mix.h"
+#include "../../common/cuda/launch.cuh"
+#include "../checks.h"
+#include "../math.h"
+#include "../mix.h"
 
 namespace sb_native {
+namespace qimad {
+namespace cuda {
 namespace {
 
 using common::cuda::grid_for;
@@ -225,4 +227,6 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
 
 TORCH_LIBRARY_IMPL(sb_native, CUDA, m) { m.impl("qimad_update", &qimad_update_cuda); }
 
+}  // namespace cuda
+}  // namespace qimad
 }  // namespace sb_native

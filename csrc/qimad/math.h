@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "common/host_device.h"
+#include "../common/host_device.h"
 
 namespace sb_native {
 namespace qimad {
