@@ -46,8 +46,8 @@ def extension():
             "sb_native._C",
             cpu_sources + cuda_sources,
             # No fast math and no FMA contraction: the kernels are memory-bound, and plain
-            # IEEE multiply-then-add keeps the shared per-element math (csrc/sb_math.h)
-            # bit-identical to the CPU build, which the parity tests rely on.
+            # IEEE multiply-then-add keeps the shared per-element math (csrc/sb/math.h,
+            # csrc/qimad/math.h) bit-identical to the CPU build, which the parity tests rely on.
             extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "--fmad=false"]},
             extra_link_args=link,
         )

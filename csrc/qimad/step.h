@@ -3,12 +3,13 @@
 // Python, that bookkeeping (finiteness test, best and stagnation records, random draws,
 // tunnelling choice, the angles and update ops, the copy into the model) is ~25
 // interpreter-level steps and ~10 dispatcher calls, and right after the closures, which have
-// evicted the caches, each cold call costs tens of microseconds: more than the update's
-// arithmetic on the digits benchmark.
+// evicted the caches, each cold call costs more than the update's arithmetic on the digits
+// benchmark (bench/RESULTS.md).
 // This header holds what every device shares: the argument checks, the host-side plan of the
 // step (records, which agents are reset, which tunnel) and the composite of ATen and swarm
-// ops that is the op's kernel on devices without a fused one (csrc/cuda/qimad_step_cuda.cu).
-// The CPU kernel (csrc/cpu/qimad_step_cpu.cpp) runs the same plan with raw loops;
+// ops that is the op's kernel on devices without a fused one (csrc/qimad/composite.cpp,
+// csrc/qimad/cuda/qimad_step_cuda.cu). The CPU kernel (csrc/qimad/cpu/qimad_step_cpu.cpp)
+// runs the same plan with raw loops;
 // sb_native/optim/_kernels.py: step_torch mirrors it line by line.
 
 #include <ATen/ATen.h>

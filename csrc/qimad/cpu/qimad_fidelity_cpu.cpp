@@ -4,8 +4,8 @@
 // qimad_angles: all of a step's work on the swarm's angles in one call (the fidelity matrices
 // in the swarm's dtype, the attraction coefficients, the angles' random walk). As separate torch
 // ops it is ~9 calls on N-element tensors, and right after a step's N closures, which have
-// evicted the caches, each such call costs ~15 us, far more than its arithmetic. Devices
-// without a kernel of their own run it as the composite of ATen ops of ../angles.h
+// evicted the caches, each such call costs far more than its arithmetic (bench/RESULTS.md).
+// Devices without a kernel of their own run it as the composite of ATen ops of ../angles.h
 // (composite.cpp), the same ops as the pure-torch mirror (sb_native/optim/_kernels.py:
 // angles_torch).
 

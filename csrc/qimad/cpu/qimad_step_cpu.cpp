@@ -1,11 +1,11 @@
 // qimad_step on the CPU: the plan of csrc/qimad/step.h with raw loops, and the angles and
 // update work called directly (qimad_angles_cpu.h, qimad_update_cpu.h), not through the
 // dispatcher. After a step's closures every distinct ATen kernel the step touches runs cold
-// (~30 us each for a call on a handful of elements), so this kernel allocates the two angle
-// outputs and the fates and otherwise calls no ATen op: the finiteness test, the best-weight
-// and reset copies and the copy into the model are plain loops and memcpy, and the random
-// draws come in blocks (draw_slot). Devices without a kernel of their own run the
-// composite of ../step.h (composite.cpp).
+// (far slower than its arithmetic on a handful of elements: bench/RESULTS.md), so this
+// kernel allocates the two angle outputs and the fates and otherwise calls no ATen op: the
+// finiteness test, the best-weight and reset copies and the copy into the model are plain
+// loops and memcpy, and the random draws come in blocks (draw_slot). Devices without a kernel
+// of their own run the composite of ../step.h (composite.cpp).
 
 #include <torch/library.h>
 
@@ -109,7 +109,7 @@ at::Tensor qimad_step_cpu(
                             plan.good, attract.scalar_type() == type ? attract : attract.to(type),
                             segments[b], seg_eta[b], seg_gamma[b], seg_w[b], plan.tunnels,
                             tunnel_of, noise, temperature, rms_decay, eps, sequential);
-    // The model holds the best-known weights (its version counters: qimad_step.h).
+    // The model holds the best-known weights (its version counters: ../step.h).
     const char* src = static_cast<const char*>(best[b].data_ptr());
     for (int64_t j = 0; j < bucket_params[b]; ++j, ++next) {
       at::Tensor p = params[next];

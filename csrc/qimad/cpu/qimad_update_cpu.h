@@ -34,11 +34,12 @@ namespace qimad {
 namespace cpu {
 
 // The per-coordinate update runs a SIMD vector of coordinates at a time on GCC/Clang vector
-// types, through the qimad_math.h functions themselves, so it rounds exactly as the scalar code
+// types, through the ../math.h functions themselves, so it rounds exactly as the scalar code
 // (and the CUDA kernel) does. Only the square root needs the target's instruction: a loop
 // calling std::sqrt is never vectorised under GCC's default -fmath-errno (the call may set
 // errno). Taking the root inside the same pass, not as a block of roots first, lets the divider
-// (the root and the RMSProp division) overlap the other arithmetic: ~25% off the update.
+// (the root and the RMSProp division) overlap the other arithmetic, which the update gains
+// from (bench/RESULTS.md).
 #if defined(__AVX__)
 constexpr int kVectorBytes = 32;
 #else

@@ -1,4 +1,4 @@
-// qimad_angles on the GPU: the composite of qimad_angles.h (ATen's CUDA kernels and
+// qimad_angles on the GPU: the composite of ../angles.h (ATen's CUDA kernels and
 // qimad_fidelity's, on the current stream) behind the CUDA entry routine. The op is a
 // handful of launches on N-element tensors (N = agents); a fused kernel would save launches,
 // not arithmetic, and QIMADTorch's step synchronises once per step anyway.

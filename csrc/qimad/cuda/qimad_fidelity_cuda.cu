@@ -1,5 +1,5 @@
 // qimad_fidelity on the GPU: the row-normalised fidelity matrix W of the swarm in one launch,
-// one block per row i. The block's threads evaluate F_ij (csrc/qimad_math.h, the CPU kernel's
+// one block per row i. The block's threads evaluate F_ij (csrc/qimad/math.h, the CPU kernel's
 // arithmetic) for strided j straight into W's row; then one thread sums the row in j order,
 // the CPU kernel's summation order, so the normaliser is the CPU's up to the ulps of the
 // transcendentals (CUDA's sin/cos/pow are not glibc's); then the block divides the row.

@@ -1,4 +1,4 @@
-// qimad_step on the GPU: the composite of qimad_step.h behind the CUDA entry routine. Its
+// qimad_step on the GPU: the composite of ../step.h behind the CUDA entry routine. Its
 // device work is ATen's CUDA kernels and the qimad_angles and qimad_update CUDA kernels, on the
 // current stream; the plan (records, resets, tunnelling choice) is made on the host, which
 // costs the step's synchronisations (the finiteness flags and the coins come to the host),

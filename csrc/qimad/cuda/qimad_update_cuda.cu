@@ -9,7 +9,7 @@
 //   3. the jump scales, one block per (tunnelling agent, segment): mean |theta| from the
 //      pre-step positions, a fixed-order tree reduction accumulated in double like the CPU's;
 //   4. one fused elementwise kernel over (rows, parameters): RMSProp state, swarm_delta and
-//      the jump, the per-element math of csrc/qimad_math.h in the CPU kernel's order.
+//      the jump, the per-element math of csrc/qimad/math.h in the CPU kernel's order.
 // All launches and GEMMs run on the current stream, so each sees the previous one's results;
 // the fused kernel reads and writes only its own element of theta, so updating in place
 // keeps the step synchronous.

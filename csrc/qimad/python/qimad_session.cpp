@@ -153,8 +153,8 @@ class QimadSession {
   }
 
   // The closure's loss as a float, as qimad.py's loss_value reads it. A one-element CPU float
-  // tensor is read in place: item() is a dispatcher call, a few microseconds each time right
-  // after a closure.
+  // tensor is read in place: item() is a dispatcher call, costly each time right after a
+  // closure (bench/RESULTS.md).
   static double loss_value(const py::object& loss) {
     if (!THPVariable_Check(loss.ptr())) return loss.cast<double>();
     const at::Tensor& t = THPVariable_Unpack(loss.ptr());

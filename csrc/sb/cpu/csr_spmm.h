@@ -23,7 +23,7 @@ struct CsrView {
 // How many non-zeros ahead the row product prefetches its gathers. The gathered rows are
 // scattered over the whole input, so each is an L2/L3 miss that the hardware prefetcher
 // cannot predict; asking for it a few non-zeros early hides that latency (G22, 128 agents:
-// 1.6x on 2 threads, bench/RESULTS.md). Prefetching only changes timing, never results.
+// bench/RESULTS.md). Prefetching only changes timing, never results.
 constexpr int64_t kGatherLookahead = 8;
 
 inline void prefetch_span(const void* p, int64_t bytes) {

@@ -1,7 +1,7 @@
 #pragma once
 // dSB with an incremental local field, agent by agent. dSB couples through F = J @ sign(x);
-// after the first steps only a few signs flip per step (under 5% on K2000 and G22, under
-// 0.5% after mid-run), so F is kept and corrected by one column of J per flip
+// after the first steps only a few signs flip per step (K2000 and G22: bench/RESULTS.md,
+// flip crossover), so F is kept and corrected by one column of J per flip
 // (F[:, a] += J[:, i] * delta) instead of being recomputed with a full product.
 //
 // Agents never interact, so each thread takes whole agents and runs every step of the call

@@ -1,8 +1,8 @@
 // sb_run_int8 on the CPU: dSB on an integer coupling J = scale * K, K int8 (Max-Cut and
 // K2000 have weights +-1, G-set small integers). Signs are int8 and the local field
 // K @ sign(x) is int32, so the field is exact: each call starts from an int8 GEMM (VNNI,
-// about 4x an fp32 GEMM), then every agent corrects its own field flip by flip
-// (sb_discrete.h), which never drifts.
+// faster than an fp32 GEMM: bench/RESULTS.md), then every agent corrects its own field flip
+// by flip (sb_discrete.h), which never drifts.
 
 #include <torch/library.h>
 

@@ -8,8 +8,8 @@
 //
 // Arithmetic: F = sum_j J[i, j] x[j] summed in j order with separate multiply and add (no
 // FMA, like the rest of the build), then m += q * F and the shared per-element math of
-// sb_math.h in the order of sb_loop.h. Only the summation order of the product differs from
-// the BLAS path.
+// csrc/sb/math.h in the order of sb_loop.h. Only the summation order of the product differs
+// from the BLAS path.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

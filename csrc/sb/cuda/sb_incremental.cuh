@@ -1,10 +1,10 @@
 #pragma once
 // dSB with an incremental local field on the GPU for problems above the persistent
 // small-problem kernel (sb_small.cuh), dense float or int8 couplings: the GPU form of the
-// CPU's agent-by-agent engine (csrc/cpu/sb_discrete.h), and like it one launch per call.
+// CPU's agent-by-agent engine (csrc/sb/cpu/sb_discrete.h), and like it one launch per call.
 //
 // dSB couples through F = J @ sign(x), and after the first steps only a few signs flip per
-// step (under 5% on K2000, under 0.5% after mid-run; see sb_discrete.h), so F is kept and
+// step (see sb_discrete.h and bench/RESULTS.md), so F is kept and
 // corrected by one column of J per flip instead of being recomputed by a GEMM at every
 // step. Agents never interact, so one block owns one agent for the whole call: it sweeps
 // the agent's variables (finish the previous step, begin the next one, compare the signs),

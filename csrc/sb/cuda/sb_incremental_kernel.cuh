@@ -1,7 +1,7 @@
 #pragma once
 // The device code of the incremental dSB kernel (sb_incremental.cuh has the design and the
-// launcher). Kept apart, with only sb_math.h and CUDA's built-ins as dependencies, so that
-// tests/test_cuda_emulation.py can compile it for the CPU under an emulation of the CUDA
+// launcher). Kept apart, with only csrc/sb/math.h and CUDA's built-ins as dependencies, so
+// that tests/test_cuda_emulation.py can compile it for the CPU under an emulation of the CUDA
 // built-ins and check it against the CPU op on a machine without a GPU.
 
 #include <cstdint>

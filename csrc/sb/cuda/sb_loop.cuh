@@ -5,7 +5,7 @@
 //                  kick-drift, f(x)
 //   finish_step  : m += q * F, walls, heating; launched only after the last step of a call
 // so each step sweeps the state once outside the product, as on the CPU (sb_loop.h,
-// sb_discrete.h). The per-element arithmetic is the shared SBN_HD code of csrc/sb_math.h
+// sb_discrete.h). The per-element arithmetic is the shared SBN_HD code of csrc/sb/math.h
 // composed in the CPU's order; with --fmad=false (setup.py) each element's update equals
 // the CPU's bit for bit given the same F, and F is exact for dSB on integer weights.
 

@@ -2,10 +2,10 @@
 // kSmallMaxN variables run the whole call in one persistent launch (sb_small.cuh: one
 // block per agent tile, incremental local field for dSB). Larger dSB problems run the call
 // in one launch too, with an incremental field corrected per flip from a GEMM at the call's
-// start (exact on integer weights) (sb_incremental.cuh). Larger bSB problems take the GEMM path: each step is
-// ATen's GEMM (cuBLAS) F = J @ x plus one fused elementwise kernel (sb_loop.cuh). Every way
-// the schedule's coefficients are computed in double with the shared code of sb_math.h,
-// and nothing is read back.
+// start (exact on integer weights) (sb_incremental.cuh). Larger bSB problems take the GEMM
+// path: each step is ATen's GEMM (cuBLAS) F = J @ x plus one fused elementwise kernel
+// (sb_loop.cuh). Every way the schedule's coefficients are computed in double with the shared
+// code of csrc/sb/math.h, and nothing is read back.
 
 #include <torch/library.h>
 

@@ -47,7 +47,7 @@ struct Int8State {
 
 // finish: the rest of the previous step (m += q F, walls, heating); start: the first half
 // of the next one (save m0, kick-drift, signs). Same operation order as the CPU's
-// agent pass (update_block in csrc/cpu/sb_discrete.h).
+// agent pass (update_block in csrc/sb/cpu/sb_discrete.h).
 template <typename scalar_t, bool kHeated>
 __global__ void int8_pass_kernel(Int8State<scalar_t> s, bool finish, bool start, scalar_t q,
                                  scalar_t heat, scalar_t momentum_coef, scalar_t position_coef) {

@@ -22,7 +22,7 @@
 //     threads of a warp (consecutive rows i) read consecutive addresses of column j.
 //
 // A step, in the order of the GEMM path (sb_loop.cuh) and the CPU (sb_loop.h,
-// sb_discrete.h), with the shared SBN_HD math of sb_math.h:
+// sb_discrete.h), with the shared SBN_HD math of csrc/sb/math.h:
 //   [k > 0: m += q F; walls; m += heat m0]  m0 = m; kick-drift; f(x) -> shared
 //   __syncthreads()
 //   F = J @ f(x)  (full product, or dSB's incremental corrections)
