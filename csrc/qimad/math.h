@@ -49,7 +49,7 @@ SBN_HD T square_avg(T v, T g, T decay) {
 // square root so a CPU kernel can compute a block of them with SIMD instructions.
 template <typename T>
 SBN_HD T swarm_delta(T theta, T g, T root_v, T best, T mix, T wsum, T eta, T gamma, T attract,
-                    T eps) {
+                     T eps) {
   T delta = -(eta / (root_v + eps)) * g;
   delta = delta + attract * (best - theta);
   delta = delta + gamma * (mix - wsum * theta);

@@ -32,8 +32,8 @@ at::Tensor qimad_fidelity_cpu(const at::Tensor& alpha, const at::Tensor& beta,
     std::vector<scalar_t> sin_h, cos_h;
     cpu::half_angles(alpha.data_ptr<scalar_t>(), n, sin_h, cos_h);
     cpu::fidelity_matrix(sin_h, cos_h, beta.data_ptr<scalar_t>(), mask.data_ptr<bool>(), n,
-                               static_cast<scalar_t>(k), static_cast<scalar_t>(eps),
-                               W.data_ptr<scalar_t>());
+                         static_cast<scalar_t>(k), static_cast<scalar_t>(eps),
+                         W.data_ptr<scalar_t>());
   });
   return W;
 }
@@ -48,7 +48,7 @@ std::tuple<at::Tensor, at::Tensor> qimad_angles_cpu(
   at::Tensor W = at::empty({m, n, n}, out);
   at::Tensor attract = at::empty({n}, out);
   cpu::angles_into(alpha, beta, mask, k, normal, uniform, attract_on, alpha_step, beta_step,
-                         eps, W, attract);
+                   eps, W, attract);
   return {W, attract};
 }
 

@@ -91,7 +91,7 @@ at::Tensor qimad_step_cpu(
   at::Tensor W = at::empty({m, n, n}, alpha.options().dtype(dtype));
   at::Tensor attract = at::empty({n}, alpha.options().dtype(dtype));
   cpu::angles_into(alpha, beta, mask, k, walk, coins, attract_on, alpha_step, beta_step,
-                         eps, W, attract);
+                   eps, W, attract);
 
   // tunnel_of[r]: the noise row of good[r] (the tunnels are a subsequence of good).
   std::vector<int64_t> tunnel_of(plan.good.size(), -1);
@@ -106,9 +106,9 @@ at::Tensor qimad_step_cpu(
     const at::Tensor noise = nt == 0 ? at::empty({0, th.size(1)}, th.options())
                                      : at::rand({nt, th.size(1)}, generator, th.options());
     cpu::update_swarm(th, sq, grad[b], best[b], W.scalar_type() == type ? W : W.to(type),
-                            plan.good, attract.scalar_type() == type ? attract : attract.to(type),
-                            segments[b], seg_eta[b], seg_gamma[b], seg_w[b], plan.tunnels,
-                            tunnel_of, noise, temperature, rms_decay, eps, sequential);
+                      plan.good, attract.scalar_type() == type ? attract : attract.to(type),
+                      segments[b], seg_eta[b], seg_gamma[b], seg_w[b], plan.tunnels,
+                      tunnel_of, noise, temperature, rms_decay, eps, sequential);
     // The model holds the best-known weights (its version counters: ../step.h).
     const char* src = static_cast<const char*>(best[b].data_ptr());
     for (int64_t j = 0; j < bucket_params[b]; ++j, ++next) {

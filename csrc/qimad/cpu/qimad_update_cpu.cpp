@@ -25,10 +25,10 @@ void qimad_update_cpu(at::Tensor& theta, at::Tensor& square_avg, const at::Tenso
   const std::vector<int64_t> tunnel_of = check_indices(rows, segments, seg_w, tunnel_rows,
                                                        theta.size(0), theta.size(1), W.size(0));
   cpu::update_swarm(theta, square_avg, grad, best, W,
-                          at::IntArrayRef(rows.data_ptr<int64_t>(), rows.numel()), attract,
-                          segments, seg_eta, seg_gamma, seg_w,
-                          at::IntArrayRef(tunnel_rows.data_ptr<int64_t>(), tunnel_rows.numel()),
-                          tunnel_of, tunnel_noise, temperature, rms_decay, eps, sequential);
+                    at::IntArrayRef(rows.data_ptr<int64_t>(), rows.numel()), attract,
+                    segments, seg_eta, seg_gamma, seg_w,
+                    at::IntArrayRef(tunnel_rows.data_ptr<int64_t>(), tunnel_rows.numel()),
+                    tunnel_of, tunnel_noise, temperature, rms_decay, eps, sequential);
 }
 
 }  // namespace
