@@ -81,13 +81,14 @@ if [[ ${SKIP_CMAKE:-0} != 1 ]]; then
   # CMake spells the architectures without the dot: 8.0;9.0 -> 80;90.
   ARCHS=${TORCH_CUDA_ARCH_LIST//+PTX/}
   ARCHS=${ARCHS// /;}
+  TORCH_CMAKE=$("$PY" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
   CMAKE_ARGS=(-DSB_NATIVE_CUDA=ON -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc"
-              -DCMAKE_CUDA_ARCHITECTURES="${ARCHS//./}"
-              -DCMAKE_PREFIX_PATH="$("$PY" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')")
+              -DCMAKE_CUDA_ARCHITECTURES="${ARCHS//./}" -DCMAKE_PREFIX_PATH="$TORCH_CMAKE")
   # torch's CMake config links nvrtc, which this toolkit leaves to the nvidia wheels, where
   # its FindCUDA does not look.
   if [[ ! -e $CUDA_HOME/lib64/libnvrtc.so ]]; then
-    NVRTC=$(find "$NV_ROOT/lib" -name 'libnvrtc.so.*' ! -name '*builtins*' ! -name '*alt*' | head -1)
+    NVRTC=$(find "$NV_ROOT/lib" -name 'libnvrtc.so.*' ! -name '*builtins*' ! -name '*alt*' \
+            | head -1)
     CMAKE_ARGS+=(-DCUDA_nvrtc_LIBRARY="$NVRTC")
   fi
   cmake -S . -B "$OUT/cmake" "${CMAKE_ARGS[@]}" > "$OUT/cmake.log" 2>&1 \
