@@ -20,10 +20,11 @@ def with_cuda() -> bool:
 
 
 def extension():
-    cpu_sources = [os.path.join("csrc", "ops.cpp"), os.path.join("csrc", "python_module.cpp")]
-    cpu_sources += sorted(glob.glob(os.path.join("csrc", "python", "*.cpp")))
-    cpu_sources += sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
-    cuda_sources = sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
+    # Every source under csrc/, whatever its folder (csrc/common, csrc/sb, csrc/qimad, ...):
+    # the schemas (TORCH_LIBRARY_FRAGMENT) and the kernels (TORCH_LIBRARY_IMPL) register
+    # themselves, so a new file needs no entry here.
+    cpu_sources = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
+    cuda_sources = sorted(glob.glob(os.path.join("csrc", "**", "*.cu"), recursive=True))
     # No -std here: BuildExtension adds the standard the installed torch's headers need
     # (C++20; torch 2.14's headers no longer compile as C++17).
     # -ffp-contract=off: no FMA contraction, so the per-element math rounds exactly as the
@@ -46,8 +47,8 @@ def extension():
             "sb_native._C",
             cpu_sources + cuda_sources,
             # No fast math and no FMA contraction: the kernels are memory-bound, and plain
-            # IEEE multiply-then-add keeps the shared per-element math (csrc/sb_math.h)
-            # bit-identical to the CPU build, which the parity tests rely on.
+            # IEEE multiply-then-add keeps the shared per-element math (csrc/sb/math.h,
+            # csrc/qimad/math.h) bit-identical to the CPU build, which the parity tests rely on.
             extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "--fmad=false"]},
             extra_link_args=link,
         )

@@ -1,8 +1,8 @@
 """The CUDA kernels that run whole calls in one launch, run on the CPU.
 
 The CUDA build compiles here but no GPU runs it in CI, so the device code of the two
-persistent SB kernels, the small-problem kernel (csrc/cuda/sb_small_kernel.cuh, n <= 512)
-and the incremental dSB kernel (csrc/cuda/sb_incremental_kernel.cuh, larger n), is compiled
+persistent SB kernels, the small-problem kernel (csrc/sb/cuda/sb_small_kernel.cuh, n <= 512)
+and the incremental dSB kernel (csrc/sb/cuda/sb_incremental_kernel.cuh, larger n), is compiled
 as C++ under an emulation of the CUDA built-ins it uses (tests/emulation/cuda_shim.h: a
 thread per CUDA thread, barriers for __syncthreads and the warp ballot and shuffle) and
 checked against the CPU ops: dSB on integer weights must give identical states, as on a GPU

@@ -1,4 +1,4 @@
-// Runs csrc/cuda/sb_incremental_kernel.cuh on the CPU under cuda_shim.h, one block per agent,
+// Runs csrc/sb/cuda/sb_incremental_kernel.cuh on the CPU under cuda_shim.h, one block per agent,
 // for tests/test_cuda_emulation.py:
 //   incremental_dsb DIR N AGENTS START STEPS THREADS HEATED INT8 DOUBLE Q HEAT TIME_STEP SLOPE
 // DIR holds the agent-major inputs x.bin, m.bin, F.bin (the exact initial field) and
@@ -13,7 +13,7 @@
 #define __shared__ static  // the kernel's warp counts: one block runs at a time
 #include "cuda_shim.h"
 #include "raw_files.h"
-#include "../../csrc/cuda/sb_incremental_kernel.cuh"
+#include "../../csrc/sb/cuda/sb_incremental_kernel.cuh"
 
 namespace {
 
@@ -31,16 +31,16 @@ void run(const std::string& dir, int64_t n, int64_t agents, int64_t start, int64
   std::vector<column_t> columns(columns_in.begin(), columns_in.end());
   std::vector<scalar_t> m0(heated ? numel : 0);
   std::vector<int8_t> s(numel);
-  for (size_t e = 0; e < numel; ++e) s[e] = static_cast<int8_t>(sb_native::sign_of(x[e]));
+  for (size_t e = 0; e < numel; ++e) s[e] = static_cast<int8_t>(sb_native::sb::sign_of(x[e]));
   std::vector<int32_t> flips(numel, -1);
-  const sb_native::cuda::AgentArgs<scalar_t, column_t, field_t> args{
+  const sb_native::sb::cuda::AgentArgs<scalar_t, column_t, field_t> args{
       x.data(), m.data(), heated ? m0.data() : nullptr, s.data(), F.data(), flips.data(),
       columns.data(), n, start, steps, time_step, slope, static_cast<scalar_t>(q),
       static_cast<scalar_t>(heat), static_cast<scalar_t>(time_step)};
   for (int64_t a = 0; a < agents; ++a) {
     emulation::run_block(static_cast<unsigned int>(a), threads, [&] {
-      if (heated) sb_native::cuda::agent_run_kernel<scalar_t, column_t, field_t, true>(args);
-      else sb_native::cuda::agent_run_kernel<scalar_t, column_t, field_t, false>(args);
+      if (heated) sb_native::sb::cuda::agent_run_kernel<scalar_t, column_t, field_t, true>(args);
+      else sb_native::sb::cuda::agent_run_kernel<scalar_t, column_t, field_t, false>(args);
     });
   }
   emulation::write(dir + "/x_out.bin", x);

@@ -1,4 +1,4 @@
-// Runs csrc/cuda/sb_small_kernel.cuh (the persistent small-problem kernel) on the CPU under
+// Runs csrc/sb/cuda/sb_small_kernel.cuh (the persistent small-problem kernel) on the CPU under
 // cuda_shim.h, block after block, for tests/test_cuda_emulation.py:
 //   small_run DIR N AGENTS START STEPS TILE HEATED DISCRETE INT8 DOUBLE Q HEAT TIME_STEP SLOPE
 //             FLIP_FRACTION
@@ -18,20 +18,22 @@
 #include "raw_files.h"
 
 namespace sb_native {
+namespace sb {
 namespace cuda {
 // The block's dynamic shared memory, refilled with garbage before every block (the kernel
 // must not rely on its contents).
 alignas(16) unsigned char smem[64 * 1024];
 }  // namespace cuda
+}  // namespace sb
 }  // namespace sb_native
 
-#include "../../csrc/cuda/sb_small_kernel.cuh"
+#include "../../csrc/sb/cuda/sb_small_kernel.cuh"
 
 namespace {
 
-using sb_native::cuda::DenseCoupling;
-using sb_native::cuda::Int8Coupling;
-using sb_native::cuda::SmallArgs;
+using sb_native::sb::cuda::DenseCoupling;
+using sb_native::sb::cuda::Int8Coupling;
+using sb_native::sb::cuda::SmallArgs;
 
 struct Options {
   std::string dir;
@@ -44,9 +46,9 @@ struct Options {
 template <typename scalar_t, typename Coupling, int TA>
 void launch(const Options& o, const Coupling& coupling, std::vector<scalar_t>& x,
             std::vector<scalar_t>& m) {
-  const auto layout = sb_native::cuda::small_layout(Coupling::operand_bytes(o.n, TA), o.n, TA,
+  const auto layout = sb_native::sb::cuda::small_layout(Coupling::operand_bytes(o.n, TA), o.n, TA,
                                                     o.discrete);
-  if (layout.total > static_cast<int64_t>(sizeof(sb_native::cuda::smem))) {
+  if (layout.total > static_cast<int64_t>(sizeof(sb_native::sb::cuda::smem))) {
     std::fprintf(stderr, "shared memory layout of %lld bytes too large\n",
                  static_cast<long long>(layout.total));
     std::exit(2);
@@ -56,12 +58,12 @@ void launch(const Options& o, const Coupling& coupling, std::vector<scalar_t>& x
                                  static_cast<scalar_t>(o.q), static_cast<scalar_t>(o.heat),
                                  static_cast<scalar_t>(o.time_step), layout};
   const auto threads = static_cast<unsigned int>(
-      sb_native::cuda::round_up_to(std::max<int64_t>(o.n, 1), 32));
+      sb_native::sb::cuda::round_up_to(std::max<int64_t>(o.n, 1), 32));
   const int64_t blocks = (o.agents + TA - 1) / TA;
   for (int64_t b = 0; b < blocks; ++b) {
-    std::memset(sb_native::cuda::smem, 0xA5, sizeof(sb_native::cuda::smem));
+    std::memset(sb_native::sb::cuda::smem, 0xA5, sizeof(sb_native::sb::cuda::smem));
     emulation::run_block(static_cast<unsigned int>(b), threads, [&] {
-      using sb_native::cuda::small_run_kernel;
+      using sb_native::sb::cuda::small_run_kernel;
       if (o.discrete || Coupling::kDiscreteOnly) {
         if (o.heated) small_run_kernel<scalar_t, Coupling, TA, true, true>(args, coupling);
         else small_run_kernel<scalar_t, Coupling, TA, true, false>(args, coupling);

@@ -1,0 +1,306 @@
+#pragma once
+// qimad_step: everything a QIMADTorch step does after its closures, in one call. Done from
+// Python, that bookkeeping (finiteness test, best and stagnation records, random draws,
+// tunnelling choice, the angles and update ops, the copy into the model) is ~25
+// interpreter-level steps and ~10 dispatcher calls, and right after the closures, which have
+// evicted the caches, each cold call costs more than the update's arithmetic on the digits
+// benchmark (bench/RESULTS.md).
+// This header holds what every device shares: the argument checks, the host-side plan of the
+// step (records, which agents are reset, which tunnel) and the composite of ATen and swarm
+// ops that is the op's kernel on devices without a fused one (csrc/qimad/composite.cpp,
+// csrc/qimad/cuda/qimad_step_cuda.cu). The CPU kernel (csrc/qimad/cpu/qimad_step_cpu.cpp)
+// runs the same plan with raw loops;
+// sb_native/optim/_kernels.py: step_torch mirrors it line by line.
+
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+#include "../common/checks.h"
+
+namespace sb_native {
+namespace qimad {
+
+// Each bucket is one (device, dtype) swarm: theta, square_avg and grad (agents, P), best (P,),
+// and the next bucket_params[b] tensors of params, whose sizes add up to P.
+inline void check_step_buckets(at::TensorList theta, at::TensorList square_avg,
+                               at::TensorList grad, at::TensorList best, at::TensorList params,
+                               at::IntArrayRef bucket_params, at::TensorList segments,
+                               at::TensorList seg_eta, at::TensorList seg_gamma,
+                               at::TensorList seg_w, int64_t n) {
+  const size_t nb = theta.size();
+  TORCH_CHECK_VALUE(nb >= 1, "theta must hold at least one bucket");
+  const bool same = square_avg.size() == nb && grad.size() == nb && best.size() == nb &&
+                    bucket_params.size() == nb && segments.size() == nb &&
+                    seg_eta.size() == nb && seg_gamma.size() == nb && seg_w.size() == nb;
+  TORCH_CHECK_VALUE(same, "theta, square_avg, grad, best, bucket_params, segments, seg_eta, "
+                    "seg_gamma and seg_w must hold one entry per bucket (", nb, ")");
+  size_t next = 0;
+  for (size_t b = 0; b < nb; ++b) {
+    const at::Tensor& t = theta[b];
+    TORCH_CHECK_VALUE(t.dim() == 2 && t.size(0) == n, "theta[", b, "] must be (agents, "
+                      "parameters) with agents = ", n, ", got shape ", t.sizes());
+    common::check_float_tensor(t, "theta");
+    TORCH_CHECK_VALUE(t.is_contiguous(), "theta[", b, "] must be contiguous");
+    for (const at::Tensor* other : {&square_avg[b], &grad[b]}) {
+      TORCH_CHECK_VALUE(other->sizes() == t.sizes() && other->scalar_type() == t.scalar_type() &&
+                            other->device() == t.device() && other->is_contiguous(),
+                        "square_avg[", b, "] and grad[", b, "] must be contiguous and match theta[",
+                        b, "]");
+    }
+    TORCH_CHECK_VALUE(best[b].dim() == 1 && best[b].size(0) == t.size(1) &&
+                          best[b].scalar_type() == t.scalar_type() &&
+                          best[b].device() == t.device() && best[b].is_contiguous(),
+                      "best[", b, "] must be a contiguous (parameters,) row like theta[", b, "]'s");
+    TORCH_CHECK_VALUE(bucket_params[b] >= 0 &&
+                          next + static_cast<size_t>(bucket_params[b]) <= params.size(),
+                      "bucket_params must split params into the buckets");
+    int64_t width = 0;
+    for (int64_t j = 0; j < bucket_params[b]; ++j, ++next) {
+      const at::Tensor& p = params[next];
+      TORCH_CHECK_VALUE(p.scalar_type() == t.scalar_type() && p.device() == t.device(), "params[",
+                        next, "] must have the dtype and device of its bucket");
+      width += p.numel();
+    }
+    TORCH_CHECK_VALUE(width == t.size(1), "the params of bucket ", b, " hold ", width,
+                      " elements, its theta has ", t.size(1), " columns");
+  }
+  TORCH_CHECK_VALUE(next == params.size(), "bucket_params must split params into the buckets");
+}
+
+inline void check_step_record(const at::Tensor& t, const char* name, at::ScalarType dtype,
+                              int64_t n) {
+  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == n, name, " must be (agents,) with agents = ", n,
+                    ", got shape ", t.sizes());
+  TORCH_CHECK_TYPE(t.scalar_type() == dtype, name, " must be ", dtype, ", got ", t.scalar_type());
+  TORCH_CHECK_VALUE(t.device().is_cpu() && t.is_contiguous(), name,
+                    " must be a contiguous CPU tensor");
+}
+
+// The checks of everything qimad_step reads before it hands the buckets to qimad_update
+// (which checks segments, seg_eta, seg_gamma and seg_w itself, before it touches memory).
+inline void check_step_args(at::TensorList theta, at::TensorList square_avg, at::TensorList grad,
+                            at::TensorList best, at::TensorList params,
+                            at::IntArrayRef bucket_params, at::TensorList segments,
+                            at::TensorList seg_eta, at::TensorList seg_gamma,
+                            at::TensorList seg_w, const at::Tensor& alpha,
+                            at::IntArrayRef can_tunnel, const at::Tensor& agent_loss,
+                            const at::Tensor& agent_best, const at::Tensor& stagnation,
+                            const at::Tensor& best_loss, const at::Tensor& normal,
+                            const at::Tensor& uniform, int64_t step, at::IntArrayRef rows,
+                            at::ArrayRef<double> losses) {
+  TORCH_CHECK_VALUE(alpha.dim() == 1 && alpha.scalar_type() == at::kDouble &&
+                        alpha.is_contiguous(),
+                    "alpha must be a contiguous 1-D float64 tensor (agents)");
+  const int64_t n = alpha.size(0);
+  check_step_buckets(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta,
+                     seg_gamma, seg_w, n);
+  // The swarm's records, kept on the host: each agent's last loss (inf after a reset), its
+  // best loss, its evaluations without improvement; the swarm's best loss.
+  check_step_record(agent_loss, "agent_loss", at::kDouble, n);
+  check_step_record(agent_best, "agent_best", at::kDouble, n);
+  check_step_record(stagnation, "stagnation", at::kLong, n);
+  TORCH_CHECK_VALUE(best_loss.dim() == 0 && best_loss.scalar_type() == at::kDouble &&
+                        best_loss.device().is_cpu(),
+                    "best_loss must be a 0-dim float64 CPU tensor");
+  // The random draws of a block of steps: (steps, 2, agents) each, on alpha's device.
+  for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{normal, "normal"},
+                                {uniform, "uniform"}}) {
+    TORCH_CHECK_VALUE(t.dim() == 3 && t.size(0) >= 1 && t.size(1) == 2 && t.size(2) == n &&
+                          t.scalar_type() == at::kDouble && t.device() == alpha.device() &&
+                          t.is_contiguous(),
+                      name, " must be a contiguous float64 (steps, 2, agents) block on the "
+                      "device of alpha with agents = ", n, ", got shape ", t.sizes());
+  }
+  TORCH_CHECK_VALUE(normal.size(0) == uniform.size(0),
+                    "normal and uniform must hold the same number of steps");
+  TORCH_CHECK_VALUE(step >= 1, "step must be >= 1, got ", step);
+  TORCH_CHECK_VALUE(static_cast<int64_t>(losses.size()) == n,
+                    "losses must hold one loss per agent (", n, "), got ", losses.size());
+  TORCH_CHECK_VALUE(static_cast<int64_t>(can_tunnel.size()) == n,
+                    "can_tunnel must hold one flag per agent (", n, "), got ", can_tunnel.size());
+  for (size_t j = 0; j < rows.size(); ++j) {
+    TORCH_CHECK_VALUE(rows[j] >= 0 && rows[j] < n, "rows must lie in [0, ", n, "), got ",
+                      rows[j]);
+    TORCH_CHECK_VALUE(j == 0 || rows[j] > rows[j - 1], "rows must be strictly increasing");
+  }
+}
+
+// This step's row of the draw blocks; the blocks are drawn afresh (normal first) every
+// normal.size(0) steps, so the generator is touched once per block, not twice per step.
+inline int64_t draw_slot(at::Tensor& normal, at::Tensor& uniform, int64_t step,
+                         const std::optional<at::Generator>& generator) {
+  const int64_t slot = (step - 1) % normal.size(0);
+  if (slot == 0) {
+    normal.normal_(0, 1, generator);
+    uniform.uniform_(0, 1, generator);
+  }
+  return slot;
+}
+
+// A parameter's in-place change, counted for autograd's saved-tensor checks by both kernels
+// themselves: the CPU kernel writes around ATen, and QimadSession calls the op below the
+// ADInplaceOrView key, where copy_ does not count it either.
+inline void count_param_write(const at::Tensor& p) { p.unsafeGetTensorImpl()->bump_version(); }
+
+// What a step does to each agent, decided on the host.
+struct StepPlan {
+  std::vector<int64_t> good, bad, tunnels;  // updated; reset to best; updated, then jump
+  int64_t new_best = -1;  // the agent whose weights become the best ones, or -1
+};
+
+// Agent fates returned by qimad_step.
+constexpr int64_t kNotEvaluated = 0, kUpdated = 1, kTunnelled = 2, kReset = -1;
+
+// The records: finite[k] tells whether rows[k]'s loss and gradient are finite. A non-finite
+// agent sits the update out and is sent back to the best weights, so its values never reach
+// the others through communication; its last loss is recorded as inf. The swarm's best is the
+// first agent holding the lowest loss; stagnation counts an agent's evaluations without
+// improvement (by more than eps).
+inline StepPlan plan_records(at::IntArrayRef rows, at::ArrayRef<double> losses,
+                             const std::vector<char>& finite, at::Tensor& agent_loss,
+                             at::Tensor& agent_best, at::Tensor& stagnation,
+                             at::Tensor& best_loss, double eps, int64_t* fate) {
+  const int64_t n = agent_loss.numel();
+  double* loss = agent_loss.data_ptr<double>();
+  double* own_best = agent_best.data_ptr<double>();
+  int64_t* stag = stagnation.data_ptr<int64_t>();
+  double* best_so_far = best_loss.data_ptr<double>();
+  StepPlan plan;
+  for (size_t k = 0; k < rows.size(); ++k) {
+    const int64_t i = rows[k];
+    (finite[k] ? plan.good : plan.bad).push_back(i);
+    loss[i] = finite[k] ? losses[i] : std::numeric_limits<double>::infinity();
+    fate[i] = finite[k] ? kUpdated : kReset;
+  }
+  int64_t best_i = 0;
+  for (int64_t i = 1; i < n; ++i) {
+    if (loss[i] < loss[best_i]) best_i = i;
+  }
+  if (loss[best_i] < *best_so_far) {
+    *best_so_far = loss[best_i];
+    plan.new_best = best_i;
+  }
+  for (const int64_t i : rows) {
+    if (loss[i] < own_best[i] - eps) {
+      own_best[i] = loss[i];
+      stag[i] = 0;
+    } else {
+      stag[i] += 1;
+    }
+  }
+  return plan;
+}
+
+// Tunnelling: an updated, stagnating agent with neighbours jumps with probability
+// sin^2(alpha / 2), from this step's coin (uniform row 0) and alpha before the walk.
+inline void plan_tunnels(StepPlan& plan, at::IntArrayRef can_tunnel, at::Tensor& stagnation,
+                         const double* coin, const double* alpha, int64_t stagnation_limit,
+                         int64_t* fate) {
+  int64_t* stag = stagnation.data_ptr<int64_t>();
+  for (const int64_t i : plan.good) {
+    if (can_tunnel[i] && stag[i] > stagnation_limit &&
+        coin[i] < std::pow(std::sin(alpha[i] / 2), 2.0)) {
+      plan.tunnels.push_back(i);
+      stag[i] = 0;
+      fate[i] = kTunnelled;
+    }
+  }
+}
+
+// The op's kernel on devices without a fused one: the plan, with ATen ops for the device work
+// and the swarm ops through the dispatcher.
+inline at::Tensor qimad_step_composite(
+    at::TensorList theta, at::TensorList square_avg, at::TensorList grad, at::TensorList best,
+    at::TensorList params, at::IntArrayRef bucket_params, at::TensorList segments,
+    at::TensorList seg_eta, at::TensorList seg_gamma, at::TensorList seg_w, at::Tensor& alpha,
+    at::Tensor& beta, const at::Tensor& mask, const at::Tensor& attract_on,
+    at::IntArrayRef can_tunnel, at::ArrayRef<double> k, at::ScalarType dtype,
+    at::Tensor& agent_loss, at::Tensor& agent_best, at::Tensor& stagnation, at::Tensor& best_loss,
+    at::Tensor& normal, at::Tensor& uniform, int64_t step, at::IntArrayRef rows,
+    at::ArrayRef<double> losses, std::optional<at::Generator> generator, double temperature,
+    double alpha_step, double beta_step, double rms_decay, double eps, int64_t stagnation_limit,
+    bool sequential) {
+  check_step_args(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta,
+                  seg_gamma, seg_w, alpha, can_tunnel, agent_loss, agent_best, stagnation,
+                  best_loss, normal, uniform, step, rows, losses);
+  const int64_t n = alpha.size(0);
+  const size_t nb = theta.size();
+  at::Tensor fates = at::zeros({n}, at::kLong);
+  int64_t* fate = fates.data_ptr<int64_t>();
+
+  std::vector<char> finite(rows.size());
+  std::vector<at::Tensor> row_ok;
+  for (size_t b = 0; b < nb; ++b) {
+    const at::Tensor idx = at::tensor(rows, theta[b].options().dtype(at::kLong));
+    row_ok.push_back(at::isfinite(grad[b].index_select(0, idx)).all(1).to(at::kCPU));
+  }
+  for (size_t j = 0; j < rows.size(); ++j) {
+    bool ok = std::isfinite(losses[rows[j]]);
+    for (const at::Tensor& t : row_ok) ok = ok && t.data_ptr<bool>()[j];
+    finite[j] = ok;
+  }
+  StepPlan plan = plan_records(rows, losses, finite, agent_loss, agent_best, stagnation,
+                               best_loss, eps, fate);
+  if (plan.new_best >= 0) {
+    for (size_t b = 0; b < nb; ++b) best[b].copy_(theta[b][plan.new_best]);
+  }
+  for (const int64_t i : plan.bad) {
+    for (size_t b = 0; b < nb; ++b) {
+      theta[b][i].copy_(best[b]);
+      grad[b][i].zero_();
+    }
+  }
+
+  const int64_t slot = draw_slot(normal, uniform, step, generator);
+  const at::Tensor walk = normal[slot], coins = uniform[slot];
+  const at::Tensor alpha_host = alpha.to(at::kCPU), coin = coins[0].to(at::kCPU);
+  plan_tunnels(plan, can_tunnel, stagnation, coin.data_ptr<double>(), alpha_host.data_ptr<double>(),
+               stagnation_limit, fate);
+
+  static const auto angles =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("sb_native::qimad_angles", "")
+          .typed<std::tuple<at::Tensor, at::Tensor>(
+              at::Tensor&, at::Tensor&, const at::Tensor&, at::ArrayRef<double>, const at::Tensor&,
+              const at::Tensor&, const at::Tensor&, double, double, double, at::ScalarType)>();
+  static const auto update =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("sb_native::qimad_update", "")
+          .typed<void(at::Tensor&, at::Tensor&, const at::Tensor&, const at::Tensor&,
+                      const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                      const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                      const at::Tensor&, double, double, double, bool)>();
+  const auto [W, attract] = angles.call(alpha, beta, mask, k, walk, coins, attract_on, alpha_step,
+                                        beta_step, eps, dtype);
+  size_t next = 0;
+  for (size_t b = 0; b < nb; ++b) {
+    at::Tensor th = theta[b], sq = square_avg[b];
+    const auto index = th.options().dtype(at::kLong);
+    const int64_t nt = static_cast<int64_t>(plan.tunnels.size());
+    const at::Tensor noise =
+        nt == 0 ? at::empty({0, th.size(1)}, th.options())
+                : at::rand({nt, th.size(1)}, generator, alpha.options().dtype(th.scalar_type()))
+                      .to(th.device());
+    update.call(th, sq, grad[b], best[b], W.to(th.device(), th.scalar_type()),
+                at::tensor(plan.good, index), attract.to(th.device(), th.scalar_type()),
+                segments[b], seg_eta[b], seg_gamma[b], seg_w[b], at::tensor(plan.tunnels, index),
+                noise, temperature, rms_decay, eps, sequential);
+    int64_t offset = 0;  // the model holds the best-known weights
+    for (int64_t j = 0; j < bucket_params[b]; ++j, ++next) {
+      at::Tensor p = params[next];
+      p.copy_(best[b].narrow(0, offset, p.numel()).view(p.sizes()));
+      count_param_write(p);
+      offset += p.numel();
+    }
+  }
+  return fates;
+}
+
+}  // namespace qimad
+}  // namespace sb_native

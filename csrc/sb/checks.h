@@ -1,0 +1,110 @@
+#pragma once
+// Argument checks run by every kernel entry before any pointer is touched. Each message
+// names the argument; TORCH_CHECK_VALUE / TORCH_CHECK_TYPE surface as ValueError / TypeError.
+
+#include <ATen/ATen.h>
+
+#include "../common/checks.h"
+
+namespace sb_native {
+namespace sb {
+
+inline void check_state(const at::Tensor& position, const at::Tensor& momentum) {
+  TORCH_CHECK_VALUE(position.dim() == 2, "position must be 2-D (variables, agents), got ",
+                    position.dim(), " dimensions");
+  common::check_float_tensor(position, "position");
+  TORCH_CHECK_VALUE(momentum.sizes() == position.sizes(), "momentum must have the shape of position ",
+                    position.sizes(), ", got ", momentum.sizes());
+  TORCH_CHECK_TYPE(momentum.scalar_type() == position.scalar_type(),
+                   "momentum must have the dtype of position (", position.scalar_type(), "), got ",
+                   momentum.scalar_type());
+  TORCH_CHECK_VALUE(momentum.device() == position.device(),
+                    "momentum must be on the device of position");
+  TORCH_CHECK_VALUE(position.is_contiguous(), "position must be contiguous");
+  TORCH_CHECK_VALUE(momentum.is_contiguous(), "momentum must be contiguous");
+}
+
+inline void check_like_state(const at::Tensor& t, const at::Tensor& position, const char* name) {
+  TORCH_CHECK_VALUE(t.sizes() == position.sizes(), name, " must have the shape of position ",
+                    position.sizes(), ", got ", t.sizes());
+  TORCH_CHECK_TYPE(t.scalar_type() == position.scalar_type(), name,
+                   " must have the dtype of position (", position.scalar_type(), "), got ",
+                   t.scalar_type());
+  TORCH_CHECK_VALUE(t.device() == position.device(), name, " must be on the device of position");
+  TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
+}
+
+inline void check_dense_coupling(const at::Tensor& J, const at::Tensor& position) {
+  TORCH_CHECK_VALUE(J.layout() == at::kStrided, "J must be a dense (strided) tensor");
+  TORCH_CHECK_VALUE(J.dim() == 2 && J.size(0) == J.size(1), "J must be a square matrix, got shape ",
+                    J.sizes());
+  TORCH_CHECK_VALUE(J.size(0) == position.size(0), "J has ", J.size(0),
+                    " rows but position has ", position.size(0), " variables");
+  TORCH_CHECK_TYPE(J.scalar_type() == position.scalar_type(), "J must have the dtype of position (",
+                   position.scalar_type(), "), got ", J.scalar_type());
+  TORCH_CHECK_VALUE(J.device() == position.device(), "J must be on the device of position");
+}
+
+inline void check_csr_coupling(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
+                               const at::Tensor& position) {
+  const int64_t n = position.size(0);
+  TORCH_CHECK_TYPE(crow.scalar_type() == at::kLong && col.scalar_type() == at::kLong,
+                   "crow_indices and col_indices must be int64");
+  TORCH_CHECK_VALUE(crow.dim() == 1 && crow.numel() == n + 1, "crow_indices must be 1-D of length ",
+                    n + 1, " (variables + 1), got shape ", crow.sizes());
+  TORCH_CHECK_VALUE(col.dim() == 1 && values.dim() == 1 && col.numel() == values.numel(),
+                    "col_indices and values must be 1-D of the same length");
+  TORCH_CHECK_TYPE(values.scalar_type() == position.scalar_type(),
+                   "values must have the dtype of position (", position.scalar_type(), "), got ",
+                   values.scalar_type());
+  for (const at::Tensor* t : {&crow, &col, &values}) {
+    TORCH_CHECK_VALUE(t->device() == position.device(),
+                      "CSR tensors must be on the device of position");
+    TORCH_CHECK_VALUE(t->is_contiguous(), "CSR tensors must be contiguous");
+  }
+}
+
+inline void check_steps(int64_t start_step, int64_t num_steps) {
+  TORCH_CHECK_VALUE(start_step >= 0, "start_step must be non-negative, got ", start_step);
+  TORCH_CHECK_VALUE(num_steps >= 0, "num_steps must be non-negative, got ", num_steps);
+}
+
+inline void check_int8_coupling(const at::Tensor& K, const at::Tensor& position) {
+  TORCH_CHECK_TYPE(K.scalar_type() == at::kChar, "K must be int8, got ", K.scalar_type());
+  TORCH_CHECK_VALUE(K.dim() == 2 && K.size(0) == K.size(1), "K must be a square matrix, got shape ",
+                    K.sizes());
+  TORCH_CHECK_VALUE(K.size(0) == position.size(0), "K has ", K.size(0),
+                    " rows but position has ", position.size(0), " variables");
+  TORCH_CHECK_VALUE(K.device() == position.device(), "K must be on the device of position");
+}
+
+// sb_sample's arguments: the stop-window state next to position (variables, agents).
+inline void check_sample_args(const at::Tensor& position, const at::Tensor& field,
+                       const at::Tensor& energies, const at::Tensor& stability,
+                       const at::Tensor& bifurcated, const at::Tensor& final_spins,
+                       int64_t threshold) {
+  TORCH_CHECK_VALUE(position.dim() == 2, "position must be 2-D (variables, agents)");
+  common::check_float_tensor(position, "position");
+  TORCH_CHECK_VALUE(position.is_contiguous(), "position must be contiguous");
+  check_like_state(field, position, "field");
+  check_like_state(final_spins, position, "final_spins");
+  const int64_t agents = position.size(1);
+  TORCH_CHECK_VALUE(energies.dim() == 1 && energies.size(0) == agents,
+                    "energies must have shape (agents,) = (", agents, ",)");
+  TORCH_CHECK_TYPE(energies.scalar_type() == position.scalar_type(),
+                   "energies must have the dtype of position");
+  TORCH_CHECK_VALUE(stability.dim() == 1 && stability.size(0) == agents,
+                    "stability must have shape (agents,)");
+  TORCH_CHECK_TYPE(stability.scalar_type() == at::kShort, "stability must be int16");
+  TORCH_CHECK_VALUE(bifurcated.dim() == 1 && bifurcated.size(0) == agents,
+                    "bifurcated must have shape (agents,)");
+  TORCH_CHECK_TYPE(bifurcated.scalar_type() == at::kBool, "bifurcated must be bool");
+  for (const at::Tensor* t : {&energies, &stability, &bifurcated}) {
+    TORCH_CHECK_VALUE(t->device() == position.device() && t->is_contiguous(),
+                      "energies, stability and bifurcated must be contiguous and on the device of position");
+  }
+  TORCH_CHECK_VALUE(threshold > 0, "threshold must be positive, got ", threshold);
+}
+
+}  // namespace sb
+}  // namespace sb_native
