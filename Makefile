@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh') setup.py pyproject.toml
 
-.PHONY: run test build bench cmake-check cuda-check clean
+.PHONY: run test lint build bench cmake-check cuda-check clean
 
 $(VENV)/.deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ run: build
 
 test: build $(VENV)/.test-deps
 	$(PY) -m pytest -q tests
+
+# Lint: ruff with the configuration in pyproject.toml (pinned in requirements-test.txt).
+lint: $(VENV)/.test-deps
+	$(PY) -m ruff check .
 
 bench: build $(VENV)/.test-deps
 	$(PY) bench/sb/bench_sb.py

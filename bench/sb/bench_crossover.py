@@ -1,11 +1,11 @@
 """Measures the flip-fraction crossover of the small dense dSB kernel (n <= 256,
-csrc/cpu/sb_small_dense.h), which keeps a local field per block of agents and recomputes it
+csrc/sb/cpu/sb_small_dense.h), which keeps a local field per block of agents and recomputes it
 with its block product when more than SB_NATIVE_FLIP_CROSSOVER of a block's signs flip in a
 step: a full dSB run (agents=128, float32, in 50-step calls as with early stopping) per
 fraction, for a float coupling (non-integer weights) and an int8 one (±1 weights). Fraction
 0 recomputes F at every step; 1 always corrects it flip by flip.
 
-Larger problems and CSR couplings run dSB agent by agent (csrc/cpu/sb_discrete.h): there a
+Larger problems and CSR couplings run dSB agent by agent (csrc/sb/cpu/sb_discrete.h): there a
 correction costs one column of J, 1/n of the agent's product, and flips stay under 5% of the
 variables per step, so they are always corrected and have no crossover to measure.
 

@@ -1,7 +1,7 @@
 """Where sparse (CSR) storage beats dense storage on the native engine: time per step of
 sb_run vs sb_run_csr on random +-1 graphs of growing edge density, in one run, and for dSB
 also sb_run_int8 (the dense path integer couplings take). The crossover sets
-sb_native.optimizer.coupling.SPARSE_DENSITY (what backend="auto" uses).
+sb_native.engine.SPARSE_DENSITY (what backend="auto" uses).
 
     python bench/sb/bench_density.py --n 2000 --steps 200
 """

@@ -1,8 +1,9 @@
-"""The torch reference of every QIMADTorch op (schemas: csrc/ops.cpp), step for step the kernels.
+"""The torch reference of every QIMADTorch op (schemas: csrc/qimad/ops.cpp), step for step
+the kernels.
 
 Each function is named after its op and takes the op's arguments by the schema's names (a test
 ties them); `sb_native.optim.ops` runs it on the torch backend. They follow the kernels
-(csrc/qimad_math.h, csrc/qimad_angles.h, csrc/qimad_step.h) operation by operation on the same
+(csrc/qimad/math.h, csrc/qimad/angles.h, csrc/qimad/step.h) operation by operation on the same
 arguments, and the tests use them as the reference for the native ops.
 """
 
@@ -119,7 +120,7 @@ def qimad_step(theta, square_avg, grad, best, params, bucket_params, segments, s
                stagnation, best_loss, normal, uniform, step, rows, losses, generator, temperature,
                alpha_step, beta_step, rms_decay, eps, stagnation_limit,
                sequential=False) -> torch.Tensor:
-    """Pure-torch qimad_step (csrc/qimad_step.h): same arguments, in-place effects and fates."""
+    """Pure-torch qimad_step (csrc/qimad/step.h): same arguments, in-place effects and fates."""
     n = alpha.shape[0]
     loss, own_best, stag = agent_loss.tolist(), agent_best.tolist(), stagnation.tolist()
     fates = [0] * n

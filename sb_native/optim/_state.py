@@ -31,7 +31,7 @@ DRAW_BLOCK = 64
 
 
 class QimadStepArgs(NamedTuple):
-    """qimad_step's arguments by the schema's names, in its order (csrc/ops.cpp; a test ties
+    """qimad_step's arguments by the schema's names, in its order (csrc/qimad/ops.cpp; a test ties
     them). The tensor lists hold one entry per bucket (params: one per parameter tensor); the
     records (agent_loss to best_loss) are host tensors, updated in place."""
 
@@ -71,7 +71,7 @@ class QimadStepArgs(NamedTuple):
     sequential: bool = False
 
 
-# QimadSession's constructor arguments after the slots (csrc/python/qimad_session.cpp), in its
+# QimadSession's constructor arguments after the slots (csrc/qimad/python/qimad_session.cpp), in its
 # positional order: what qimad_step takes that holds from step to step, hyperparameters aside.
 SESSION_FIELDS = ("theta", "square_avg", "grad", "best", "params", "bucket_params", "segments",
                   "alpha", "beta", "mask", "attract_on", "can_tunnel", "dtype", "agent_loss",
@@ -154,7 +154,7 @@ class SwarmState:
 
 
 def session_class():
-    """The extension's QimadSession (csrc/python/qimad_session.cpp), or None without it: it
+    """The extension's QimadSession (csrc/qimad/python/qimad_session.cpp), or None without it: it
     exists only in the Python build of the extension."""
     if not _ops.NATIVE:
         return None

@@ -1,6 +1,6 @@
 """One thin wrapper per QIMADTorch op: the native kernel or its torch reference, chosen by backend.
 
-Each takes the op's arguments by the schema's names (csrc/ops.cpp; a test ties them), plus the
+Each takes the op's arguments by the schema's names (csrc/qimad/ops.cpp; a test ties them), plus the
 keyword `backend` ("native" or "torch", from `_ops.resolve_backend(..., algorithm="qimad")`).
 """
 

@@ -210,7 +210,7 @@ def test_solver_native_cuda_equals_torch_cuda_dsb_integer(heated):
 
 
 # ── Persistent small-problem kernel (sb_run, sb_run_int8) ────────────────────
-# Problems with at most 512 variables run a whole call in one launch (csrc/cuda/sb_small.cuh:
+# Problems with at most 512 variables run a whole call in one launch (csrc/sb/cuda/sb_small.cuh:
 # one block per agent tile, state in registers, incremental local field for dSB);
 # SB_NATIVE_CUDA_PERSISTENT_MAX_N=0 forces the large-problem paths (GEMM per step for bSB,
 # the incremental agent kernel for dSB), SB_NATIVE_FLIP_CROSSOVER sets the
@@ -344,7 +344,7 @@ def test_just_above_the_limit_leaves_the_persistent_kernel(discrete):
 
 
 # ── Incremental dSB field above the persistent limit (sb_run, sb_run_int8) ───
-# One block per agent for the whole call (csrc/cuda/sb_incremental.cuh);
+# One block per agent for the whole call (csrc/sb/cuda/sb_incremental.cuh);
 # SB_NATIVE_CUDA_DSB_FIELD=recompute takes the GEMM-per-step path instead.
 
 # n: above the limit, one sweep chunk plus a partial one, several chunks; agents: one, odd.

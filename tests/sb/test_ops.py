@@ -211,7 +211,7 @@ def test_sb_run_int8_equals_float_coupling(device, dtype, heat, n, agents):
     assert torch.equal(torch_ref.sample_spins(ix), torch_ref.sample_spins(fx))
 
 
-# ── dSB agent by agent (csrc/cpu/sb_discrete.h) ─────────────────────────────
+# ── dSB agent by agent (csrc/sb/cpu/sb_discrete.h) ─────────────────────────────
 # Above 256 variables (dense) and for every CSR coupling, the CPU runs dSB agent by agent,
 # in groups of 16 agents split between threads, each agent correcting its own local field.
 

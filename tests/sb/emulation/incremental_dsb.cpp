@@ -13,7 +13,7 @@
 #define __shared__ static  // the kernel's warp counts: one block runs at a time
 #include "cuda_shim.h"
 #include "raw_files.h"
-#include "../../csrc/sb/cuda/sb_incremental_kernel.cuh"
+#include "../../../csrc/sb/cuda/sb_incremental_kernel.cuh"
 
 namespace {
 

@@ -27,7 +27,7 @@ alignas(16) unsigned char smem[64 * 1024];
 }  // namespace sb
 }  // namespace sb_native
 
-#include "../../csrc/sb/cuda/sb_small_kernel.cuh"
+#include "../../../csrc/sb/cuda/sb_small_kernel.cuh"
 
 namespace {
 

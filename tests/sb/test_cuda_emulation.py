@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import NATIVE_ONLY
+from tests.helpers import NATIVE_ONLY
 
 pytestmark = NATIVE_ONLY
 
