@@ -97,8 +97,7 @@ class Ising:
         return Coupling.dense(matrix)
 
     def _run(self, options: SolverOptions) -> torch.Tensor:
-        """SB spins of this model, shape (M, agents)."""
-        options.validate()
+        """SB spins of this model, shape (M, agents); the caller has validated options."""
         coupling = self._coupling()
         backend = _ops.resolve_backend(options.backend, self._device)
         spins = SBRunner.from_options(options, backend, self._device).run(coupling)
@@ -110,4 +109,6 @@ class Ising:
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
                  backend: BackendChoice = "auto", seed: Optional[int] = None) -> torch.Tensor:
         """SB on this model; returns every agent's spins, shape (M, agents)."""
-        return self._run(SolverOptions.of(dict(locals(), best_only=False)))
+        options = SolverOptions.of(dict(locals(), best_only=False))
+        options.validate()
+        return self._run(options)
