@@ -31,3 +31,17 @@ def device(request):
 def peer():
     """The simulated-bifurcation 2.0.0 package, the oracle for the compatibility promise."""
     return pytest.importorskip("simulated_bifurcation")
+
+
+@pytest.fixture(scope="session")
+def emulated():
+    """``torch.ops.sb_native_emulated``: the CUDA launchers and kernels run on the CPU
+    (tests/emulation), built once per session; skips where it cannot be built."""
+    import sb_native
+    from tests import emulation
+    if not sb_native.backend_info()["native"]:
+        pytest.skip("native extension not built (the emulated ops are checked against it)")
+    missing = emulation.available()
+    if missing:
+        pytest.skip(missing)
+    return emulation.load()

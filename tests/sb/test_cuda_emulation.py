@@ -1,164 +1,192 @@
-"""The CUDA kernels that run whole calls in one launch, run on the CPU.
+"""The SB CUDA ops run on the CPU under the emulation (tests/emulation): each op from its
+entry, so the launchers' grid, block and shared-memory arithmetic run with their kernels,
+against the CPU ops. dSB and int8 records must be bit-identical (integer weights make the
+field exact, and the per-element arithmetic is the CPU's), bSB equal within the product's
+rounding. The emulated device has SBN_EMULATED_SMS = 2 SMs, so the grid-stride kernels wrap
+past 32 x 256 elements. Every launch also checks its shared memory for races, reads before
+writes and overruns, and its barriers for threads that never reach them."""
 
-The CUDA build compiles here but no GPU runs it in CI, so the device code of the two
-persistent SB kernels, the small-problem kernel (csrc/sb/cuda/sb_small_kernel.cuh, n <= 512)
-and the incremental dSB kernel (csrc/sb/cuda/sb_incremental_kernel.cuh, larger n), is compiled
-as C++ under an emulation of the CUDA built-ins it uses (tests/emulation/cuda_shim.h: a
-thread per CUDA thread, barriers for __syncthreads and the warp ballot and shuffle) and
-checked against the CPU ops: dSB on integer weights must give identical states, as on a GPU
-(tests/test_cuda.py), bSB the CPU's within the product's rounding. This checks the kernels'
-indexing, barriers, shared-memory layout and flip compaction, not the launchers.
-"""
-
-import pathlib
-import shutil
-import subprocess
-
-import numpy as np
 import pytest
 import torch
 
-from tests.helpers import NATIVE_ONLY
+from sb_native.engine import reference as torch_ref
+from tests.helpers import csr_of, state, symmetric
 
-pytestmark = NATIVE_ONLY
-
-SOURCES = pathlib.Path(__file__).parent / "emulation"
-Q, TIME_STEP, SLOPE, HEAT = 0.01, 0.1, 0.01, 0.006
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-4)}
+DTYPES = [torch.float32, torch.float64]
+HEATS = [0.0, 0.006]
+GRID_STRIDE = 2 * 16 * 256  # the emulated grid_for's threads: more elements wrap around
 
 
-@pytest.fixture(scope="module")
-def emulators(tmp_path_factory):
-    compiler = shutil.which("c++") or shutil.which("g++")
-    if compiler is None:
-        pytest.skip("no C++ compiler")
-    out = tmp_path_factory.mktemp("emulation")
-    binaries = {}
-    for name in ("incremental_dsb", "small_run"):
-        binaries[name] = out / name
-        subprocess.run([compiler, "-std=c++20", "-O1", "-pthread", "-Wno-unknown-pragmas",
-                        str(SOURCES / f"{name}.cpp"), "-o", str(binaries[name])],
-                       check=True, capture_output=True)
-    return binaries
+def assert_states(got, expected, exact):
+    for g, e in zip(got, expected):
+        if exact:
+            assert torch.equal(g, e)
+        else:
+            torch.testing.assert_close(g, e, **TOL[g.dtype])
 
 
-def problem(n, agents, dtype):
-    g = torch.Generator().manual_seed(n + agents)
-    J = torch.randint(-3, 4, (n, n), generator=g).to(dtype).triu(1)
-    J = J + J.t()
-    x = 2 * torch.rand(n, agents, generator=g, dtype=dtype) - 1
-    m = 2 * torch.rand(n, agents, generator=g, dtype=dtype) - 1
-    return J, x, m
+def both(op, emulated, *args, prefix=()):
+    """Runs the CPU op and its emulated CUDA twin on copies of the state (the tensors of
+    args that the op mutates: the two after prefix) and returns both states."""
+    x, m, rest = args[0], args[1], args[2:]
+    cx, cm, ex, em = x.clone(), m.clone(), x.clone(), m.clone()
+    getattr(torch.ops.sb_native, op)(*prefix, cx, cm, *rest)
+    getattr(emulated, op)(*prefix, ex, em, *rest)
+    return (ex, em), (cx, cm)
 
 
-def save(directory, **tensors):
-    for name, tensor in tensors.items():
-        tensor.contiguous().numpy().tofile(directory / f"{name}.bin")
+# ── sb_step, and sb_run's per-step GEMM path: pre_coupling_kernel, finish_step_kernel ──
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("heat", HEATS)
+@pytest.mark.parametrize("n,agents", [(1, 1), (37, 13), (300, 41)])  # 300 x 41 wraps the grid
+def test_sb_step(emulated, dtype, discrete, heat, n, agents):
+    J = symmetric(n, dtype, integer=True)
+    x, m = state(n, agents, dtype)
+    got, cpu = both("sb_step", emulated, x, m, -0.07, 0.1, 0.013, heat, discrete, prefix=(J,))
+    assert_states(got, cpu, exact=False)
 
 
-def load(directory, shape, dtype, agent_major):
-    flat = {name: np.fromfile(directory / f"{name}_out.bin",
-                              np.float64 if dtype == torch.float64 else np.float32)
-            for name in ("x", "m")}
-    if agent_major:
-        return tuple(torch.from_numpy(flat[k]).view(shape[1], shape[0]).t() for k in ("x", "m"))
-    return tuple(torch.from_numpy(flat[k]).view(*shape) for k in ("x", "m"))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("heat", HEATS)
+def test_sb_run_gemm_path(emulated, dtype, discrete, heat, monkeypatch):
+    monkeypatch.setenv("SB_NATIVE_CUDA_PERSISTENT_MAX_N", "0")
+    monkeypatch.setenv("SB_NATIVE_CUDA_DSB_FIELD", "recompute")
+    n, agents = 130, 70
+    assert n * agents > GRID_STRIDE
+    J = symmetric(n, dtype, integer=discrete)
+    x, m = state(n, agents, dtype)
+    got, cpu = both("sb_run", emulated, x, m, 3, 12, 0.1, 0.01, 0.02, heat, discrete, prefix=(J,))
+    assert_states(got, cpu, exact=discrete)
 
 
-def run_cpu_op(J, x, m, start, steps, heated, discrete, int8):
-    heat = HEAT if heated else 0.0
+# ── sb_run_csr: csr_step_kernel ──────────────────────────────────────────────
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("heat", HEATS)
+@pytest.mark.parametrize("steps", [1, 2, 7])  # odd and even: bSB's ping-pong buffers
+@pytest.mark.parametrize("agents", [1, 45, 300])  # 300: two agent tiles of 256 threads
+def test_sb_run_csr(emulated, dtype, discrete, heat, steps, agents):
+    J = symmetric(40, dtype, integer=True, density=0.15)
+    J[5] = J[:, 5] = 0  # an empty row
+    x, m = state(40, agents, dtype)
+    got, cpu = both("sb_run_csr", emulated, x, m, 0, steps, 0.1, 0.01, 0.015, heat, discrete,
+                    prefix=csr_of(J))
+    assert_states(got, cpu, exact=discrete)
+
+
+def test_sb_run_csr_structure_errors_name_the_problem(emulated):
+    J = symmetric(6, torch.float64, integer=True)
+    crow, col, values = csr_of(J)
+    col[3] = 17
+    x, m = state(6, 2, torch.float64)
+    with pytest.raises(ValueError, match=r"col_indices\[3\] = 17 is out of range"):
+        emulated.sb_run_csr(crow, col, values, x, m, 0, 2, 0.1, 0.01, 0.1, 0.0, True)
+
+
+# ── sb_run_int8 above the persistent size: int8_pass_kernel (+ the int8 GEMM) ─────────
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("heat", HEATS)
+@pytest.mark.parametrize("n,agents", [(1, 1), (10, 13), (37, 64), (70, 40)])
+def test_sb_run_int8_gemm_path(emulated, dtype, heat, n, agents, monkeypatch):
+    monkeypatch.setenv("SB_NATIVE_CUDA_PERSISTENT_MAX_N", "0")
+    monkeypatch.setenv("SB_NATIVE_CUDA_DSB_FIELD", "recompute")
+    K = symmetric(n, torch.float64, seed=2, integer=True).to(torch.int8)
+    x, m = state(n, agents, dtype, seed=3)
+    got, cpu = both("sb_run_int8", emulated, x, m, 2, 9, 0.1, 0.01, 0.02, heat,
+                    prefix=(K, 0.5))
+    assert_states(got, cpu, exact=True)
+
+
+# ── sb_sample: energy_partials_kernel, stop_window_kernel, final_spins_kernel ───────
+def window(n, agents, dtype):
+    return [torch.full((agents,), float("inf"), dtype=dtype),
+            torch.zeros(agents, dtype=torch.int16), torch.zeros(agents, dtype=torch.bool),
+            torch.zeros(n, agents, dtype=dtype)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,agents", [(0, 3), (1, 1), (20, 40), (700, 33), (9, 300)])
+def test_sb_sample(emulated, dtype, n, agents):
+    """Row chunks (n > 256), agent blocks (agents > 32 and > 256), n = 0."""
+    threshold = 3
+    J = symmetric(n, dtype, integer=True)
+    cpu, got = window(n, agents, dtype), window(n, agents, dtype)
+    x, _ = state(n, agents, dtype)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(6):
+        # Change only some agents between samplings so streaks both grow and reset.
+        flip = torch.rand(agents, generator=g) < 0.3
+        x[:, flip] = 2 * torch.rand(n, int(flip.sum()), generator=g, dtype=dtype) - 1
+        field = J @ torch_ref.sample_spins(x)
+        torch.ops.sb_native.sb_sample(x, field, *cpu, threshold)
+        emulated.sb_sample(x, field, *got, threshold)
+        for a, b in zip(got, cpu):
+            assert torch.equal(a, b)
+    assert n == 0 or bool(got[2].any()), "the sequence must exercise freezing"
+
+
+# ── sb_run / sb_run_int8 up to 512 variables: small_run_kernel ────────────────────────
+SMALL = [(1, 5), (45, 1), (100, 37), (512, 3)]  # 3 agents: narrow tiles; 37: wide ones
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("heat", HEATS)
+@pytest.mark.parametrize("n,agents", SMALL)
+def test_small_run_kernel(emulated, dtype, discrete, heat, n, agents):
+    J = symmetric(n, dtype, seed=n, integer=discrete)
+    if not discrete:
+        J = J / n ** 0.5
+    x, m = state(n, agents, dtype, seed=agents)
+    steps = 12 if discrete else 40
+    got, cpu = both("sb_run", emulated, x, m, 5, steps, 0.1, 0.01, 0.2 / n ** 0.5, heat,
+                    discrete, prefix=(J,))
+    assert_states(got, cpu, exact=discrete)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("heat", HEATS)
+@pytest.mark.parametrize("n,agents", SMALL)
+def test_small_run_kernel_int8(emulated, dtype, heat, n, agents):
+    K = symmetric(n, torch.float64, seed=n, integer=True).to(torch.int8)
+    x, m = state(n, agents, dtype, seed=agents)
+    got, cpu = both("sb_run_int8", emulated, x, m, 5, 12, 0.1, 0.01, 0.2 / n ** 0.5, heat,
+                    prefix=(K, 0.5))
+    assert_states(got, cpu, exact=True)
+
+
+@pytest.mark.parametrize("fraction", ["0", "0.02", "1"])  # always recompute .. never
+def test_small_run_kernel_flip_threshold(emulated, fraction, monkeypatch):
+    """Corrections and recomputes of the field agree exactly on integer weights."""
+    monkeypatch.setenv("SB_NATIVE_FLIP_CROSSOVER", fraction)
+    J = symmetric(100, torch.float32, seed=8, integer=True)
+    x, m = state(100, 9, torch.float32, seed=9)
+    got, cpu = both("sb_run", emulated, x, m, 0, 60, 0.1, 0.005, 0.01, 0.0, True, prefix=(J,))
+    assert_states(got, cpu, exact=True)
+
+
+# ── dSB above 512 variables: agent_run_kernel (the incremental field) ───────────────
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("heat", HEATS)
+@pytest.mark.parametrize("int8", [False, True])
+@pytest.mark.parametrize("n,agents", [(1, 2), (45, 3), (700, 2)])  # 700: two thread chunks
+def test_incremental_kernel(emulated, dtype, heat, int8, n, agents, monkeypatch):
+    monkeypatch.setenv("SB_NATIVE_CUDA_PERSISTENT_MAX_N", "0")
+    J = symmetric(n, dtype, seed=n, integer=True)
+    x, m = state(n, agents, dtype, seed=agents)
+    args = (3, 15, 0.1, 0.01, 0.2 / n ** 0.5, heat)
     if int8:
-        torch.ops.sb_native.sb_run_int8(J.to(torch.int8), 1.0, x, m, start, steps, TIME_STEP,
-                                        SLOPE, Q, heat)
+        got, cpu = both("sb_run_int8", emulated, x, m, *args, prefix=(J.to(torch.int8), 1.0))
     else:
-        torch.ops.sb_native.sb_run(J, x, m, start, steps, TIME_STEP, SLOPE, Q, heat, discrete)
+        got, cpu = both("sb_run", emulated, x, m, *args, True, prefix=(J,))
+    assert_states(got, cpu, exact=True)
 
 
-def sizes_and_coefficients(x, start, steps, heated):
-    """The emulators' N AGENTS START STEPS and Q HEAT TIME_STEP SLOPE arguments."""
-    sizes = [str(x.shape[0]), str(x.shape[1]), str(start), str(steps)]
-    return sizes, [repr(Q), repr(HEAT if heated else 0.0), repr(TIME_STEP), repr(SLOPE)]
-
-
-# ── incremental dSB kernel (n > 512 on a GPU; any n here) ────────────────────
-# n x agents with the block's thread count: one partial chunk, several chunks with a partial
-# last one, exactly two chunks, the launcher's 512 threads; a single variable.
-INCREMENTAL_CASES = [(45, 3, 64), (700, 3, 64), (128, 2, 64), (600, 2, 512), (1, 2, 32)]
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("heated", [False, True])
-@pytest.mark.parametrize("int8", [False, True])
-@pytest.mark.parametrize("n,agents,threads", INCREMENTAL_CASES)
-def test_incremental_kernel_equals_cpu_op(emulators, tmp_path, dtype, heated, int8, n, agents,
-                                          threads):
-    J, x, m = problem(n, agents, dtype)
-    start, steps = 3, 60
-    # The kernel's inputs: the agent-major state, the exact initial field, J's columns.
-    save(tmp_path, x=x.t(), m=m.t(), F=(J @ torch.sign(x)).t(), columns=J.t())
-    sizes, coefs = sizes_and_coefficients(x, start, steps, heated)
-    subprocess.run([str(emulators["incremental_dsb"]), str(tmp_path), *sizes, str(threads),
-                    str(int(heated)), str(int(int8)), str(int(dtype == torch.float64)), *coefs],
-                   check=True)
-    got_x, got_m = load(tmp_path, x.shape, dtype, agent_major=True)
-    run_cpu_op(J, x, m, start, steps, heated, True, int8)
-    assert torch.equal(got_x, x)
-    assert torch.equal(got_m, m)
-
-
-# ── persistent small-problem kernel (n <= 512) ───────────────────────────────
-# n x agents: one variable, fewer than a warp, not a multiple of 32, the limit; agents one and
-# counts that are multiples of neither tile.
-SMALL_CASES = [(1, 5), (45, 1), (100, 37), (512, 3)]
-
-
-def run_small(binary, directory, J, x, m, start, steps, tile, heated, discrete, int8,
-              flip_fraction):
-    save(directory, x=x, m=m, J=J)
-    sizes, coefs = sizes_and_coefficients(x, start, steps, heated)
-    subprocess.run([str(binary), str(directory), *sizes, str(tile), str(int(heated)),
-                    str(int(discrete)), str(int(int8)), str(int(x.dtype == torch.float64)),
-                    *coefs, repr(flip_fraction)], check=True)
-    return load(directory, x.shape, x.dtype, agent_major=False)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("heated", [False, True])
-@pytest.mark.parametrize("int8", [False, True])
-@pytest.mark.parametrize("tile", [2, 8])
-@pytest.mark.parametrize("n,agents", SMALL_CASES)
-def test_small_kernel_dsb_equals_cpu_op(emulators, tmp_path, dtype, heated, int8, tile, n,
-                                        agents):
-    J, x, m = problem(n, agents, dtype)
-    start, steps = 5, 60
-    # The launcher's default flip threshold, 1 / (2 * tile): corrections and recomputes.
-    got = run_small(emulators["small_run"], tmp_path, J, x, m, start, steps, tile, heated, True,
-                    int8, 0.5 / tile)
-    run_cpu_op(J, x, m, start, steps, heated, True, int8)
-    assert torch.equal(got[0], x)
-    assert torch.equal(got[1], m)
-
-
-@pytest.mark.parametrize("fraction", [0.0, 1.0])  # always recompute, never
-def test_small_kernel_flip_threshold_changes_nothing(emulators, tmp_path, fraction):
-    J, x, m = problem(100, 9, torch.float32)
-    got = run_small(emulators["small_run"], tmp_path, J, x.clone(), m.clone(), 0, 80, 8, False,
-                    True, False, fraction)
-    run_cpu_op(J, x, m, 0, 80, False, True, False)
-    assert torch.equal(got[0], x)
-    assert torch.equal(got[1], m)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("heated", [False, True])
-@pytest.mark.parametrize("tile", [2, 8])
-@pytest.mark.parametrize("n,agents", SMALL_CASES)
-def test_small_kernel_bsb_close_to_cpu_op(emulators, tmp_path, dtype, heated, tile, n, agents):
-    J, x, m = problem(n, agents, dtype)
-    J = J / n ** 0.5
-    start, steps = 5, 150 if dtype == torch.float64 else 30  # float32 drifts apart
-    got = run_small(emulators["small_run"], tmp_path, J, x, m, start, steps, tile, heated, False,
-                    False, 0.0)
-    run_cpu_op(J, x, m, start, steps, heated, False, False)
-    torch.testing.assert_close(got[0], x, **TOL[dtype])
-    torch.testing.assert_close(got[1], m, **TOL[dtype])
+def test_device_checks_run_before_the_launch(emulated):
+    J = symmetric(4, torch.float64)
+    x, m = state(4, 2, torch.float32)
+    with pytest.raises((ValueError, TypeError, RuntimeError), match="dtype"):
+        emulated.sb_run(J, x, m, 0, 1, 0.1, 0.01, 0.1, 0.0, True)

@@ -13,6 +13,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include "../../common/cuda/launch.cuh"
 #include "../checks.h"
 #include "../math.h"
 
@@ -27,7 +28,7 @@ template <typename scalar_t>
 __global__ void fidelity_rows_kernel(const scalar_t* alpha, const scalar_t* beta,
                                      const bool* mask, scalar_t* W, int64_t n, scalar_t k,
                                      scalar_t eps) {
-  __shared__ scalar_t denom;
+  SBN_SHARED(scalar_t, denom, );
   const int64_t i = blockIdx.x;
   const scalar_t ai = alpha[i], bi = beta[i];
   scalar_t* row = W + i * n;
@@ -55,10 +56,11 @@ at::Tensor qimad_fidelity_cuda(const at::Tensor& alpha, const at::Tensor& beta,
   if (n == 0) return W;
   const auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(alpha.scalar_type(), "qimad_fidelity_cuda", [&] {
-    fidelity_rows_kernel<scalar_t><<<static_cast<unsigned int>(n), kRowThreads, 0, stream>>>(
-        alpha.data_ptr<scalar_t>(), beta.data_ptr<scalar_t>(), mask.data_ptr<bool>(),
-        W.data_ptr<scalar_t>(), n, static_cast<scalar_t>(k), static_cast<scalar_t>(eps));
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    common::cuda::launch(fidelity_rows_kernel<scalar_t>, static_cast<unsigned int>(n),
+                         kRowThreads, 0, stream, alpha.data_ptr<scalar_t>(),
+                         beta.data_ptr<scalar_t>(), mask.data_ptr<bool>(),
+                         W.data_ptr<scalar_t>(), n, static_cast<scalar_t>(k),
+                         static_cast<scalar_t>(eps));
   });
   return W;
 }

@@ -40,6 +40,7 @@ namespace cuda {
 namespace {
 
 using common::cuda::grid_for;
+using common::cuda::launch;
 using common::cuda::kThreads;
 
 constexpr int kScaleThreads = 256;  // a power of two: the tree reduction halves it
@@ -67,7 +68,7 @@ __global__ void jump_scales_kernel(const scalar_t* theta, const int64_t* tunnel_
                                    scalar_t temperature, scalar_t* scale) {
   // double for float too, as the CPU kernel: a segment may hold millions of parameters.
   using acc_t = at::acc_type<scalar_t, /*is_cuda=*/false>;
-  __shared__ acc_t partial[kScaleThreads];
+  SBN_SHARED(acc_t, partial, [kScaleThreads]);
   for (int64_t q = blockIdx.x; q < nt * ns; q += gridDim.x) {
     const int64_t t = q / ns, s = q % ns, width = seg[s + 1] - seg[s];
     const scalar_t* x = theta + tunnel_rows[t] * p + seg[s];
@@ -185,23 +186,17 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
       sequential ? at::Tensor()
                  : communication_input(theta, W_rows, host_seg.data_ptr<int64_t>(),
                                        host_seg_w.data_ptr<int64_t>(), ns);
-  // tunnel_of goes up from pinned memory without blocking the host; the caching host
-  // allocator keeps the buffer alive until the copy has run.
-  at::Tensor tunnel_of_host =
-      at::empty({nr}, at::TensorOptions().dtype(at::kLong).pinned_memory(true));
-  std::copy(tunnel_of.begin(), tunnel_of.end(), tunnel_of_host.data_ptr<int64_t>());
-  const at::Tensor tunnel_of_dev = tunnel_of_host.to(theta.device(), at::kLong, true);
+  const at::Tensor tunnel_of_dev = common::cuda::upload(tunnel_of, theta.device());
   const auto stream = at::cuda::getCurrentCUDAStream();
 
   AT_DISPATCH_FLOATING_TYPES(theta.scalar_type(), "qimad_update_cuda", [&] {
     at::Tensor scale = at::empty({nt, ns}, theta.options());
     if (nt > 0) {
       const auto blocks = static_cast<unsigned int>(std::min(nt * ns, kMaxScaleBlocks));
-      jump_scales_kernel<scalar_t><<<blocks, kScaleThreads, 0, stream>>>(
-          theta.data_ptr<scalar_t>(), tunnel_rows.data_ptr<int64_t>(),
-          segments.data_ptr<int64_t>(), nt, ns, p, static_cast<scalar_t>(temperature),
-          scale.data_ptr<scalar_t>());
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      launch(jump_scales_kernel<scalar_t>, blocks, kScaleThreads, 0, stream,
+             theta.data_ptr<scalar_t>(), tunnel_rows.data_ptr<int64_t>(),
+             segments.data_ptr<int64_t>(), nt, ns, p, static_cast<scalar_t>(temperature),
+             scale.data_ptr<scalar_t>());
     }
     const StepArgs<scalar_t> args{
         theta.data_ptr<scalar_t>(),     square_avg.data_ptr<scalar_t>(),
@@ -215,11 +210,10 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
         tunnel_of_dev.data_ptr<int64_t>(),
         n, nr, p, ns, static_cast<scalar_t>(rms_decay), static_cast<scalar_t>(eps)};
     if (sequential) {
-      sequential_step_kernel<scalar_t><<<grid_for(p), kThreads, 0, stream>>>(args);
+      launch(sequential_step_kernel<scalar_t>, grid_for(p), kThreads, 0, stream, args);
     } else {
-      swarm_step_kernel<scalar_t><<<grid_for(nr * p), kThreads, 0, stream>>>(args);
+      launch(swarm_step_kernel<scalar_t>, grid_for(nr * p), kThreads, 0, stream, args);
     }
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
 }
 

@@ -33,6 +33,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "../../common/cuda/launch.cuh"
 #include "../math.h"
 #include "sb_incremental_kernel.cuh"
 
@@ -84,8 +85,7 @@ void run_incremental(const at::Tensor& columns, Initial initial, at::Tensor& pos
   const auto stream = at::cuda::getCurrentCUDAStream();
   auto kernel = heated ? agent_run_kernel<scalar_t, column_t, field_t, true>
                        : agent_run_kernel<scalar_t, column_t, field_t, false>;
-  kernel<<<static_cast<unsigned int>(agents), threads, 0, stream>>>(args);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  common::cuda::launch(kernel, static_cast<unsigned int>(agents), threads, 0, stream, args);
   position.copy_(x.t());
   momentum.copy_(m.t());
 }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "../../common/cuda/launch.cuh"
 #include "../math.h"
 
 namespace sb_native {
@@ -97,7 +98,7 @@ __device__ int64_t agent_sweep(const AgentArgs<scalar_t, column_t, field_t>& p, 
 template <typename scalar_t, typename column_t, typename field_t, bool kHeated>
 __global__ void __launch_bounds__(kAgentThreads)
     agent_run_kernel(AgentArgs<scalar_t, column_t, field_t> p) {
-  __shared__ int warp_count[kAgentWarps];
+  SBN_SHARED(int, warp_count, [kAgentWarps]);
   const int64_t base = static_cast<int64_t>(blockIdx.x) * p.n;
   const int32_t* list = p.flips + base;
   for (int64_t k = 0; k < p.num_steps; ++k) {

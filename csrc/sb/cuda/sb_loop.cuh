@@ -26,6 +26,7 @@ namespace cuda {
 
 // The launch helpers every algorithm shares (common/cuda/launch.cuh), for the SB kernels.
 using common::cuda::grid_for;
+using common::cuda::launch;
 using common::cuda::kThreads;
 
 template <typename scalar_t>
@@ -83,27 +84,20 @@ void launch_pre_coupling(const SBState<scalar_t>& s, bool discrete, bool heated,
                          scalar_t momentum_coef, scalar_t position_coef) {
   const auto stream = at::cuda::getCurrentCUDAStream();
   const unsigned int grid = grid_for(s.numel);
-  auto launch = [&](auto kernel) {
-    kernel<<<grid, kThreads, 0, stream>>>(s, finish_previous, q, heat, momentum_coef,
-                                          position_coef);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  };
-  if (discrete) {
-    if (heated) launch(pre_coupling_kernel<scalar_t, true, true>);
-    else launch(pre_coupling_kernel<scalar_t, true, false>);
-  } else {
-    if (heated) launch(pre_coupling_kernel<scalar_t, false, true>);
-    else launch(pre_coupling_kernel<scalar_t, false, false>);
-  }
+  auto kernel = discrete ? (heated ? pre_coupling_kernel<scalar_t, true, true>
+                                   : pre_coupling_kernel<scalar_t, true, false>)
+                         : (heated ? pre_coupling_kernel<scalar_t, false, true>
+                                   : pre_coupling_kernel<scalar_t, false, false>);
+  launch(kernel, grid, kThreads, 0, stream, s, finish_previous, q, heat, momentum_coef,
+         position_coef);
 }
 
 template <typename scalar_t>
 void launch_finish_step(const SBState<scalar_t>& s, bool heated, scalar_t q, scalar_t heat) {
   const auto stream = at::cuda::getCurrentCUDAStream();
   const unsigned int grid = grid_for(s.numel);
-  if (heated) finish_step_kernel<scalar_t, true><<<grid, kThreads, 0, stream>>>(s, q, heat);
-  else finish_step_kernel<scalar_t, false><<<grid, kThreads, 0, stream>>>(s, q, heat);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  auto kernel = heated ? finish_step_kernel<scalar_t, true> : finish_step_kernel<scalar_t, false>;
+  launch(kernel, grid, kThreads, 0, stream, s, q, heat);
 }
 
 // Runs num_steps steps with the dense coupling J; coefs(k) gives {momentum_coef,

@@ -133,9 +133,8 @@ void run_csr(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& va
                               values.data_ptr<scalar_t>(), fs[k % 2], fs[(k + 1) % 2],
                               xs[k % 2], xs[(k + 1) % 2], momentum.data_ptr<scalar_t>(),
                               m0_p, agents};
-    kernel<<<grid, threads, 0, stream>>>(p, q, h, has_next, has_next ? coef(k + 1) : scalar_t(0),
-                                         dt);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    cuda::launch(kernel, grid, threads, 0, stream, p, q, h, has_next,
+                 has_next ? coef(k + 1) : scalar_t(0), dt);
   }
   // bSB after an odd number of steps ends in the scratch buffer.
   if (xs[num_steps % 2] != xs[0]) position.copy_(scratch);

@@ -51,7 +51,7 @@ struct Int8State {
 template <typename scalar_t, bool kHeated>
 __global__ void int8_pass_kernel(Int8State<scalar_t> s, bool finish, bool start, scalar_t q,
                                  scalar_t heat, scalar_t momentum_coef, scalar_t position_coef) {
-  __shared__ int8_t tile[kTile][kTile + 1];  // [agent][row]; +1 avoids bank conflicts
+  SBN_SHARED(int8_t, tile, [kTile][kTile + 1]);  // [agent][row]; +1 avoids bank conflicts
   const int64_t a0 = static_cast<int64_t>(blockIdx.x) * kTile;
   const int64_t i0 = static_cast<int64_t>(blockIdx.y) * kTile;
   const int64_t a = a0 + threadIdx.x;
@@ -179,8 +179,7 @@ void sb_run_int8_cuda(const at::Tensor& K, double scale, at::Tensor& position,
       const scalar_t mc = start ? static_cast<scalar_t>(momentum_coefficient(
                                       time_step, start_step + k, pressure_slope))
                                 : scalar_t(0);
-      kernel<<<grid, block, 0, stream>>>(s, k > 0, start, q, h, mc, dt);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      cuda::launch(kernel, grid, block, 0, stream, s, k > 0, start, q, h, mc, dt);
       if (start) product.multiply();
     }
   });

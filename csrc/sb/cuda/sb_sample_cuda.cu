@@ -32,7 +32,7 @@ constexpr int64_t kMaxGridY = 65535;
 template <typename scalar_t>
 __global__ void energy_partials_kernel(const scalar_t* x, const scalar_t* field, scalar_t* partials,
                                        int64_t n, int64_t agents, int64_t chunk_rows) {
-  __shared__ scalar_t slice_sums[kSlices][kAgentsPerBlock];
+  SBN_SHARED(scalar_t, slice_sums, [kSlices][kAgentsPerBlock]);
   const int64_t a = static_cast<int64_t>(blockIdx.x) * kAgentsPerBlock + threadIdx.x;
   const int64_t chunk = blockIdx.y;
   scalar_t sum = 0;
@@ -102,22 +102,19 @@ void sb_sample_cuda(const at::Tensor& position, const at::Tensor& field, at::Ten
     at::Tensor partials = at::empty({chunks, agents}, position.options());
     at::Tensor frozen_now = at::empty({agents}, position.options().dtype(at::kBool));
     const scalar_t* x = position.data_ptr<scalar_t>();
-    energy_partials_kernel<scalar_t>
-        <<<dim3(static_cast<unsigned int>(agent_blocks), static_cast<unsigned int>(chunks)),
-           dim3(kAgentsPerBlock, kSlices), 0, stream>>>(
-            x, field.data_ptr<scalar_t>(), partials.data_ptr<scalar_t>(), n, agents, chunk_rows);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    stop_window_kernel<scalar_t>
-        <<<static_cast<unsigned int>((agents + cuda::kThreads - 1) / cuda::kThreads),
-           cuda::kThreads, 0, stream>>>(
-            partials.data_ptr<scalar_t>(), chunks, energies.data_ptr<scalar_t>(),
-            stability.data_ptr<int16_t>(), bifurcated.data_ptr<bool>(),
-            frozen_now.data_ptr<bool>(), agents, threshold);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    cuda::launch(energy_partials_kernel<scalar_t>,
+                 dim3(static_cast<unsigned int>(agent_blocks), static_cast<unsigned int>(chunks)),
+                 dim3(kAgentsPerBlock, kSlices), 0, stream, x, field.data_ptr<scalar_t>(),
+                 partials.data_ptr<scalar_t>(), n, agents, chunk_rows);
+    cuda::launch(stop_window_kernel<scalar_t>,
+                 static_cast<unsigned int>((agents + cuda::kThreads - 1) / cuda::kThreads),
+                 cuda::kThreads, 0, stream, partials.data_ptr<scalar_t>(), chunks,
+                 energies.data_ptr<scalar_t>(), stability.data_ptr<int16_t>(),
+                 bifurcated.data_ptr<bool>(), frozen_now.data_ptr<bool>(), agents, threshold);
     if (n == 0) return;
-    final_spins_kernel<scalar_t><<<cuda::grid_for(position.numel()), cuda::kThreads, 0, stream>>>(
-        x, frozen_now.data_ptr<bool>(), final_spins.data_ptr<scalar_t>(), position.numel(), agents);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    cuda::launch(final_spins_kernel<scalar_t>, cuda::grid_for(position.numel()), cuda::kThreads,
+                 0, stream, x, frozen_now.data_ptr<bool>(), final_spins.data_ptr<scalar_t>(),
+                 position.numel(), agents);
   });
 }
 

@@ -57,6 +57,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "../../common/cuda/launch.cuh"
 #include "../math.h"
 #include "sb_small_coupling.cuh"
 #include "sb_small_kernel.cuh"
@@ -129,8 +130,8 @@ bool launch_small(const Coupling& coupling, int64_t coupling_bytes, at::Tensor& 
   const auto stream = at::cuda::getCurrentCUDAStream();
   const size_t shared = static_cast<size_t>(layout.total);
   auto launch = [&](auto kernel) {
-    kernel<<<static_cast<unsigned int>(blocks), threads, shared, stream>>>(args, coupling);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    common::cuda::launch(kernel, static_cast<unsigned int>(blocks), threads, shared, stream, args,
+                         coupling);
   };
   // The template flags: tile x dSB x heated.
   auto by_flags = [&](auto tile_constant) {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "../../common/cuda/launch.cuh"
 #include "../math.h"
 #include "sb_small_coupling.cuh"
 
@@ -73,7 +74,7 @@ __global__ void __launch_bounds__(kSmallMaxThreads)
     small_run_kernel(SmallArgs<scalar_t> p, Coupling c) {
   using field_t = typename Coupling::field_t;
   using operand_t = typename Coupling::operand_t;
-  extern __shared__ __align__(16) unsigned char smem[];
+  unsigned char* smem = common::cuda::dynamic_shared<unsigned char>();
   operand_t* op = reinterpret_cast<operand_t*>(smem);
   int8_t* delta = reinterpret_cast<int8_t*>(smem + p.layout.delta);
   unsigned int* rowmask = reinterpret_cast<unsigned int*>(smem + p.layout.rowmask);
