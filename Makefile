@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh') setup.py pyproject.toml
 
-.PHONY: run test lint build bench cmake-check cuda-check clean
+.PHONY: run test lint build bench cmake-check cuda-check emulation-asan mutations clean
 
 $(VENV)/.deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ cmake-check: $(VENV)/.deps
 # build/cuda) and checks every op registers a CUDA kernel; needs nvcc, not a GPU.
 cuda-check:
 	bash scripts/cuda_check.sh
+
+# The CUDA emulation tests again under AddressSanitizer (tests/emulation, the asan variant).
+emulation-asan: build $(VENV)/.test-deps
+	bash scripts/emulation_asan.sh
+
+# On demand (about 20 minutes): does every deliberate kernel bug fail the emulation tests?
+mutations: build $(VENV)/.test-deps
+	$(PY) scripts/emulation_mutations.py --record tests/emulation/MUTATIONS.md
 
 clean:
 	rm -rf build $(VENV) .venv-cuda sb_native/_C*.so *.egg-info

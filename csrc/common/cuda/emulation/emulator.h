@@ -38,6 +38,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #define __global__
 #define __device__
 #define __host__
@@ -118,6 +122,8 @@ struct Device {
   SharedArray dynamic;
   std::vector<std::unique_ptr<SharedArray>> statics;  // the SBN_SHARED arrays of the launch
   uint64_t launch_id = 0;
+  const void* scheduler_stack = nullptr;  // for AddressSanitizer's fiber switches
+  size_t scheduler_stack_bytes = 0;
   uint64_t epoch = 1;  // advanced at every block start and every opened __syncthreads
   std::vector<std::string> errors;
 };
@@ -164,10 +170,50 @@ inline void enter(unsigned int t) {
   shadow_set_thread(t, d.epoch);
 }
 
+// AddressSanitizer is told of every switch of stacks, so it never mistakes a fiber's
+// frames for overflows (sanitizer/common_interface_defs.h).
+inline void switch_started(void** fake_stack, const void* bottom, size_t bytes) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_start_switch_fiber(fake_stack, bottom, bytes);
+#else
+  (void)fake_stack, (void)bottom, (void)bytes;
+#endif
+}
+
+inline void switch_finished(void* fake_stack, const void** bottom, size_t* bytes) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_finish_switch_fiber(fake_stack, bottom, bytes);
+#else
+  (void)fake_stack, (void)bottom, (void)bytes;
+#endif
+}
+
+// From the scheduler into fiber t, until it waits at a barrier or returns.
+inline void resume(unsigned int t) {
+  Device& d = device();
+  void* fake_stack = nullptr;
+  switch_started(&fake_stack, d.fibers[t].stack.get(), kStackBytes);
+  swapcontext(&d.scheduler, &d.fibers[t].context);
+  switch_finished(fake_stack, nullptr, nullptr);
+}
+
+// From the running fiber back to the scheduler, until the scheduler resumes it.
+inline void yield() {
+  Device& d = device();
+  void* fake_stack = nullptr;
+  switch_started(&fake_stack, d.scheduler_stack, d.scheduler_stack_bytes);
+  swapcontext(&d.fibers[d.current].context, &d.scheduler);
+  switch_finished(fake_stack, &d.scheduler_stack,
+                  &d.scheduler_stack_bytes);
+}
+
 inline void fiber_main() {
   Device& d = device();
+  switch_finished(nullptr, &d.scheduler_stack,
+                  &d.scheduler_stack_bytes);
   (*d.body)();
   d.fibers[d.current].done = true;
+  switch_started(nullptr, d.scheduler_stack, d.scheduler_stack_bytes);  // this stack ends
 }  // returns to the scheduler through uc_link
 
 // Arrives at b and waits until every thread b expects has arrived.
@@ -182,7 +228,7 @@ inline void wait_at(Barrier& b, bool block_barrier) {
     Fiber& self = d.fibers[d.current];
     self.waiting = &b;
     self.generation = generation;
-    swapcontext(&self.context, &d.scheduler);
+    yield();
   }
   shadow_set_thread(d.current, d.epoch);
 }
@@ -223,7 +269,7 @@ inline bool run_block(unsigned int threads) {
       if (f.waiting != nullptr && f.waiting->generation == f.generation) continue;
       f.waiting = nullptr;
       enter(t);
-      swapcontext(&d.scheduler, &f.context);
+      resume(t);
       ran = true;
       finished += f.done;
     }
