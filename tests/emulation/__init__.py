@@ -23,7 +23,8 @@ import torch
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HERE = pathlib.Path(__file__).resolve().parent
 EMULATION = ROOT / "csrc" / "common" / "cuda" / "emulation"
-SOURCES = [HERE / "sb_kernels.cpp", HERE / "qimad_kernels.cpp", HERE / "shadow.cpp"]
+SOURCES = [HERE / name for name in (
+    "sb_kernels.cpp", "qimad_kernels.cpp", "probes.cpp", "shadow.cpp")]
 # The CPU ops' flags that decide rounding (setup.py), so dSB and int8 records can be
 # bit-identical; -O1 keeps the build short.
 FLAGS = ["-std=c++20", "-O1", "-ffp-contract=off", "-fno-trapping-math", "-DSBN_CUDA_EMULATION",

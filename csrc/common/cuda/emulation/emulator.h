@@ -203,14 +203,12 @@ inline void yield() {
   void* fake_stack = nullptr;
   switch_started(&fake_stack, d.scheduler_stack, d.scheduler_stack_bytes);
   swapcontext(&d.fibers[d.current].context, &d.scheduler);
-  switch_finished(fake_stack, &d.scheduler_stack,
-                  &d.scheduler_stack_bytes);
+  switch_finished(fake_stack, &d.scheduler_stack, &d.scheduler_stack_bytes);
 }
 
 inline void fiber_main() {
   Device& d = device();
-  switch_finished(nullptr, &d.scheduler_stack,
-                  &d.scheduler_stack_bytes);
+  switch_finished(nullptr, &d.scheduler_stack, &d.scheduler_stack_bytes);
   (*d.body)();
   d.fibers[d.current].done = true;
   switch_started(nullptr, d.scheduler_stack, d.scheduler_stack_bytes);  // this stack ends
@@ -287,18 +285,17 @@ inline bool run_block(unsigned int threads) {
 }
 
 // Runs body (the kernel call) as every thread of every block of grid x block.
-inline void launch(dim3 grid, dim3 block, size_t shared_bytes,
-                   const std::function<void()>& body) {
+inline void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body) {
   Device& d = device();
   std::lock_guard<std::mutex> lock(d.mutex);
   const unsigned int threads = block.x * block.y * block.z;
   if (threads == 0 || threads > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
       grid.y > 65535 || grid.z > 65535 || shared_bytes > 48 * 1024) {
-    throw std::runtime_error(
-        "emulated launch: invalid configuration: grid (" + std::to_string(grid.x) + ", " +
-        std::to_string(grid.y) + ", " + std::to_string(grid.z) + "), block (" +
-        std::to_string(block.x) + ", " + std::to_string(block.y) + ", " +
-        std::to_string(block.z) + "), " + std::to_string(shared_bytes) + " shared bytes");
+    throw std::runtime_error("emulated launch: invalid configuration: grid (" +
+                             std::to_string(grid.x) + ", " + std::to_string(grid.y) + ", " +
+                             std::to_string(grid.z) + "), block (" + std::to_string(block.x) +
+                             ", " + std::to_string(block.y) + ", " + std::to_string(block.z) +
+                             "), " + std::to_string(shared_bytes) + " shared bytes");
   }
   while (d.fibers.size() < threads) {
     d.fibers.emplace_back();

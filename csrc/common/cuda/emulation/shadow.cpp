@@ -1,13 +1,13 @@
 // The shared-memory checks of the emulation (see emulator.h). With
-// SBN_EMULATION_SHARED_CHECKS the sources are compiled with GCC's -fsanitize=thread instrumentation and linked without the
-// TSan runtime: every load and store calls the __tsan_* hooks below, which check the accesses
-// that fall in shared memory against a shadow record per byte (last writer and its barrier
-// epoch, last reader and its epoch) and let every other access through. These functions are
-// not instrumented themselves (no_sanitize), and the atomics hooks perform the atomic
-// operation they stand for.
+// SBN_EMULATION_SHARED_CHECKS the sources are compiled with GCC's -fsanitize=thread instrumentation
+// and linked without the TSan runtime: every load and store calls the __tsan_* hooks below, which
+// check the accesses that fall in shared memory against a shadow record per byte (last writer and
+// its barrier epoch, last reader and its epoch) and let every other access through. These functions
+// are not instrumented themselves (no_sanitize), and the atomics hooks perform the atomic operation
+// they stand for.
 
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -65,8 +65,8 @@ SBN_UNCHECKED void record(const Region& r, size_t offset, const char* what, uint
   State& s = state();
   if (s.errors.size() < kMaxErrors) {
     std::string m = std::string(what) + " at byte " + std::to_string(offset) + " of shared " +
-                    r.array->name + " (" + std::to_string(r.array->bytes) +
-                    " bytes) by thread " + std::to_string(s.thread);
+                    r.array->name + " (" + std::to_string(r.array->bytes) + " bytes) by thread " +
+                    std::to_string(s.thread);
     if (other == kMany) m += ", other threads";
     else if (other != kNobody) m += ", thread " + std::to_string(other);
     s.errors.push_back(m);
@@ -178,12 +178,12 @@ std::vector<std::string> shadow_take_errors() {
 
 #if defined(SBN_EMULATION_SHARED_CHECKS)
 // The hooks GCC's instrumentation calls (the TSan runtime's interface).
-#define SBN_ACCESS_HOOKS(n)                                                              \
-  SBN_HOOK void __tsan_read##n(void* p) { emulation::check_access(p, n, false); }            \
-  SBN_HOOK void __tsan_write##n(void* p) { emulation::check_access(p, n, true); }            \
-  SBN_HOOK void __tsan_unaligned_read##n(void* p) { emulation::check_access(p, n, false); }  \
-  SBN_HOOK void __tsan_unaligned_write##n(void* p) { emulation::check_access(p, n, true); }  \
-  SBN_HOOK void __tsan_volatile_read##n(void* p) { emulation::check_access(p, n, false); }   \
+#define SBN_ACCESS_HOOKS(n)                                                                 \
+  SBN_HOOK void __tsan_read##n(void* p) { emulation::check_access(p, n, false); }           \
+  SBN_HOOK void __tsan_write##n(void* p) { emulation::check_access(p, n, true); }           \
+  SBN_HOOK void __tsan_unaligned_read##n(void* p) { emulation::check_access(p, n, false); } \
+  SBN_HOOK void __tsan_unaligned_write##n(void* p) { emulation::check_access(p, n, true); } \
+  SBN_HOOK void __tsan_volatile_read##n(void* p) { emulation::check_access(p, n, false); }  \
   SBN_HOOK void __tsan_volatile_write##n(void* p) { emulation::check_access(p, n, true); }
 SBN_ACCESS_HOOKS(1)
 SBN_ACCESS_HOOKS(2)
@@ -200,46 +200,45 @@ SBN_HOOK void __tsan_vptr_read(void**) {}
 SBN_HOOK void __tsan_atomic_thread_fence(int order) { __atomic_thread_fence(order); }
 SBN_HOOK void __tsan_atomic_signal_fence(int order) { __atomic_signal_fence(order); }
 
-#define SBN_ATOMIC_HOOKS(bits, T)                                                            \
-  SBN_HOOK T __tsan_atomic##bits##_load(const volatile T* a, int o) {                       \
-    return __atomic_load_n(a, o);                                                           \
-  }                                                                                          \
-  SBN_HOOK void __tsan_atomic##bits##_store(volatile T* a, T v, int o) {                    \
-    __atomic_store_n(a, v, o);                                                              \
-  }                                                                                          \
-  SBN_HOOK T __tsan_atomic##bits##_exchange(volatile T* a, T v, int o) {                    \
-    return __atomic_exchange_n(a, v, o);                                                    \
-  }                                                                                          \
-  SBN_HOOK T __tsan_atomic##bits##_fetch_add(volatile T* a, T v, int o) {                   \
-    return __atomic_fetch_add(a, v, o);                                                     \
-  }                                                                                          \
-  SBN_HOOK T __tsan_atomic##bits##_fetch_sub(volatile T* a, T v, int o) {                   \
-    return __atomic_fetch_sub(a, v, o);                                                     \
-  }                                                                                          \
-  SBN_HOOK T __tsan_atomic##bits##_fetch_and(volatile T* a, T v, int o) {                   \
-    return __atomic_fetch_and(a, v, o);                                                     \
-  }                                                                                          \
-  SBN_HOOK T __tsan_atomic##bits##_fetch_or(volatile T* a, T v, int o) {                    \
-    return __atomic_fetch_or(a, v, o);                                                      \
-  }                                                                                          \
-  SBN_HOOK T __tsan_atomic##bits##_fetch_xor(volatile T* a, T v, int o) {                   \
-    return __atomic_fetch_xor(a, v, o);                                                     \
-  }                                                                                          \
-  SBN_HOOK T __tsan_atomic##bits##_fetch_nand(volatile T* a, T v, int o) {                  \
-    return __atomic_fetch_nand(a, v, o);                                                    \
-  }                                                                                          \
-  SBN_HOOK int __tsan_atomic##bits##_compare_exchange_strong(volatile T* a, T* c, T v, int o, \
-                                                             int f) {                        \
-    return __atomic_compare_exchange_n(a, c, v, false, o, f);                               \
-  }                                                                                          \
-  SBN_HOOK int __tsan_atomic##bits##_compare_exchange_weak(volatile T* a, T* c, T v, int o,  \
-                                                           int f) {                          \
-    return __atomic_compare_exchange_n(a, c, v, true, o, f);                                \
-  }                                                                                          \
-  SBN_HOOK T __tsan_atomic##bits##_compare_exchange_val(volatile T* a, T c, T v, int o,      \
-                                                        int f) {                             \
-    __atomic_compare_exchange_n(a, &c, v, false, o, f);                                     \
-    return c;                                                                                \
+#define SBN_ATOMIC_HOOKS(bits, T)                                                                \
+  SBN_HOOK T __tsan_atomic##bits##_load(const volatile T* a, int o) {                            \
+    return __atomic_load_n(a, o);                                                                \
+  }                                                                                              \
+  SBN_HOOK void __tsan_atomic##bits##_store(volatile T* a, T v, int o) {                         \
+    __atomic_store_n(a, v, o);                                                                   \
+  }                                                                                              \
+  SBN_HOOK T __tsan_atomic##bits##_exchange(volatile T* a, T v, int o) {                         \
+    return __atomic_exchange_n(a, v, o);                                                         \
+  }                                                                                              \
+  SBN_HOOK T __tsan_atomic##bits##_fetch_add(volatile T* a, T v, int o) {                        \
+    return __atomic_fetch_add(a, v, o);                                                          \
+  }                                                                                              \
+  SBN_HOOK T __tsan_atomic##bits##_fetch_sub(volatile T* a, T v, int o) {                        \
+    return __atomic_fetch_sub(a, v, o);                                                          \
+  }                                                                                              \
+  SBN_HOOK T __tsan_atomic##bits##_fetch_and(volatile T* a, T v, int o) {                        \
+    return __atomic_fetch_and(a, v, o);                                                          \
+  }                                                                                              \
+  SBN_HOOK T __tsan_atomic##bits##_fetch_or(volatile T* a, T v, int o) {                         \
+    return __atomic_fetch_or(a, v, o);                                                           \
+  }                                                                                              \
+  SBN_HOOK T __tsan_atomic##bits##_fetch_xor(volatile T* a, T v, int o) {                        \
+    return __atomic_fetch_xor(a, v, o);                                                          \
+  }                                                                                              \
+  SBN_HOOK T __tsan_atomic##bits##_fetch_nand(volatile T* a, T v, int o) {                       \
+    return __atomic_fetch_nand(a, v, o);                                                         \
+  }                                                                                              \
+  SBN_HOOK int __tsan_atomic##bits##_compare_exchange_strong(volatile T* a, T* c, T v, int o,    \
+                                                             int f) {                            \
+    return __atomic_compare_exchange_n(a, c, v, false, o, f);                                    \
+  }                                                                                              \
+  SBN_HOOK int __tsan_atomic##bits##_compare_exchange_weak(volatile T* a, T* c, T v, int o,      \
+                                                           int f) {                              \
+    return __atomic_compare_exchange_n(a, c, v, true, o, f);                                     \
+  }                                                                                              \
+  SBN_HOOK T __tsan_atomic##bits##_compare_exchange_val(volatile T* a, T c, T v, int o, int f) { \
+    __atomic_compare_exchange_n(a, &c, v, false, o, f);                                          \
+    return c;                                                                                    \
   }
 SBN_ATOMIC_HOOKS(8, uint8_t)
 SBN_ATOMIC_HOOKS(16, uint16_t)
