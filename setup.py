@@ -22,9 +22,14 @@ def with_cuda() -> bool:
 def extension():
     # Every source under csrc/, whatever its folder (csrc/common, csrc/sb, csrc/qimad, ...):
     # the schemas (TORCH_LIBRARY_FRAGMENT) and the kernels (TORCH_LIBRARY_IMPL) register
-    # themselves, so a new file needs no entry here.
-    cpu_sources = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
-    cuda_sources = sorted(glob.glob(os.path.join("csrc", "**", "*.cu"), recursive=True))
+    # themselves, so a new file needs no entry here. The CUDA emulation (an emulation/ folder)
+    # is built by the tests only (tests/emulation).
+    def sources(pattern):
+        found = glob.glob(os.path.join("csrc", "**", pattern), recursive=True)
+        return sorted(f for f in found if "emulation" not in f.split(os.sep))
+
+    cpu_sources = sources("*.cpp")
+    cuda_sources = sources("*.cu")
     # No -std here: BuildExtension adds the standard the installed torch's headers need
     # (C++20; torch 2.14's headers no longer compile as C++17).
     # -ffp-contract=off: no FMA contraction, so the per-element math rounds exactly as the
