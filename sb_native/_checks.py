@@ -77,6 +77,18 @@ def check_seed(seed) -> None:
         raise TypeError(f"seed should be an integer or None, received {seed!r}.")
 
 
+def check_process_group(process_group) -> None:
+    import torch.distributed as dist
+    if process_group is None or isinstance(process_group, bool):
+        if process_group and not (dist.is_available() and dist.is_initialized()):
+            raise ValueError("process_group=True needs torch.distributed initialised "
+                             "(torch.distributed.init_process_group, or a torchrun launch).")
+        return
+    if not (dist.is_available() and isinstance(process_group, dist.ProcessGroup)):
+        raise TypeError("process_group should be a torch.distributed ProcessGroup, True (the "
+                        f"default group) or None, received {process_group!r}.")
+
+
 def safe_get_dtype(dtype: Optional[torch.dtype]) -> torch.dtype:
     if dtype is None:
         return torch.float32
@@ -113,6 +125,7 @@ def check_solver_arguments(
     timeout,
     backend,
     seed,
+    process_group,
 ) -> None:
     """Validate every solver argument; raises before anything is allocated."""
     check_positive_int("agents", agents)
@@ -127,5 +140,6 @@ def check_solver_arguments(
     check_timeout(timeout)
     check_backend(backend)
     check_seed(seed)
+    check_process_group(process_group)
     if max_steps is None and timeout is None and not early_stopping:
         raise ValueError("No stopping criterion provided.")

@@ -8,14 +8,17 @@ signature has exactly these fields with these defaults and annotations.
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import torch
+import torch.distributed as dist
 
 from . import _checks
 
 Mode = Literal["ballistic", "discrete"]
 BackendChoice = Literal["auto", "native", "torch"]
+# A torch.distributed process group to spread the agents over (True: the default group).
+GroupChoice = Union[bool, dist.ProcessGroup, None] if dist.is_available() else Optional[bool]
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class SolverOptions:
     timeout: Optional[float] = None
     backend: BackendChoice = "auto"
     seed: Optional[int] = None
+    process_group: GroupChoice = None
 
     @classmethod
     def of(cls, arguments: dict) -> "SolverOptions":
@@ -40,7 +44,7 @@ class SolverOptions:
 
     def validate(self) -> None:
         """Raises, naming the argument, before anything is allocated."""
-        _checks.check_solver_arguments(**dataclasses.asdict(self))
+        _checks.check_solver_arguments(**{name: getattr(self, name) for name in FIELDS})
 
     def generator(self, device: torch.device) -> Optional[torch.Generator]:
         """A private generator seeded with seed, or None (the global RNG, as the peer)."""

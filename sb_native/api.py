@@ -4,7 +4,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 
-from ._options import BackendChoice, Mode, SolverOptions
+from ._options import BackendChoice, GroupChoice, Mode, SolverOptions
 from .core.polynomial import DomainLike, QuadraticPolynomial
 
 
@@ -26,7 +26,8 @@ def minimize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] 
              early_stopping: bool = True, sampling_period: int = 50,
              convergence_threshold: int = 50, timeout: Optional[float] = None,
              backend: BackendChoice = "auto",
-             seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+             seed: Optional[int] = None,
+             process_group: GroupChoice = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Minimize a quadratic polynomial over `domain` with Simulated Bifurcation.
 
     domain: "spin", "binary", "intN" (N-bit non-negative integers) or a list of these,
@@ -36,6 +37,9 @@ def minimize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] 
     convergence_threshold samplings is frozen; all frozen stops the run); at least one.
     backend: "auto" (native when available), "native" or "torch". seed: private
     generator seed (None uses the global RNG, like simulated-bifurcation).
+    process_group: a torch.distributed process group (True: the default one) whose ranks
+    share out the agents; every rank calls with the same arguments and gets the same
+    result, equal to one process's for the same seed (docs/distributed.md).
 
     Returns (vector, value) for the best agent, or all agents' (agents, variables)
     vectors and (agents,) values with best_only=False.
@@ -51,7 +55,8 @@ def maximize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] 
              early_stopping: bool = True, sampling_period: int = 50,
              convergence_threshold: int = 50, timeout: Optional[float] = None,
              backend: BackendChoice = "auto",
-             seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+             seed: Optional[int] = None,
+             process_group: GroupChoice = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Maximize a quadratic polynomial over `domain`; same arguments as minimize."""
     model = build_model(*polynomial_data, dtype=dtype, device=device)
     return model._optimize("maximize", domain, SolverOptions.of(locals()))

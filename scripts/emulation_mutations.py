@@ -116,7 +116,7 @@ MUTATIONS = [
              "stability[a] == threshold", SB, "sb_sample"),
     Mutation("stop_window_kernel", "barrier", SAMPLE,
              "static_cast<unsigned int>((agents + cuda::kThreads - 1) / cuda::kThreads)",
-             "static_cast<unsigned int>(agents / cuda::kThreads + 1)", SB, "sb_sample"),
+             "static_cast<unsigned int>(agents / cuda::kThreads)", SB, "sb_sample"),
     Mutation("stop_window_kernel", "reduction", SAMPLE, "for (int64_t c = 0; c < chunks; ++c)",
              "for (int64_t c = 1; c < chunks; ++c)", SB, "sb_sample"),
     Mutation("final_spins_kernel", "index", SAMPLE, "if (frozen_now[e % agents])",

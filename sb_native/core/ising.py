@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .. import _checks, _ops
-from .._options import BackendChoice, Mode, SolverOptions
+from .._options import BackendChoice, GroupChoice, Mode, SolverOptions
 from ..engine import Coupling, SBRunner
 
 
@@ -107,7 +107,8 @@ class Ising:
                  mode: Mode = "ballistic", heated: bool = False, verbose: bool = True,
                  early_stopping: bool = True, sampling_period: int = 50,
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
-                 backend: BackendChoice = "auto", seed: Optional[int] = None) -> torch.Tensor:
+                 backend: BackendChoice = "auto", seed: Optional[int] = None,
+                 process_group: GroupChoice = None) -> torch.Tensor:
         """SB on this model; returns every agent's spins, shape (M, agents)."""
         options = SolverOptions.of(dict(locals(), best_only=False))
         options.validate()

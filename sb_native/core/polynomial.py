@@ -13,7 +13,7 @@ import torch
 from sympy import Poly
 
 from .. import _checks, _sparse
-from .._options import BackendChoice, Mode, SolverOptions
+from .._options import BackendChoice, GroupChoice, Mode, SolverOptions
 from .ising import Ising
 from .variable import Variable, parse_domain
 
@@ -289,7 +289,8 @@ class QuadraticPolynomial:
                  early_stopping: bool = True, sampling_period: int = 50,
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
                  backend: BackendChoice = "auto",
-                 seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 seed: Optional[int] = None,
+                 process_group: GroupChoice = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Minimize over `domain` with SB; returns (vector(s), value(s)).
 
         Shapes: best_only -> (variables,), (); otherwise (agents, variables), (agents,).
@@ -303,6 +304,7 @@ class QuadraticPolynomial:
                  early_stopping: bool = True, sampling_period: int = 50,
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
                  backend: BackendChoice = "auto",
-                 seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 seed: Optional[int] = None,
+                 process_group: GroupChoice = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Maximize over `domain` with SB; same arguments and shapes as minimize."""
         return self._optimize("maximize", domain, SolverOptions.of(locals()))

@@ -62,6 +62,10 @@ class Coupling:
         matrix = _sparse.coo(torch.stack([rows, cols]), values, (size, size))
         return Coupling(size, J.dtype, J.device, csr=_sparse.to_csr_parts(matrix))
 
+    def tensors(self) -> tuple:
+        """The tensors that hold the coupling (dense matrix, or CSR crow, col, values)."""
+        return self.csr if self.is_sparse else (self.matrix,)
+
     def density(self) -> float:
         if self.is_sparse:
             return self.csr[2].numel() / max(1, self.n * self.n)

@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._env import ENVIRONMENT
-from . import ops, reference
+from . import distributed, ops, reference
 from .coupling import Coupling
 
 INFINITY = float("inf")
@@ -112,7 +112,8 @@ class SBRunner:
     def __init__(self, *, agents: int, max_steps: Optional[int], timeout: Optional[float],
                  mode: str, heated: bool, verbose: bool, early_stopping: bool,
                  sampling_period: int, convergence_threshold: int, backend: str,
-                 generator: Optional[torch.Generator]) -> None:
+                 generator: Optional[torch.Generator], group=None,
+                 seed: Optional[int] = None) -> None:
         self.agents = agents
         self.max_steps = INFINITY if max_steps is None else max_steps
         self.timeout = INFINITY if timeout is None else timeout
@@ -124,6 +125,9 @@ class SBRunner:
         self.convergence_threshold = convergence_threshold
         self.backend = backend
         self.generator = generator
+        self.group = group  # a torch.distributed process group to share the agents with
+        self.seed = seed
+        self.shard: Optional[distributed.AgentShard] = None
         self.window: Optional[StopWindow] = None
 
     @classmethod
@@ -134,7 +138,8 @@ class SBRunner:
                    verbose=bool(options.verbose), early_stopping=bool(options.early_stopping),
                    sampling_period=options.sampling_period,
                    convergence_threshold=options.convergence_threshold, backend=backend,
-                   generator=options.generator(device))
+                   generator=options.generator(device),
+                   group=distributed.resolve_group(options.process_group), seed=options.seed)
 
     def _chunk(self, step: int, last: Optional[tuple]) -> int:
         """Steps of the next call. last = (steps, seconds) of the longest call so far, or None.
@@ -157,27 +162,66 @@ class SBRunner:
         return max(1, min(limit, chunk))
 
     def run(self, coupling: Coupling) -> torch.Tensor:
-        """SB spins, shape (variables, agents), values in {-1, 1}."""
+        """SB spins, shape (variables, agents), values in {-1, 1}; with a process group, this
+        rank runs its block of the agents and every rank returns all of them."""
         if self.max_steps == INFINITY and self.timeout == INFINITY and not self.early_stopping:
             raise ValueError("No stopping criterion provided.")
-        stepper = _Stepper(coupling, self.backend, ENVIRONMENT.as_dict(), self.heated,
-                           self.discrete)
+        position, momentum = self._draw(coupling)
+        self.window = StopWindow(coupling.n, position.shape[1], self.convergence_threshold,
+                                 coupling.dtype, coupling.device,
+                                 self.verbose and self.early_stopping)
+        try:
+            stepper = _Stepper(coupling, self.backend, ENVIRONMENT.as_dict(), self.heated,
+                               self.discrete)
+            self._loop(stepper, position, momentum)
+        except KeyboardInterrupt:
+            if self.shard is not None:
+                raise
+            warnings.warn(RuntimeWarning(
+                "Simulation interrupted by user. Current spins will be returned."), stacklevel=2)
+        except distributed.RankFailed:
+            raise
+        except Exception:
+            if self.shard is not None:
+                self.shard.fail()
+            raise
+        finally:
+            self.window.progress.close()
+        spins = self.get_final_spins(reference.sample_spins(position), self.early_stopping)
+        return spins if self.shard is None else self.shard.gather_spins(spins)
+
+    def _draw(self, coupling: Coupling) -> tuple:
+        """This run's initial state: all agents', or this rank's block of the whole draw."""
+        if self.group is None:
+            return draw_oscillators(coupling.n, self.agents, coupling.dtype, coupling.device,
+                                    self.generator)
+        self.shard = shard = distributed.AgentShard.of(self.group, self.agents)
+        self.verbose = self.verbose and shard.rank == 0  # one set of progress bars
+        seed = shard.start(distributed.digest(coupling, self._settings()), self.seed)
+        generator = torch.Generator(device=coupling.device).manual_seed(seed)
+        position, momentum = draw_oscillators(coupling.n, self.agents, coupling.dtype,
+                                              coupling.device, generator)
+        return (position[:, shard.lo:shard.hi].contiguous(),
+                momentum[:, shard.lo:shard.hi].contiguous())
+
+    def _settings(self) -> tuple:
+        return (self.agents, self.max_steps, self.timeout, self.discrete, self.heated,
+                self.early_stopping, self.sampling_period, self.convergence_threshold,
+                self.backend, self.seed)
+
+    def _loop(self, stepper: _Stepper, position: torch.Tensor, momentum: torch.Tensor) -> None:
+        """Chunks of steps until a stopping rule holds (agreed by every rank)."""
         iterations = tqdm(total=self.max_steps, desc="🔁 Iterations       ",
                           disable=not self.verbose or self.max_steps == INFINITY,
                           smoothing=0.1, mininterval=0.5, unit=" steps")
         clock = tqdm(total=self.timeout, desc="⏳ Simulation time  ",
                      disable=not self.verbose or self.timeout == INFINITY, smoothing=0.1,
                      mininterval=0.5, bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} seconds")
-        position, momentum = draw_oscillators(coupling.n, self.agents, coupling.dtype,
-                                              coupling.device, self.generator)
-        self.window = window = StopWindow(coupling.n, self.agents, self.convergence_threshold,
-                                          coupling.dtype, coupling.device,
-                                          self.verbose and self.early_stopping)
         step, elapsed, last = 0, 0.0, None
+        chunk = self._chunk(step, last)
         start = time.time()
         try:
             while True:
-                chunk = self._chunk(step, last)
                 chunk_start = time.time()
                 stepper.advance(position, momentum, step, chunk)
                 if position.is_cuda:
@@ -188,29 +232,30 @@ class SBRunner:
                     last = (chunk, time.time() - chunk_start)
                 step += chunk
                 iterations.update(chunk)
+                running = True
                 if self.early_stopping and step % self.sampling_period == 0:
-                    window.sample(position, stepper.field(position), self.backend)
-                    if not window.must_continue():
-                        break
-                if step >= self.max_steps:
-                    break
+                    self.window.sample(position, stepper.field(position), self.backend)
+                    running = self.window.must_continue()
                 previous, elapsed = elapsed, time.time() - start
                 clock.update(min(elapsed - previous, self.timeout - previous))
-                if elapsed > self.timeout:
+                timed_out = elapsed > self.timeout
+                chunk = self._chunk(step, last) if step < self.max_steps else 0
+                if self.shard is not None:
+                    running, timed_out, chunk = self.shard.agree(
+                        running=running, timed_out=timed_out, chunk=chunk)
+                if not running or step >= self.max_steps or timed_out:
                     break
-        except KeyboardInterrupt:
-            warnings.warn(RuntimeWarning(
-                "Simulation interrupted by user. Current spins will be returned."), stacklevel=2)
         finally:
             iterations.close()
             clock.close()
-            window.progress.close()
-        return self.get_final_spins(reference.sample_spins(position), self.early_stopping)
 
     def get_final_spins(self, spins: torch.Tensor, early_stopping: bool) -> torch.Tensor:
         """The frozen agents' spins where they froze, the others' last spins."""
         if not early_stopping:
             return spins
-        if not self.window.has_bifurcated_spins():
+        frozen = self.window.has_bifurcated_spins()
+        if self.shard is not None:
+            frozen = self.shard.any(frozen)
+        if not frozen:
             warnings.warn(ConvergenceWarning(), stacklevel=3)
         return self.window.get_bifurcated_spins(spins)

@@ -5,7 +5,7 @@ from typing import List, Optional, Tuple, Union
 
 import torch
 
-from .._options import BackendChoice, Mode, SolverOptions
+from .._options import BackendChoice, GroupChoice, Mode, SolverOptions
 from ..core.polynomial import QuadraticPolynomial
 
 
@@ -19,7 +19,8 @@ class ABCModel(ABC, QuadraticPolynomial):
                  verbose: bool = True, early_stopping: bool = True, sampling_period: int = 50,
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
                  backend: BackendChoice = "auto",
-                 seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 seed: Optional[int] = None,
+                 process_group: GroupChoice = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Minimize over the model's own domain; see sb_native.minimize."""
         return self._optimize("minimize", self.domain, SolverOptions.of(locals()))
 
@@ -28,6 +29,7 @@ class ABCModel(ABC, QuadraticPolynomial):
                  verbose: bool = True, early_stopping: bool = True, sampling_period: int = 50,
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
                  backend: BackendChoice = "auto",
-                 seed: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 seed: Optional[int] = None,
+                 process_group: GroupChoice = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Maximize over the model's own domain; see sb_native.maximize."""
         return self._optimize("maximize", self.domain, SolverOptions.of(locals()))

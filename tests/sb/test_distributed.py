@@ -1,0 +1,178 @@
+"""SB agents across the ranks of a process group (sb_native/engine/distributed.py): gloo on the
+CPU, 1, 2 and 3 processes spawned on 127.0.0.1 with a free port and a timeout. Every rank
+must return exactly what one process returns for the same seed, and every rank the same
+thing; mismatched settings and a failing rank end every rank with a clear error."""
+
+import os
+import socket
+import time
+import warnings
+from datetime import timedelta
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import sb_native as sb
+from tests.helpers import NATIVE_ONLY, symmetric
+
+pytestmark = pytest.mark.skipif(not dist.is_available(), reason="no torch.distributed")
+DEADLINE = 120  # seconds a whole spawn may take before it is killed
+COMMON = dict(verbose=False, sampling_period=20, convergence_threshold=5)
+
+
+def spin_problem(n, *, seed, integer, density=1.0, dtype=torch.float64):
+    return symmetric(n, dtype, seed=seed, integer=integer, density=density)
+
+
+# ── the cases: each runs on every rank (process_group=True) and in one process (None) ──
+def dsb_integer_dense(group):
+    return sb.minimize(spin_problem(40, seed=1, integer=True), domain="spin", mode="discrete",
+                       agents=10, max_steps=400, seed=3, process_group=group, **COMMON)
+
+
+def dsb_all_agents(group):
+    return sb.maximize(spin_problem(30, seed=2, integer=True), domain="binary", mode="discrete",
+                       heated=True, agents=7, max_steps=300, best_only=False, seed=4,
+                       process_group=group, **COMMON)
+
+
+def bsb_float64_dense(group):
+    return sb.minimize(spin_problem(60, seed=3, integer=False), domain="spin", agents=8,
+                       max_steps=500, seed=5, process_group=group, **COMMON)
+
+
+def bsb_float64_sparse(group):
+    J = spin_problem(300, seed=4, integer=False, density=0.03).to_sparse_coo()
+    return sb.minimize(J, domain="spin", agents=9, max_steps=200, best_only=False, seed=6,
+                       process_group=group, **COMMON)
+
+
+def integer_domain_no_early_stopping(group):
+    Q = spin_problem(12, seed=5, integer=True)
+    return sb.minimize(Q, torch.arange(12.0, dtype=torch.float64), domain="int3", agents=5,
+                       max_steps=150, early_stopping=False, best_only=False, seed=7,
+                       process_group=group, verbose=False)
+
+
+CASES = [dsb_integer_dense, dsb_all_agents, bsb_float64_dense, bsb_float64_sparse,
+         integer_domain_no_early_stopping]
+
+
+# ── cases that only make sense across ranks ──
+def timeout_on_rank_zero(group):
+    """No step limit: rank 0's clock alone ends the run, on every rank at the same step."""
+    if dist.get_rank() == 1:
+        time.sleep(0.3)  # rank 1 starts late: its own clock would stop later
+    return sb.minimize(spin_problem(30, seed=6, integer=True), domain="spin", agents=6,
+                       max_steps=None, early_stopping=False, timeout=0.5, seed=8,
+                       best_only=False, process_group=group, verbose=False)
+
+
+def mismatched_seeds(group):
+    return sb.minimize(spin_problem(20, seed=7, integer=True), domain="spin", agents=4,
+                       max_steps=50, seed=dist.get_rank(), process_group=group, **COMMON)
+
+
+def failing_rank(group):
+    """Rank 1's third chunk raises; rank 0 must raise too, not wait."""
+    from sb_native.engine import ops
+    calls = []
+    original = ops.sb_run
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if dist.get_rank() == 1 and len(calls) == 3:
+            raise MemoryError("rank 1 ran out of memory")
+        return original(*args, **kwargs)
+
+    ops.sb_run = flaky
+    try:
+        return sb.minimize(spin_problem(20, seed=8, integer=True), domain="spin", agents=4,
+                           max_steps=2000, early_stopping=False, seed=9, process_group=group,
+                           verbose=False, backend="native")
+    finally:
+        ops.sb_run = original
+
+
+def _worker(rank, world, port, directory, names):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world, timeout=timedelta(seconds=60))
+    results = {}
+    try:
+        for name in names:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    results[name] = ("ok", globals()[name](True))
+            except Exception as error:  # noqa: BLE001 - the test compares what each rank saw
+                results[name] = ("error", type(error).__name__, str(error))
+    finally:
+        torch.save(results, os.path.join(directory, f"{rank}.pt"))
+        dist.destroy_process_group()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(world, names, tmp_path):
+    """Every rank's {name: ("ok", result) or ("error", type, message)}."""
+    context = mp.start_processes(_worker, args=(world, free_port(), str(tmp_path), names),
+                                 nprocs=world, join=False, start_method="spawn")
+    deadline = time.monotonic() + DEADLINE
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"the {world} ranks did not finish within {DEADLINE} s")
+    return [torch.load(tmp_path / f"{rank}.pt") for rank in range(world)]
+
+
+def assert_same(got, expected):
+    for g, e in zip(got, expected):
+        assert torch.equal(g, e)
+
+
+@NATIVE_ONLY
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_agents_across_ranks_equal_one_process(world, tmp_path):
+    ranks = spawn(world, [case.__name__ for case in CASES], tmp_path)
+    for case in CASES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = case(None)
+        for rank, results in enumerate(ranks):
+            status, *value = results[case.__name__]
+            assert status == "ok", (case.__name__, rank, value)
+            assert_same(value[0], expected)
+
+
+@NATIVE_ONLY
+def test_timeout_mismatch_and_failure(tmp_path):
+    names = ["timeout_on_rank_zero", "mismatched_seeds", "failing_rank"]
+    ranks = spawn(2, names, tmp_path)
+    timed = [r["timeout_on_rank_zero"] for r in ranks]
+    assert timed[0][0] == timed[1][0] == "ok"
+    assert_same(timed[0][1], timed[1][1])
+    for results in ranks:
+        status, kind, message = results["mismatched_seeds"]
+        assert (status, kind) == ("error", "ValueError")
+        assert "different problems or settings" in message
+    assert ranks[1]["failing_rank"] == ("error", "MemoryError", "rank 1 ran out of memory")
+    status, kind, message = ranks[0]["failing_rank"]
+    assert (status, kind) == ("error", "RankFailed")
+    assert "rank 1 of the process group failed" in message
+
+
+def test_process_group_errors_name_the_argument():
+    with pytest.raises(TypeError, match="process_group should be a torch.distributed"):
+        sb.minimize(torch.eye(3), domain="spin", process_group="world", verbose=False)
+    if not dist.is_initialized():
+        with pytest.raises(ValueError, match="process_group=True needs torch.distributed"):
+            sb.minimize(torch.eye(3), domain="spin", process_group=True, verbose=False)
