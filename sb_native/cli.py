@@ -7,6 +7,7 @@
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run to --max-steps/--timeout even when all agents have converged")
     solve.add_argument("--output", "-o", help="write the best solution to this file")
     solve.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    solve.add_argument("--distributed", choices=("agents",), default=None,
+                       help="share the agents among the ranks of a torchrun launch (gloo on "
+                            "the CPU, NCCL on cuda:LOCAL_RANK); rank 0 prints the result")
 
     info = commands.add_parser("info", help="backend, threads, CUDA, versions")
     info.add_argument("--json", action="store_true", help="print one JSON object")
@@ -133,25 +137,63 @@ def _write_solution(path: str, kind: str, source: str, vector, value: float) -> 
         handle.write("".join(f"{k + first} {v}\n" for k, v in enumerate(values)))
 
 
+def _join_process_group(args) -> bool:
+    """Joins the torchrun launch's process group (made here unless the caller made one);
+    True when this call made it and must destroy it."""
+    import torch.distributed as dist
+
+    if "WORLD_SIZE" not in os.environ and not dist.is_initialized():
+        raise ValueError("--distributed needs a torchrun launch (torchrun --standalone "
+                         "--nproc-per-node=K -m sb_native solve FILE --distributed agents)")
+    if args.device.startswith("cuda"):
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local_rank)
+        args.device = f"cuda:{local_rank}"
+    if dist.is_initialized():
+        return False
+    dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
+    return True
+
+
 def _solve(args) -> int:
+    import torch.distributed as dist
+
+    created = args.distributed is not None and _join_process_group(args)
+    try:
+        return _solve_here(args)
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
+def _solve_here(args) -> int:
+    import torch.distributed as dist
+
+    distributed = args.distributed is not None
+    rank = dist.get_rank() if distributed else 0
     dtype = getattr(torch, args.dtype)
     start = time.perf_counter()
     kind, model, size = _load(args.file, args.format, dtype, args.device)
     loaded = time.perf_counter() - start
-    verbose = not args.quiet and not args.json and sys.stderr.isatty()
+    verbose = not args.quiet and not args.json and sys.stderr.isatty() and rank == 0
     kwargs = _solver_kwargs(args, verbose)
     kwargs.update(timeout=args.timeout, early_stopping=not args.no_early_stopping)
+    if distributed:
+        kwargs.update(process_group=True)
     start = time.perf_counter()
     if kind == "gset":
         vector, value = model.maximize(**kwargs)
     else:
         vector, value = model.minimize(**kwargs)
     elapsed = time.perf_counter() - start
+    if rank != 0:
+        return 0  # every rank has the same result; rank 0 reports it
     from ._ops import resolve_backend
 
     result = {"file": args.file, "format": kind, **size,
               "backend": resolve_backend(args.backend, model.device),
               "read_s": round(loaded, 4), "solve_s": round(elapsed, 4),
+              "ranks": dist.get_world_size() if distributed else 1,
               "settings": {k: v for k, v in kwargs.items() if k != "verbose"}}
     if kind == "gset":
         total = float(model.weights.sum() if not model.weights.is_sparse
@@ -171,7 +213,8 @@ def _solve(args) -> int:
     print(f"{args.file}: {what} (read in {loaded:.2f} s)")
     print(f"{result['backend']} backend, {args.mode}{' heated' if args.heated else ''}, "
           f"{args.agents} agents, max steps {args.max_steps}, timeout {args.timeout}, "
-          f"seed {args.seed}, {args.dtype}")
+          f"seed {args.seed}, {args.dtype}"
+          + (f", agents shared by {result['ranks']} ranks" if distributed else ""))
     if kind == "gset":
         print(f"cut {result['cut']:g}  (Ising energy {result['ising_energy']:g})  "
               f"in {elapsed:.2f} s")
@@ -191,6 +234,19 @@ def _package_version(name: str) -> Optional[str]:
         return None
 
 
+def _process_group() -> Optional[dict]:
+    """This process's place in a torch.distributed group or torchrun launch, or None."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return {"rank": dist.get_rank(), "world_size": dist.get_world_size(),
+                "backend": dist.get_backend()}
+    if "WORLD_SIZE" in os.environ and "RANK" in os.environ:
+        return {"rank": int(os.environ["RANK"]), "world_size": int(os.environ["WORLD_SIZE"]),
+                "backend": "torchrun launch, group not initialised"}
+    return None
+
+
 def _info(args) -> int:
     from . import __version__
     from ._ops import backend_info
@@ -202,7 +258,8 @@ def _info(args) -> int:
             "cuda_kernels": backend["cuda"], "cuda_available": torch.cuda.is_available(),
             "cuda_devices": torch.cuda.device_count(), "threads": backend["threads"],
             "optional": {name: _package_version(name)
-                         for name in ("dimod", "networkx", "dwave-samplers", "scipy")}}
+                         for name in ("dimod", "networkx", "dwave-samplers", "scipy")},
+            "process_group": _process_group()}
     if args.json:
         print(json.dumps(info))
         return 0
@@ -213,6 +270,10 @@ def _info(args) -> int:
     print(f"CUDA kernels built: {'yes' if info['cuda_kernels'] else 'no'}; CUDA available: "
           f"{'yes' if info['cuda_available'] else 'no'} ({info['cuda_devices']} devices)")
     print(f"CPU threads: {info['threads']}")
+    group = info["process_group"]
+    if group is not None:
+        print(f"process group: rank {group['rank']} of {group['world_size']} "
+              f"({group['backend']})")
     print("optional: " + ", ".join(f"{name} {version or 'not installed'}"
                                    for name, version in info["optional"].items()))
     return 0

@@ -191,3 +191,29 @@ def test_python_dash_m_subprocess(tmp_path, gset_file):
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == f"sb-native: error: {bad}:2: weight must be a number, got 'x'\n"
+
+
+def test_torchrun_distributed_agents_prints_one_result(tmp_path, gset_file):
+    """Two ranks share the agents; rank 0 alone prints, the cut of one process's run."""
+    pytest.importorskip("torch.distributed.run")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["solve", str(gset_file), "--json", "--mode", "discrete", *FAST]
+    one = subprocess.run([sys.executable, "-m", "sb_native", *args], capture_output=True,
+                         text=True, cwd=ROOT, timeout=120, env=env)
+    assert one.returncode == 0, one.stderr
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+              "--nproc-per-node=2", "-m", "sb_native", *args, "--distributed", "agents"]
+    two = subprocess.run(launch, capture_output=True, text=True, cwd=ROOT, timeout=180, env=env)
+    assert two.returncode == 0, two.stderr
+    lines = two.stdout.strip().splitlines()
+    assert len(lines) == 1
+    single, shared = json.loads(one.stdout), json.loads(lines[0])
+    assert shared["ranks"] == 2 and single["ranks"] == 1
+    assert shared["cut"] == single["cut"] == best_cut()
+
+
+def test_distributed_outside_torchrun_is_an_error(capsys, gset_file, monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    status, out, err = run(capsys, "solve", gset_file, "--distributed", "agents", *FAST)
+    assert status == 1 and out == ""
+    assert "--distributed needs a torchrun launch" in err
