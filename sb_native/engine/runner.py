@@ -128,6 +128,7 @@ class SBRunner:
         self.group = group  # a torch.distributed process group to share the agents with
         self.seed = seed
         self.shard: Optional[distributed.AgentShard] = None
+        self._first_call: Optional[tuple] = None  # (steps, seconds) of the run's first call
         self.window: Optional[StopWindow] = None
 
     @classmethod
@@ -147,7 +148,11 @@ class SBRunner:
         A call costs a fixed set-up (the exact local field, buffers) plus a time per step, so
         the rate of a short call overstates the time per step: while the last call took under
         half of CHUNK_SECONDS the chunk at least doubles, which keeps every call within
-        CHUNK_SECONDS (t(2c) < 2 t(c)) and reaches the long chunks in a few calls."""
+        CHUNK_SECONDS (t(2c) < 2 t(c)) and reaches the long chunks in a few calls. Once two
+        calls of different lengths are known, the set-up and the time per step are told
+        apart: a set-up of half the budget or more (an int8 GEMM on a large dense problem)
+        gets calls of about twice the set-up, so it costs at most half of each call, instead
+        of single steps that each pay it (bench/RESULTS.md, the K2000 dSB run)."""
         limit = MAX_CHUNK_STEPS
         if self.early_stopping:
             limit = min(limit, self.sampling_period - step % self.sampling_period)
@@ -159,6 +164,14 @@ class SBRunner:
         chunk = int(CHUNK_SECONDS * steps / max(seconds, 1e-9))
         if seconds < CHUNK_SECONDS / 2:
             chunk = max(chunk, 2 * steps)
+        first = self._first_call
+        if first is not None and steps > first[0]:
+            per_step = max((seconds - first[1]) / (steps - first[0]), 1e-9)
+            setup = max(first[1] - first[0] * per_step, 0.0)
+            if setup >= CHUNK_SECONDS / 2:
+                chunk = max(chunk, int(setup / per_step))
+        elif first is not None and steps == first[0] and seconds >= CHUNK_SECONDS:
+            chunk = max(chunk, 2 * steps)  # a second length, to tell the set-up apart
         return max(1, min(limit, chunk))
 
     def run(self, coupling: Coupling) -> torch.Tensor:
@@ -228,8 +241,11 @@ class SBRunner:
                     # Kernel launches return at once: wait for the work so chunks are sized
                     # (and timeouts checked) on real time.
                     torch.cuda.synchronize(position.device)
+                seconds = time.time() - chunk_start
+                if self._first_call is None:
+                    self._first_call = (chunk, seconds)
                 if last is None or chunk >= last[0]:  # the longest call estimates best
-                    last = (chunk, time.time() - chunk_start)
+                    last = (chunk, seconds)
                 step += chunk
                 iterations.update(chunk)
                 running = True

@@ -223,6 +223,19 @@ def test_chunks_grow_from_a_single_step_and_stay_within_the_time_budget():
     assert runner._chunk(0, (10, 2 * budget)) == 5
 
 
+def test_chunks_amortise_a_set_up_longer_than_the_budget():
+    """A call whose fixed set-up alone exceeds the budget (K2000's int8 GEMM on 2 cores)
+    must not be run one step at a time, each step paying the set-up: after a second call
+    length tells set-up and per-step cost apart, calls last about twice the set-up."""
+    runner = chunk_runner()
+    budget = engine.CHUNK_SECONDS
+    cost = lambda steps: 1.5 * budget + 1e-3 * steps  # noqa: E731
+    runner._first_call = (1, cost(1))
+    assert runner._chunk(1, (1, cost(1))) == 2
+    chunk = runner._chunk(3, (2, cost(2)))
+    assert 1.9 * 1.5 * budget <= cost(chunk) <= 2.01 * 1.5 * budget
+
+
 def test_chunks_respect_sampling_points_and_max_steps():
     runner = chunk_runner(early_stopping=True, sampling_period=50, max_steps=120)
     fast = (1, 1e-9)

@@ -7,6 +7,7 @@
 // they stand for.
 
 #include <algorithm>
+#include <cstdio>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -69,6 +70,9 @@ SBN_UNCHECKED void record(const Region& r, size_t offset, const char* what, uint
                     std::to_string(s.thread);
     if (other == kMany) m += ", other threads";
     else if (other != kNobody) m += ", thread " + std::to_string(other);
+    // Also at once on stderr: a kernel gone wrong may crash the process before the launch
+    // ends and reports.
+    if (s.errors.empty()) std::fprintf(stderr, "emulated kernel: %s\n", m.c_str());
     s.errors.push_back(m);
   }
   ++s.error_count;
