@@ -1,0 +1,86 @@
+"""What the solvers share to run across the ranks of a torch.distributed process group: the
+``process_group=`` option, the collectives' device, failure signalling, block partitions and
+checksums. SB's agents (engine/distributed.py) and QIMADTorch's swarm (optim/qimad.py) are
+built on it."""
+
+import hashlib
+from typing import List, Sequence, Tuple
+
+import torch
+import torch.distributed as dist
+
+
+class RankFailed(RuntimeError):
+    """Another rank of the process group failed; its own exception says why."""
+
+
+def resolve_group(process_group):
+    """The ProcessGroup of the ``process_group`` option (True: the default group), or None."""
+    if process_group is None or process_group is False:
+        return None
+    if not dist.is_available() or not dist.is_initialized():
+        raise ValueError("process_group needs torch.distributed initialised "
+                         "(torch.distributed.init_process_group, or a torchrun launch)")
+    return dist.group.WORLD if process_group is True else process_group
+
+
+def collective_device(group) -> torch.device:
+    """Where the group's collectives take their tensors: CUDA for NCCL, else the CPU."""
+    if dist.get_backend(group) == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def block_counts(total: int, world: int) -> Tuple[int, ...]:
+    """Sizes of world contiguous blocks of total items, differing by at most one."""
+    return tuple(total // world + (r < total % world) for r in range(world))
+
+
+def all_reduce_max(values: Sequence[int], group) -> torch.Tensor:
+    t = torch.tensor(list(values), dtype=torch.int64, device=collective_device(group))
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
+    return t.cpu()
+
+
+def raise_if_failed(failed_rank_plus_one: int, what: str) -> None:
+    if failed_rank_plus_one > 0:
+        raise RankFailed(f"rank {failed_rank_plus_one - 1} of the process group failed during "
+                         f"{what} (its own error says why)")
+
+
+def handshake(group, digest: int, seed, what: str) -> int:
+    """Checks every rank has the same digest; returns the seed (rank 0's draw when None)."""
+    rank = dist.get_rank(group)
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, (1,))) if rank == 0 else 0
+    shared = all_reduce_max([digest, -digest, seed if rank == 0 else 0], group)
+    if int(shared[0]) != -int(shared[1]):
+        raise ValueError(f"the ranks of process_group were given different problems or "
+                         f"settings: every rank must {what}")
+    return int(shared[2])
+
+
+def checksum(tensors: Sequence[torch.Tensor], settings) -> int:
+    """Equal on ranks given the same tensors and settings: integer sums of the values' bit
+    patterns weighted by position, which no summation order changes."""
+    h = hashlib.blake2b(digest_size=7)
+    h.update(repr(settings).encode())
+    for tensor in tensors:
+        flat = tensor.detach().reshape(-1)
+        if flat.dtype.is_floating_point:
+            flat = flat.view(torch.int64 if flat.element_size() == 8 else torch.int32)
+        flat = flat.to(torch.int64)
+        weights = torch.arange(1, flat.numel() + 1, device=flat.device) * 2654435761
+        h.update(repr((tuple(tensor.shape), int((flat * weights).sum()))).encode())
+    return int.from_bytes(h.digest(), "little")
+
+
+def gather_rows(block: torch.Tensor, counts: Sequence[int], group) -> List[torch.Tensor]:
+    """Every rank's block (rows, ...) of counts[r] rows, in rank order, on block's device."""
+    device = collective_device(group)
+    width = max(counts)
+    padded = torch.zeros((width, *block.shape[1:]), dtype=block.dtype, device=device)
+    padded[:block.shape[0]] = block.to(device)
+    parts = [torch.empty_like(padded) for _ in counts]
+    dist.all_gather(parts, padded, group=group)
+    return [p[:c].to(block.device) for p, c in zip(parts, counts)]
