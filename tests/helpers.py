@@ -91,3 +91,41 @@ def default_dtype(dtype):
 def run_seeded(fn, seed, *args, **kwargs):
     torch.manual_seed(seed)
     return fn(*args, **kwargs)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def join_gloo(rank, world, port):
+    """In a spawned rank: the default process group over gloo on 127.0.0.1, one thread."""
+    import datetime
+    import os
+
+    import torch.distributed as dist
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world, timeout=datetime.timedelta(seconds=60))
+
+
+def spawn_ranks(target, world, directory, *args, deadline=120):
+    """Runs target(rank, world, port, directory, *args) in `world` spawned processes (a module
+    level function, which saves its results to directory/<rank>.pt) and returns each rank's
+    results; kills the ranks and fails the test after `deadline` seconds."""
+    import time
+
+    import torch.multiprocessing as mp
+    context = mp.start_processes(target, args=(world, free_port(), str(directory), *args),
+                                 nprocs=world, join=False, start_method="spawn")
+    end = time.monotonic() + deadline
+    while not context.join(timeout=1):
+        if time.monotonic() > end:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"the {world} ranks did not finish within {deadline} s")
+    return [torch.load(pathlib.Path(directory) / f"{rank}.pt") for rank in range(world)]

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from .. import _ops
+from .. import _checks, _distributed, _ops
 from . import ops
 from ._state import SwarmRuntime, SwarmState
 from ._stepping import collect_grad, functional_loss, loss_value, step_hooks
@@ -50,7 +50,10 @@ class QIMADTorch(torch.optim.Optimizer):
     'exponential'|None with total_steps and min_temp; plus backend='auto'|'native'|'torch' and
     update_order='synchronous' (every agent moves from the positions before the step) or
     'sequential' (agents move one after another in index order, each seeing the moves before
-    it: the reference's order, a lower final loss on the digits benchmark: bench/RESULTS.md).
+    it: the reference's order, a lower final loss on the digits benchmark: bench/RESULTS.md),
+    and process_group (a torch.distributed group, True for the default one): the ranks share
+    out the closures, each evaluating a contiguous block of the agents, and exchange the
+    gradients and losses; every rank then makes the same update (docs/distributed.md).
     eta, gamma and k may differ per parameter group; the other settings belong to the swarm and
     must be equal in every group.
     """
@@ -60,7 +63,8 @@ class QIMADTorch(torch.optim.Optimizer):
                  topology: str = "complete", k_eval: Optional[int] = None,
                  seed: Optional[int] = None, cooling: Optional[str] = "cosine",
                  total_steps: Optional[int] = None, min_temp: float = 0.05, *,
-                 backend: str = "auto", update_order: str = "synchronous"):
+                 backend: str = "auto", update_order: str = "synchronous",
+                 process_group=None):
         if not isinstance(num_agents, int) or num_agents < 1:
             raise ValueError(f"num_agents must be a positive int, got {num_agents!r}")
         if topology not in _TOPOLOGIES:
@@ -74,6 +78,8 @@ class QIMADTorch(torch.optim.Optimizer):
         if k_eval is not None and k_eval < 1:
             raise ValueError(f"k_eval must be None or >= 1, got {k_eval!r}")
         k_eval = num_agents if k_eval is None else min(int(k_eval), num_agents)
+        _checks.check_process_group(process_group)
+        self._group = _distributed.resolve_group(process_group)
         defaults = dict(num_agents=num_agents, eta=eta, gamma=gamma, k=k, alpha_lr=alpha_lr,
                         beta_lr=beta_lr, topology=topology, k_eval=k_eval, cooling=cooling,
                         total_steps=total_steps, min_temp=min_temp)
@@ -143,7 +149,14 @@ class QIMADTorch(torch.optim.Optimizer):
         for b in self._buckets:
             b.best.copy_(torch.cat([p.detach().reshape(-1) for p in b.params]))
             b.theta.copy_(b.best.expand_as(b.theta))
-        self._swarm = SwarmState.fresh(group["num_agents"], group["topology"], self._seed,
+        seed = self._seed
+        if self._group is not None:  # the same weights, settings and seed on every rank
+            settings = (sorted((k, str(v)) for k, v in group.items() if k != "params"),
+                        self._backend, self._sequential, seed)
+            seed = _distributed.handshake(
+                self._group, _distributed.checksum([b.best for b in self._buckets], settings),
+                seed, "build the same model and optimizer")
+        self._swarm = SwarmState.fresh(group["num_agents"], group["topology"], seed,
                                        params[0].device)
         self._runtime = SwarmRuntime.build(self._swarm, self._buckets, self._slots,
                                            self._backend, self._sequential)
@@ -190,6 +203,8 @@ class QIMADTorch(torch.optim.Optimizer):
             raise RuntimeError("QIMADTorch.step needs a closure that returns the loss")
         rows = self._begin_step()
         step, group, session = self._swarm.step, self.param_groups[0], self._runtime.session
+        if self._group is not None:
+            return self._step_shared(closure, rows)
         if session is not None:  # the loop below and _update, in one native call
             temp = temperature(step, group)
             self._hyper()
@@ -198,6 +213,14 @@ class QIMADTorch(torch.optim.Optimizer):
             self._finish_step(losses, fates, temp)
             return best
         losses = self._swarm.agent_loss.tolist()
+        self._evaluate(closure, rows, losses)
+        with torch.no_grad():
+            return self._update(rows, losses)
+
+    def _evaluate(self, closure: Callable[[], torch.Tensor], rows: List[int],
+                  losses: List[float]) -> None:
+        """closure() for each agent of rows, its loss into losses and its gradient into the
+        swarm's gradient rows."""
         slots = self._slots
         own = [p.data for p, _, _ in slots[0]]
         try:
@@ -220,7 +243,29 @@ class QIMADTorch(torch.optim.Optimizer):
             self._current = None
             for (p, _, _), data in zip(slots[0], own):
                 p.data = data
+
+    def _step_shared(self, closure: Callable[[], torch.Tensor], rows: List[int]) -> float:
+        """step() across the process group: this rank's agents' closures, then every rank's
+        gradient rows and losses on every rank, then the same update everywhere."""
+        group = self._group
+        rank, n = torch.distributed.get_rank(group), self.param_groups[0]["num_agents"]
+        counts = _distributed.block_counts(n, torch.distributed.get_world_size(group))
+        lo = sum(counts[:rank])
+        hi = lo + counts[rank]
+        losses = self._swarm.agent_loss.tolist()
+        try:
+            self._evaluate(closure, [i for i in rows if lo <= i < hi], losses)
+        except Exception:
+            _distributed.all_reduce_max([rank + 1], group)
+            raise
+        _distributed.raise_if_failed(int(_distributed.all_reduce_max([0], group)[0]),
+                                     "a QIMADTorch step")
         with torch.no_grad():
+            for b in self._buckets:
+                b.grad.copy_(torch.cat(_distributed.gather_rows(b.grad[lo:hi], counts, group)))
+            mine = torch.tensor(losses[lo:hi], dtype=torch.float64)
+            shared = torch.cat(_distributed.gather_rows(mine, counts, group)).tolist()
+            losses = [shared[i] if i in rows else losses[i] for i in range(n)]
             return self._update(rows, losses)
 
     @torch.no_grad()
@@ -233,6 +278,9 @@ class QIMADTorch(torch.optim.Optimizer):
         weights (torch.func.functional_call), e.g. lambda f: F.cross_entropy(f(X), y).
         Gradients come from torch.func.vmap(torch.func.grad_and_value(...)); randomness is
         vmap's ('error', 'different' or 'same'). Returns the best loss seen so far."""
+        if self._group is not None:
+            raise NotImplementedError("step_batched with a process_group is not built; "
+                                      "use step(closure)")
         rows = self._begin_step()
         n = self.param_groups[0]["num_agents"]
         stacked, rows_by_bucket = [], []

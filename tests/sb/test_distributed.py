@@ -4,21 +4,17 @@ must return exactly what one process returns for the same seed, and every rank t
 thing; mismatched settings and a failing rank end every rank with a clear error."""
 
 import os
-import socket
 import time
 import warnings
-from datetime import timedelta
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import sb_native as sb
-from tests.helpers import NATIVE_ONLY, symmetric
+from tests.helpers import NATIVE_ONLY, join_gloo, spawn_ranks, symmetric
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="no torch.distributed")
-DEADLINE = 120  # seconds a whole spawn may take before it is killed
 COMMON = dict(verbose=False, sampling_period=20, convergence_threshold=5)
 
 
@@ -97,10 +93,7 @@ def failing_rank(group):
 
 
 def _worker(rank, world, port, directory, names):
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world, timeout=timedelta(seconds=60))
+    join_gloo(rank, world, port)
     results = {}
     try:
         for name in names:
@@ -115,23 +108,9 @@ def _worker(rank, world, port, directory, names):
         dist.destroy_process_group()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def spawn(world, names, tmp_path):
     """Every rank's {name: ("ok", result) or ("error", type, message)}."""
-    context = mp.start_processes(_worker, args=(world, free_port(), str(tmp_path), names),
-                                 nprocs=world, join=False, start_method="spawn")
-    deadline = time.monotonic() + DEADLINE
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"the {world} ranks did not finish within {DEADLINE} s")
-    return [torch.load(tmp_path / f"{rank}.pt") for rank in range(world)]
+    return spawn_ranks(_worker, world, tmp_path, names)
 
 
 def assert_same(got, expected):
