@@ -155,3 +155,33 @@ def test_process_group_errors_name_the_argument():
     if not dist.is_initialized():
         with pytest.raises(ValueError, match="process_group=True needs torch.distributed"):
             sb.minimize(torch.eye(3), domain="spin", process_group=True, verbose=False)
+
+
+# ── NCCL, where two GPUs and the CUDA build exist (never here: no GPU) ──
+def dsb_on_this_rank_gpu(group):
+    Q = spin_problem(40, seed=1, integer=True)
+    return sb.minimize(Q, domain="spin", mode="discrete", agents=10, max_steps=400, seed=3,
+                       device="cuda", process_group=group, **COMMON)
+
+
+def _nccl_worker(rank, world, port, directory):
+    from datetime import timedelta
+    torch.cuda.set_device(rank)
+    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world, timeout=timedelta(seconds=60))
+    try:
+        vector, value = dsb_on_this_rank_gpu(True)
+        torch.save((vector.cpu(), value.cpu()), os.path.join(directory, f"{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not (dist.is_available() and dist.is_nccl_available()
+                         and torch.cuda.device_count() >= 2
+                         and sb.backend_info()["cuda_device"]),
+                    reason="needs NCCL, two GPUs and the CUDA build")
+def test_nccl_agents_across_gpus_equal_one_gpu(tmp_path):
+    ranks = spawn_ranks(_nccl_worker, 2, tmp_path)
+    vector, value = dsb_on_this_rank_gpu(None)
+    for got in ranks:
+        assert_same(got, (vector.cpu(), value.cpu()))
