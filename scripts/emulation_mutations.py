@@ -193,6 +193,10 @@ def run_tests(copy, mutation, env):
     failure = errors[0] if errors else (lines[-1] if lines else "")
     if failure.startswith("RuntimeError: emulated kernel failed") and len(errors) > 1:
         failure = "emulation: " + errors[1]  # the check that fired
+    if proc.returncode < 0 or any("Fatal Python error" in line for line in lines):
+        # The kernel crashed the test process; the emulator prints its first report at once.
+        first = next((line for line in lines if line.startswith("emulated kernel: ")), None)
+        failure = "test process crashed" + (f" after {first}" if first else "")
     return proc.returncode == 0, failure[:140], time.monotonic() - start
 
 

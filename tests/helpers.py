@@ -129,3 +129,25 @@ def spawn_ranks(target, world, directory, *args, deadline=120):
                 process.kill()
             pytest.fail(f"the {world} ranks did not finish within {deadline} s")
     return [torch.load(pathlib.Path(directory) / f"{rank}.pt") for rank in range(world)]
+
+
+def stop_window(n, agents, dtype, device="cpu"):
+    """sb_sample's mutated arguments, as a run starts: energies, stability, bifurcated and
+    final_spins."""
+    return dict(energies=torch.full((agents,), float("inf"), dtype=dtype, device=device),
+                stability=torch.zeros(agents, dtype=torch.int16, device=device),
+                bifurcated=torch.zeros(agents, dtype=torch.bool, device=device),
+                final_spins=torch.zeros(n, agents, dtype=dtype, device=device))
+
+
+def sampling_points(J, agents, samplings, *, seed=3):
+    """(position, field = J @ spins) at each of `samplings` sampling points of a run in which
+    only some agents move between points, so stability streaks both grow and reset."""
+    from sb_native.engine.reference import sample_spins
+    n, dtype = J.shape[0], J.dtype
+    x, _ = state(n, agents, dtype)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(samplings):
+        flip = torch.rand(agents, generator=g) < 0.3
+        x[:, flip] = 2 * torch.rand(n, int(flip.sum()), generator=g, dtype=dtype) - 1
+        yield x, J @ sample_spins(x)

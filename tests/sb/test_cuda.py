@@ -10,7 +10,7 @@ import torch
 
 import sb_native
 from sb_native.engine import reference as torch_ref
-from tests.helpers import CUDA_ONLY, csr_of, state, symmetric
+from tests.helpers import CUDA_ONLY, csr_of, sampling_points, state, stop_window, symmetric
 
 pytestmark = CUDA_ONLY
 
@@ -115,28 +115,15 @@ def test_sb_run_int8(dtype, heat, n, agents):
     assert torch.equal(torch_ref.sample_spins(gx), torch_ref.sample_spins(fx))
 
 
-def window(n, agents, dtype, device):
-    return dict(energies=torch.full((agents,), float("inf"), dtype=dtype, device=device),
-                stability=torch.zeros(agents, dtype=torch.int16, device=device),
-                bifurcated=torch.zeros(agents, dtype=torch.bool, device=device),
-                final_spins=torch.zeros(n, agents, dtype=dtype, device=device))
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("integer", [True, False])
 @pytest.mark.parametrize("n", [20, 700])  # one row chunk and several
 def test_sb_sample(dtype, integer, n):
     agents, threshold = 40, 3
     J = symmetric(n, dtype, integer=integer)
-    cpu, gpu = window(n, agents, dtype, "cpu"), window(n, agents, dtype, CUDA)
+    cpu, gpu = stop_window(n, agents, dtype), stop_window(n, agents, dtype, CUDA)
     reference = {k: v.clone() for k, v in gpu.items()}
-    x, _ = state(n, agents, dtype)
-    g = torch.Generator().manual_seed(3)
-    for _ in range(8):
-        # Change only some agents between samplings so streaks both grow and reset.
-        flip = torch.rand(agents, generator=g) < 0.3
-        x[:, flip] = 2 * torch.rand(n, int(flip.sum()), generator=g, dtype=dtype) - 1
-        field = J @ torch_ref.sample_spins(x)
+    for x, field in sampling_points(J, agents, 8):
         gx, gfield = on_cuda(x, field)
         torch.ops.sb_native.sb_sample(x, field, *cpu.values(), threshold)
         torch.ops.sb_native.sb_sample(gx, gfield, *gpu.values(), threshold)
@@ -174,7 +161,7 @@ def test_empty_inputs_are_no_ops():
     empty = torch.zeros(0, dtype=torch.long, device=CUDA)
     torch.ops.sb_native.sb_run_csr(crow, empty, torch.zeros(0, device=CUDA), x, m, 0, 10, 0.1,
                                    0.01, 0.1, 0.0, True)
-    w = window(0, 5, torch.float32, CUDA)
+    w = stop_window(0, 5, torch.float32, CUDA)
     torch.ops.sb_native.sb_sample(x, x, *w.values(), 2)
     assert torch.equal(w["energies"], torch.zeros(5, device=CUDA))  # no variables: energy 0
 

@@ -9,8 +9,7 @@ writes and overruns, and its barriers for threads that never reach them."""
 import pytest
 import torch
 
-from sb_native.engine import reference as torch_ref
-from tests.helpers import csr_of, state, symmetric
+from tests.helpers import csr_of, sampling_points, state, stop_window, symmetric
 
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-4)}
 DTYPES = [torch.float32, torch.float64]
@@ -101,31 +100,18 @@ def test_sb_run_int8_gemm_path(emulated, dtype, heat, n, agents, monkeypatch):
 
 
 # ── sb_sample: energy_partials_kernel, stop_window_kernel, final_spins_kernel ───────
-def window(n, agents, dtype):
-    return [torch.full((agents,), float("inf"), dtype=dtype),
-            torch.zeros(agents, dtype=torch.int16), torch.zeros(agents, dtype=torch.bool),
-            torch.zeros(n, agents, dtype=dtype)]
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n,agents", [(0, 3), (1, 1), (20, 40), (700, 33), (9, 300)])
 def test_sb_sample(emulated, dtype, n, agents):
     """Row chunks (n > 256), agent blocks (agents > 32 and > 256), n = 0."""
-    threshold = 3
     J = symmetric(n, dtype, integer=True)
-    cpu, got = window(n, agents, dtype), window(n, agents, dtype)
-    x, _ = state(n, agents, dtype)
-    g = torch.Generator().manual_seed(3)
-    for _ in range(6):
-        # Change only some agents between samplings so streaks both grow and reset.
-        flip = torch.rand(agents, generator=g) < 0.3
-        x[:, flip] = 2 * torch.rand(n, int(flip.sum()), generator=g, dtype=dtype) - 1
-        field = J @ torch_ref.sample_spins(x)
-        torch.ops.sb_native.sb_sample(x, field, *cpu, threshold)
-        emulated.sb_sample(x, field, *got, threshold)
-        for a, b in zip(got, cpu):
-            assert torch.equal(a, b)
-    assert n == 0 or bool(got[2].any()), "the sequence must exercise freezing"
+    cpu, got = stop_window(n, agents, dtype), stop_window(n, agents, dtype)
+    for x, field in sampling_points(J, agents, 6):
+        torch.ops.sb_native.sb_sample(x, field, *cpu.values(), 3)
+        emulated.sb_sample(x, field, *got.values(), 3)
+        for key in got:
+            assert torch.equal(got[key], cpu[key]), key
+    assert n == 0 or bool(got["bifurcated"].any()), "the sequence must exercise freezing"
 
 
 # ── sb_run / sb_run_int8 up to 512 variables: small_run_kernel ────────────────────────
