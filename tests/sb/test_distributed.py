@@ -52,8 +52,15 @@ def integer_domain_no_early_stopping(group):
                        process_group=group, verbose=False)
 
 
+def fewer_agents_than_ranks(group):
+    """Two agents: with three ranks, the last one runs none."""
+    return sb.minimize(spin_problem(16, seed=9, integer=True), domain="spin", mode="discrete",
+                       agents=2, max_steps=200, best_only=False, seed=10, process_group=group,
+                       **COMMON)
+
+
 CASES = [dsb_integer_dense, dsb_all_agents, bsb_float64_dense, bsb_float64_sparse,
-         integer_domain_no_early_stopping]
+         integer_domain_no_early_stopping, fewer_agents_than_ranks]
 
 
 # ── cases that only make sense across ranks ──
@@ -64,6 +71,12 @@ def timeout_on_rank_zero(group):
     return sb.minimize(spin_problem(30, seed=6, integer=True), domain="spin", agents=6,
                        max_steps=None, early_stopping=False, timeout=0.5, seed=8,
                        best_only=False, process_group=group, verbose=False)
+
+
+def unseeded(group):
+    """No seed: rank 0 draws one and every rank runs with it."""
+    return sb.minimize(spin_problem(20, seed=11, integer=True), domain="spin", agents=6,
+                       max_steps=100, best_only=False, process_group=group, **COMMON)
 
 
 def mismatched_seeds(group):
@@ -134,11 +147,12 @@ def test_agents_across_ranks_equal_one_process(world, tmp_path):
 
 @NATIVE_ONLY
 def test_timeout_mismatch_and_failure(tmp_path):
-    names = ["timeout_on_rank_zero", "mismatched_seeds", "failing_rank"]
+    names = ["timeout_on_rank_zero", "unseeded", "mismatched_seeds", "failing_rank"]
     ranks = spawn(2, names, tmp_path)
-    timed = [r["timeout_on_rank_zero"] for r in ranks]
-    assert timed[0][0] == timed[1][0] == "ok"
-    assert_same(timed[0][1], timed[1][1])
+    for name in ("timeout_on_rank_zero", "unseeded"):  # the ranks agree with each other
+        results = [r[name] for r in ranks]
+        assert results[0][0] == results[1][0] == "ok", results
+        assert_same(results[0][1], results[1][1])
     for results in ranks:
         status, kind, message = results["mismatched_seeds"]
         assert (status, kind) == ("error", "ValueError")
