@@ -28,7 +28,6 @@ import torch.multiprocessing as mp
 sys.path.insert(0, str(Path(__file__).resolve().parent / "sb"))
 from cases import dense_case, sparse_case  # noqa: E402
 
-import sb_native as sb  # noqa: E402
 
 
 def load(name):
