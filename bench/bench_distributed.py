@@ -29,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "sb"))
 from cases import dense_case, sparse_case  # noqa: E402
 
 
-
 def load(name):
     return dense_case(2000) if name == "K2000" else sparse_case(name)
 
