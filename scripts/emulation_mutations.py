@@ -185,7 +185,7 @@ def run_tests(copy, mutation, env):
     """(passed, summary line, seconds) of the kernel's emulated tests in the copy."""
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--capture=sys",
          *mutation.tests.split(), *(["-k", mutation.select] if mutation.select else [])],
         cwd=copy, env=env, capture_output=True, text=True)
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
