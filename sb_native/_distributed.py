@@ -15,12 +15,10 @@ class RankFailed(RuntimeError):
 
 
 def resolve_group(process_group):
-    """The ProcessGroup of the ``process_group`` option (True: the default group), or None."""
-    if process_group is None or process_group is False:
+    """The ProcessGroup of a ``process_group`` option that _checks.check_process_group
+    accepted (True: the default group), or None."""
+    if not process_group:
         return None
-    if not dist.is_available() or not dist.is_initialized():
-        raise ValueError("process_group needs torch.distributed initialised "
-                         "(torch.distributed.init_process_group, or a torchrun launch)")
     return dist.group.WORLD if process_group is True else process_group
 
 
@@ -31,9 +29,13 @@ def collective_device(group) -> torch.device:
     return torch.device("cpu")
 
 
-def block_counts(total: int, world: int) -> Tuple[int, ...]:
-    """Sizes of world contiguous blocks of total items, differing by at most one."""
-    return tuple(total // world + (r < total % world) for r in range(world))
+def blocks(total: int, group) -> Tuple[Tuple[int, ...], int, int]:
+    """total items in one contiguous block per rank, sizes differing by at most one: every
+    rank's size, and this rank's first item and the one past its last."""
+    world, rank = dist.get_world_size(group), dist.get_rank(group)
+    counts = tuple(total // world + (r < total % world) for r in range(world))
+    lo = sum(counts[:rank])
+    return counts, lo, lo + counts[rank]
 
 
 def all_reduce_max(values: Sequence[int], group) -> torch.Tensor:

@@ -33,7 +33,7 @@ import torch.distributed as dist
 from .._distributed import (
     RankFailed,
     all_reduce_max,
-    block_counts,
+    blocks,
     checksum,
     gather_rows,
     handshake,
@@ -50,21 +50,13 @@ class AgentShard:
 
     group: object
     rank: int
-    world: int
     counts: Tuple[int, ...]  # agents per rank
+    lo: int  # this rank's agents: lo to hi - 1
+    hi: int
 
     @classmethod
     def of(cls, group, agents: int) -> "AgentShard":
-        world = dist.get_world_size(group)
-        return cls(group, dist.get_rank(group), world, block_counts(agents, world))
-
-    @property
-    def lo(self) -> int:
-        return sum(self.counts[:self.rank])
-
-    @property
-    def hi(self) -> int:
-        return self.lo + self.counts[self.rank]
+        return cls(group, dist.get_rank(group), *blocks(agents, group))
 
     def start(self, digest: int, seed: Optional[int]) -> int:
         """Checks every rank has the same digest; returns the seed (rank 0's draw if None)."""

@@ -128,7 +128,6 @@ class SBRunner:
         self.group = group  # a torch.distributed process group to share the agents with
         self.seed = seed
         self.shard: Optional[distributed.AgentShard] = None
-        self._first_call: Optional[tuple] = None  # (steps, seconds) of the run's first call
         self.window: Optional[StopWindow] = None
 
     @classmethod
@@ -142,8 +141,9 @@ class SBRunner:
                    generator=options.generator(device),
                    group=distributed.resolve_group(options.process_group), seed=options.seed)
 
-    def _chunk(self, step: int, last: Optional[tuple]) -> int:
-        """Steps of the next call. last = (steps, seconds) of the longest call so far, or None.
+    def _chunk(self, step: int, last: Optional[tuple], first: Optional[tuple] = None) -> int:
+        """Steps of the next call. last = (steps, seconds) of the longest call so far, or None;
+        first = the same of the run's first call.
 
         A call costs a fixed set-up (the exact local field, buffers) plus a time per step, so
         the rate of a short call overstates the time per step: while the last call took under
@@ -164,7 +164,6 @@ class SBRunner:
         chunk = int(CHUNK_SECONDS * steps / max(seconds, 1e-9))
         if seconds < CHUNK_SECONDS / 2:
             chunk = max(chunk, 2 * steps)
-        first = self._first_call
         if first is not None and steps > first[0]:
             per_step = max((seconds - first[1]) / (steps - first[0]), 1e-9)
             setup = max(first[1] - first[0] * per_step, 0.0)
@@ -230,7 +229,7 @@ class SBRunner:
         clock = tqdm(total=self.timeout, desc="⏳ Simulation time  ",
                      disable=not self.verbose or self.timeout == INFINITY, smoothing=0.1,
                      mininterval=0.5, bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} seconds")
-        step, elapsed, last = 0, 0.0, None
+        step, elapsed, first, last = 0, 0.0, None, None
         chunk = self._chunk(step, last)
         start = time.time()
         try:
@@ -242,8 +241,7 @@ class SBRunner:
                     # (and timeouts checked) on real time.
                     torch.cuda.synchronize(position.device)
                 seconds = time.time() - chunk_start
-                if self._first_call is None:
-                    self._first_call = (chunk, seconds)
+                first = first or (chunk, seconds)
                 if last is None or chunk >= last[0]:  # the longest call estimates best
                     last = (chunk, seconds)
                 step += chunk
@@ -255,7 +253,7 @@ class SBRunner:
                 previous, elapsed = elapsed, time.time() - start
                 clock.update(min(elapsed - previous, self.timeout - previous))
                 timed_out = elapsed > self.timeout
-                chunk = self._chunk(step, last) if step < self.max_steps else 0
+                chunk = self._chunk(step, last, first) if step < self.max_steps else 0
                 if self.shard is not None:
                     running, timed_out, chunk = self.shard.agree(
                         running=running, timed_out=timed_out, chunk=chunk)

@@ -249,9 +249,7 @@ class QIMADTorch(torch.optim.Optimizer):
         gradient rows and losses on every rank, then the same update everywhere."""
         group = self._group
         rank, n = torch.distributed.get_rank(group), self.param_groups[0]["num_agents"]
-        counts = _distributed.block_counts(n, torch.distributed.get_world_size(group))
-        lo = sum(counts[:rank])
-        hi = lo + counts[rank]
+        counts, lo, hi = _distributed.blocks(n, group)
         losses = self._swarm.agent_loss.tolist()
         try:
             self._evaluate(closure, [i for i in rows if lo <= i < hi], losses)

@@ -230,9 +230,9 @@ def test_chunks_amortise_a_set_up_longer_than_the_budget():
     runner = chunk_runner()
     budget = engine.CHUNK_SECONDS
     cost = lambda steps: 1.5 * budget + 1e-3 * steps  # noqa: E731
-    runner._first_call = (1, cost(1))
-    assert runner._chunk(1, (1, cost(1))) == 2
-    chunk = runner._chunk(3, (2, cost(2)))
+    first = (1, cost(1))
+    assert runner._chunk(1, (1, cost(1)), first) == 2
+    chunk = runner._chunk(3, (2, cost(2)), first)
     assert 1.9 * 1.5 * budget <= cost(chunk) <= 2.01 * 1.5 * budget
 
 
