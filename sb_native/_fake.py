@@ -35,6 +35,12 @@ def sb_run_csr(crow_indices, col_indices, values, position, momentum, start_step
     return None
 
 
+@_fake("sb_run_batched")
+def sb_run_batched(J, position, momentum, active, start_step, num_steps, time_step,
+                   pressure_slope, quadratic_coef, heat_coef, discrete):
+    return None
+
+
 @_fake("sb_run_int8")
 def sb_run_int8(K, scale, position, momentum, start_step, num_steps, time_step, pressure_slope,
                 quadratic_coef, heat_coef):

@@ -42,6 +42,7 @@ OPS: Tuple[OpInfo, ...] = (
     OpInfo("sb_run", "sb"),
     OpInfo("sb_run_csr", "sb"),
     OpInfo("sb_run_int8", "sb"),
+    OpInfo("sb_run_batched", "sb"),
     OpInfo("sb_sample", "sb"),
     OpInfo("qimad_fidelity", "qimad"),
     OpInfo("qimad_angles", "qimad", composite=True),

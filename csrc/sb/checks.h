@@ -3,6 +3,7 @@
 // names the argument; TORCH_CHECK_VALUE / TORCH_CHECK_TYPE surface as ValueError / TypeError.
 
 #include <ATen/ATen.h>
+#include <ATen/MemoryOverlap.h>
 
 #include "../common/checks.h"
 
@@ -76,6 +77,40 @@ inline void check_int8_coupling(const at::Tensor& K, const at::Tensor& position)
   TORCH_CHECK_VALUE(K.size(0) == position.size(0), "K has ", K.size(0),
                     " rows but position has ", position.size(0), " variables");
   TORCH_CHECK_VALUE(K.device() == position.device(), "K must be on the device of position");
+}
+
+// sb_run_batched's arguments: states (B, n, agents), J (B, n, n), active (B,) bool and
+// quadratic_coef (B,) float64, all on the device of position; position and momentum apart.
+inline void check_batched_run_args(const at::Tensor& J, const at::Tensor& position,
+                                   const at::Tensor& momentum, const at::Tensor& active,
+                                   const at::Tensor& quadratic_coef) {
+  TORCH_CHECK_VALUE(position.dim() == 3, "position must be 3-D (problems, variables, agents), got ",
+                    position.dim(), " dimensions");
+  common::check_float_tensor(position, "position");
+  check_like_state(momentum, position, "momentum");
+  TORCH_CHECK_VALUE(position.is_contiguous(), "position must be contiguous");
+  TORCH_CHECK_VALUE(at::get_overlap_status(position, momentum) == at::MemOverlapStatus::No,
+                    "position and momentum must not overlap in memory");
+  const int64_t problems = position.size(0), n = position.size(1);
+  TORCH_CHECK_VALUE(J.layout() == at::kStrided, "J must be a dense (strided) tensor");
+  TORCH_CHECK_VALUE(J.dim() == 3 && J.size(0) == problems && J.size(1) == n && J.size(2) == n,
+                    "J must have shape (problems, variables, variables) = (", problems, ", ", n,
+                    ", ", n, "), got ", J.sizes());
+  TORCH_CHECK_TYPE(J.scalar_type() == position.scalar_type(), "J must have the dtype of position (",
+                   position.scalar_type(), "), got ", J.scalar_type());
+  TORCH_CHECK_VALUE(J.device() == position.device(), "J must be on the device of position");
+  TORCH_CHECK_VALUE(active.dim() == 1 && active.size(0) == problems,
+                    "active must have shape (problems,) = (", problems, ",), got ", active.sizes());
+  TORCH_CHECK_TYPE(active.scalar_type() == at::kBool, "active must be bool, got ",
+                   active.scalar_type());
+  TORCH_CHECK_VALUE(active.device() == position.device(), "active must be on the device of position");
+  TORCH_CHECK_VALUE(quadratic_coef.dim() == 1 && quadratic_coef.size(0) == problems,
+                    "quadratic_coef must have shape (problems,) = (", problems, ",), got ",
+                    quadratic_coef.sizes());
+  TORCH_CHECK_TYPE(quadratic_coef.scalar_type() == at::kDouble,
+                   "quadratic_coef must be float64, got ", quadratic_coef.scalar_type());
+  TORCH_CHECK_VALUE(quadratic_coef.device() == position.device(),
+                    "quadratic_coef must be on the device of position");
 }
 
 // sb_sample's arguments: the stop-window state next to position (variables, agents).

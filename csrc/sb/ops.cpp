@@ -27,6 +27,13 @@ TORCH_LIBRARY_FRAGMENT(sb_native, m) {
   m.def("sb_run_int8(Tensor K, float scale, Tensor(a!) position, Tensor(b!) momentum, "
         "int start_step, int num_steps, float time_step, float pressure_slope, "
         "float quadratic_coef, float heat_coef) -> ()");
+  // A batch of problems of one size: J (B, n, n), states (B, n, agents). sb_run on each
+  // problem b with active[b] (bool, (B,)), with quadratic_coef[b] (float64, (B,)) as its
+  // coefficient; the other problems' states are left as they are. Each problem's states are
+  // exactly those of sb_run on it alone with the same arguments.
+  m.def("sb_run_batched(Tensor J, Tensor(a!) position, Tensor(b!) momentum, Tensor active, "
+        "int start_step, int num_steps, float time_step, float pressure_slope, "
+        "Tensor quadratic_coef, float heat_coef, bool discrete) -> ()");
   // Early-stopping sampling: spins s = where(x >= 0, 1, -1), energies e = sum_i s_i field_i
   // (field = J @ s), then the stop-window bookkeeping of simulated-bifurcation 2.0.0.
   m.def("sb_sample(Tensor position, Tensor field, Tensor(a!) energies, Tensor(b!) stability, "

@@ -37,6 +37,13 @@ def sb_run_int8(K, scale, position, momentum, start_step, num_steps, time_step, 
         quadratic_coef, heat_coef)
 
 
+def sb_run_batched(J, position, momentum, active, start_step, num_steps, time_step,
+                   pressure_slope, quadratic_coef, heat_coef, discrete, *, backend: str) -> None:
+    _ops.select("sb_run_batched", backend, reference.sb_run_batched)(
+        J, position, momentum, active, start_step, num_steps, time_step, pressure_slope,
+        quadratic_coef, heat_coef, discrete)
+
+
 def sb_sample(position, field, energies, stability, bifurcated, final_spins, threshold, *,
               backend: str) -> None:
     _ops.select("sb_sample", backend, reference.sb_sample)(

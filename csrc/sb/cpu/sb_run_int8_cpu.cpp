@@ -7,6 +7,7 @@
 #include <torch/library.h>
 
 #include <utility>
+#include <vector>
 
 #include "../checks.h"
 #include "sb_discrete.h"
@@ -36,14 +37,10 @@ void sb_run_int8_cpu(const at::Tensor& K, double scale, at::Tensor& position,
       // int8 weights at this size, so the state is the one the int32 field gives.
       const at::Tensor J = Kc.to(position.scalar_type());
       const at::Tensor JT = J.t().contiguous();
-      const double q = quadratic_coef * scale;
-      if (heat_coef != 0.0) {
-        cpu::run_small_dense_discrete<scalar_t, true>(J, JT, position, momentum, num_steps, q,
-                                                      heat_coef, cpu::kSmallFlipCrossover, coefs);
-      } else {
-        cpu::run_small_dense_discrete<scalar_t, false>(J, JT, position, momentum, num_steps, q,
-                                                       heat_coef, cpu::kSmallFlipCrossover, coefs);
-      }
+      const std::vector<cpu::SmallProblem<scalar_t>> problems{
+          cpu::small_problem<scalar_t>(J, &JT, position, momentum, quadratic_coef * scale)};
+      cpu::run_small_dense<scalar_t>(problems, position.size(0), position.size(1), num_steps,
+                                     heat_coef, true, coefs);
       return;
     }
     const cpu::DenseAgentField<int8_t, int32_t> field(Kc);

@@ -10,6 +10,11 @@
 // FMA, like the rest of the build), then m += q * F and the shared per-element math of
 // csrc/sb/math.h in the order of sb_loop.h. Only the summation order of the product differs
 // from the BLAS path.
+//
+// A call runs one or more problems of the same size and agent count (sb_run: one,
+// sb_run_batched: a batch): the parallel loop runs over (problem, agent block) tiles, and a
+// tile's arithmetic does not depend on the other problems, so each problem of a batch gets
+// exactly the states its own call gives.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -137,57 +142,91 @@ inline void finish_block(scalar_t* __restrict__ x, scalar_t* __restrict__ m,
   }
 }
 
-// num_steps bSB steps of the (n, agents) state with the dense coupling J (contiguous);
-// coefs(k) gives {momentum_coef, position_coef} of the k-th step of this call.
+// One problem of a call: its coupling J (n, n) and, for dSB, J^T, both contiguous; its
+// (n, agents) position and momentum; the coefficient q of J @ f(x) in the momentum update.
+template <typename scalar_t>
+struct SmallProblem {
+  const scalar_t* J;
+  const scalar_t* JT;
+  scalar_t* x;
+  scalar_t* m;
+  scalar_t q;
+};
+
+template <typename scalar_t>
+SmallProblem<scalar_t> small_problem(const at::Tensor& J, const at::Tensor* JT,
+                                     at::Tensor& position, at::Tensor& momentum, double q) {
+  return {J.data_ptr<scalar_t>(), JT != nullptr ? JT->data_ptr<scalar_t>() : nullptr,
+          position.data_ptr<scalar_t>(), momentum.data_ptr<scalar_t>(),
+          static_cast<scalar_t>(q)};
+}
+
+// Runs block(problem, agent block, scratch) for every tile, in parallel; the scratch
+// buffers (make_scratch()) are made once per thread.
+template <typename scalar_t, typename MakeScratch, typename Block>
+void for_each_tile(const std::vector<SmallProblem<scalar_t>>& problems, int64_t agents,
+                   MakeScratch make_scratch, Block block) {
+  constexpr int64_t kB = SmallVec<scalar_t>::kBlock;
+  const int64_t blocks = (agents + kB - 1) / kB;
+  const int64_t tiles = static_cast<int64_t>(problems.size()) * blocks;
+  at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
+    auto scratch = make_scratch();
+    for (int64_t t = t0; t < t1; ++t) block(problems[t / blocks], t % blocks, scratch);
+  });
+}
+
+// num_steps bSB steps of each problem's (n, agents) state; coefs(k) gives
+// {momentum_coef, position_coef} of the k-th step of this call.
 template <typename scalar_t, bool kHeated, typename Coefs>
-void run_small_dense_ballistic(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
-                               int64_t num_steps, double quadratic_coef, double heat_coef,
+void run_small_dense_ballistic(const std::vector<SmallProblem<scalar_t>>& problems, int64_t n,
+                               int64_t agents, int64_t num_steps, double heat_coef,
                                Coefs coefs) {
   constexpr int64_t kB = SmallVec<scalar_t>::kBlock;
-  const int64_t n = position.size(0), agents = position.size(1);
   const auto cs = step_coefficients<scalar_t>(num_steps, coefs);
-  const scalar_t q = static_cast<scalar_t>(quadratic_coef);
   const scalar_t heat = static_cast<scalar_t>(heat_coef);
-  const scalar_t* Jp = J.data_ptr<scalar_t>();
-  scalar_t* xp = position.data_ptr<scalar_t>();
-  scalar_t* mp = momentum.data_ptr<scalar_t>();
-
-  at::parallel_for(0, (agents + kB - 1) / kB, 1, [&](int64_t b0, int64_t b1) {
-    AgentBlock<scalar_t> blk(n, agents);
-    std::vector<scalar_t> F(n * kB), M0(kHeated ? n * kB : 0);
-    const int64_t len = n * kB;
-    for (int64_t b = b0; b < b1; ++b) {
-      blk.load(xp, mp, b);
-      scalar_t* __restrict__ x = blk.x.data();
-      scalar_t* __restrict__ m = blk.m.data();
-      scalar_t* __restrict__ f = F.data();
-      scalar_t* __restrict__ m0 = M0.data();
-      for (int64_t k = 0; k < num_steps; ++k) {
-        const scalar_t mc = cs[k].first, pc = cs[k].second;
-        if (k == 0) {
-          for (int64_t e = 0; e < len; ++e) {
-            scalar_t xe = x[e], me = m[e];
-            if (kHeated) m0[e] = me;
-            kick_drift(xe, me, mc, pc);
-            x[e] = xe;
-            m[e] = me;
-          }
-        } else {  // the rest of step k - 1 (its product is in f), then step k's kick-drift
-          for (int64_t e = 0; e < len; ++e) {
-            scalar_t xe = x[e], me = m[e] + q * f[e];
-            inelastic_walls(xe, me);
-            if (kHeated) me = me + heat * m0[e];
-            if (kHeated) m0[e] = me;
-            kick_drift(xe, me, mc, pc);
-            x[e] = xe;
-            m[e] = me;
-          }
+  const int64_t len = n * kB;
+  struct Scratch {
+    AgentBlock<scalar_t> blk;
+    std::vector<scalar_t> F, M0;
+  };
+  auto make_scratch = [&] {
+    return Scratch{AgentBlock<scalar_t>(n, agents), std::vector<scalar_t>(len),
+                   std::vector<scalar_t>(kHeated ? len : 0)};
+  };
+  for_each_tile(problems, agents, make_scratch, [&](const SmallProblem<scalar_t>& p,
+                                                    int64_t b, Scratch& scratch) {
+    AgentBlock<scalar_t>& blk = scratch.blk;
+    blk.load(p.x, p.m, b);
+    scalar_t* __restrict__ x = blk.x.data();
+    scalar_t* __restrict__ m = blk.m.data();
+    scalar_t* __restrict__ f = scratch.F.data();
+    scalar_t* __restrict__ m0 = scratch.M0.data();
+    const scalar_t q = p.q;
+    for (int64_t k = 0; k < num_steps; ++k) {
+      const scalar_t mc = cs[k].first, pc = cs[k].second;
+      if (k == 0) {
+        for (int64_t e = 0; e < len; ++e) {
+          scalar_t xe = x[e], me = m[e];
+          if (kHeated) m0[e] = me;
+          kick_drift(xe, me, mc, pc);
+          x[e] = xe;
+          m[e] = me;
         }
-        block_product(Jp, x, f, n);
+      } else {  // the rest of step k - 1 (its product is in f), then step k's kick-drift
+        for (int64_t e = 0; e < len; ++e) {
+          scalar_t xe = x[e], me = m[e] + q * f[e];
+          inelastic_walls(xe, me);
+          if (kHeated) me = me + heat * m0[e];
+          if (kHeated) m0[e] = me;
+          kick_drift(xe, me, mc, pc);
+          x[e] = xe;
+          m[e] = me;
+        }
       }
-      finish_block<scalar_t, kHeated>(x, m, m0, f, len, q, heat);
-      blk.store(xp, mp);
+      block_product(p.J, x, f, n);
     }
+    finish_block<scalar_t, kHeated>(x, m, m0, f, len, q, heat);
+    blk.store(p.x, p.m);
   });
 }
 
@@ -220,74 +259,94 @@ inline void discrete_row(scalar_t* __restrict__ x, scalar_t* __restrict__ m,
 // field is exact for integer weights (|F| < 2^24 in float32 for n <= 256, |J| <= 127), so
 // sb_run_int8 uses this path too and its states are unchanged.
 template <typename scalar_t, bool kHeated, typename Coefs>
-void run_small_dense_discrete(const at::Tensor& J, const at::Tensor& JT, at::Tensor& position,
-                              at::Tensor& momentum, int64_t num_steps, double quadratic_coef,
-                              double heat_coef, double flip_fraction, Coefs coefs) {
+void run_small_dense_discrete(const std::vector<SmallProblem<scalar_t>>& problems, int64_t n,
+                              int64_t agents, int64_t num_steps, double heat_coef,
+                              double flip_fraction, Coefs coefs) {
   constexpr int64_t kB = SmallVec<scalar_t>::kBlock;
-  const int64_t n = position.size(0), agents = position.size(1);
   const auto cs = step_coefficients<scalar_t>(num_steps, coefs);
-  const scalar_t q = static_cast<scalar_t>(quadratic_coef);
   const scalar_t heat = static_cast<scalar_t>(heat_coef);
-  const scalar_t* Jp = J.data_ptr<scalar_t>();
-  const scalar_t* JTp = JT.data_ptr<scalar_t>();
-  scalar_t* xp = position.data_ptr<scalar_t>();
-  scalar_t* mp = momentum.data_ptr<scalar_t>();
   const int64_t len = n * kB;
   const int64_t max_flips = max_incremental_flips(flip_fraction, len);
-
-  at::parallel_for(0, (agents + kB - 1) / kB, 1, [&](int64_t b0, int64_t b1) {
-    AgentBlock<scalar_t> blk(n, agents);
-    std::vector<scalar_t> F(len), S(len), M0(len);
+  struct Scratch {
+    AgentBlock<scalar_t> blk;
+    std::vector<scalar_t> F, S, M0;
     std::vector<int64_t> flips;  // element index e = i * kB + a of each flipped sign
-    flips.reserve(len);
-    for (int64_t b = b0; b < b1; ++b) {
-      blk.load(xp, mp, b);
-      scalar_t* __restrict__ x = blk.x.data();
-      scalar_t* __restrict__ m = blk.m.data();
-      scalar_t* __restrict__ f = F.data();
-      scalar_t* __restrict__ s = S.data();
-      scalar_t* __restrict__ m0 = M0.data();
-      for (int64_t e = 0; e < len; ++e) s[e] = sign_of(x[e]);
-      block_product(Jp, s, f, n);
-      for (int64_t k = 0; k < num_steps; ++k) {
-        const scalar_t mc = cs[k].first, pc = cs[k].second;
-        flips.clear();
-        for (int64_t i = 0; i < n; ++i) {  // row by row: a vectorised update, then its flips
-          scalar_t fresh[kB];
-          if (k > 0) {
-            discrete_row<scalar_t, kHeated, true>(x + i * kB, m + i * kB, m0 + i * kB,
-                                                  f + i * kB, fresh, q, heat, mc, pc);
-          } else {
-            discrete_row<scalar_t, kHeated, false>(x + i * kB, m + i * kB, m0 + i * kB,
-                                                   f + i * kB, fresh, q, heat, mc, pc);
-          }
-          const scalar_t* old = s + i * kB;
-          bool changed = false;
-          for (int64_t a = 0; a < kB; ++a) changed |= fresh[a] != old[a];
-          if (!changed) continue;
-          for (int64_t a = 0; a < kB; ++a) {
-            if (fresh[a] != old[a]) flips.push_back(i * kB + a);
-          }
-        }
-        const auto count = static_cast<int64_t>(flips.size());
-        if (count > max_flips) {
-          for (int64_t e : flips) s[e] = sign_of(x[e]);
-          block_product(Jp, s, f, n);
+  };
+  auto make_scratch = [&] {
+    Scratch scratch{AgentBlock<scalar_t>(n, agents), std::vector<scalar_t>(len),
+                    std::vector<scalar_t>(len), std::vector<scalar_t>(len), {}};
+    scratch.flips.reserve(len);
+    return scratch;
+  };
+  for_each_tile(problems, agents, make_scratch, [&](const SmallProblem<scalar_t>& p,
+                                                    int64_t b, Scratch& scratch) {
+    AgentBlock<scalar_t>& blk = scratch.blk;
+    std::vector<int64_t>& flips = scratch.flips;
+    blk.load(p.x, p.m, b);
+    scalar_t* __restrict__ x = blk.x.data();
+    scalar_t* __restrict__ m = blk.m.data();
+    scalar_t* __restrict__ f = scratch.F.data();
+    scalar_t* __restrict__ s = scratch.S.data();
+    scalar_t* __restrict__ m0 = scratch.M0.data();
+    const scalar_t q = p.q;
+    for (int64_t e = 0; e < len; ++e) s[e] = sign_of(x[e]);
+    block_product(p.J, s, f, n);
+    for (int64_t k = 0; k < num_steps; ++k) {
+      const scalar_t mc = cs[k].first, pc = cs[k].second;
+      flips.clear();
+      for (int64_t i = 0; i < n; ++i) {  // row by row: a vectorised update, then its flips
+        scalar_t fresh[kB];
+        if (k > 0) {
+          discrete_row<scalar_t, kHeated, true>(x + i * kB, m + i * kB, m0 + i * kB,
+                                                f + i * kB, fresh, q, heat, mc, pc);
         } else {
-          for (int64_t e : flips) {
-            const scalar_t fresh = sign_of(x[e]);
-            const scalar_t delta = fresh - s[e];
-            s[e] = fresh;
-            const int64_t i = e / kB, a = e % kB;
-            const scalar_t* __restrict__ column = JTp + i * n;  // J[:, i]
-            for (int64_t r = 0; r < n; ++r) f[r * kB + a] = f[r * kB + a] + column[r] * delta;
-          }
+          discrete_row<scalar_t, kHeated, false>(x + i * kB, m + i * kB, m0 + i * kB,
+                                                 f + i * kB, fresh, q, heat, mc, pc);
+        }
+        const scalar_t* old = s + i * kB;
+        bool changed = false;
+        for (int64_t a = 0; a < kB; ++a) changed |= fresh[a] != old[a];
+        if (!changed) continue;
+        for (int64_t a = 0; a < kB; ++a) {
+          if (fresh[a] != old[a]) flips.push_back(i * kB + a);
         }
       }
-      finish_block<scalar_t, kHeated>(x, m, m0, f, len, q, heat);
-      blk.store(xp, mp);
+      const auto count = static_cast<int64_t>(flips.size());
+      if (count > max_flips) {
+        for (int64_t e : flips) s[e] = sign_of(x[e]);
+        block_product(p.J, s, f, n);
+      } else {
+        for (int64_t e : flips) {
+          const scalar_t fresh = sign_of(x[e]);
+          const scalar_t delta = fresh - s[e];
+          s[e] = fresh;
+          const int64_t i = e / kB, a = e % kB;
+          const scalar_t* __restrict__ column = p.JT + i * n;  // J[:, i]
+          for (int64_t r = 0; r < n; ++r) f[r * kB + a] = f[r * kB + a] + column[r] * delta;
+        }
+      }
     }
+    finish_block<scalar_t, kHeated>(x, m, m0, f, len, q, heat);
+    blk.store(p.x, p.m);
   });
+}
+
+// One call of the small dense kernel (either variant) on problems of n variables.
+template <typename scalar_t, typename Coefs>
+void run_small_dense(const std::vector<SmallProblem<scalar_t>>& problems, int64_t n,
+                     int64_t agents, int64_t num_steps, double heat_coef, bool discrete,
+                     Coefs coefs) {
+  if (discrete && heat_coef != 0.0) {
+    run_small_dense_discrete<scalar_t, true>(problems, n, agents, num_steps, heat_coef,
+                                             kSmallFlipCrossover, coefs);
+  } else if (discrete) {
+    run_small_dense_discrete<scalar_t, false>(problems, n, agents, num_steps, heat_coef,
+                                              kSmallFlipCrossover, coefs);
+  } else if (heat_coef != 0.0) {
+    run_small_dense_ballistic<scalar_t, true>(problems, n, agents, num_steps, heat_coef, coefs);
+  } else {
+    run_small_dense_ballistic<scalar_t, false>(problems, n, agents, num_steps, heat_coef, coefs);
+  }
 }
 
 }  // namespace cpu
