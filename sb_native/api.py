@@ -5,17 +5,26 @@ from typing import Optional, Tuple, Union
 import torch
 
 from ._options import BackendChoice, GroupChoice, Mode, SolverOptions
+from .core.batch import PolynomialBatch, is_batch
 from .core.polynomial import DomainLike, QuadraticPolynomial
 
 
 def build_model(*polynomial_data, dtype: Optional[torch.dtype] = None,
-                device: Optional[Union[str, torch.device]] = None) -> QuadraticPolynomial:
+                device: Optional[Union[str, torch.device]] = None
+                ) -> Union[QuadraticPolynomial, PolynomialBatch]:
     """Instantiate a QuadraticPolynomial `x^T Q x + l^T x + c`.
 
     `polynomial_data` is a sympy.Poly, or tensors/arrays/numbers in any order: a 2-D
     square tensor (quadratic; dense or sparse), a 1-D tensor (linear), a 0-D tensor or
     number (constant). dtype is float32 (default) or float64.
+
+    A batch of problems (solved together in one run, docs/batched.md) gives a
+    PolynomialBatch: tensors Q (B, n, n)[, l (B, n)][, c (B,)], or one list whose items are
+    QuadraticPolynomials, sympy Polys, quadratic tensors, sparse matrices or tuples of one
+    problem's data.
     """
+    if is_batch(polynomial_data):
+        return PolynomialBatch.build(polynomial_data, dtype=dtype, device=device)
     return QuadraticPolynomial(*polynomial_data, dtype=dtype, device=device)
 
 
@@ -43,6 +52,10 @@ def minimize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] 
 
     Returns (vector, value) for the best agent, or all agents' (agents, variables)
     vectors and (agents,) values with best_only=False.
+
+    A batch of problems (see build_model) runs in one call: (B, variables) vectors and (B,)
+    values, or (B, agents, variables) and (B, agents); problem b gets the result of its own
+    call with seed + b (docs/batched.md).
     """
     model = build_model(*polynomial_data, dtype=dtype, device=device)
     return model._optimize("minimize", domain, SolverOptions.of(locals()))

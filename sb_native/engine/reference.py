@@ -64,18 +64,22 @@ def sb_run_int8(K, scale, position, momentum, start_step, num_steps, time_step, 
 def sb_run_batched(J, position, momentum, active, start_step, num_steps, time_step,
                    pressure_slope, quadratic_coef, heat_coef, discrete) -> None:
     """In place, like sb_native::sb_run_batched: sb_run on each active problem of the batch
-    (J (B, n, n), states (B, n, agents)), all of them in batched tensor operations."""
+    (J (B, n, n), states (B, n, agents)). The element-wise updates run on the whole batch;
+    the coupling term is sb_step's addmm problem by problem, whose rounding no batched
+    product reproduces, so each problem's states are those of sb_run on it, bit for bit."""
     rows = torch.nonzero(active).reshape(-1)
     if rows.numel() == 0 or num_steps == 0:
         return
     J = J.index_select(0, rows)
     x, m = position.index_select(0, rows), momentum.index_select(0, rows)
-    q = quadratic_coef.index_select(0, rows).to(position.dtype).reshape(-1, 1, 1)
+    q = quadratic_coef.index_select(0, rows).tolist()
     for step in range(start_step, start_step + num_steps):
         m0 = m.clone() if heat_coef != 0.0 else None
         m.add_(x, alpha=momentum_coefficient(time_step, step, pressure_slope))
         x.add_(m, alpha=time_step)
-        m.add_(q * torch.bmm(J, torch.sign(x) if discrete else x))
+        fx = torch.sign(x) if discrete else x
+        for b, coefficient in enumerate(q):
+            m[b] = _couple(J[b], fx[b], m[b], coefficient)
         m[torch.abs(x) > 1.0] = 0.0
         torch.clip(x, -1.0, 1.0, out=x)
         if m0 is not None:

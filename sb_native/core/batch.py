@@ -1,0 +1,218 @@
+"""PolynomialBatch: many quadratic polynomials solved in one SB run (engine/batched.py).
+
+Problem b of a batch gets the result its own call gets with `seed + b` (or, with no seed,
+the next draws of the global RNG, as a loop of one-problem calls would make): the same
+spins, bit for bit, on the native backend (dSB and bSB alike; bSB on the torch backend
+within rounding, its batched products summing in another order).
+"""
+
+import numbers
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from .. import _checks, _ops
+from .._env import ENVIRONMENT
+from .._options import BackendChoice, GroupChoice, Mode, SolverOptions
+from ..engine.batched import BatchRunner, batch_couplings
+from .polynomial import DomainLike, QuadraticPolynomial
+
+
+def _problem_error(index: int, err: Exception) -> Exception:
+    """err again, its message prefixed with the problem's index."""
+    return type(err)(f"problem {index}: {err}")
+
+
+def _as_tensor(data):
+    if isinstance(data, np.ndarray):
+        return torch.from_numpy(data)
+    if isinstance(data, numbers.Real) and not isinstance(data, bool):
+        return torch.tensor(float(data))
+    return data
+
+
+def is_batch(polynomial_data: tuple) -> bool:
+    """True for the batch forms: a list or tuple of problems, or a 3-D quadratic tensor."""
+    if len(polynomial_data) == 1 and isinstance(polynomial_data[0], (list, tuple)):
+        return True
+    return any(isinstance(d, (torch.Tensor, np.ndarray)) and d.ndim == 3
+               for d in polynomial_data)
+
+
+def _split_tensors(polynomial_data: tuple) -> List[tuple]:
+    """(Q (B, n, n), l (B, n), c (B,)) in any order -> B tuples of one problem's data."""
+    by_degree = {}
+    for data in map(_as_tensor, polynomial_data):
+        if not isinstance(data, torch.Tensor):
+            raise ValueError(
+                f"Unsupported coefficient tensor type for a batch: {type(data)}. Expected "
+                "torch.Tensor or numpy.ndarray of shapes (B, n, n), (B, n) and (B,).")
+        if data.ndim not in (1, 2, 3):
+            raise ValueError(
+                "A batch takes the quadratic coefficients as (B, n, n), the linear ones as "
+                f"(B, n) and the constants as (B,); got a tensor of {data.ndim} dimensions.")
+        if data.ndim in by_degree:
+            raise ValueError(
+                "Providing two tensors for the same degree is ambiguous. "
+                f"Got at least two batch tensors of {data.ndim} dimensions.")
+        by_degree[data.ndim] = data
+    quadratic = by_degree[3]
+    count = quadratic.shape[0]
+    for ndim, name in ((2, "linear"), (1, "constant")):
+        if ndim in by_degree and by_degree[ndim].shape[0] != count:
+            raise ValueError(
+                f"The {name} coefficients have {by_degree[ndim].shape[0]} problems but the "
+                f"quadratic coefficients have {count}.")
+    return [tuple(by_degree[ndim][b] for ndim in (3, 2, 1) if ndim in by_degree)
+            for b in range(count)]
+
+
+class PolynomialBatch:
+    """A batch of QuadraticPolynomials with minimize/maximize solving all in one SB run.
+
+    Problems may differ in size: the run pads them (engine/batched.py) and results are
+    padded with zeros to the largest size, shapes (B, n) or (B, agents, n).
+    """
+
+    def __init__(self, polynomials: Sequence[QuadraticPolynomial]) -> None:
+        if len(polynomials) == 0:
+            raise ValueError("A batch needs at least one problem, got an empty batch.")
+        self.polynomials = list(polynomials)
+        first = self.polynomials[0]
+        for b, p in enumerate(self.polynomials):
+            if p.dtype != first.dtype or p.device != first.device:
+                raise ValueError(
+                    f"problem {b}: every problem of a batch must have the dtype and device of "
+                    f"problem 0 ({first.dtype}, {first.device}), got {p.dtype}, {p.device}.")
+
+    @classmethod
+    def build(cls, polynomial_data: tuple, dtype: Optional[torch.dtype] = None,
+              device: Optional[Union[str, torch.device]] = None) -> "PolynomialBatch":
+        """From batch tensors (Q (B, n, n)[, l (B, n)][, c (B,)]) or from one list whose
+        items are QuadraticPolynomials, sympy Polys, quadratic tensors or sparse matrices,
+        or tuples of one problem's data."""
+        if len(polynomial_data) == 1 and isinstance(polynomial_data[0], (list, tuple)):
+            problems = [p if isinstance(p, tuple) else (p,) for p in polynomial_data[0]]
+        else:
+            problems = _split_tensors(polynomial_data)
+        polynomials = []
+        for b, data in enumerate(problems):
+            try:
+                if len(data) == 1 and isinstance(data[0], QuadraticPolynomial):
+                    polynomial = data[0]
+                    if dtype is not None or device is not None:
+                        polynomial = QuadraticPolynomial(
+                            polynomial.quadratic, polynomial.linear, polynomial.bias,
+                            dtype=dtype or polynomial.dtype, device=device or polynomial.device)
+                else:
+                    polynomial = QuadraticPolynomial(*data, dtype=dtype, device=device)
+            except (ValueError, TypeError) as err:
+                raise _problem_error(b, err) from err
+            polynomials.append(polynomial)
+        return cls(polynomials)
+
+    def __len__(self) -> int:
+        return len(self.polynomials)
+
+    def __getitem__(self, index: int) -> QuadraticPolynomial:
+        return self.polynomials[index]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.polynomials[0].dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.polynomials[0].device
+
+    @property
+    def dimension(self) -> int:
+        """The largest number of variables of the batch (results are padded to it)."""
+        return max(p.dimension for p in self.polynomials)
+
+    def __call__(self, values: torch.Tensor) -> torch.Tensor:
+        """Values of each problem at values[b] (shape (B, ..., n), padded entries ignored)."""
+        if values.shape[0] != len(self):
+            raise ValueError(
+                f"Expected values for {len(self)} problems along the first axis, got "
+                f"{values.shape[0]}.")
+        return torch.stack([p(values[b][..., :p.dimension])
+                            for b, p in enumerate(self.polynomials)])
+
+    def _optimize(self, sense: str, domain: DomainLike,
+                  options: SolverOptions) -> Tuple[torch.Tensor, torch.Tensor]:
+        options.validate()
+        check_seed_range(options.seed, len(self))
+        if options.process_group not in (None, False):
+            raise ValueError(
+                "process_group: a batch of problems runs in one process; spread the agents "
+                "of one problem over ranks, or give each rank its own batch.")
+        isings = []
+        for b, polynomial in enumerate(self.polynomials):
+            try:
+                ising = polynomial.to_ising(domain)
+            except (ValueError, TypeError) as err:
+                raise _problem_error(b, err) from err
+            isings.append(-ising if sense == "maximize" else ising)
+        backend = _ops.resolve_backend(options.backend, self.device)
+        batch = batch_couplings([ising._coupling() for ising in isings], backend,
+                                options.mode == "discrete", ENVIRONMENT.time_step)
+        seeds = ([None] * len(self) if options.seed is None
+                 else [options.seed + b for b in range(len(self))])
+        runner = BatchRunner.from_options(options, backend, self.device)
+        spins = runner.run_batch(batch, seeds)
+        return self._results(sense, domain, isings, spins, options.best_only)
+
+    def _results(self, sense, domain, isings, spins, best_only):
+        """Each problem's vectors and values from its spins, as its own call makes them."""
+        n = self.dimension
+        agents = spins.shape[2]
+        vectors = torch.zeros((len(self), agents, n), dtype=self.dtype, device=self.device)
+        values = torch.zeros((len(self), agents), dtype=self.dtype, device=self.device)
+        for b, (polynomial, ising) in enumerate(zip(self.polynomials, isings)):
+            own = spins[b, :ising.dimension + ising.linear_term]
+            own = own[-1] * own[:-1] if ising.linear_term else own
+            result = polynomial.convert_spins(own, domain).to(self.dtype).t()
+            polynomial.sb_result = result.t()
+            vectors[b, :, :polynomial.dimension] = result
+            values[b] = polynomial(result)
+        if not best_only:
+            return vectors, values
+        best = torch.argmin(values, dim=1) if sense == "minimize" else torch.argmax(values, dim=1)
+        rows = torch.arange(len(self), device=self.device)
+        return vectors[rows, best], values[rows, best]
+
+    def minimize(self, *, domain: DomainLike, agents: int = 128,
+                 max_steps: Optional[int] = 10_000, best_only: bool = True,
+                 mode: Mode = "ballistic", heated: bool = False, verbose: bool = True,
+                 early_stopping: bool = True, sampling_period: int = 50,
+                 convergence_threshold: int = 50, timeout: Optional[float] = None,
+                 backend: BackendChoice = "auto",
+                 seed: Optional[int] = None,
+                 process_group: GroupChoice = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Minimize every problem over `domain` in one SB run.
+
+        Returns (B, n) vectors and (B,) values, or (B, agents, n) and (B, agents) with
+        best_only=False. Problem b uses seed + b. See sb_native.minimize for the arguments.
+        """
+        return self._optimize("minimize", domain, SolverOptions.of(locals()))
+
+    def maximize(self, *, domain: DomainLike, agents: int = 128,
+                 max_steps: Optional[int] = 10_000, best_only: bool = True,
+                 mode: Mode = "ballistic", heated: bool = False, verbose: bool = True,
+                 early_stopping: bool = True, sampling_period: int = 50,
+                 convergence_threshold: int = 50, timeout: Optional[float] = None,
+                 backend: BackendChoice = "auto",
+                 seed: Optional[int] = None,
+                 process_group: GroupChoice = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Maximize every problem over `domain`; same arguments and shapes as minimize."""
+        return self._optimize("maximize", domain, SolverOptions.of(locals()))
+
+
+def check_seed_range(seed: Optional[int], count: int) -> None:
+    """seed + b must stay a valid torch seed for every problem b."""
+    if seed is not None and _checks._is_int(seed) and seed + count - 1 >= 2 ** 64:
+        raise ValueError(
+            f"seed: problem b of a batch uses seed + b, and seed + {count - 1} exceeds the "
+            "largest torch seed 2**64 - 1.")

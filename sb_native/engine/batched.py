@@ -1,0 +1,187 @@
+"""SB on a batch of problems in one run: one op call per chunk advances every problem.
+
+Each problem of the batch gets the states its own run would get. Its coupling is the one
+its own run's storage decision leads to (`Coupling.for_run`: the int8 form of an integer
+dSB coupling is run as K with q * scale, as sb_run_int8 does), its quadratic coefficient is
+computed from that storage as `_Stepper` computes it, and its initial state is drawn with
+its own generator. Problems smaller than the batch's size are padded with zero couplings
+and zero positions and momenta: a padded variable stays exactly 0 (no force, no kick), adds
+exact zeros to its problem's products and energies, and is dropped from the result.
+
+Early stopping is per problem: at each sampling point a problem whose agents have all
+frozen becomes inactive, and sb_run_batched leaves it as it is from then on.
+"""
+
+import warnings
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import torch
+
+from .._env import ENVIRONMENT
+from . import ops, reference
+from .coupling import Coupling
+from .runner import ConvergenceWarning, SBRunner, StopWindow, draw_oscillators
+
+
+class BatchConvergenceWarning(ConvergenceWarning):
+    """Some problems of a batch had no frozen agent; their last spins were returned."""
+
+    def __init__(self, problems: Sequence[int]) -> None:
+        super().__init__()
+        self.problems = list(problems)
+
+    def __str__(self) -> str:
+        shown = ", ".join(str(b) for b in self.problems[:10])
+        more = ", ..." if len(self.problems) > 10 else ""
+        return (f"No agent has converged in {len(self.problems)} problem(s) of the batch "
+                f"({shown}{more}). Returned signs of final positions instead.")
+
+
+@dataclass(frozen=True)
+class CouplingBatch:
+    """What sb_run_batched runs on, padded to a common size n."""
+
+    run_matrix: torch.Tensor  # (B, n, n): each problem's coupling as its own run steps it
+    field_matrix: torch.Tensor  # (B, n, n): the couplings themselves, for energies
+    quadratic_coef: torch.Tensor  # (B,) float64: each problem's coefficient of J @ f(x)
+    sizes: List[int]  # each problem's own number of spins
+
+    @property
+    def n(self) -> int:
+        return self.run_matrix.shape[1]
+
+
+def _run_form(coupling: Coupling, backend: str, discrete: bool, time_step: float):
+    """(dense matrix, q) that step this coupling as its own run does on backend."""
+    storage = coupling.for_run(backend, discrete)
+    q = float(time_step * storage.quadratic_scale())
+    if storage.integer is not None:
+        K, scale = storage.integer
+        return K.to(coupling.dtype), q * scale
+    return _dense(coupling), q
+
+
+def _dense(coupling: Coupling) -> torch.Tensor:
+    return coupling.torch_csr().to_dense() if coupling.is_sparse else coupling.matrix
+
+
+def batch_couplings(couplings: Sequence[Coupling], backend: str, discrete: bool,
+                    time_step: float) -> CouplingBatch:
+    """The dense couplings of a batch (one per problem), padded to the largest."""
+    first = couplings[0]
+    n = max(c.n for c in couplings)
+    shape = (len(couplings), n, n)
+    run_matrix = torch.zeros(shape, dtype=first.dtype, device=first.device)
+    field_matrix = torch.zeros(shape, dtype=first.dtype, device=first.device)
+    coefficients = []
+    for b, coupling in enumerate(couplings):
+        matrix, q = _run_form(coupling, backend, discrete, time_step)
+        run_matrix[b, :coupling.n, :coupling.n] = matrix
+        field_matrix[b, :coupling.n, :coupling.n] = _dense(coupling)
+        coefficients.append(q)
+    quadratic_coef = torch.tensor(coefficients, dtype=torch.float64, device=first.device)
+    return CouplingBatch(run_matrix, field_matrix, quadratic_coef,
+                         [c.n for c in couplings])
+
+
+class BatchStopWindow(StopWindow):
+    """The stop window of every agent of every problem, as one window of B * agents agents
+    on the (n, B * agents) view of the states; a problem is active while one of its agents
+    is not frozen."""
+
+    def __init__(self, batch: CouplingBatch, agents: int, convergence_threshold: int,
+                 verbose: bool) -> None:
+        problems = len(batch.sizes)
+        super().__init__(batch.n, problems * agents, convergence_threshold,
+                         batch.run_matrix.dtype, batch.run_matrix.device, verbose)
+        self.problems, self.agents = problems, agents
+        self.active = torch.ones(problems, dtype=torch.bool, device=batch.run_matrix.device)
+
+    @staticmethod
+    def flat(states: torch.Tensor) -> torch.Tensor:
+        """(B, n, agents) -> (n, B * agents), agents of problem b in columns b * agents + a."""
+        return states.transpose(0, 1).reshape(states.shape[1], -1)
+
+    def unflat(self, states: torch.Tensor) -> torch.Tensor:
+        n = states.shape[0]
+        return states.reshape(n, self.problems, self.agents).transpose(0, 1)
+
+    def sample(self, position: torch.Tensor, field: torch.Tensor, backend: str) -> None:
+        super().sample(self.flat(position), self.flat(field), backend)
+        streaks = self.stability.reshape(self.problems, self.agents)
+        self.active = torch.any(streaks < self.convergence_threshold - 1, dim=1)
+
+    def must_continue(self) -> bool:
+        return bool(torch.any(self.active))
+
+    def get_bifurcated_spins(self, spins: torch.Tensor) -> torch.Tensor:
+        return self.unflat(super().get_bifurcated_spins(self.flat(spins)))
+
+    def unfrozen_problems(self) -> List[int]:
+        frozen = self.bifurcated.reshape(self.problems, self.agents).any(dim=1)
+        return torch.nonzero(~frozen).reshape(-1).tolist()
+
+
+class _BatchStepper:
+    """Advances the active problems by k steps (sb_run_batched); J @ spins for sampling."""
+
+    def __init__(self, batch: CouplingBatch, window: BatchStopWindow, backend: str,
+                 heated: bool, discrete: bool) -> None:
+        env = ENVIRONMENT.as_dict()
+        self.batch, self.window, self.backend, self.discrete = batch, window, backend, discrete
+        self.schedule = dict(time_step=env["time_step"], pressure_slope=env["pressure_slope"],
+                             heat_coef=env["time_step"] * env["heat_coefficient"] if heated
+                             else 0.0)
+
+    def advance(self, position, momentum, start: int, steps: int) -> None:
+        ops.sb_run_batched(self.batch.run_matrix, position, momentum, self.window.active,
+                           start, steps, quadratic_coef=self.batch.quadratic_coef,
+                           discrete=self.discrete, backend=self.backend, **self.schedule)
+
+    def field(self, position: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(self.batch.field_matrix, reference.sample_spins(position))
+
+
+class BatchRunner(SBRunner):
+    """SBRunner's loop and stopping rules over a batch of problems."""
+
+    def run_batch(self, batch: CouplingBatch, seeds: Sequence[Optional[int]]) -> torch.Tensor:
+        """Spins (B, n, agents) in {-1, 1} (padded variables included); problem b's initial
+        state is drawn with a generator seeded seeds[b], or from the global RNG when None."""
+        if self.max_steps == float("inf") and self.timeout == float("inf") \
+                and not self.early_stopping:
+            raise ValueError("No stopping criterion provided.")
+        position, momentum = self._draw_batch(batch, seeds)
+        window = BatchStopWindow(batch, self.agents, self.convergence_threshold,
+                                 self.verbose and self.early_stopping)
+        self.window = window
+        try:
+            self._loop(_BatchStepper(batch, window, self.backend, self.heated, self.discrete),
+                       position, momentum)
+        except KeyboardInterrupt:
+            warnings.warn(RuntimeWarning(
+                "Simulation interrupted by user. Current spins will be returned."), stacklevel=2)
+        finally:
+            window.progress.close()
+        spins = reference.sample_spins(position)
+        if not self.early_stopping:
+            return spins
+        unfrozen = window.unfrozen_problems()
+        if unfrozen:
+            warnings.warn(BatchConvergenceWarning(unfrozen), stacklevel=3)
+        return window.get_bifurcated_spins(spins)
+
+    def _draw_batch(self, batch: CouplingBatch, seeds: Sequence[Optional[int]]) -> tuple:
+        matrix = batch.run_matrix
+        shape = (len(batch.sizes), batch.n, self.agents)
+        position = torch.zeros(shape, dtype=matrix.dtype, device=matrix.device)
+        momentum = torch.zeros_like(position)
+        for b, (size, seed) in enumerate(zip(batch.sizes, seeds)):
+            generator = None
+            if seed is not None:
+                generator = torch.Generator(device=matrix.device).manual_seed(seed)
+            x, m = draw_oscillators(size, self.agents, matrix.dtype, matrix.device, generator)
+            position[b, :size] = x
+            momentum[b, :size] = m
+        return position, momentum
