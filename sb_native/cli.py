@@ -1,6 +1,7 @@
 """Command line: `sb-native` / `python -m sb_native`.
 
     sb-native solve G1.txt --agents 256 --max-steps 2000 --seed 0 --output cut.txt
+    sb-native solve problems/ --json          (a folder or several files: one batched run)
     sb-native info
     sb-native bench --nodes 2000 --density 0.01
 """
@@ -79,14 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
 
     solve = commands.add_parser("solve", help="solve a G-set (Max-Cut) or qbsolv .qubo file")
-    solve.add_argument("file", help="problem file, plain or gzip")
+    solve.add_argument("file", nargs="+",
+                       help="problem file, plain or gzip; several files or a folder are "
+                            "solved together in one batched run (file b uses seed + b), one "
+                            "result line each")
     solve.add_argument("--format", choices=("auto", "gset", "qubo"), default="auto",
                        help="file format (default: from the suffix, else the content)")
     _add_solver_options(solve, max_steps=10_000)
     solve.add_argument("--timeout", type=_positive_float, default=None, help="seconds")
     solve.add_argument("--no-early-stopping", action="store_true",
                        help="run to --max-steps/--timeout even when all agents have converged")
-    solve.add_argument("--output", "-o", help="write the best solution to this file")
+    solve.add_argument("--output", "-o", help="write the best solution to this file (a "
+                       "folder of FILE.sol solutions for several problems)")
     solve.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     solve.add_argument("--distributed", choices=("agents",), default=None,
                        help="share the agents among the ranks of a torchrun launch (gloo on "
@@ -155,15 +160,103 @@ def _join_process_group(args) -> bool:
     return True
 
 
+def _problem_files(paths: List[str]) -> List[str]:
+    """The files named, with each folder replaced by its files (sorted, hidden ones left)."""
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            names = sorted(n for n in os.listdir(path) if not n.startswith("."))
+            files += [os.path.join(path, n) for n in names
+                      if os.path.isfile(os.path.join(path, n))]
+        else:
+            files.append(path)
+    if not files:
+        raise _UserError(f"no problem files in {', '.join(paths)}")
+    return files
+
+
 def _solve(args) -> int:
     import torch.distributed as dist
 
+    files = _problem_files(args.file)
+    if len(files) > 1 or os.path.isdir(args.file[0]):
+        if args.distributed is not None:
+            raise _UserError("--distributed solves one problem file; got "
+                             f"{len(files)} problems")
+        return _solve_batch(args, files)
+    args.file = files[0]
     created = args.distributed is not None and _join_process_group(args)
     try:
         return _solve_here(args)
     finally:
         if created:
             dist.destroy_process_group()
+
+
+def _solve_batch(args, files: List[str]) -> int:
+    """Every file in one batched run per format (G-set maximized, qbsolv minimized); one
+    result per file, in order, as `solve FILE --seed seed + b` gives it alone."""
+    from ._ops import resolve_backend
+    from ._options import SolverOptions
+    from .core.batch import PolynomialBatch
+
+    dtype = getattr(torch, args.dtype)
+    problems = []
+    for path in files:
+        start = time.perf_counter()
+        kind, model, size = _load(path, args.format, dtype, args.device)
+        problems.append((path, kind, model, size, time.perf_counter() - start))
+    if args.output:
+        os.makedirs(args.output, exist_ok=True)
+    verbose = not args.quiet and not args.json and sys.stderr.isatty()
+    kwargs = _solver_kwargs(args, verbose)
+    kwargs.update(timeout=args.timeout, early_stopping=not args.no_early_stopping)
+    results = [None] * len(problems)
+    for kind, sense in (("gset", "maximize"), ("qubo", "minimize")):
+        rows = [b for b, problem in enumerate(problems) if problem[1] == kind]
+        if not rows:
+            continue
+        batch = PolynomialBatch([problems[b][2] for b in rows])
+        seeds = None if args.seed is None else [args.seed + b for b in rows]
+        start = time.perf_counter()
+        vectors, values = batch._optimize(sense, problems[rows[0]][2].domain,
+                                          SolverOptions(**kwargs), seeds=seeds)
+        elapsed = time.perf_counter() - start
+        for row, b in enumerate(rows):
+            path, _, model, size, loaded = problems[b]
+            vector = vectors[row, :model.dimension]
+            result = _result(path, kind, size, model, float(values[row]), dict(
+                backend=resolve_backend(args.backend, model.device), read_s=round(loaded, 4),
+                solve_s=round(elapsed, 4), batch_size=len(rows), batch_index=b, ranks=1,
+                settings={k: v for k, v in kwargs.items() if k != "verbose"} | {
+                    "seed": None if seeds is None else seeds[row]}))
+            if args.output:
+                result["output"] = os.path.join(args.output, os.path.basename(path) + ".sol")
+                _write_solution(result["output"], kind, path, vector, float(values[row]))
+            results[b] = result
+    for result in results:
+        if args.json:
+            print(json.dumps(result))
+        else:
+            label = "cut" if result["format"] == "gset" else "energy"
+            print(f"{result['file']}: {label} {result[label]:g}"
+                  + (f" -> {result['output']}" if "output" in result else ""))
+    if not args.json:
+        print(f"{len(results)} problems, {results[0]['backend']} backend, batched")
+    return 0
+
+
+def _result(path: str, kind: str, size: dict, model, value: float, fields: dict) -> dict:
+    """One problem's result record (the --json object)."""
+    result = {"file": path, "format": kind, **size, **fields}
+    if kind == "gset":
+        total = float(model.weights.sum() if not model.weights.is_sparse
+                      else model.weights.values().sum()) / 2
+        # Ising energy of the same spins with J = -W, h = 0: total weight - 2 cut.
+        result.update(cut=value, ising_energy=total - 2 * value)
+    else:
+        result.update(energy=value)
+    return result
 
 
 def _solve_here(args) -> int:
@@ -190,18 +283,10 @@ def _solve_here(args) -> int:
         return 0  # every rank has the same result; rank 0 reports it
     from ._ops import resolve_backend
 
-    result = {"file": args.file, "format": kind, **size,
-              "backend": resolve_backend(args.backend, model.device),
-              "read_s": round(loaded, 4), "solve_s": round(elapsed, 4),
-              "ranks": dist.get_world_size() if distributed else 1,
-              "settings": {k: v for k, v in kwargs.items() if k != "verbose"}}
-    if kind == "gset":
-        total = float(model.weights.sum() if not model.weights.is_sparse
-                      else model.weights.values().sum()) / 2
-        # Ising energy of the same spins with J = -W, h = 0: total weight - 2 cut.
-        result.update(cut=float(value), ising_energy=total - 2 * float(value))
-    else:
-        result.update(energy=float(value))
+    result = _result(args.file, kind, size, model, float(value), dict(
+        backend=resolve_backend(args.backend, model.device), read_s=round(loaded, 4),
+        solve_s=round(elapsed, 4), ranks=dist.get_world_size() if distributed else 1,
+        settings={k: v for k, v in kwargs.items() if k != "verbose"}))
     if args.output:
         _write_solution(args.output, kind, args.file, vector, float(value))
         result["output"] = args.output

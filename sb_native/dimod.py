@@ -5,10 +5,11 @@ imports this module, so the package works without dimod.
 
     from sb_native.dimod import SimulatedBifurcationSampler
     sampleset = SimulatedBifurcationSampler().sample_ising({}, {(0, 1): 1}, agents=16, seed=0)
+    samplesets = SimulatedBifurcationSampler().sample_multiple([bqm1, bqm2], seed=0)
 """
 
 import time
-from typing import Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -19,6 +20,8 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("sb_native.dimod needs dimod: pip install 'sb_native[dimod]'") from err
 
 from . import _ops, _sparse
+from ._options import SolverOptions
+from .core.batch import PolynomialBatch
 from .core.polynomial import QuadraticPolynomial
 from .engine import prefer_sparse
 
@@ -58,10 +61,7 @@ class SimulatedBifurcationSampler(dimod.Sampler):
                convergence_threshold: int = 50, backend: str = "auto",
                dtype: str = "float32") -> "dimod.SampleSet":
         """Minimize the energy of `bqm`; returns a SampleSet in the bqm's vartype."""
-        if not isinstance(bqm, dimod.BinaryQuadraticModel):
-            raise TypeError(f"bqm must be a dimod.BinaryQuadraticModel, got {type(bqm).__name__}")
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {tuple(_DTYPES)}, got {dtype!r}")
+        self._check(bqm, "bqm", dtype)
         variables = list(bqm.variables)
         if not variables:
             return dimod.SampleSet.from_samples([], bqm.vartype, energy=[])
@@ -73,12 +73,62 @@ class SimulatedBifurcationSampler(dimod.Sampler):
             sampling_period=sampling_period, convergence_threshold=convergence_threshold,
             timeout=timeout, backend=backend, seed=seed)
         elapsed = time.perf_counter() - start
+        return self._sampleset(bqm, variables, spins, best_only, info={
+            "backend": _ops.resolve_backend(backend, polynomial.device),
+            "solve_time_s": elapsed})
+
+    def sample_multiple(self, bqms: Sequence["dimod.BinaryQuadraticModel"], *,
+                        agents: int = 128, max_steps: Optional[int] = 10_000,
+                        mode: str = "ballistic", heated: bool = False,
+                        timeout: Optional[float] = None, seed: Optional[int] = None,
+                        best_only: bool = False, early_stopping: bool = True,
+                        sampling_period: int = 50, convergence_threshold: int = 50,
+                        backend: str = "auto", dtype: str = "float32"
+                        ) -> List["dimod.SampleSet"]:
+        """Several BQMs in one batched SB run (docs/batched.md): one SampleSet per BQM, in
+        order; BQM b's is the one `sample(bqm, seed=seed + b)` returns. Same keywords as
+        sample."""
+        for b, bqm in enumerate(bqms):
+            self._check(bqm, f"bqms[{b}]", dtype)
+        variables = [list(bqm.variables) for bqm in bqms]
+        solved = [b for b, names in enumerate(variables) if names]
+        samplesets = [dimod.SampleSet.from_samples([], bqm.vartype, energy=[]) for bqm in bqms]
+        if not solved:
+            return samplesets
+        batch = PolynomialBatch([self._spin_polynomial(bqms[b], variables[b], _DTYPES[dtype])
+                                 for b in solved])
+        options = SolverOptions(
+            agents=agents, max_steps=max_steps, best_only=False, mode=mode, heated=heated,
+            verbose=False, early_stopping=early_stopping, sampling_period=sampling_period,
+            convergence_threshold=convergence_threshold, timeout=timeout, backend=backend,
+            seed=seed)
+        start = time.perf_counter()
+        # A BQM with no variables takes no place in the batch but keeps its seed offset.
+        spins, _ = batch._optimize("minimize", "spin", options, seeds=None if seed is None
+                                   else [seed + b for b in solved])
+        elapsed = time.perf_counter() - start
+        info = {"backend": _ops.resolve_backend(backend, batch.device), "solve_time_s": elapsed,
+                "batch_size": len(solved)}
+        for row, b in enumerate(solved):
+            own = spins[row][:, :len(variables[b])]
+            samplesets[b] = self._sampleset(bqms[b], variables[b], own, best_only,
+                                            info=dict(info, batch_index=b))
+        return samplesets
+
+    @staticmethod
+    def _check(bqm, name: str, dtype: str) -> None:
+        if not isinstance(bqm, dimod.BinaryQuadraticModel):
+            raise TypeError(f"{name} must be a dimod.BinaryQuadraticModel, got "
+                            f"{type(bqm).__name__}")
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(_DTYPES)}, got {dtype!r}")
+
+    @staticmethod
+    def _sampleset(bqm, variables, spins, best_only: bool, info: dict) -> "dimod.SampleSet":
         samples = spins.cpu().numpy().astype(np.int8)
         if bqm.vartype is dimod.BINARY:
             samples = (samples + 1) // 2
-        sampleset = dimod.SampleSet.from_samples_bqm((samples, variables), bqm, info={
-            "backend": _ops.resolve_backend(backend, polynomial.device),
-            "solve_time_s": elapsed})
+        sampleset = dimod.SampleSet.from_samples_bqm((samples, variables), bqm, info=info)
         return sampleset.truncate(1) if best_only else sampleset
 
     @staticmethod

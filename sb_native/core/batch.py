@@ -140,10 +140,15 @@ class PolynomialBatch:
         return torch.stack([p(values[b][..., :p.dimension])
                             for b, p in enumerate(self.polynomials)])
 
-    def _optimize(self, sense: str, domain: DomainLike,
-                  options: SolverOptions) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _optimize(self, sense: str, domain: DomainLike, options: SolverOptions,
+                  seeds: Optional[List[int]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """seeds: each problem's seed (default: seed + b, or None for every problem with no
+        seed)."""
         options.validate()
-        check_seed_range(options.seed, len(self))
+        if seeds is None:
+            check_seed_range(options.seed, len(self))
+            seeds = ([None] * len(self) if options.seed is None
+                     else [options.seed + b for b in range(len(self))])
         if options.process_group not in (None, False):
             raise ValueError(
                 "process_group: a batch of problems runs in one process; spread the agents "
@@ -158,8 +163,6 @@ class PolynomialBatch:
         backend = _ops.resolve_backend(options.backend, self.device)
         batch = batch_couplings([ising._coupling() for ising in isings], backend,
                                 options.mode == "discrete", ENVIRONMENT.time_step)
-        seeds = ([None] * len(self) if options.seed is None
-                 else [options.seed + b for b in range(len(self))])
         runner = BatchRunner.from_options(options, backend, self.device)
         spins = runner.run_batch(batch, seeds)
         return self._results(sense, domain, isings, spins, options.best_only)

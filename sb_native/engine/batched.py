@@ -12,6 +12,7 @@ Early stopping is per problem: at each sampling point a problem whose agents hav
 frozen becomes inactive, and sb_run_batched leaves it as it is from then on.
 """
 
+import os
 import warnings
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
@@ -66,21 +67,39 @@ def _dense(coupling: Coupling) -> torch.Tensor:
     return coupling.torch_csr().to_dense() if coupling.is_sparse else coupling.matrix
 
 
+def _memory_bytes(device: torch.device) -> int:
+    """Memory a batch may take: the free memory of a GPU, half the RAM on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+
 def batch_couplings(couplings: Sequence[Coupling], backend: str, discrete: bool,
                     time_step: float) -> CouplingBatch:
     """The dense couplings of a batch (one per problem), padded to the largest."""
     first = couplings[0]
     n = max(c.n for c in couplings)
     shape = (len(couplings), n, n)
+    forms = [_run_form(c, backend, discrete, time_step) for c in couplings]
+    # The energies need the couplings themselves only where a run steps another form (K).
+    separate = any(c.is_sparse or matrix is not c.matrix for c, (matrix, _) in zip(couplings,
+                                                                                   forms))
+    needed = (2 if separate else 1) * len(couplings) * n * n * first.matrix_itemsize()
+    if needed > _memory_bytes(first.device):
+        raise MemoryError(
+            f"A batch of {len(couplings)} problems of up to {n} spins needs "
+            f"{needed / 2**20:.1f} MiB of dense couplings, more than the "
+            f"{_memory_bytes(first.device) / 2**20:.1f} MiB available on {first.device}: solve "
+            "its large (sparse) problems one call each, or split the batch.")
     run_matrix = torch.zeros(shape, dtype=first.dtype, device=first.device)
-    field_matrix = torch.zeros(shape, dtype=first.dtype, device=first.device)
-    coefficients = []
-    for b, coupling in enumerate(couplings):
-        matrix, q = _run_form(coupling, backend, discrete, time_step)
+    field_matrix = torch.zeros(shape, dtype=first.dtype, device=first.device) if separate \
+        else run_matrix
+    for b, (coupling, (matrix, _)) in enumerate(zip(couplings, forms)):
         run_matrix[b, :coupling.n, :coupling.n] = matrix
-        field_matrix[b, :coupling.n, :coupling.n] = _dense(coupling)
-        coefficients.append(q)
-    quadratic_coef = torch.tensor(coefficients, dtype=torch.float64, device=first.device)
+        if separate:
+            field_matrix[b, :coupling.n, :coupling.n] = _dense(coupling)
+    quadratic_coef = torch.tensor([q for _, q in forms], dtype=torch.float64,
+                                  device=first.device)
     return CouplingBatch(run_matrix, field_matrix, quadratic_coef,
                          [c.n for c in couplings])
 

@@ -62,6 +62,10 @@ class Coupling:
         matrix = _sparse.coo(torch.stack([rows, cols]), values, (size, size))
         return Coupling(size, J.dtype, J.device, csr=_sparse.to_csr_parts(matrix))
 
+    def matrix_itemsize(self) -> int:
+        """Bytes of one coupling entry in the coupling's dtype."""
+        return torch.empty((), dtype=self.dtype).element_size()
+
     def tensors(self) -> tuple:
         """The tensors that hold the coupling (dense matrix, or CSR crow, col, values)."""
         return self.csr if self.is_sparse else (self.matrix,)

@@ -217,3 +217,44 @@ def test_distributed_outside_torchrun_is_an_error(capsys, gset_file, monkeypatch
     status, out, err = run(capsys, "solve", gset_file, "--distributed", "agents", *FAST)
     assert status == 1 and out == ""
     assert "--distributed needs a torchrun launch" in err
+
+
+def test_solve_folder_batches_and_equals_each_file_alone(capsys, tmp_path, qubo_matrix):
+    folder = tmp_path / "problems"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for k in range(3):  # G-set files of different sizes, and qbsolv files between them
+        n = 6 + 2 * k
+        edges = [(i, j, int(rng.integers(1, 4))) for i in range(1, n + 1)
+                 for j in range(i + 1, n + 1) if rng.random() < 0.5]
+        (folder / f"g{k}.txt").write_text(
+            f"{n} {len(edges)}\n" + "".join(f"{i} {j} {w}\n" for i, j, w in edges))
+        sio.write_qubo(folder / f"q{k}.qubo", qubo_matrix + k)
+    options = ["--agents", "8", "--max-steps", "300", "--seed", "4", "--quiet"]
+    status, out, _ = run(capsys, "solve", folder, "--json", "-o", tmp_path / "sol", *options)
+    assert status == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    files = sorted(str(p) for p in folder.iterdir())
+    assert [line["file"] for line in lines] == files
+    for b, line in enumerate(lines):
+        assert line["batch_index"] == b and line["batch_size"] == 3
+        assert line["settings"]["seed"] == 4 + b
+        alone = ["--agents", "8", "--max-steps", "300", "--seed", str(4 + b), "--quiet"]
+        status, single, _ = run(capsys, "solve", line["file"], "--json",
+                                "-o", tmp_path / "alone.txt", *alone)
+        expected = json.loads(single)
+        label = "cut" if line["format"] == "gset" else "energy"
+        assert line[label] == expected[label]
+        assert (tmp_path / "alone.txt").read_text().splitlines()[1:] == \
+            pathlib.Path(line["output"]).read_text().splitlines()[1:]
+
+
+def test_solve_several_files_text_and_errors(capsys, tmp_path, gset_file):
+    status, out, _ = run(capsys, "solve", gset_file, gset_file, *FAST)
+    assert status == 0 and out.count("cut") == 2 and "2 problems" in out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    status, _, err = run(capsys, "solve", empty)
+    assert status == 1 and "no problem files in" in err
+    status, _, err = run(capsys, "solve", gset_file, gset_file, "--distributed", "agents")
+    assert status == 1 and "--distributed solves one problem file" in err

@@ -130,3 +130,40 @@ def test_sb_native_imports_without_dimod():
                           cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "pip install 'sb_native[dimod]'" in done.stdout
+
+
+def _random_bqms(count, vartype):
+    rng = np.random.default_rng(3)
+    bqms = []
+    for b in range(count):
+        n = int(rng.integers(1, 12))
+        bqm = dimod.generators.gnp_random_bqm(n, 0.6, vartype, random_state=int(b))
+        bqms.append(bqm)
+    bqms.insert(2, dimod.BinaryQuadraticModel(vartype))  # no variables: an empty SampleSet
+    return bqms
+
+
+@pytest.mark.parametrize("vartype", [dimod.SPIN, dimod.BINARY])
+@pytest.mark.parametrize("mode", ["ballistic", "discrete"])
+def test_sample_multiple_equals_one_sample_each(vartype, mode):
+    bqms = _random_bqms(6, vartype)
+    sampler = SimulatedBifurcationSampler()
+    options = dict(agents=5, max_steps=200, sampling_period=10, convergence_threshold=3,
+                   mode=mode, seed=11)
+    samplesets = sampler.sample_multiple(bqms, **options)
+    assert len(samplesets) == len(bqms) and len(samplesets[2]) == 0
+    for b, (bqm, sampleset) in enumerate(zip(bqms, samplesets)):
+        if not bqm.num_variables:
+            continue
+        alone = sampler.sample(bqm, **dict(options, seed=11 + b))
+        assert sampleset.variables == alone.variables and sampleset.vartype is bqm.vartype
+        np.testing.assert_array_equal(sampleset.record.sample, alone.record.sample)
+        np.testing.assert_array_equal(sampleset.record.energy, alone.record.energy)
+        assert sampleset.info["batch_index"] == b and sampleset.info["batch_size"] == 6
+
+
+def test_sample_multiple_checks_each_bqm():
+    sampler = SimulatedBifurcationSampler()
+    with pytest.raises(TypeError, match=r"bqms\[1\] must be a dimod.BinaryQuadraticModel"):
+        sampler.sample_multiple([dimod.BQM("SPIN"), {"a": 1}])
+    assert sampler.sample_multiple([]) == []

@@ -321,3 +321,20 @@ def test_numpy_batch():
     Q = np.random.default_rng(0).normal(size=(2, 3, 3))
     vectors, values = sb_native.minimize(Q, domain="spin", seed=0, **QUICK)
     assert vectors.shape == (2, 3) and values.shape == (2,)
+
+
+def test_batch_too_large_for_memory_fails_before_allocating(monkeypatch):
+    monkeypatch.setattr(batched, "_memory_bytes", lambda device: 2 ** 20 // 10)
+    with pytest.raises(MemoryError, match=r"A batch of 4 problems of up to 101 spins needs "
+                                          r"0\.2 MiB .* than the 0\.1 MiB available on cpu"):
+        sb_native.minimize(torch.randn(4, 100, 100), domain="spin", **QUICK)
+
+
+def test_integer_dsb_keeps_the_couplings_for_energies():
+    data = problems(3, seed=1)
+    couplings = [sb_native.build_model(*p).to_ising("spin")._coupling() for p in data]
+    integer = batched.batch_couplings(couplings, "native", True, 0.1)
+    plain = batched.batch_couplings(couplings, "native", False, 0.1)
+    assert integer.field_matrix is not integer.run_matrix and plain.field_matrix is plain.run_matrix
+    for b, c in enumerate(couplings):
+        assert torch.equal(integer.field_matrix[b, :c.n, :c.n], c.matrix)
