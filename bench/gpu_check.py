@@ -16,6 +16,9 @@
 3. The persistent small-problem kernel of sb_run / sb_run_int8 (n <= 512, one launch per
    call): steps/s at n = 100 and n = 500 with 128 agents, persistent vs GEMM path vs
    pure torch.
+4. Many small problems (sb_run_batched, docs/batched.md): 10,000 problems of n = 64 and
+   1,000 of n = 256, 32 agents, bSB and dSB: problem-steps/s of one batched call vs a loop of
+   sb_run calls (one per problem) vs the batched torch reference, on the GPU.
 
 Exits 0 without a GPU (nothing to check), 1 when a parity test fails.
 """
@@ -195,6 +198,36 @@ def small_timing(steps) -> None:
                       f"ratio {ours / reference:6.2f}x (vs GEMM path {ours / gemm:6.2f}x)")
 
 
+def batched_timing(steps) -> None:
+    """sb_run_batched: one launch per call for a whole batch, against one sb_run launch per
+    problem and against the torch reference; the loops run on a few problems and are scaled."""
+    g = torch.Generator().manual_seed(4)
+    dt, slope = ENVIRONMENT.time_step, ENVIRONMENT.pressure_slope
+    agents = 32
+    print(f"\nmany problems, float32, {agents} agents, {steps} steps; problem-steps/s")
+    for batch, n in ((10_000, 64), (1_000, 256)):
+        J = torch.randn(batch, n, n, generator=g)
+        J = ((J + J.transpose(1, 2)) / 2).to(CUDA)
+        J.diagonal(dim1=1, dim2=2).zero_()
+        q = torch.full((batch,), 0.01, dtype=torch.float64, device=CUDA)
+        active = torch.ones(batch, dtype=torch.bool, device=CUDA)
+        x = 2 * torch.rand(batch, n, agents, device=CUDA) - 1
+        m = 2 * torch.rand(batch, n, agents, device=CUDA) - 1
+        few = 50
+        for mode, discrete in (("bSB", False), ("dSB", True)):
+            env = (dt, slope, q, 0.0, discrete)
+            ours = batch * steps_per_second(lambda k: torch.ops.sb_native.sb_run_batched(
+                J, x, m, active, 0, k, *env), steps)
+            loop = few * steps_per_second(lambda k: [torch.ops.sb_native.sb_run(
+                J[b], x[b], m[b], 0, k, dt, slope, 0.01, 0.0, discrete) for b in range(few)],
+                steps)
+            reference = batch * steps_per_second(lambda k: torch_ref.sb_run_batched(
+                J, x, m, active, 0, k, *env), max(1, steps // 100))
+            print(f"B={batch:6} n={n:4} {mode}: batched {ours:14.1f}, loop of sb_run "
+                  f"{loop:12.1f} (x{ours / loop:7.2f}), torch reference {reference:12.1f} "
+                  f"(x{ours / reference:7.2f})")
+
+
 def qimad_timing(steps) -> None:
     """One QIMADTorch step (step_batched: all 16 agents' forward and backward in one vmap, then
     the swarm update) on an MLP, and one qimad_update alone on a swarm of that size."""
@@ -237,6 +270,7 @@ def main() -> int:
     passed = parity()
     throughput([int(a) for a in args.agents.split(",")], args.steps)
     small_timing(args.steps)
+    batched_timing(args.steps)
     qimad_timing(min(args.steps, 50))
     print("\nparity: " + ("all passed" if passed else "FAILED"))
     return 0 if passed else 1

@@ -5,6 +5,7 @@ plus: `backend` and `seed` keywords on minimize/maximize, and sparse quadratic
 coefficients (torch sparse COO/CSR or scipy.sparse), kept sparse end to end.
 """
 
+import functools
 import numbers
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -25,6 +26,45 @@ def _check_finite(name: str, tensor: torch.Tensor) -> None:
         tensor.values() if tensor.layout == torch.sparse_csr else tensor)
     if values.is_floating_point() and not bool(torch.all(torch.isfinite(values))):
         raise ValueError(f"The {name} coefficients must be finite (no NaN or infinity).")
+
+
+def _domain_key(domain: DomainLike, dimension: int, dtype: torch.dtype):
+    """A hashable form of domain (a list of domains becomes a tuple); anything else is not a
+    domain, and parse_domain raises its error."""
+    if isinstance(domain, str):
+        return domain
+    if isinstance(domain, (list, tuple)) and all(isinstance(d, str) for d in domain):
+        return tuple(domain)
+    parse_domain(domain, dimension, dtype)
+    raise TypeError(f"domain should be a string or a list of strings, received {domain!r}.")
+
+
+def _encode(variables: Sequence[Variable], dtype: torch.dtype,
+            device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Spin indicator (n, 1) and the spin-weighted integer-to-binary encoding.
+
+    The encoding is a (n, bits) matrix, or its diagonal (n,) when every variable has
+    one bit; the diagonal form gives bitwise the same numbers without n x n work.
+    """
+    spin = torch.tensor([[float(v.is_spin)] for v in variables], dtype=dtype, device=device)
+    if all(v.encoding_bits == 1 for v in variables):
+        return spin, spin.reshape(-1) + 1
+    bits = sum(v.encoding_bits for v in variables)
+    binary = torch.zeros(len(variables), bits, dtype=dtype, device=device)
+    offset = 0
+    for row, variable in enumerate(variables):
+        binary[row, offset:offset + variable.encoding_bits] = torch.tensor(
+            [2.0 ** b for b in range(variable.encoding_bits)], dtype=dtype)
+        offset += variable.encoding_bits
+    return spin, (spin + 1) * binary
+
+
+@functools.lru_cache(maxsize=64)
+def _encoded(domain, dimension: int, dtype: torch.dtype, device: torch.device):
+    """(variables, spin, encoding) of a domain; cached, read-only (never modified in place)."""
+    variables = tuple(parse_domain(domain if isinstance(domain, str) else list(domain),
+                                   dimension, dtype))
+    return (variables, *_encode(variables, dtype, device))
 
 
 class QuadraticPolynomial:
@@ -194,34 +234,17 @@ class QuadraticPolynomial:
 
     # Ising reduction
 
-    def _variables(self, domain: DomainLike) -> List[Variable]:
-        return parse_domain(domain, self._dimension, self._dtype)
-
-    def _encoding(self, variables: List[Variable]) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Spin indicator (n, 1) and the spin-weighted integer-to-binary encoding.
-
-        The encoding is a (n, bits) matrix, or its diagonal (n,) when every variable has
-        one bit; the diagonal form gives bitwise the same numbers without n x n work.
-        """
-        spin = torch.tensor([[float(v.is_spin)] for v in variables], dtype=self._dtype,
-                            device=self._device)
-        if all(v.encoding_bits == 1 for v in variables):
-            return spin, spin.reshape(-1) + 1
-        bits = sum(v.encoding_bits for v in variables)
-        binary = self._zeros(len(variables), bits)
-        offset = 0
-        for row, variable in enumerate(variables):
-            binary[row, offset:offset + variable.encoding_bits] = torch.tensor(
-                [2.0 ** b for b in range(variable.encoding_bits)], dtype=self._dtype)
-            offset += variable.encoding_bits
-        return spin, (spin + 1) * binary
+    def _encoded(self, domain: DomainLike):
+        """(variables, spin indicator, encoding) of domain for this polynomial's size, made
+        once per (domain, size, dtype, device): a batch of problems shares them."""
+        key = _domain_key(domain, self._dimension, self._dtype)
+        return _encoded(key, self._dimension, self._dtype, self._device)
 
     def to_ising(self, domain: DomainLike) -> Ising:
         """Equivalent Ising form (-0.5 s^T J s + h^T s) whose ground states map to optima."""
-        variables = self._variables(domain)
+        variables, spin, weighted = self._encoded(domain)
         if self._quadratic_coefficients.layout != torch.strided:
             return self._sparse_to_ising(variables)
-        spin, weighted = self._encoding(variables)
         symmetric = (self._quadratic_coefficients + self._quadratic_coefficients.t()) / 2
         linear = self._linear_coefficients.reshape(-1, 1)
         if weighted.ndim == 1:
@@ -258,7 +281,7 @@ class QuadraticPolynomial:
     def convert_spins(self, optimized_spins: Optional[torch.Tensor],
                       domain: DomainLike) -> Optional[torch.Tensor]:
         """Spins (bits, agents) back to domain values (variables, agents)."""
-        spin, weighted = self._encoding(self._variables(domain))
+        _, spin, weighted = self._encoded(domain)
         if optimized_spins is None:
             return None
         if weighted.ndim == 1:

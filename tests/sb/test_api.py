@@ -48,7 +48,7 @@ def test_bad_solver_arguments(backend, kwargs, error, message):
 
 @pytest.mark.parametrize("data,kwargs,error,message", [
     ((torch.zeros(3, 4),), {}, ValueError, "Provided quadratic coefficients tensor is not square."),
-    ((torch.zeros(2, 2, 2),), {}, ValueError, "Expected a tensor with at most 2 dimensions, got 3."),
+    ((torch.zeros(2, 2, 2, 2),), {}, ValueError, "Expected a tensor with at most 2 dimensions, got 4."),
     ((Q3, torch.zeros(4)), {}, ValueError, "Inconsistant shape among provided tensors. Expected 3 but got 4."),
     ((Q3, Q3), {}, ValueError, "Providing two tensors for the same degree is ambiguous"),
     ((torch.tensor([[1.0, float("nan")], [0.0, 1.0]]),), {}, ValueError, "quadratic coefficients must be finite"),
