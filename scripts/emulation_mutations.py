@@ -7,6 +7,10 @@ run:
              share out the work (the grid-stride step, or the launcher's grid rounding);
   reduction  a wrong step of a reduction; where the kernel has none, a wrong term of its
              update.
+The persistent small-problem kernel's batch of problems (sb_run_batched) has three more:
+  index        a wrong offset to a problem's coupling;
+  inactive     the early return of an inactive problem's blocks dropped;
+  coefficient  one problem's q for every problem.
 Each is applied to a copy of csrc and tests (the working tree is never touched), the
 emulation library is rebuilt there (incrementally) and the kernel's emulated tests run; a
 mutation is caught when they fail. Not part of `make test` (about 20 minutes on 2 cores):
@@ -135,6 +139,16 @@ MUTATIONS = [
     Mutation("small_run_kernel", "reduction", "sb/cuda/sb_small_coupling.cuh",
              "for (int j = 0; j < n; ++j) {", "for (int j = 1; j < n; ++j) {", SB,
              "small_run_kernel"),
+    # ── small_run_kernel's batch of problems (sb_run_batched) ──
+    Mutation("small_run_kernel (batch)", "index", "sb/cuda/sb_small_coupling.cuh",
+             "return {jt + problem * stride, n, stride};", "return {jt + problem * n, n, stride};",
+             SB, "sb_run_batched"),
+    Mutation("small_run_kernel (batch)", "inactive", SMALL,
+             "  if (p.active != nullptr && !p.active[problem]) return;\n", "", SB,
+             "sb_run_batched"),
+    Mutation("small_run_kernel (batch)", "coefficient", SMALL,
+             "static_cast<scalar_t>(p.problem_q[problem])", "static_cast<scalar_t>(p.problem_q[0])",
+             SB, "sb_run_batched"),
     # ── sb_incremental_kernel.cuh ──
     Mutation("agent_run_kernel", "index", INCREMENTAL, "if (w < warp) offset += warp_count[w];",
              "if (w <= warp) offset += warp_count[w];", SB, "incremental_kernel"),

@@ -22,6 +22,22 @@ DEVICES = [
     pytest.param("cuda", marks=pytest.mark.skipif(
         not torch.cuda.is_available(), reason="no CUDA device")),
 ]
+
+
+def _cpu_has_fma() -> bool:
+    """Whether this build's CPU products are fused (csrc/sb/cpu/fused_product.h: GCC with
+    -march=native on an x86 CPU with FMA)."""
+    import platform
+    if platform.machine() != "x86_64":
+        return False
+    try:
+        flags = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " fma " in flags or " fma\n" in flags
+
+
+CPU_FUSED_PRODUCTS = _cpu_has_fma()
 NATIVE_ONLY = pytest.mark.skipif(not sb_native.backend_info()["native"],
                                  reason="native extension not built")
 CUDA_ONLY = pytest.mark.skipif(not sb_native.backend_info()["cuda_device"],

@@ -381,3 +381,93 @@ def test_persistent_kernel_is_one_launch_per_call():
                                                                 0.02, 0.0, False))
     assert [name for name in names if "small_run_kernel" in name]
     assert not any("pre_coupling_kernel" in name or "gemm" in name.lower() for name in names)
+
+
+# ── sb_run_batched ───────────────────────────────────────────────────────────
+# Problems up to 512 variables: one persistent launch for the whole batch (a flat grid of
+# (problem, agent tile) blocks); above, or with SB_NATIVE_CUDA_PERSISTENT_MAX_N=0, sb_run's
+# paths per active problem. Each problem's states are sb_run's on it alone.
+
+# (B, n, agents): one problem, a few, many; small n, the limit, just above it.
+BATCHED_SIZES = [(1, 1, 5), (3, 45, 9), (37, 100, 37), (5, PERSISTENT_MAX_N, 9),
+                 (3, PERSISTENT_MAX_N + 1, 20)]
+
+
+def batched_problem(problems, n, agents, dtype, integer, device="cpu"):
+    """J (B, n, n), one coupling per problem, states (B, n, agents), every third problem
+    inactive, a different q per problem."""
+    J = torch.stack([symmetric(n, dtype, seed=b, integer=integer) for b in range(problems)])
+    if not integer:
+        J = J / n ** 0.5
+    x, m = zip(*(state(n, agents, dtype, seed=100 + b) for b in range(problems)))
+    active = torch.tensor([b % 3 != 1 for b in range(problems)])
+    q = torch.tensor([(0.2 + 0.03 * b) / n ** 0.5 for b in range(problems)], dtype=torch.float64)
+    return tuple(t.to(device) for t in (J, torch.stack(x), torch.stack(m), active, q))
+
+
+def check_batched_cuda(J, x, m, active, q, args, exact):
+    """CUDA against the CPU op (exact or within rounding) and against the CUDA sb_run on each
+    active problem alone (exact); inactive problems untouched."""
+    start_step, num_steps, time_step, pressure_slope, heat, discrete = args
+    run_args = (start_step, num_steps, time_step, pressure_slope)
+    cx, cm = x.clone(), m.clone()
+    torch.ops.sb_native.sb_run_batched(J, cx, cm, active, *run_args, q, heat, discrete)
+    gJ, gx, gm, gactive, gq = on_cuda(J, x, m, active, q)
+    torch.ops.sb_native.sb_run_batched(gJ, gx, gm, gactive, *run_args, gq, heat, discrete)
+    ax, am = on_cuda(x, m)
+    for b in torch.nonzero(active).reshape(-1).tolist():
+        xb, mb = ax[b], am[b]
+        torch.ops.sb_native.sb_run(gJ[b], xb, mb, *run_args, float(q[b]), heat, discrete)
+    for got, cpu, alone, before in zip((gx, gm), (cx, cm), (ax, am), (x, m)):
+        if exact:
+            assert torch.equal(got.cpu(), cpu)
+        else:
+            torch.testing.assert_close(got.cpu(), cpu, **TOL[x.dtype])
+        assert torch.equal(got, alone)
+        assert torch.equal(got.cpu()[~active], before[~active])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("heat", [0.0, 0.006])
+@pytest.mark.parametrize("problems,n,agents", BATCHED_SIZES)
+def test_sb_run_batched(dtype, discrete, heat, problems, n, agents):
+    J, x, m, active, q = batched_problem(problems, n, agents, dtype, discrete)
+    check_batched_cuda(J, x, m, active, q, persistent_args(n, dtype, heat, discrete),
+                       exact=discrete)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_sb_run_batched_per_problem_paths(discrete, monkeypatch):
+    monkeypatch.setenv("SB_NATIVE_CUDA_PERSISTENT_MAX_N", "0")
+    J, x, m, active, q = batched_problem(4, 60, 11, torch.float64, discrete)
+    check_batched_cuda(J, x, m, active, q, persistent_args(60, torch.float64, 0.006, discrete),
+                       exact=discrete)
+
+
+def test_sb_run_batched_more_problems_than_a_grid_dimension():
+    """70,000 problems: a flat grid of blocks (grid.y stops at 65,535)."""
+    problems, n, agents = 70000, 3, 2
+    g = torch.Generator().manual_seed(0)
+    J = torch.randint(-3, 4, (problems, n, n), generator=g).to(torch.float32)
+    J = torch.triu(J, 1) + torch.triu(J, 1).transpose(1, 2)
+    x = 2 * torch.rand(problems, n, agents, generator=g) - 1
+    m = 2 * torch.rand(problems, n, agents, generator=g) - 1
+    active = torch.rand(problems, generator=g) < 0.9
+    q = 0.1 + 0.1 * torch.rand(problems, generator=g, dtype=torch.float64)
+    cx, cm = x.clone(), m.clone()
+    gJ, gx, gm, gactive, gq = on_cuda(J, x, m, active, q)
+    args = (0, 20, 0.1, 0.01)
+    torch.ops.sb_native.sb_run_batched(J, cx, cm, active, *args, q, 0.0, True)
+    torch.ops.sb_native.sb_run_batched(gJ, gx, gm, gactive, *args, gq, 0.0, True)
+    assert torch.equal(gx.cpu(), cx)
+    assert torch.equal(gm.cpu(), cm)
+    assert torch.equal(cx[~active], x[~active])
+
+
+def test_sb_run_batched_is_one_launch():
+    J, x, m, active, q = batched_problem(40, 50, 16, torch.float32, False, CUDA)
+    names = launched_kernels(lambda: torch.ops.sb_native.sb_run_batched(
+        J, x, m, active, 0, 50, 0.1, 0.01, q, 0.0, False))
+    assert [name for name in names if "small_run_kernel" in name]
+    assert not any("pre_coupling_kernel" in name or "gemm" in name.lower() for name in names)

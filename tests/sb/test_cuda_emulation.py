@@ -2,18 +2,23 @@
 entry, so the launchers' grid, block and shared-memory arithmetic run with their kernels,
 against the CPU ops. dSB and int8 records must be bit-identical (integer weights make the
 field exact, and the per-element arithmetic is the CPU's), bSB equal within the product's
-rounding. The emulated device has SBN_EMULATED_SMS = 2 SMs, so the grid-stride kernels wrap
+rounding, except the persistent small-problem kernel's, whose product sums in the order and
+with the fused rounding of the CPU's small dense kernel (n <= 256, an x86 CPU with FMA):
+bit-identical there too.
+The emulated device has SBN_EMULATED_SMS = 2 SMs, so the grid-stride kernels wrap
 past 32 x 256 elements. Every launch also checks its shared memory for races, reads before
 writes and overruns, and its barriers for threads that never reach them."""
 
 import pytest
 import torch
 
-from tests.helpers import csr_of, sampling_points, state, stop_window, symmetric
+from tests.helpers import CPU_FUSED_PRODUCTS, csr_of, sampling_points, state, stop_window, symmetric
 
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-4)}
 DTYPES = [torch.float32, torch.float64]
 HEATS = [0.0, 0.006]
+# The CPU's small dense kernel (csrc/sb/cpu/sb_small_dense.h) runs problems up to this size.
+CPU_SMALL_DENSE_MAX_N = 256
 GRID_STRIDE = 2 * 16 * 256  # the emulated grid_for's threads: more elements wrap around
 
 
@@ -130,7 +135,7 @@ def test_small_run_kernel(emulated, dtype, discrete, heat, n, agents):
     steps = 12 if discrete else 40
     got, cpu = both("sb_run", emulated, x, m, 5, steps, 0.1, 0.01, 0.2 / n ** 0.5, heat,
                     discrete, prefix=(J,))
-    assert_states(got, cpu, exact=discrete)
+    assert_states(got, cpu, exact=discrete or (CPU_FUSED_PRODUCTS and n <= CPU_SMALL_DENSE_MAX_N))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -176,3 +181,88 @@ def test_device_checks_run_before_the_launch(emulated):
     x, m = state(4, 2, torch.float32)
     with pytest.raises((ValueError, TypeError, RuntimeError), match="dtype"):
         emulated.sb_run(J, x, m, 0, 1, 0.1, 0.01, 0.1, 0.0, True)
+
+
+# ── sb_run_batched: small_run_kernel over (problem, tile) blocks; sb_run's paths above ──
+# (B, n, agents): one problem and many; n of one variable, under a warp, just over one, two
+# warps; agents of one, and counts that are multiples of neither tile (2 and 8 agents).
+# B = 1 with up to 8 agents takes narrow tiles on the emulated 2 SMs, the others wide ones.
+BATCHES = [(1, 1, 1), (1, 31, 7), (3, 33, 9), (3, 64, 1), (37, 1, 7), (37, 31, 9)]
+
+
+def batch(problems, n, agents, dtype, integer):
+    """J (B, n, n), a different coupling per problem (integers for dSB, scaled N(0, 1) for
+    bSB), states (B, n, agents), every third problem inactive, a different q per problem."""
+    J = torch.stack([symmetric(n, dtype, seed=b, integer=integer) for b in range(problems)])
+    if not integer:
+        J = J / n ** 0.5
+    x, m = zip(*(state(n, agents, dtype, seed=100 + b) for b in range(problems)))
+    active = torch.tensor([b % 3 != 1 for b in range(problems)])
+    q = torch.tensor([(0.2 + 0.03 * b) / n ** 0.5 for b in range(problems)], dtype=torch.float64)
+    return J, torch.stack(x), torch.stack(m), active, q
+
+
+def check_batched(emulated, J, x, m, active, q, args, exact):
+    """The emulated op against the CPU op (exact or within rounding), against the emulated
+    sb_run on each active problem alone (always exact: the same blocks, the same
+    arithmetic), and inactive problems untouched."""
+    start_step, num_steps, time_step, pressure_slope, heat, discrete = args
+    run_args = (start_step, num_steps, time_step, pressure_slope)
+    got, cpu = both("sb_run_batched", emulated, x, m, active, *run_args, q, heat, discrete,
+                    prefix=(J,))
+    assert_states(got, cpu, exact=exact)
+    alone = (x.clone(), m.clone())
+    for b in torch.nonzero(active).reshape(-1).tolist():
+        xb, mb = alone[0][b], alone[1][b]  # contiguous views, run in place
+        emulated.sb_run(J[b], xb, mb, *run_args, float(q[b]), heat, discrete)
+    assert_states(got, alone, exact=True)
+    for g, before in zip(got, (x, m)):
+        assert torch.equal(g[~active], before[~active])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("heat", HEATS)
+@pytest.mark.parametrize("problems,n,agents", BATCHES)
+def test_sb_run_batched(emulated, dtype, discrete, heat, problems, n, agents):
+    J, x, m, active, q = batch(problems, n, agents, dtype, integer=discrete)
+    check_batched(emulated, J, x, m, active, q, (5, 12, 0.1, 0.01, heat, discrete),
+                  exact=discrete or CPU_FUSED_PRODUCTS)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("heat", HEATS)
+def test_sb_run_batched_above_the_persistent_size(emulated, dtype, discrete, heat,
+                                                  monkeypatch):
+    """n above small_max_n(): each active problem on sb_run's own paths (the GEMM path for
+    bSB, the incremental kernel for dSB)."""
+    monkeypatch.setenv("SB_NATIVE_CUDA_PERSISTENT_MAX_N", "32")
+    J, x, m, active, q = batch(3, 33, 7, dtype, integer=discrete)
+    check_batched(emulated, J, x, m, active, q, (2, 9, 0.1, 0.01, heat, discrete),
+                  exact=discrete)
+
+
+@pytest.mark.parametrize("persistent_max_n", ["", "0"])  # the batched launch; per problem
+@pytest.mark.parametrize("pattern", ["none", "first", "last"])
+def test_sb_run_batched_inactive_problems(emulated, persistent_max_n, pattern, monkeypatch):
+    """Whole grids of inactive blocks, and strided (non-contiguous) J, active and q."""
+    monkeypatch.setenv("SB_NATIVE_CUDA_PERSISTENT_MAX_N", persistent_max_n)
+    J, x, m, _, q = batch(4, 20, 9, torch.float32, integer=True)
+    J = (J + torch.triu(J, 1)).transpose(1, 2)  # non-symmetric, and a transposed view
+    active = torch.zeros(8, dtype=torch.bool)
+    if pattern != "none":
+        active[0 if pattern == "first" else 6] = True
+    q = torch.stack([q, -q], 1).reshape(-1)  # q[::2] is the original
+    check_batched(emulated, J, x, m, active[::2], q[::2], (0, 12, 0.1, 0.01, 0.0, True),
+                  exact=True)
+
+
+def test_sb_run_batched_checks_run_before_the_launch(emulated):
+    J, x, m, active, q = batch(2, 4, 3, torch.float32, integer=True)
+    with pytest.raises(TypeError, match="active must be bool"):
+        emulated.sb_run_batched(J, x, m, active.float(), 0, 2, 0.1, 0.01, q, 0.0, True)
+    with pytest.raises(TypeError, match="quadratic_coef must be float64"):
+        emulated.sb_run_batched(J, x, m, active, 0, 2, 0.1, 0.01, q.float(), 0.0, True)
+    with pytest.raises(ValueError, match=r"J must have shape \(problems, variables, variables\)"):
+        emulated.sb_run_batched(J[:1], x, m, active, 0, 2, 0.1, 0.01, q, 0.0, True)

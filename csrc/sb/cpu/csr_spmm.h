@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include "../../common/parallel.h"
+#include "fused_product.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -33,10 +34,10 @@ inline void prefetch_span(const void* p, int64_t bytes) {
 
 // acc[0:width] = (J @ in)[i, a0:a0 + width], with width a compile-time kWidth (the
 // accumulators stay in vector registers across the row) or, for the tail, width at run
-// time. Each element sums its non-zeros in their order, so the result does not depend on
-// the blocking.
+// time. Each element sums its non-zeros in their order, each term fused (fused_product.h),
+// so the result does not depend on the blocking.
 template <typename scalar_t, int64_t kWidth>
-inline void csr_row_block(const CsrView& J, const scalar_t* values, const scalar_t* in,
+SBN_FUSED_PRODUCT inline void csr_row_block(const CsrView& J, const scalar_t* values, const scalar_t* in,
                           int64_t agents, int64_t i, int64_t a0, int64_t width,
                           scalar_t* acc) {
   constexpr int64_t kLocal = kWidth > 0 ? kWidth : 1;

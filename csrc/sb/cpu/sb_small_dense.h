@@ -6,10 +6,9 @@
 // hundred) a BLAS call per step is dominated by its fixed costs and thread hand-offs; the
 // register-blocked product below runs at the arithmetic peak instead.
 //
-// Arithmetic: F = sum_j J[i, j] x[j] summed in j order with separate multiply and add (no
-// FMA, like the rest of the build), then m += q * F and the shared per-element math of
-// csrc/sb/math.h in the order of sb_loop.h. Only the summation order of the product differs
-// from the BLAS path.
+// Arithmetic: F = sum_j J[i, j] x[j] summed in j order, each term fused into the sum
+// (fused_product.h), then m += q * F and the shared per-element math of csrc/sb/math.h in the
+// order of sb_loop.h. Only the product's summation order differs from the BLAS path.
 //
 // A call runs one or more problems of the same size and agent count (sb_run: one,
 // sb_run_batched: a batch): the parallel loop runs over (problem, agent block) tiles, and a
@@ -26,6 +25,7 @@
 #include <vector>
 
 #include "../math.h"
+#include "fused_product.h"
 #include "sb_discrete.h"
 #include "sb_schedule.h"
 
@@ -63,7 +63,7 @@ struct SmallVec {
 // F[i0 + r, :] = sum_j J[i0 + r, j] * X[j, :] for r < R, over one block of agents; X and F
 // are (n, kBlock) row-major, J (n, n).
 template <typename T, int R>
-inline void product_tile(const T* __restrict__ J, const T* __restrict__ X, T* __restrict__ F,
+SBN_FUSED_PRODUCT inline void product_tile(const T* __restrict__ J, const T* __restrict__ X, T* __restrict__ F,
                          int64_t n, int64_t i0) {
   using V = typename SmallVec<T>::type;
   constexpr int kB = SmallVec<T>::kBlock, kL = SmallVec<T>::kLanes;

@@ -45,6 +45,14 @@
 // Coupling policies (sb_small_coupling.cuh): DenseCoupling (float J, f(x) = x for bSB,
 // sign(x) for dSB, field in scalar_t) and Int8Coupling (J = scale * K, K int8, int8 signs,
 // int32 field, products by __dp4a on four packed columns, exact).
+//
+// A batch of problems of one size (sb_run_batched, dense couplings) runs in the same single
+// launch: the flat grid holds every problem's agent tiles, a block finds its problem from
+// blockIdx.x, offsets the state and the coupling to that problem's, takes its coefficient
+// q from a per-problem array and leaves at once if the problem is inactive. A block's work
+// is exactly that of the same tile of sb_run on the problem alone, so each problem's states
+// are sb_run's bit for bit; a batch of many small problems fills the GPU where one alone
+// has a handful of tiles.
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -92,27 +100,39 @@ inline int64_t small_max_n() {
   return std::max<int64_t>(0, std::min<int64_t>(kSmallMaxN, std::atoll(value)));
 }
 
+// The problems a launch covers: one for sb_run and sb_run_int8 (the defaults), the batch of
+// sb_run_batched (device arrays of problems entries, contiguous).
+struct SmallProblems {
+  int64_t count = 1;
+  const bool* active = nullptr;  // nullptr: every problem runs
+  const double* q = nullptr;     // nullptr: the launch's q for every problem
+};
+
 // Picks the tile, checks the shared memory, launches the template variant on the current
-// stream. Returns false (nothing launched) when the block would not fit, so the caller
-// falls back to the GEMM path.
+// stream. position and momentum are (n, agents), or (problems, n, agents) for a batch.
+// Returns false (nothing launched) when the block or the grid would not fit, so the caller
+// falls back to the large-problem paths.
 template <typename scalar_t, typename Coupling>
 bool launch_small(const Coupling& coupling, int64_t coupling_bytes, at::Tensor& position,
-                  at::Tensor& momentum, int64_t start_step, int64_t num_steps,
-                  double time_step, double pressure_slope, double q, double heat,
-                  bool discrete) {
-  const int64_t n = position.size(0);
-  const int64_t agents = position.size(1);
+                  at::Tensor& momentum, int64_t start_step, int64_t num_steps, double time_step,
+                  double pressure_slope, double q, double heat, bool discrete,
+                  const SmallProblems& problems = {}) {
+  const int64_t n = position.size(-2);
+  const int64_t agents = position.size(-1);
   const cudaDeviceProp* props = at::cuda::getCurrentDeviceProperties();
   const int64_t sms = props->multiProcessorCount;
-  const bool few_wide_tiles = (agents + kWideTile - 1) / kWideTile < sms;
+  // Every problem's tiles share the GPU, so the narrow tile is for few tiles in all.
+  const bool few_wide_tiles = problems.count * ((agents + kWideTile - 1) / kWideTile) < sms;
   const int tile =
       few_wide_tiles && coupling_bytes <= kL1CouplingBytes ? kNarrowTile : kWideTile;
   const SmallLayout layout =
       small_layout(Coupling::operand_bytes(n, tile), n, tile, discrete);
   if (layout.total > static_cast<int64_t>(props->sharedMemPerBlock)) return false;
   const int threads = static_cast<int>(round_up_to(std::max<int64_t>(n, 1), 32));
-  const int64_t blocks = (agents + tile - 1) / tile;
-  if (threads > kSmallMaxThreads || blocks > 0x7fffffff) return false;
+  const int64_t tiles = (agents + tile - 1) / tile;
+  // The flat grid's x dimension holds up to 2^31 - 1 blocks.
+  if (threads > kSmallMaxThreads || tiles > 0x7fffffff / problems.count) return false;
+  const int64_t blocks = problems.count * tiles;
 
   const bool heated = heat != 0.0;
   SmallArgs<scalar_t> args{position.data_ptr<scalar_t>(),
@@ -126,7 +146,10 @@ bool launch_small(const Coupling& coupling, int64_t coupling_bytes, at::Tensor& 
                            static_cast<scalar_t>(q),
                            static_cast<scalar_t>(heat),
                            static_cast<scalar_t>(time_step),
-                           layout};
+                           layout,
+                           n * agents,
+                           problems.active,
+                           problems.q};
   const auto stream = at::cuda::getCurrentCUDAStream();
   const size_t shared = static_cast<size_t>(layout.total);
   auto launch = [&](auto kernel) {
@@ -157,10 +180,30 @@ bool small_run_dense(const at::Tensor& J, at::Tensor& position, at::Tensor& mome
   const int64_t n = position.size(0);
   if (n > small_max_n()) return false;
   const at::Tensor jt = J.t().contiguous();  // jt[j, i] = J[i, j]
-  const DenseCoupling<scalar_t> coupling{jt.data_ptr<scalar_t>(), static_cast<int>(n)};
+  const DenseCoupling<scalar_t> coupling{jt.data_ptr<scalar_t>(), static_cast<int>(n), n * n};
   return launch_small<scalar_t>(coupling, n * n * static_cast<int64_t>(sizeof(scalar_t)),
                                 position, momentum, start_step, num_steps, time_step,
                                 pressure_slope, quadratic_coef, heat, discrete);
+}
+
+// sb_run_batched's problems in one launch, J (B, n, n) and states (B, n, agents), all
+// contiguous but J; active (B,) bool and quadratic_coef (B,) float64, contiguous, on the
+// device. True when the persistent kernel ran the call.
+template <typename scalar_t>
+bool small_run_dense_batched(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
+                             const at::Tensor& active, const at::Tensor& quadratic_coef,
+                             int64_t start_step, int64_t num_steps, double time_step,
+                             double pressure_slope, double heat, bool discrete) {
+  const int64_t n = position.size(1);
+  if (n > small_max_n()) return false;
+  const at::Tensor jt = J.transpose(1, 2).contiguous();  // jt[b, j, i] = J[b, i, j]
+  const DenseCoupling<scalar_t> coupling{jt.data_ptr<scalar_t>(), static_cast<int>(n), n * n};
+  const SmallProblems problems{position.size(0), active.data_ptr<bool>(),
+                               quadratic_coef.data_ptr<double>()};
+  // q is unused: every problem takes its own from problems.q.
+  return launch_small<scalar_t>(coupling, n * n * static_cast<int64_t>(sizeof(scalar_t)), position,
+                                momentum, start_step, num_steps, time_step, pressure_slope, 0.0,
+                                heat, discrete, problems);
 }
 
 // sb_run_int8 (always dSB): true when the persistent kernel ran the call.

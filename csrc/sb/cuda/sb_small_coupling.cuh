@@ -45,7 +45,9 @@ __device__ __forceinline__ void load_vec(const T* p, T (&v)[N]) {
 }
 
 // Dense float coupling, given transposed: jt[j * n + i] = J[i, j]. The operand f(x) lives in
-// shared memory as scalar_t [n][TA] (x for bSB, sign(x) for dSB).
+// shared memory as scalar_t [n][TA] (x for bSB, sign(x) for dSB). A batch of problems
+// (sb_run_batched) stores their transposed couplings one after another, stride elements
+// apart; a single problem is problem 0.
 template <typename scalar_t>
 struct DenseCoupling {
   using field_t = scalar_t;
@@ -53,6 +55,11 @@ struct DenseCoupling {
   static constexpr bool kDiscreteOnly = false;
   const scalar_t* jt;
   int n;
+  int64_t stride;  // elements from one problem's transposed coupling to the next
+
+  __device__ __forceinline__ DenseCoupling for_problem(int64_t problem) const {
+    return {jt + problem * stride, n, stride};
+  }
 
   static int64_t operand_bytes(int64_t n, int tile) {
     return n * tile * static_cast<int64_t>(sizeof(scalar_t));
@@ -91,6 +98,9 @@ struct Int8Coupling {
   static constexpr bool kDiscreteOnly = true;  // sb_run_int8 is dSB only
   const int32_t* k4;
   int n;
+
+  // sb_run_int8 has no batched form: its launch is one problem, problem 0.
+  __device__ __forceinline__ Int8Coupling for_problem(int64_t /*problem*/) const { return *this; }
 
   static int64_t operand_bytes(int64_t n, int tile) { return round_up_to(n, 4) * tile; }
   __device__ __forceinline__ static int index(int j, int a, int tile) {

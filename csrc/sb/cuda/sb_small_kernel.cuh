@@ -65,13 +65,21 @@ struct SmallArgs {
   scalar_t heat;
   scalar_t position_coef;
   SmallLayout layout;
+  // A batch of problems of one size (sb_run_batched) in the same launch: problem b's state
+  // starts state_stride elements after problem b - 1's (its coupling: Coupling::for_problem).
+  // A single problem (sb_run, sb_run_int8) is problem 0 of a batch of one, with null arrays.
+  int64_t state_stride;
+  const bool* active;       // device, per problem; nullptr: every problem runs
+  const double* problem_q;  // device, per problem, in place of q; nullptr: q
 };
 
-// One block = one tile of TA agents, blockDim.x = n rounded up to a warp; see the top of the
-// file. Threads i >= n own no row but take part in every barrier and ballot.
+// One block = one tile of TA agents of one problem, blockDim.x = n rounded up to a warp; see
+// the top of the file. The grid is flat, blockIdx.x = problem * tiles + tile (grid.y would cap
+// a batch at 65,535 problems). Threads i >= n own no row but take part in every barrier and
+// ballot.
 template <typename scalar_t, typename Coupling, int TA, bool kDiscrete, bool kHeated>
 __global__ void __launch_bounds__(kSmallMaxThreads)
-    small_run_kernel(SmallArgs<scalar_t> p, Coupling c) {
+    small_run_kernel(SmallArgs<scalar_t> p, Coupling coupling) {
   using field_t = typename Coupling::field_t;
   using operand_t = typename Coupling::operand_t;
   unsigned char* smem = common::cuda::dynamic_shared<unsigned char>();
@@ -80,13 +88,24 @@ __global__ void __launch_bounds__(kSmallMaxThreads)
   unsigned int* rowmask = reinterpret_cast<unsigned int*>(smem + p.layout.rowmask);
   int* warp_flips = reinterpret_cast<int*>(smem + p.layout.flips);
 
+  const int64_t tiles = (p.agents + TA - 1) / TA;
+  const int64_t problem = static_cast<int64_t>(blockIdx.x) / tiles;
+  // An inactive problem's blocks leave at once, before any barrier or ballot: the whole
+  // block returns, so no thread waits for one that left.
+  if (p.active != nullptr && !p.active[problem]) return;
+  const Coupling c = coupling.for_problem(problem);
+  scalar_t* const xs = p.x + problem * p.state_stride;
+  scalar_t* const ms = p.m + problem * p.state_stride;
+  // Cast from double as the host casts a single problem's coefficient.
+  const scalar_t q = p.problem_q != nullptr ? static_cast<scalar_t>(p.problem_q[problem]) : p.q;
+
   const int n = c.n;
   const int i = threadIdx.x;
   const bool owns = i < n;
   const int lane = i & 31;
   const int warp = i >> 5;
   const int warps = blockDim.x >> 5;
-  const int64_t a0 = static_cast<int64_t>(blockIdx.x) * TA;
+  const int64_t a0 = (static_cast<int64_t>(blockIdx.x) - problem * tiles) * TA;
   const int valid = p.agents - a0 < TA ? static_cast<int>(p.agents - a0) : TA;
   const int64_t max_flips =
       static_cast<int64_t>(p.flip_fraction * static_cast<double>(n * valid));
@@ -104,8 +123,8 @@ __global__ void __launch_bounds__(kSmallMaxThreads)
     F[a] = field_t(0);
     if (owns && a < valid) {
       const int64_t e = static_cast<int64_t>(i) * p.agents + a0 + a;
-      x[a] = p.x[e];
-      m[a] = p.m[e];
+      x[a] = xs[e];
+      m[a] = ms[e];
     }
   }
   __syncthreads();  // the zeroing before any operand write
@@ -120,7 +139,7 @@ __global__ void __launch_bounds__(kSmallMaxThreads)
 #pragma unroll
       for (int a = 0; a < TA; ++a) {
         if (k > 0) {  // the rest of the previous step
-          m[a] = m[a] + p.q * static_cast<scalar_t>(F[a]);
+          m[a] = m[a] + q * static_cast<scalar_t>(F[a]);
           inelastic_walls(x[a], m[a]);
           if (kHeated) m[a] = m[a] + p.heat * m0[a];
         }
@@ -190,13 +209,13 @@ __global__ void __launch_bounds__(kSmallMaxThreads)
   if (owns) {
 #pragma unroll
     for (int a = 0; a < TA; ++a) {
-      m[a] = m[a] + p.q * static_cast<scalar_t>(F[a]);
+      m[a] = m[a] + q * static_cast<scalar_t>(F[a]);
       inelastic_walls(x[a], m[a]);
       if (kHeated) m[a] = m[a] + p.heat * m0[a];
       if (a < valid) {
         const int64_t e = static_cast<int64_t>(i) * p.agents + a0 + a;
-        p.x[e] = x[a];
-        p.m[e] = m[a];
+        xs[e] = x[a];
+        ms[e] = m[a];
       }
     }
   }
