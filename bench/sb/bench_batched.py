@@ -4,7 +4,9 @@ calls (sb_native and simulated-bifurcation 2.0.0), and against the floor of the 
     python bench/sb/bench_batched.py                       # the two RESULTS configurations
     python bench/sb/bench_batched.py --problems 500 --n 64 --loop-problems 50 --peer-problems 5
 
-Every solver runs whole `minimize` calls: spin domain, random N(0, 1) couplings, float32,
+Every solver runs whole `minimize` calls: spin domain, random integer couplings in [-3, 3]
+(so dSB's incremental field is exact and each problem of the batch must equal its own call,
+bit for bit: the "identical" column checks it on the loop's problems), float32,
 early stopping off, a fixed number of steps, problem b with seed b (the batch with seed 0,
 whose problem b uses seed 0 + b). The loops run on the first problems only and their time
 per problem is scaled to the whole batch (stated in the table). The floor is the product
@@ -48,7 +50,7 @@ def bmm_rate(n: int, agents: int, batch: int = 256, reps: int = 20) -> float:
 def run(problems: int, n: int, agents: int, steps: int, mode: str, loop_problems: int,
         peer_problems: int, peer) -> dict:
     g = torch.Generator().manual_seed(n)
-    Q = torch.randn(problems, n, n, generator=g)
+    Q = torch.randint(-3, 4, (problems, n, n), generator=g).float()
     options = dict(domain="spin", agents=agents, max_steps=steps, early_stopping=False,
                    verbose=False, mode=mode)
     row = {"problems": problems, "n": n, "mode": mode}

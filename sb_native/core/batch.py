@@ -2,8 +2,8 @@
 
 Problem b of a batch gets the result its own call gets with `seed + b` (or, with no seed,
 the next draws of the global RNG, as a loop of one-problem calls would make): the same
-spins, bit for bit, on the native backend (dSB and bSB alike; bSB on the torch backend
-within rounding, its batched products summing in another order).
+spins, bit for bit, on both backends for bSB and for dSB on integer weights; dSB on other
+weights within rounding (docs/batched.md).
 """
 
 import numbers

@@ -24,6 +24,8 @@ from . import ops, reference
 from .coupling import Coupling
 from .runner import ConvergenceWarning, SBRunner, StopWindow, draw_oscillators
 
+BATCH_CHUNK_SECONDS = 1.0
+
 
 class BatchConvergenceWarning(ConvergenceWarning):
     """Some problems of a batch had no frozen agent; their last spins were returned."""
@@ -164,6 +166,12 @@ class _BatchStepper:
 
 class BatchRunner(SBRunner):
     """SBRunner's loop and stopping rules over a batch of problems."""
+
+    # Each call reads every active problem's state and coupling into the cores' caches (and
+    # dSB recomputes every field): on a large batch that set-up alone can take a few tenths
+    # of a second, so calls aim at a second instead of 0.1 s; timeouts and Ctrl-C act within
+    # one call (bench/RESULTS.md, batched SB).
+    chunk_seconds = BATCH_CHUNK_SECONDS
 
     def run_batch(self, batch: CouplingBatch, seeds: Sequence[Optional[int]]) -> torch.Tensor:
         """Spins (B, n, agents) in {-1, 1} (padded variables included); problem b's initial

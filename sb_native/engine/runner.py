@@ -109,6 +109,8 @@ def draw_oscillators(n: int, agents: int, dtype, device, generator) -> tuple:
 class SBRunner:
     """Runs SB on a coupling; same stopping rules and progress bars as the 2.0.0 package."""
 
+    chunk_seconds = CHUNK_SECONDS  # the wall time one op call aims at
+
     def __init__(self, *, agents: int, max_steps: Optional[int], timeout: Optional[float],
                  mode: str, heated: bool, verbose: bool, early_stopping: bool,
                  sampling_period: int, convergence_threshold: int, backend: str,
@@ -147,8 +149,8 @@ class SBRunner:
 
         A call costs a fixed set-up (the exact local field, buffers) plus a time per step, so
         the rate of a short call overstates the time per step: while the last call took under
-        half of CHUNK_SECONDS the chunk at least doubles, which keeps every call within
-        CHUNK_SECONDS (t(2c) < 2 t(c)) and reaches the long chunks in a few calls. Once two
+        half of the budget (chunk_seconds) the chunk at least doubles, which keeps every call
+        within the budget (t(2c) < 2 t(c)) and reaches the long chunks in a few calls. Once two
         calls of different lengths are known, the set-up and the time per step are told
         apart: a set-up of half the budget or more (an int8 GEMM on a large dense problem)
         gets calls of about twice the set-up, so it costs at most half of each call, instead
@@ -161,16 +163,25 @@ class SBRunner:
         if last is None:
             return 1  # a first single step measures the speed that sizes the next chunks
         steps, seconds = last
-        chunk = int(CHUNK_SECONDS * steps / max(seconds, 1e-9))
-        if seconds < CHUNK_SECONDS / 2:
+        budget = self.chunk_seconds
+        chunk = int(budget * steps / max(seconds, 1e-9))
+        if seconds < budget / 2:
             chunk = max(chunk, 2 * steps)
         if first is not None and steps > first[0]:
-            per_step = max((seconds - first[1]) / (steps - first[0]), 1e-9)
-            setup = max(first[1] - first[0] * per_step, 0.0)
-            if setup >= CHUNK_SECONDS / 2:
-                chunk = max(chunk, int(setup / per_step))
-        elif first is not None and steps == first[0] and seconds >= CHUNK_SECONDS:
-            chunk = max(chunk, 2 * steps)  # a second length, to tell the set-up apart
+            per_step = (seconds - first[1]) / (steps - first[0])
+            if per_step <= 0:
+                # The longer call was no slower: the first one's set-up (or its costlier
+                # early steps: dSB flips most signs at first) hid the per-step time.
+                chunk = max(chunk, 2 * steps)
+            else:
+                setup = max(first[1] - first[0] * per_step, 0.0)
+                if setup >= budget / 2:
+                    chunk = max(chunk, int(setup / per_step))
+        elif first is not None and steps == first[0] and seconds >= budget / 2:
+            # Calls of this length take half the budget or more and no other length has
+            # run: try twice as many steps, to tell the set-up apart (a batch of problems'
+            # single dSB step can take that long, and repeating it repeats the set-up).
+            chunk = max(chunk, 2 * steps)
         return max(1, min(limit, chunk))
 
     def run(self, coupling: Coupling) -> torch.Tensor:

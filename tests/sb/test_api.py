@@ -236,6 +236,27 @@ def test_chunks_amortise_a_set_up_longer_than_the_budget():
     assert 1.9 * 1.5 * budget <= cost(chunk) <= 2.01 * 1.5 * budget
 
 
+def test_chunks_probe_a_second_length_when_one_step_takes_half_the_budget():
+    """A single step taking 60% of the budget (a batch's first dSB step, set-up included)
+    must not repeat forever: a call of two steps is tried, and when it was no slower (the
+    first call's set-up and costlier early steps), the chunk keeps doubling."""
+    runner = chunk_runner()
+    budget = engine.CHUNK_SECONDS
+    first = (1, 0.6 * budget)
+    assert runner._chunk(1, first, first) == 2
+    assert runner._chunk(3, (2, 0.55 * budget), first) == 4
+    # Genuinely costly steps (twice the first call for twice the steps): back to one step.
+    assert runner._chunk(3, (2, 1.2 * budget), first) == 1
+
+
+def test_batch_calls_aim_at_a_longer_budget():
+    from sb_native.engine.batched import BATCH_CHUNK_SECONDS, BatchRunner
+    runner = BatchRunner(agents=4, max_steps=None, timeout=None, mode="ballistic",
+                         heated=False, verbose=False, early_stopping=False, sampling_period=50,
+                         convergence_threshold=50, backend="torch", generator=None)
+    assert runner._chunk(0, (10, 0.1)) == int(10 * BATCH_CHUNK_SECONDS / 0.1)
+
+
 def test_chunks_respect_sampling_points_and_max_steps():
     runner = chunk_runner(early_stopping=True, sampling_period=50, max_steps=120)
     fast = (1, 1e-9)
