@@ -16,6 +16,7 @@ from .. import _checks, _ops
 from .._env import ENVIRONMENT
 from .._options import BackendChoice, GroupChoice, Mode, SolverOptions
 from ..engine.batched import BatchRunner, batch_couplings
+from .batch_ising import dense_isings, dense_values
 from .polynomial import DomainLike, QuadraticPolynomial
 
 
@@ -153,31 +154,52 @@ class PolynomialBatch:
             raise ValueError(
                 "process_group: a batch of problems runs in one process; spread the agents "
                 "of one problem over ranks, or give each rank its own batch.")
-        isings = []
-        for b, polynomial in enumerate(self.polynomials):
-            try:
-                ising = polynomial.to_ising(domain)
-            except (ValueError, TypeError) as err:
-                raise _problem_error(b, err) from err
-            isings.append(-ising if sense == "maximize" else ising)
+        try:
+            dense = dense_isings(self.polynomials, domain, sense)
+        except (ValueError, TypeError) as err:  # the domain: the same for every problem
+            raise _problem_error(0, err) from err
+        if dense is not None:
+            couplings = dense.couplings
+        else:
+            isings = []
+            for b, polynomial in enumerate(self.polynomials):
+                try:
+                    ising = polynomial.to_ising(domain)
+                except (ValueError, TypeError) as err:
+                    raise _problem_error(b, err) from err
+                isings.append(-ising if sense == "maximize" else ising)
+            couplings = [ising._coupling() for ising in isings]
         backend = _ops.resolve_backend(options.backend, self.device)
-        batch = batch_couplings([ising._coupling() for ising in isings], backend,
-                                options.mode == "discrete", ENVIRONMENT.time_step)
+        batch = batch_couplings(couplings, backend, options.mode == "discrete",
+                                ENVIRONMENT.time_step)
         runner = BatchRunner.from_options(options, backend, self.device)
         spins = runner.run_batch(batch, seeds)
-        return self._results(sense, domain, isings, spins, options.best_only)
+        if dense is not None:
+            values = dense_values(dense, spins, self.dtype)
+        else:
+            values = self._values(domain, isings, spins)
+        return self._results(sense, values, options.best_only)
 
-    def _results(self, sense, domain, isings, spins, best_only):
-        """Each problem's vectors and values from its spins, as its own call makes them."""
-        n = self.dimension
-        agents = spins.shape[2]
-        vectors = torch.zeros((len(self), agents, n), dtype=self.dtype, device=self.device)
-        values = torch.zeros((len(self), agents), dtype=self.dtype, device=self.device)
+    def _values(self, domain, isings, spins) -> List[torch.Tensor]:
+        """Each problem's domain values (variables, agents) from its spins, as its own call
+        makes them."""
+        values = []
         for b, (polynomial, ising) in enumerate(zip(self.polynomials, isings)):
             own = spins[b, :ising.dimension + ising.linear_term]
             own = own[-1] * own[:-1] if ising.linear_term else own
-            result = polynomial.convert_spins(own, domain).to(self.dtype).t()
-            polynomial.sb_result = result.t()
+            values.append(polynomial.convert_spins(own, domain).to(self.dtype))
+        return values
+
+    def _results(self, sense, domain_values, best_only):
+        """Vectors and values of every problem's agents (its own call's evaluation), or of
+        each problem's best agent."""
+        n = self.dimension
+        agents = domain_values[0].shape[1]
+        vectors = torch.zeros((len(self), agents, n), dtype=self.dtype, device=self.device)
+        values = torch.zeros((len(self), agents), dtype=self.dtype, device=self.device)
+        for b, polynomial in enumerate(self.polynomials):
+            polynomial.sb_result = domain_values[b]
+            result = domain_values[b].t()
             vectors[b, :, :polynomial.dimension] = result
             values[b] = polynomial(result)
         if not best_only:

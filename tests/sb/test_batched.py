@@ -169,7 +169,8 @@ def test_each_problem_equals_its_own_call(backend, mode, domain, B):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", ["ballistic", "discrete"])
 def test_float64_heated_maximize_non_integer_weights(backend, mode):
-    data = problems(5, seed=3, integer=False)
+    # One size, every problem with a field: no padding, so exact on the torch backend too.
+    data = problems(5, seed=3, sizes=[13] * 5, integer=False)
     data = [tuple(t.double() for t in p) for p in data]
     options = dict(domain="spin", mode=mode, backend=backend, heated=True, seed=123,
                    dtype=torch.float64, **QUICK)
@@ -338,3 +339,32 @@ def test_integer_dsb_keeps_the_couplings_for_energies():
     assert integer.field_matrix is not integer.run_matrix and plain.field_matrix is plain.run_matrix
     for b, c in enumerate(couplings):
         assert torch.equal(integer.field_matrix[b, :c.n, :c.n], c.matrix)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", ["ballistic", "discrete"])
+@pytest.mark.parametrize("domain,sense", [("spin", "minimize"), ("binary", "maximize"),
+                                          ("spin", "maximize")])
+def test_one_size_batches_take_the_batched_ising_form(backend, mode, domain, sense,
+                                                      monkeypatch):
+    """Dense problems of one size with a one-bit domain get their Ising forms for the whole
+    batch (core/batch_ising.py), without to_ising per problem, and still equal their own
+    calls; some problems have no field (no extra spin, so they are padded). Non-integer
+    weights on the native backend; on the torch backend a padded problem's products run at
+    the padded size, exact only for integer weights (docs/batched.md)."""
+    data = problems(9, seed=6, sizes=[20] * 9, integer=backend == "torch")
+    data = [(q, lin * (b % 3 != 0), c) for b, (q, lin, c) in enumerate(data)]
+    if domain == "spin":  # a zero diagonal and no linear term: no field at all
+        data[0] = (data[0][0] - torch.diag(torch.diag(data[0][0])), data[0][1], data[0][2])
+    options = dict(QUICK, domain=domain, mode=mode, backend=backend, seed=3, best_only=False)
+    original = sb_native.QuadraticPolynomial.to_ising
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("to_ising was called per problem")
+
+    monkeypatch.setattr(sb_native.QuadraticPolynomial, "to_ising", refuse)
+    with quiet():
+        results = getattr(sb_native, sense)(data, **options)
+    monkeypatch.setattr(sb_native.QuadraticPolynomial, "to_ising", original)
+    with quiet():
+        assert_each_equals_its_own_run(data, results, sense, **options)
