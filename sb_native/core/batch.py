@@ -41,8 +41,8 @@ def is_batch(polynomial_data: tuple) -> bool:
                for d in polynomial_data)
 
 
-def _split_tensors(polynomial_data: tuple) -> List[tuple]:
-    """(Q (B, n, n), l (B, n), c (B,)) in any order -> B tuples of one problem's data."""
+def _batch_tensors(polynomial_data: tuple) -> dict:
+    """(Q (B, n, n), l (B, n), c (B,)) in any order -> {3: Q, 2: l, 1: c}, the ones given."""
     by_degree = {}
     for data in map(_as_tensor, polynomial_data):
         if not isinstance(data, torch.Tensor):
@@ -58,14 +58,32 @@ def _split_tensors(polynomial_data: tuple) -> List[tuple]:
                 "Providing two tensors for the same degree is ambiguous. "
                 f"Got at least two batch tensors of {data.ndim} dimensions.")
         by_degree[data.ndim] = data
-    quadratic = by_degree[3]
-    count = quadratic.shape[0]
+    count = by_degree[3].shape[0]
     for ndim, name in ((2, "linear"), (1, "constant")):
         if ndim in by_degree and by_degree[ndim].shape[0] != count:
             raise ValueError(
                 f"The {name} coefficients have {by_degree[ndim].shape[0]} problems but the "
                 f"quadratic coefficients have {count}.")
-    return [tuple(by_degree[ndim][b] for ndim in (3, 2, 1) if ndim in by_degree)
+    return by_degree
+
+
+def _checked_polynomials(by_degree: dict, dtype, device) -> Optional[List[QuadraticPolynomial]]:
+    """The problems of batch tensors, converted and checked once for the whole batch, or
+    None when one of them would fail a check (the per-problem construction then raises,
+    naming the problem)."""
+    dtype, device = _checks.safe_get_dtype(dtype), _checks.safe_get_device(device)
+    Q = by_degree[3]
+    count, n = Q.shape[0], Q.shape[1]
+    shapes = {3: (count, n, n), 2: (count, n), 1: (count,)}
+    if n == 0 or any(t.shape != shapes[k] or t.dtype == torch.bool or t.is_complex()
+                     or t.layout != torch.strided for k, t in by_degree.items()):
+        return None
+    converted = {k: t.to(dtype=dtype, device=device) for k, t in by_degree.items()}
+    if not all(bool(torch.all(torch.isfinite(t))) for t in converted.values()):
+        return None
+    linear = converted.get(2, torch.zeros((count, n), dtype=dtype, device=device))
+    bias = converted.get(1, torch.zeros(count, dtype=dtype, device=device))
+    return [QuadraticPolynomial._checked(converted[3][b], linear[b], bias[b], dtype, device)
             for b in range(count)]
 
 
@@ -96,7 +114,12 @@ class PolynomialBatch:
         if len(polynomial_data) == 1 and isinstance(polynomial_data[0], (list, tuple)):
             problems = [p if isinstance(p, tuple) else (p,) for p in polynomial_data[0]]
         else:
-            problems = _split_tensors(polynomial_data)
+            by_degree = _batch_tensors(polynomial_data)
+            checked = _checked_polynomials(by_degree, dtype, device)
+            if checked is not None:
+                return cls(checked)
+            problems = [tuple(by_degree[ndim][b] for ndim in (3, 2, 1) if ndim in by_degree)
+                        for b in range(by_degree[3].shape[0])]
         polynomials = []
         for b, data in enumerate(problems):
             try:

@@ -91,6 +91,20 @@ class QuadraticPolynomial:
 
     # Construction
 
+    @classmethod
+    def _checked(cls, quadratic: torch.Tensor, linear: torch.Tensor, bias: torch.Tensor,
+                 dtype: torch.dtype, device: torch.device) -> "QuadraticPolynomial":
+        """A polynomial of tensors a caller has already converted to dtype and device and
+        checked as _from_tensors does (a batch checks all its problems at once)."""
+        polynomial = cls.__new__(cls)
+        polynomial._dtype, polynomial._device = dtype, device
+        polynomial.sb_result = None
+        polynomial._quadratic_coefficients = quadratic
+        polynomial._linear_coefficients = linear
+        polynomial._bias = bias
+        polynomial._dimension = quadratic.shape[0]
+        return polynomial
+
     def _zeros(self, *shape) -> torch.Tensor:
         return torch.zeros(*shape, dtype=self._dtype, device=self._device)
 

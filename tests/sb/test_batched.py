@@ -368,3 +368,18 @@ def test_one_size_batches_take_the_batched_ising_form(backend, mode, domain, sen
     monkeypatch.setattr(sb_native.QuadraticPolynomial, "to_ising", original)
     with quiet():
         assert_each_equals_its_own_run(data, results, sense, **options)
+
+
+def test_batch_tensors_are_checked_once_and_give_the_same_polynomials():
+    data = problems(4, seed=12, sizes=[5] * 4)
+    Q = torch.stack([q for q, _, _ in data]).double()
+    linear = torch.stack([lin for _, lin, _ in data]).int()
+    batch = sb_native.build_model(linear, Q)
+    for b, polynomial in enumerate(batch):
+        alone = sb_native.build_model(Q[b], linear[b])
+        for name in ("quadratic", "linear", "bias"):
+            got, expected = getattr(polynomial, name), getattr(alone, name)
+            assert torch.equal(got, expected) and got.dtype == expected.dtype == torch.float32
+    Q[2, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="problem 2: The quadratic coefficients must be finite"):
+        sb_native.build_model(Q, linear)
