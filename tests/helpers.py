@@ -167,3 +167,16 @@ def sampling_points(J, agents, samplings, *, seed=3):
         flip = torch.rand(agents, generator=g) < 0.3
         x[:, flip] = 2 * torch.rand(n, int(flip.sum()), generator=g, dtype=dtype) - 1
         yield x, J @ sample_spins(x)
+
+
+def batched_problem(problems, n, agents, dtype, integer, device="cpu"):
+    """sb_run_batched's arguments for a batch: J (B, n, n), a different coupling per problem
+    (integers, or scaled N(0, 1) weights), states (B, n, agents), every third problem
+    inactive, a different q per problem."""
+    J = torch.stack([symmetric(n, dtype, seed=b, integer=integer) for b in range(problems)])
+    if not integer:
+        J = J / n ** 0.5
+    x, m = zip(*(state(n, agents, dtype, seed=100 + b) for b in range(problems)))
+    active = torch.tensor([b % 3 != 1 for b in range(problems)])
+    q = torch.tensor([(0.2 + 0.03 * b) / n ** 0.5 for b in range(problems)], dtype=torch.float64)
+    return tuple(t.to(device) for t in (J, torch.stack(x), torch.stack(m), active, q))

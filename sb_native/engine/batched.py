@@ -22,7 +22,7 @@ import torch
 from .._env import ENVIRONMENT
 from . import ops, reference
 from .coupling import Coupling
-from .runner import ConvergenceWarning, SBRunner, StopWindow, draw_oscillators
+from .runner import ConvergenceWarning, SBRunner, StopWindow, call_schedule, draw_oscillators
 
 BATCH_CHUNK_SECONDS = 1.0
 
@@ -149,11 +149,8 @@ class _BatchStepper:
 
     def __init__(self, batch: CouplingBatch, window: BatchStopWindow, backend: str,
                  heated: bool, discrete: bool) -> None:
-        env = ENVIRONMENT.as_dict()
         self.batch, self.window, self.backend, self.discrete = batch, window, backend, discrete
-        self.schedule = dict(time_step=env["time_step"], pressure_slope=env["pressure_slope"],
-                             heat_coef=env["time_step"] * env["heat_coefficient"] if heated
-                             else 0.0)
+        self.schedule = call_schedule(ENVIRONMENT.as_dict(), heated)
 
     def advance(self, position, momentum, start: int, steps: int) -> None:
         ops.sb_run_batched(self.batch.run_matrix, position, momentum, self.window.active,
@@ -176,9 +173,7 @@ class BatchRunner(SBRunner):
     def run_batch(self, batch: CouplingBatch, seeds: Sequence[Optional[int]]) -> torch.Tensor:
         """Spins (B, n, agents) in {-1, 1} (padded variables included); problem b's initial
         state is drawn with a generator seeded seeds[b], or from the global RNG when None."""
-        if self.max_steps == float("inf") and self.timeout == float("inf") \
-                and not self.early_stopping:
-            raise ValueError("No stopping criterion provided.")
+        self._check_stopping_rule()
         position, momentum = self._draw_batch(batch, seeds)
         window = BatchStopWindow(batch, self.agents, self.convergence_threshold,
                                  self.verbose and self.early_stopping)

@@ -61,6 +61,14 @@ class StopWindow:
         return torch.where(self.bifurcated, self.final_spins, spins)
 
 
+def call_schedule(env: Dict[str, float], heated: bool) -> Dict[str, float]:
+    """The run ops' schedule arguments from the environment (set_env), but the coupling's
+    coefficient."""
+    time_step = env["time_step"]
+    return dict(time_step=time_step, pressure_slope=env["pressure_slope"],
+                heat_coef=time_step * env["heat_coefficient"] if heated else 0.0)
+
+
 class _Stepper:
     """Advances the state by k steps and computes J @ spins, on the coupling's storage."""
 
@@ -69,11 +77,8 @@ class _Stepper:
         self.coupling = coupling.for_run(backend, discrete)
         self.backend = backend
         self.discrete = discrete
-        time_step = env["time_step"]
-        self.schedule = dict(
-            time_step=time_step, pressure_slope=env["pressure_slope"],
-            quadratic_coef=float(time_step * self.coupling.quadratic_scale()),
-            heat_coef=time_step * env["heat_coefficient"] if heated else 0.0)
+        self.schedule = dict(call_schedule(env, heated), quadratic_coef=float(
+            env["time_step"] * self.coupling.quadratic_scale()))
 
     def advance(self, position, momentum, start: int, steps: int) -> None:
         coupling = self.coupling
@@ -187,8 +192,7 @@ class SBRunner:
     def run(self, coupling: Coupling) -> torch.Tensor:
         """SB spins, shape (variables, agents), values in {-1, 1}; with a process group, this
         rank runs its block of the agents and every rank returns all of them."""
-        if self.max_steps == INFINITY and self.timeout == INFINITY and not self.early_stopping:
-            raise ValueError("No stopping criterion provided.")
+        self._check_stopping_rule()
         position, momentum = self._draw(coupling)
         self.window = StopWindow(coupling.n, position.shape[1], self.convergence_threshold,
                                  coupling.dtype, coupling.device,
@@ -212,6 +216,10 @@ class SBRunner:
             self.window.progress.close()
         spins = self.get_final_spins(reference.sample_spins(position), self.early_stopping)
         return spins if self.shard is None else self.shard.gather_spins(spins)
+
+    def _check_stopping_rule(self) -> None:
+        if self.max_steps == INFINITY and self.timeout == INFINITY and not self.early_stopping:
+            raise ValueError("No stopping criterion provided.")
 
     def _draw(self, coupling: Coupling) -> tuple:
         """This run's initial state: all agents', or this rank's block of the whole draw."""

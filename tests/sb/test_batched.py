@@ -12,7 +12,7 @@ import sb_native
 from sb_native.core.batch import PolynomialBatch
 from sb_native.engine import batched, ops
 from sb_native.engine import reference as torch_ref
-from tests.helpers import DEVICES, NATIVE_ONLY, free_port, symmetric
+from tests.helpers import DEVICES, NATIVE_ONLY, batched_problem, free_port, symmetric
 
 BACKENDS = [pytest.param("native", marks=NATIVE_ONLY), "torch"]
 # Early stopping that fires within the run, so problems stop at different sampling points.
@@ -26,15 +26,6 @@ def quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
-
-
-def batch_state(B, n, agents, dtype, device="cpu", seed=0):
-    g = torch.Generator().manual_seed(seed)
-    J = torch.stack([symmetric(n, dtype, seed=seed + b, integer=True) for b in range(B)])
-    x = (2 * torch.rand(B, n, agents, generator=g, dtype=dtype) - 1)
-    m = (2 * torch.rand(B, n, agents, generator=g, dtype=dtype) - 1)
-    q = 0.05 * torch.rand(B, generator=g, dtype=torch.float64)
-    return J.to(device), x.to(device), m.to(device), q.to(device)
 
 
 def run_alone(run, J, x, m, q, active, *args):
@@ -57,8 +48,7 @@ def run_alone(run, J, x, m, q, active, *args):
 @pytest.mark.parametrize("heat", [0.0, 0.05])
 @pytest.mark.parametrize("B,n,agents", [(1, 1, 1), (3, 7, 9), (5, 64, 33), (2, 300, 5)])
 def test_op_equals_sb_run_problem_by_problem(device, dtype, discrete, heat, B, n, agents):
-    J, x, m, q = batch_state(B, n, agents, dtype, device)
-    active = torch.tensor([b % 3 != 1 for b in range(B)], device=device)
+    J, x, m, active, q = batched_problem(B, n, agents, dtype, True, device)
     args = (3, 40, 0.1, 0.01, heat, discrete)
     bx, bm = x.clone(), m.clone()
     torch.ops.sb_native.sb_run_batched(J, bx, bm, active, 3, 40, 0.1, 0.01, q, heat, discrete)
@@ -69,7 +59,7 @@ def test_op_equals_sb_run_problem_by_problem(device, dtype, discrete, heat, B, n
 @pytest.mark.parametrize("discrete", [False, True])
 @pytest.mark.parametrize("heat", [0.0, 0.05])
 def test_reference_equals_sb_run_reference_problem_by_problem(discrete, heat):
-    J, x, m, q = batch_state(4, 9, 5, torch.float32)
+    J, x, m, _, q = batched_problem(4, 9, 5, torch.float32, True)
     active = torch.tensor([True, False, True, True])
     bx, bm = x.clone(), m.clone()
     torch_ref.sb_run_batched(J, bx, bm, active, 0, 30, 0.1, 0.01, q, heat, discrete)
@@ -80,7 +70,7 @@ def test_reference_equals_sb_run_reference_problem_by_problem(discrete, heat):
 @NATIVE_ONLY
 @pytest.mark.parametrize("discrete", [False, True])
 def test_op_within_rounding_of_its_reference(discrete):
-    J, x, m, q = batch_state(3, 20, 7, torch.float64)
+    J, x, m, _, q = batched_problem(3, 20, 7, torch.float64, True)
     active = torch.ones(3, dtype=torch.bool)
     rx, rm = x.clone(), m.clone()
     torch.ops.sb_native.sb_run_batched(J, x, m, active, 0, 30, 0.1, 0.01, q, 0.0, discrete)
@@ -92,7 +82,7 @@ def test_op_within_rounding_of_its_reference(discrete):
 @NATIVE_ONLY
 @pytest.mark.parametrize("discrete", [False, True])
 def test_opcheck(discrete):
-    J, x, m, q = batch_state(3, 6, 4, torch.float32)
+    J, x, m, _, q = batched_problem(3, 6, 4, torch.float32, True)
     active = torch.tensor([True, False, True])
     torch.library.opcheck(torch.ops.sb_native.sb_run_batched.default,
                           (J, x, m, active, 0, 5, 0.1, 0.01, q, 0.0, discrete))
@@ -112,7 +102,7 @@ def test_opcheck(discrete):
      ValueError, "position must be contiguous"),
 ])
 def test_op_rejects_bad_arguments(mutate, error, message):
-    J, x, m, q = batch_state(3, 6, 4, torch.float32)
+    J, x, m, _, q = batched_problem(3, 6, 4, torch.float32, True)
     arguments = dict(J=J, position=x, momentum=m, active=torch.ones(3, dtype=torch.bool),
                      quadratic_coef=q)
     mutate(arguments)

@@ -10,7 +10,15 @@ import torch
 
 import sb_native
 from sb_native.engine import reference as torch_ref
-from tests.helpers import CUDA_ONLY, csr_of, sampling_points, state, stop_window, symmetric
+from tests.helpers import (
+    CUDA_ONLY,
+    batched_problem,
+    csr_of,
+    sampling_points,
+    state,
+    stop_window,
+    symmetric,
+)
 
 pytestmark = CUDA_ONLY
 
@@ -391,18 +399,6 @@ def test_persistent_kernel_is_one_launch_per_call():
 # (B, n, agents): one problem, a few, many; small n, the limit, just above it.
 BATCHED_SIZES = [(1, 1, 5), (3, 45, 9), (37, 100, 37), (5, PERSISTENT_MAX_N, 9),
                  (3, PERSISTENT_MAX_N + 1, 20)]
-
-
-def batched_problem(problems, n, agents, dtype, integer, device="cpu"):
-    """J (B, n, n), one coupling per problem, states (B, n, agents), every third problem
-    inactive, a different q per problem."""
-    J = torch.stack([symmetric(n, dtype, seed=b, integer=integer) for b in range(problems)])
-    if not integer:
-        J = J / n ** 0.5
-    x, m = zip(*(state(n, agents, dtype, seed=100 + b) for b in range(problems)))
-    active = torch.tensor([b % 3 != 1 for b in range(problems)])
-    q = torch.tensor([(0.2 + 0.03 * b) / n ** 0.5 for b in range(problems)], dtype=torch.float64)
-    return tuple(t.to(device) for t in (J, torch.stack(x), torch.stack(m), active, q))
 
 
 def check_batched_cuda(J, x, m, active, q, args, exact):

@@ -12,7 +12,15 @@ writes and overruns, and its barriers for threads that never reach them."""
 import pytest
 import torch
 
-from tests.helpers import CPU_FUSED_PRODUCTS, csr_of, sampling_points, state, stop_window, symmetric
+from tests.helpers import (
+    CPU_FUSED_PRODUCTS,
+    batched_problem,
+    csr_of,
+    sampling_points,
+    state,
+    stop_window,
+    symmetric,
+)
 
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-4)}
 DTYPES = [torch.float32, torch.float64]
@@ -190,18 +198,6 @@ def test_device_checks_run_before_the_launch(emulated):
 BATCHES = [(1, 1, 1), (1, 31, 7), (3, 33, 9), (3, 64, 1), (37, 1, 7), (37, 31, 9)]
 
 
-def batch(problems, n, agents, dtype, integer):
-    """J (B, n, n), a different coupling per problem (integers for dSB, scaled N(0, 1) for
-    bSB), states (B, n, agents), every third problem inactive, a different q per problem."""
-    J = torch.stack([symmetric(n, dtype, seed=b, integer=integer) for b in range(problems)])
-    if not integer:
-        J = J / n ** 0.5
-    x, m = zip(*(state(n, agents, dtype, seed=100 + b) for b in range(problems)))
-    active = torch.tensor([b % 3 != 1 for b in range(problems)])
-    q = torch.tensor([(0.2 + 0.03 * b) / n ** 0.5 for b in range(problems)], dtype=torch.float64)
-    return J, torch.stack(x), torch.stack(m), active, q
-
-
 def check_batched(emulated, J, x, m, active, q, args, exact):
     """The emulated op against the CPU op (exact or within rounding), against the emulated
     sb_run on each active problem alone (always exact: the same blocks, the same
@@ -225,7 +221,7 @@ def check_batched(emulated, J, x, m, active, q, args, exact):
 @pytest.mark.parametrize("heat", HEATS)
 @pytest.mark.parametrize("problems,n,agents", BATCHES)
 def test_sb_run_batched(emulated, dtype, discrete, heat, problems, n, agents):
-    J, x, m, active, q = batch(problems, n, agents, dtype, integer=discrete)
+    J, x, m, active, q = batched_problem(problems, n, agents, dtype, discrete)
     check_batched(emulated, J, x, m, active, q, (5, 12, 0.1, 0.01, heat, discrete),
                   exact=discrete or CPU_FUSED_PRODUCTS)
 
@@ -238,7 +234,7 @@ def test_sb_run_batched_above_the_persistent_size(emulated, dtype, discrete, hea
     """n above small_max_n(): each active problem on sb_run's own paths (the GEMM path for
     bSB, the incremental kernel for dSB)."""
     monkeypatch.setenv("SB_NATIVE_CUDA_PERSISTENT_MAX_N", "32")
-    J, x, m, active, q = batch(3, 33, 7, dtype, integer=discrete)
+    J, x, m, active, q = batched_problem(3, 33, 7, dtype, discrete)
     check_batched(emulated, J, x, m, active, q, (2, 9, 0.1, 0.01, heat, discrete),
                   exact=discrete)
 
@@ -248,7 +244,7 @@ def test_sb_run_batched_above_the_persistent_size(emulated, dtype, discrete, hea
 def test_sb_run_batched_inactive_problems(emulated, persistent_max_n, pattern, monkeypatch):
     """Whole grids of inactive blocks, and strided (non-contiguous) J, active and q."""
     monkeypatch.setenv("SB_NATIVE_CUDA_PERSISTENT_MAX_N", persistent_max_n)
-    J, x, m, _, q = batch(4, 20, 9, torch.float32, integer=True)
+    J, x, m, _, q = batched_problem(4, 20, 9, torch.float32, True)
     J = (J + torch.triu(J, 1)).transpose(1, 2)  # non-symmetric, and a transposed view
     active = torch.zeros(8, dtype=torch.bool)
     if pattern != "none":
@@ -259,7 +255,7 @@ def test_sb_run_batched_inactive_problems(emulated, persistent_max_n, pattern, m
 
 
 def test_sb_run_batched_checks_run_before_the_launch(emulated):
-    J, x, m, active, q = batch(2, 4, 3, torch.float32, integer=True)
+    J, x, m, active, q = batched_problem(2, 4, 3, torch.float32, True)
     with pytest.raises(TypeError, match="active must be bool"):
         emulated.sb_run_batched(J, x, m, active.float(), 0, 2, 0.1, 0.01, q, 0.0, True)
     with pytest.raises(TypeError, match="quadratic_coef must be float64"):
