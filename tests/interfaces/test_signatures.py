@@ -12,6 +12,7 @@ import torch
 import sb_native as sb
 from sb_native._options import FIELDS, SolverOptions
 from sb_native.core import Ising, QuadraticPolynomial
+from sb_native.core.batch import PolynomialBatch
 from sb_native.models import ABCModel
 
 FIELD_TYPES = typing.get_type_hints(SolverOptions)
@@ -23,6 +24,8 @@ ENTRY_POINTS = {
     "ABCModel.minimize": ABCModel.minimize, "ABCModel.maximize": ABCModel.maximize,
     "MaxCut.maximize": sb.models.MaxCut.maximize,
     "Ising.minimize": Ising.minimize,
+    "PolynomialBatch.minimize": PolynomialBatch.minimize,
+    "PolynomialBatch.maximize": PolynomialBatch.maximize,
 }
 # Ising.minimize returns every agent's spins, as simulated-bifurcation 2.0.0's: no best_only.
 WITHOUT = {"Ising.minimize": {"best_only"}}
