@@ -10,7 +10,7 @@ from . import core, models, optim, optimizer, presets
 from ._env import get_env, reset_env, set_env
 from ._ops import backend_info
 from .api import build_model, maximize, minimize
-from .core import Ising, QuadraticPolynomial
+from .core import Ising, QuadraticPolynomial, RowBlock
 from .engine import ConvergenceWarning
 from .optim import QIMADTorch
 
@@ -21,6 +21,7 @@ __all__ = [
     "Ising",
     "QIMADTorch",
     "QuadraticPolynomial",
+    "RowBlock",
     "backend_info",
     "build_model",
     "core",

@@ -52,6 +52,23 @@ def sb_sample(position, field, energies, stability, bifurcated, final_spins, thr
     return None
 
 
+@_fake("sb_rows_step")
+def sb_rows_step(crow_indices, col_indices, values, gathered, position, momentum,
+                 start_momentum, momentum_coef, position_coef, quadratic_coef, heat_coef, finish,
+                 begin):
+    return None
+
+
+@_fake("sb_rows_pack")
+def sb_rows_pack(position, packed, spins):
+    return None
+
+
+@_fake("sb_rows_energy")
+def sb_rows_energy(crow_indices, col_indices, values, gathered, position, energies):
+    return None
+
+
 @_fake("qimad_fidelity")
 def qimad_fidelity(alpha, beta, mask, k, eps):
     n = alpha.shape[0]

@@ -93,9 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--output", "-o", help="write the best solution to this file (a "
                        "folder of FILE.sol solutions for several problems)")
     solve.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    solve.add_argument("--distributed", choices=("agents",), default=None,
-                       help="share the agents among the ranks of a torchrun launch (gloo on "
-                            "the CPU, NCCL on cuda:LOCAL_RANK); rank 0 prints the result")
+    solve.add_argument("--distributed", choices=("agents", "rows"), default=None,
+                       help="spread a torchrun launch's ranks over the agents, or over the "
+                            "variables (rows: each rank reads and holds only its rows of the "
+                            "problem); gloo on the CPU, NCCL on cuda:LOCAL_RANK; rank 0 "
+                            "prints the result")
 
     info = commands.add_parser("info", help="backend, threads, CUDA, versions")
     info.add_argument("--json", action="store_true", help="print one JSON object")
@@ -111,11 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 # solve
 
-def _load(path: str, kind: str, dtype, device):
+def _load(path: str, kind: str, dtype, device, rows: bool = False):
     from . import io
     from .models import QUBO, MaxCut
 
     kind = io.detect_format(path) if kind == "auto" else kind
+    if rows:
+        from .core import RowBlock
+        if kind == "gset":
+            model = RowBlock.from_gset(path, dtype=dtype, device=device)
+            return kind, model, {"nodes": model.dimension, "edges": model.edges}
+        model = RowBlock.from_qubo(path, dtype=dtype, device=device)
+        return kind, model, {"variables": model.dimension, "entries": model.entries}
     if kind == "gset":
         model = MaxCut.from_gset(path, dtype=dtype, device=device)
         edges = model.weights._nnz() if model.weights.is_sparse else \
@@ -249,7 +258,9 @@ def _solve_batch(args, files: List[str]) -> int:
 def _result(path: str, kind: str, size: dict, model, value: float, fields: dict) -> dict:
     """One problem's result record (the --json object)."""
     result = {"file": path, "format": kind, **size, **fields}
-    if kind == "gset":
+    if kind == "gset" and hasattr(model, "total_weight"):  # a RowBlock
+        result.update(cut=value, ising_energy=model.total_weight - 2 * value)
+    elif kind == "gset":
         total = float(model.weights.sum() if not model.weights.is_sparse
                       else model.weights.values().sum()) / 2
         # Ising energy of the same spins with J = -W, h = 0: total weight - 2 cut.
@@ -266,7 +277,8 @@ def _solve_here(args) -> int:
     rank = dist.get_rank() if distributed else 0
     dtype = getattr(torch, args.dtype)
     start = time.perf_counter()
-    kind, model, size = _load(args.file, args.format, dtype, args.device)
+    rows = args.distributed == "rows"
+    kind, model, size = _load(args.file, args.format, dtype, args.device, rows)
     loaded = time.perf_counter() - start
     verbose = not args.quiet and not args.json and sys.stderr.isatty() and rank == 0
     kwargs = _solver_kwargs(args, verbose)
@@ -286,6 +298,7 @@ def _solve_here(args) -> int:
     result = _result(args.file, kind, size, model, float(value), dict(
         backend=resolve_backend(args.backend, model.device), read_s=round(loaded, 4),
         solve_s=round(elapsed, 4), ranks=dist.get_world_size() if distributed else 1,
+        distributed=args.distributed,
         settings={k: v for k, v in kwargs.items() if k != "verbose"}))
     if args.output:
         _write_solution(args.output, kind, args.file, vector, float(value))
@@ -299,7 +312,7 @@ def _solve_here(args) -> int:
     print(f"{result['backend']} backend, {args.mode}{' heated' if args.heated else ''}, "
           f"{args.agents} agents, max steps {args.max_steps}, timeout {args.timeout}, "
           f"seed {args.seed}, {args.dtype}"
-          + (f", agents shared by {result['ranks']} ranks" if distributed else ""))
+          + (f", {args.distributed} shared by {result['ranks']} ranks" if distributed else ""))
     if kind == "gset":
         print(f"cut {result['cut']:g}  (Ising energy {result['ising_energy']:g})  "
               f"in {elapsed:.2f} s")

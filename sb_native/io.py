@@ -22,12 +22,12 @@ import gzip
 import io
 import math
 import os
-from typing import IO, List, Optional, Tuple, Union
+from typing import IO, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
-from . import _sparse
+from . import _io_rows, _sparse
 
 PathLike = Union[str, os.PathLike]
 GZIP_MAGIC = b"\x1f\x8b"
@@ -61,13 +61,15 @@ def _open_for_writing(path: PathLike) -> IO[str]:
     return open(path, "w", encoding="utf-8")
 
 
-def _content_lines(text: str, comment: str):
-    """(1-based line number, fields) of each line that is neither blank nor a comment.
+def _content_lines(text: Union[str, Iterable[str]], comment: str):
+    """(1-based line number, fields) of each line that is neither blank nor a comment, of a
+    text or of its lines.
 
     Lines are split on "\n" only, as numpy's parser does, so both agree on line numbers
     (a "\r" before it is whitespace to str.split).
     """
-    for number, line in enumerate(text.split("\n"), start=1):
+    lines = text.split("\n") if isinstance(text, str) else text
+    for number, line in enumerate(lines, start=1):
         fields = line.split(comment, 1)[0].split() if comment == "#" else line.split()
         if fields and not fields[0].startswith(comment):
             yield number, fields
@@ -234,47 +236,70 @@ def _qubo_header(path, number: int, fields: List[str]) -> Tuple[int, int, int]:
     return counts[0], counts[1], counts[2]
 
 
+def _qubo_entries(path, lines) -> Tuple[int, Iterator[Tuple[int, int, float]]]:
+    """(n, entries) of a qbsolv file's content lines: n from the program line, then each
+    entry as (min(i, j), max(i, j), w), the counts checked once the last has been read."""
+    header = None
+    for number, fields in lines:
+        if fields[0] != "p":
+            raise ProblemFileError(path, number, "entry before the program line 'p qubo ...'")
+        header = (number,) + _qubo_header(path, number, fields)
+        break
+    if header is None:
+        raise ProblemFileError(path, None, "no program line 'p qubo topology maxDiagonals "
+                                           "nDiagonals nElements'")
+    number, size, declared_diagonals, declared_couplers = header
+
+    def entries():
+        diagonals = couplers = 0
+        for line, fields in lines:
+            if fields[0] == "p":
+                raise ProblemFileError(path, line, "a second program line 'p qubo ...'")
+            if len(fields) != 3:
+                raise ProblemFileError(path, line, f"expected 'i j w', got {len(fields)} fields")
+            i = _int_field(path, line, fields[0], "variable id i")
+            j = _int_field(path, line, fields[1], "variable id j")
+            for variable in (i, j):
+                if not 0 <= variable < size:
+                    raise ProblemFileError(path, line, f"variable id {variable} out of range "
+                                                       f"0..{size - 1}")
+            diagonals += i == j
+            couplers += i != j
+            yield min(i, j), max(i, j), _weight_field(path, line, fields[2])
+        if (diagonals, couplers) != (declared_diagonals, declared_couplers):
+            raise ProblemFileError(
+                path, number, f"entry count mismatch: the program line declares "
+                f"{declared_diagonals} diagonal and {declared_couplers} coupler lines, "
+                f"the file has {diagonals} and {couplers}")
+    return size, entries()
+
+
 def read_qubo(path: PathLike, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Upper-triangular Q (n, n), sparse COO, with x^T Q x the file's objective.
 
     n is maxDiagonals; repeated entries add up and a coupler (j, i) with j > i is stored
     at (i, j), which leaves x^T Q x unchanged.
     """
-    header = None
-    rows, cols, values = [], [], []
-    diagonals = couplers = 0
-    for number, fields in _content_lines(_read_text(path), "c"):
-        if fields[0] == "p":
-            if header is not None:
-                raise ProblemFileError(path, number, "a second program line 'p qubo ...'")
-            header = (number,) + _qubo_header(path, number, fields)
-            continue
-        if header is None:
-            raise ProblemFileError(path, number, "entry before the program line 'p qubo ...'")
-        if len(fields) != 3:
-            raise ProblemFileError(path, number, f"expected 'i j w', got {len(fields)} fields")
-        i = _int_field(path, number, fields[0], "variable id i")
-        j = _int_field(path, number, fields[1], "variable id j")
-        for variable in (i, j):
-            if not 0 <= variable < header[1]:
-                raise ProblemFileError(path, number, f"variable id {variable} out of range "
-                                                     f"0..{header[1] - 1}")
-        values.append(_weight_field(path, number, fields[2]))
-        rows.append(min(i, j))
-        cols.append(max(i, j))
-        diagonals += i == j
-        couplers += i != j
-    if header is None:
-        raise ProblemFileError(path, None, "no program line 'p qubo topology maxDiagonals "
-                                           "nDiagonals nElements'")
-    number, size, declared_diagonals, declared_couplers = header
-    if (diagonals, couplers) != (declared_diagonals, declared_couplers):
-        raise ProblemFileError(
-            path, number, f"entry count mismatch: the program line declares "
-            f"{declared_diagonals} diagonal and {declared_couplers} coupler lines, "
-            f"the file has {diagonals} and {couplers}")
-    indices = torch.tensor([rows, cols], dtype=torch.int64).reshape(2, -1)
-    return _sparse.coo(indices, torch.tensor(values, dtype=dtype), (size, size))
+    size, entries = _qubo_entries(path, _content_lines(_read_text(path), "c"))
+    table = np.asarray(list(entries), dtype=np.float64).reshape(-1, 3)
+    indices = torch.from_numpy(table[:, :2].astype(np.int64)).t().reshape(2, -1)
+    return _sparse.coo(indices, torch.from_numpy(table[:, 2]).to(dtype), (size, size))
+
+
+def read_gset_rows(path: PathLike, rows, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Rows lo..hi-1 of read_gset(path) (the symmetric adjacency, (N, N) sparse COO, every
+    other row empty), read in pieces: the other rows are never held (variables across
+    ranks, sb_native.RowBlock). rows: (lo, hi), or a function of N that returns them."""
+    return _io_rows.read_gset_rows(path, rows, dtype, whole_file_reader=read_gset)
+
+
+def read_qubo_rows(path: PathLike, rows, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The entries of read_qubo(path) (upper-triangular Q, (n, n) sparse COO) that lie in
+    rows or columns lo..hi-1, all that rows lo..hi-1 of Q + Q^T need, read line by line:
+    the other entries are never held. rows: (lo, hi), or a function of n that returns
+    them."""
+    size, entries = _qubo_entries(path, _content_lines(_io_rows.lines(path), "c"))
+    return _io_rows.read_qubo_rows(entries, size, rows, dtype)
 
 
 def write_qubo(path: PathLike, Q, comment: Optional[str] = "written by sb_native") -> None:
@@ -307,13 +332,16 @@ def detect_format(path: PathLike) -> str:
         return "qubo"
     if name.endswith((".gset", ".rudy")):
         return "gset"
-    for number, fields in _content_lines(_read_text(path), "#"):
-        if fields[0] == "p" or fields[0].startswith("c"):
-            return "qubo"
-        if len(fields) == 2:
-            return "gset"
-        raise ProblemFileError(path, number, "unknown format: expected a G-set header 'N E' "
-                                             "or a qbsolv 'p qubo ...' line")
+    try:  # streamed: only the first content line is read
+        for number, fields in _content_lines(_io_rows.lines(path), "#"):
+            if fields[0] == "p" or fields[0].startswith("c"):
+                return "qubo"
+            if len(fields) == 2:
+                return "gset"
+            raise ProblemFileError(path, number, "unknown format: expected a G-set header "
+                                                 "'N E' or a qbsolv 'p qubo ...' line")
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as err:
+        raise ProblemFileError(path, None, f"not a readable text file ({err})") from err
     raise ProblemFileError(path, None, "empty file")
 
 

@@ -38,4 +38,22 @@ TORCH_LIBRARY_FRAGMENT(sb_native, m) {
   // (field = J @ s), then the stop-window bookkeeping of simulated-bifurcation 2.0.0.
   m.def("sb_sample(Tensor position, Tensor field, Tensor(a!) energies, Tensor(b!) stability, "
         "Tensor(c!) bifurcated, Tensor(d!) final_spins, int threshold) -> ()");
+  // Variables across ranks (engine/rows.py). A rank holds rows of J in CSR form whose
+  // col_indices index the rows of `gathered`, f(x) of every variable gathered from the ranks:
+  // floating positions (bSB), int8 signs or int64 packed bits (dSB; rows_math.h). finish:
+  // m += quadratic_coef * (J @ f)_rows, walls, heating with start_momentum; then begin:
+  // start_momentum = m (heated only), kick-drift with the given coefficients. With
+  // heat_coef == 0 start_momentum is never touched (any tensor, e.g. an empty one).
+  m.def("sb_rows_step(Tensor crow_indices, Tensor col_indices, Tensor values, Tensor gathered, "
+        "Tensor(a!) position, Tensor(b!) momentum, Tensor(c!) start_momentum, "
+        "float momentum_coef, float position_coef, float quadratic_coef, float heat_coef, "
+        "bool finish, bool begin) -> ()");
+  // position (rows, agents) as bits in packed (rows + 1, words): bit a % 64 of word a / 64
+  // is x > 0 (spins=False) or x >= 0 (spins=True); packed[rows][0] counts the x whose sign
+  // is 0 (or NaN) when spins=False, the other words of that row are 0.
+  m.def("sb_rows_pack(Tensor position, Tensor(a!) packed, bool spins) -> ()");
+  // energies[a] = sum over the block's rows i of spin(x_ia) * (J @ s)_ia, s the packed spins
+  // of every variable in gathered: the rank's share of sb_sample's energies.
+  m.def("sb_rows_energy(Tensor crow_indices, Tensor col_indices, Tensor values, Tensor gathered, "
+        "Tensor position, Tensor(a!) energies) -> ()");
 }

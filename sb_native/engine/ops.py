@@ -48,3 +48,21 @@ def sb_sample(position, field, energies, stability, bifurcated, final_spins, thr
               backend: str) -> None:
     _ops.select("sb_sample", backend, reference.sb_sample)(
         position, field, energies, stability, bifurcated, final_spins, threshold)
+
+
+def sb_rows_step(crow_indices, col_indices, values, gathered, position, momentum,
+                 start_momentum, momentum_coef, position_coef, quadratic_coef, heat_coef, finish,
+                 begin, *, backend: str) -> None:
+    _ops.select("sb_rows_step", backend, reference.sb_rows_step)(
+        crow_indices, col_indices, values, gathered, position, momentum, start_momentum,
+        momentum_coef, position_coef, quadratic_coef, heat_coef, finish, begin)
+
+
+def sb_rows_pack(position, packed, spins, *, backend: str) -> None:
+    _ops.select("sb_rows_pack", backend, reference.sb_rows_pack)(position, packed, spins)
+
+
+def sb_rows_energy(crow_indices, col_indices, values, gathered, position, energies, *,
+                   backend: str) -> None:
+    _ops.select("sb_rows_energy", backend, reference.sb_rows_energy)(
+        crow_indices, col_indices, values, gathered, position, energies)

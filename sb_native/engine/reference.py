@@ -105,3 +105,63 @@ def sb_sample(position, field, energies, stability, bifurcated, final_spins, thr
     newly = torch.logical_xor(now, bifurcated)
     final_spins[:, newly] = spins[:, newly]
     bifurcated.copy_(now)
+
+
+# Variables across ranks (engine/rows.py): a rank's rows of J times f(x) of every variable,
+# gathered as positions, int8 signs or packed bits (csrc/sb/rows_math.h).
+
+def unpack(gathered: torch.Tensor, agents: int, dtype: torch.dtype) -> torch.Tensor:
+    """f(x) of every gathered row, (rows, agents) of dtype: packed bits as +-1."""
+    if gathered.dtype != torch.int64:
+        return gathered.to(dtype)
+    agent = torch.arange(agents, device=gathered.device)
+    bits = (gathered[:, agent // 64] >> (agent % 64)) & 1
+    return (2 * bits - 1).to(dtype)
+
+
+def _block_product(crow_indices, col_indices, values, gathered, agents: int) -> torch.Tensor:
+    J = torch.sparse_csr_tensor(crow_indices, col_indices, values,
+                                (crow_indices.numel() - 1, gathered.shape[0]))
+    return J @ unpack(gathered, agents, values.dtype)
+
+
+def sb_rows_step(crow_indices, col_indices, values, gathered, position, momentum,
+                 start_momentum, momentum_coef, position_coef, quadratic_coef, heat_coef, finish,
+                 begin) -> None:
+    """In place, like sb_native::sb_rows_step: finish a step on the block's rows, then begin
+    the next."""
+    heated = heat_coef != 0.0
+    if finish:
+        product = _block_product(crow_indices, col_indices, values, gathered, position.shape[1])
+        momentum.add_(product, alpha=quadratic_coef)
+        momentum[torch.abs(position) > 1.0] = 0.0
+        torch.clip(position, -1.0, 1.0, out=position)
+        if heated:
+            momentum.add_(start_momentum, alpha=heat_coef)
+    if begin:
+        if heated:
+            start_momentum.copy_(momentum)
+        momentum.add_(position, alpha=momentum_coef)
+        position.add_(momentum, alpha=position_coef)
+
+
+def sb_rows_pack(position, packed, spins) -> None:
+    """In place, like sb_native::sb_rows_pack: one bit per agent, 64 to a word, and the
+    count of signs one bit cannot carry in the last row."""
+    rows, agents = position.shape
+    bits = position >= 0 if spins else position > 0
+    padded = torch.zeros((rows, packed.shape[1] * 64), dtype=torch.int64,
+                         device=position.device)
+    padded[:, :agents] = bits.to(torch.int64)
+    weights = torch.ones(64, dtype=torch.int64, device=position.device) << torch.arange(
+        64, device=position.device)
+    packed[:rows] = (padded.reshape(rows, -1, 64) * weights).sum(dim=2)
+    packed[rows] = 0
+    if not spins:
+        packed[rows, 0] = int(torch.count_nonzero(~(position > 0) & ~(position < 0)))
+
+
+def sb_rows_energy(crow_indices, col_indices, values, gathered, position, energies) -> None:
+    """In place, like sb_native::sb_rows_energy: the block's share of the spins' energies."""
+    field = _block_product(crow_indices, col_indices, values, gathered, position.shape[1])
+    energies.copy_(torch.sum(sample_spins(position) * field, dim=0))

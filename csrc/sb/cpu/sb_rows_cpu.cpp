@@ -1,0 +1,201 @@
+// The row-block ops on the CPU (variables across ranks, engine/rows.py): a rank's rows of J
+// in CSR form times f(x) of every variable gathered from the ranks, fused with the step's
+// per-element update (rows_math.h) as run_csr_ballistic fuses it, so a rank's rows evolve
+// exactly as those rows of a single-process sb_run_csr run: the same sums in the same
+// order (bSB, fused as csr_row_block), exact +-1 terms for dSB.
+
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "../../common/parallel.h"
+#include "../rows_checks.h"
+#include "../rows_math.h"
+#include "csr_spmm.h"
+
+namespace sb_native {
+namespace sb {
+namespace cpu {
+namespace {
+
+// Rows of one partial energy sum: fixed, so the sums (and energies) do not depend on the
+// thread count.
+constexpr int64_t kEnergyRows = 64;
+
+void check_block_structure(const at::Tensor& crow, const at::Tensor& col, int64_t gathered_rows) {
+  const int64_t rows = crow.numel() - 1, nnz = col.numel();
+  const int64_t* c = crow.data_ptr<int64_t>();
+  const int64_t* j = col.data_ptr<int64_t>();
+  TORCH_CHECK_VALUE(c[0] == 0 && c[rows] == nnz, "crow_indices must start at 0 and end at nnz (",
+                    nnz, ")");
+  for (int64_t i = 0; i < rows; ++i) {
+    TORCH_CHECK_VALUE(c[i] <= c[i + 1], "crow_indices must be non-decreasing");
+  }
+  bool inside = true;
+  for (int64_t k = 0; k < nnz; ++k) inside &= j[k] >= 0 && j[k] < gathered_rows;
+  if (!inside) {
+    for (int64_t k = 0; k < nnz; ++k) {
+      TORCH_CHECK_VALUE(j[k] >= 0 && j[k] < gathered_rows, "col_indices[", k, "] = ", j[k],
+                        " is out of range for gathered's ", gathered_rows, " rows");
+    }
+  }
+}
+
+// acc = (J @ f)[i, :] for f given as int8 signs or packed bits: every term is +-v or 0,
+// exact, added in the non-zeros' order.
+template <typename scalar_t>
+void signed_row_product(const CsrView& J, const scalar_t* values, const at::Tensor& gathered,
+                        int64_t agents, int64_t i, scalar_t* __restrict__ acc) {
+  std::fill(acc, acc + agents, scalar_t(0));
+  if (gathered.scalar_type() == at::kChar) {
+    const int8_t* signs = gathered.data_ptr<int8_t>();
+    for (int64_t k = J.crow[i]; k < J.crow[i + 1]; ++k) {
+      const scalar_t v = values[k];
+      const int8_t* __restrict__ s = signs + J.col[k] * agents;
+      for (int64_t a = 0; a < agents; ++a) acc[a] += v * static_cast<scalar_t>(s[a]);
+    }
+    return;
+  }
+  const int64_t width = packed_width(agents);
+  const int64_t* words = gathered.data_ptr<int64_t>();
+  for (int64_t k = J.crow[i]; k < J.crow[i + 1]; ++k) {
+    const scalar_t v = values[k];
+    const int64_t* row = words + J.col[k] * width;
+    for (int64_t w = 0; w < width; ++w) {
+      const uint64_t bits = static_cast<uint64_t>(row[w]);
+      const int64_t len = std::min<int64_t>(64, agents - 64 * w);
+      scalar_t* __restrict__ out = acc + 64 * w;
+      for (int64_t b = 0; b < len; ++b) out[b] += ((bits >> b) & 1) ? v : -v;
+    }
+  }
+}
+
+template <typename scalar_t>
+void row_product(const CsrView& J, const scalar_t* values, const at::Tensor& gathered,
+                 int64_t agents, int64_t i, scalar_t* acc) {
+  if (gathered.scalar_type() == at::kChar || gathered.scalar_type() == at::kLong) {
+    signed_row_product(J, values, gathered, agents, i, acc);
+  } else {
+    csr_row_product(J, values, static_cast<const scalar_t*>(gathered.data_ptr<scalar_t>()),
+                    agents, i, acc);
+  }
+}
+
+void sb_rows_step_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
+                      const at::Tensor& gathered, at::Tensor& position, at::Tensor& momentum,
+                      at::Tensor& start_momentum, double momentum_coef, double position_coef,
+                      double quadratic_coef, double heat_coef, bool finish, bool begin) {
+  const bool heated = heat_coef != 0.0;
+  check_rows_step_args(crow, col, values, gathered, position, momentum, start_momentum, heated);
+  const int64_t rows = position.size(0), agents = position.size(1);
+  if (finish) check_block_structure(crow, col, gathered.size(0));
+  if (position.numel() == 0 || (!finish && !begin)) return;
+  const CsrView J{crow.data_ptr<int64_t>(), col.data_ptr<int64_t>(), rows};
+  AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_rows_step_cpu", [&] {
+    const scalar_t* vals = values.data_ptr<scalar_t>();
+    scalar_t* x = position.data_ptr<scalar_t>();
+    scalar_t* m = momentum.data_ptr<scalar_t>();
+    scalar_t* m0 = heated ? start_momentum.data_ptr<scalar_t>() : nullptr;
+    const scalar_t q = static_cast<scalar_t>(quadratic_coef);
+    const scalar_t heat = static_cast<scalar_t>(heat_coef);
+    const scalar_t mc = static_cast<scalar_t>(momentum_coef);
+    const scalar_t pc = static_cast<scalar_t>(position_coef);
+    const int64_t nnz_per_row = rows ? J.crow[rows] / rows : 0;
+    const int64_t grain = common::work_grain((finish ? nnz_per_row + 4 : 4) * agents);
+    at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+      std::vector<scalar_t> acc(agents);
+      for (int64_t i = r0; i < r1; ++i) {
+        if (finish) row_product(J, vals, gathered, agents, i, acc.data());
+        const int64_t row = i * agents;
+        for (int64_t a = 0; a < agents; ++a) {
+          scalar_t xe = x[row + a], me = m[row + a];
+          scalar_t m0e = heated ? m0[row + a] : scalar_t(0);
+          if (finish) rows_finish(xe, me, m0e, acc[a], q, heat, heated);
+          if (begin) rows_begin(xe, me, m0e, mc, pc, heated);
+          x[row + a] = xe;
+          m[row + a] = me;
+          if (heated) m0[row + a] = m0e;
+        }
+      }
+    });
+  });
+}
+
+void sb_rows_pack_cpu(const at::Tensor& position, at::Tensor& packed, bool spins) {
+  check_rows_pack_args(position, packed);
+  const int64_t rows = position.size(0), agents = position.size(1);
+  const int64_t width = packed_width(agents);
+  int64_t* out = packed.data_ptr<int64_t>();
+  std::fill(out + rows * width, out + (rows + 1) * width, int64_t(0));
+  AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_rows_pack_cpu", [&] {
+    const scalar_t* x = position.data_ptr<scalar_t>();
+    const int64_t zeros = at::parallel_reduce(
+        0, rows, common::work_grain(agents), int64_t(0),
+        [&](int64_t r0, int64_t r1, int64_t found) {
+          for (int64_t i = r0; i < r1; ++i) {
+            for (int64_t w = 0; w < width; ++w) {
+              uint64_t bits = 0;
+              const int64_t len = std::min<int64_t>(64, agents - 64 * w);
+              const scalar_t* __restrict__ row = x + i * agents + 64 * w;
+              for (int64_t b = 0; b < len; ++b) {
+                bits |= static_cast<uint64_t>(packed_bit(row[b], spins)) << b;
+                found += !spins && sign_needs_int8(row[b]);
+              }
+              out[i * width + w] = static_cast<int64_t>(bits);
+            }
+          }
+          return found;
+        },
+        [](int64_t a, int64_t b) { return a + b; });
+    out[rows * width] = zeros;
+  });
+}
+
+void sb_rows_energy_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
+                        const at::Tensor& gathered, const at::Tensor& position,
+                        at::Tensor& energies) {
+  check_rows_energy_args(crow, col, values, gathered, position, energies);
+  const int64_t rows = position.size(0), agents = position.size(1);
+  check_block_structure(crow, col, gathered.size(0));
+  if (agents == 0) return;
+  const CsrView J{crow.data_ptr<int64_t>(), col.data_ptr<int64_t>(), rows};
+  const int64_t chunks = (rows + kEnergyRows - 1) / kEnergyRows;
+  AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_rows_energy_cpu", [&] {
+    const scalar_t* vals = values.data_ptr<scalar_t>();
+    const scalar_t* x = position.data_ptr<scalar_t>();
+    std::vector<scalar_t> partial(chunks * agents, scalar_t(0));
+    const int64_t nnz_per_chunk = rows ? J.crow[rows] / rows * kEnergyRows : 0;
+    at::parallel_for(0, chunks, common::work_grain((nnz_per_chunk + kEnergyRows) * agents),
+                     [&](int64_t c0, int64_t c1) {
+      std::vector<scalar_t> acc(agents);
+      for (int64_t c = c0; c < c1; ++c) {
+        scalar_t* sum = partial.data() + c * agents;
+        for (int64_t i = c * kEnergyRows; i < std::min(rows, (c + 1) * kEnergyRows); ++i) {
+          signed_row_product(J, vals, gathered, agents, i, acc.data());
+          for (int64_t a = 0; a < agents; ++a) sum[a] += spin_of(x[i * agents + a]) * acc[a];
+        }
+      }
+    });
+    scalar_t* e = energies.data_ptr<scalar_t>();
+    for (int64_t a = 0; a < agents; ++a) {
+      scalar_t total = 0;
+      for (int64_t c = 0; c < chunks; ++c) total += partial[c * agents + a];
+      e[a] = total;
+    }
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(sb_native, CPU, m) {
+  m.impl("sb_rows_step", &sb_rows_step_cpu);
+  m.impl("sb_rows_pack", &sb_rows_pack_cpu);
+  m.impl("sb_rows_energy", &sb_rows_energy_cpu);
+}
+
+}  // namespace cpu
+}  // namespace sb
+}  // namespace sb_native

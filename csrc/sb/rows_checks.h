@@ -1,0 +1,128 @@
+#pragma once
+// Argument checks of the row-block ops, run before any pointer is touched (names as in the
+// schemas, csrc/sb/ops.cpp). The column indices are checked against the gathered buffer on
+// the CPU; the CUDA launchers check them with one reduction on the device.
+
+#include <ATen/ATen.h>
+#include <ATen/MemoryOverlap.h>
+
+#include "checks.h"
+#include "rows_math.h"
+
+namespace sb_native {
+namespace sb {
+
+inline void check_not_overlapping(const at::Tensor& out, const at::Tensor& in, const char* out_name,
+                                  const char* in_name) {
+  TORCH_CHECK_VALUE(at::get_overlap_status(out, in) == at::MemOverlapStatus::No, out_name,
+                    " and ", in_name, " must not overlap in memory");
+}
+
+// The gathered buffer of f(x) for a state of `agents` columns: 2-D, contiguous, on the
+// device of position; floating of position's dtype, int8, or int64 packed words.
+inline void check_gathered(const at::Tensor& gathered, const at::Tensor& position) {
+  const int64_t agents = position.size(1);
+  TORCH_CHECK_VALUE(gathered.dim() == 2, "gathered must be 2-D (gathered rows, width), got ",
+                    gathered.dim(), " dimensions");
+  TORCH_CHECK_VALUE(gathered.device() == position.device(),
+                    "gathered must be on the device of position");
+  TORCH_CHECK_VALUE(gathered.is_contiguous(), "gathered must be contiguous");
+  const auto type = gathered.scalar_type();
+  if (type == at::kLong) {
+    TORCH_CHECK_VALUE(gathered.size(1) == packed_width(agents), "gathered (int64, packed) must have ",
+                      packed_width(agents), " words per row for ", agents, " agents, got ",
+                      gathered.size(1));
+  } else {
+    TORCH_CHECK_TYPE(type == at::kChar || type == position.scalar_type(),
+                     "gathered must be int64 (packed bits), int8 (signs) or the dtype of "
+                     "position (", position.scalar_type(), "), got ", type);
+    TORCH_CHECK_VALUE(gathered.size(1) == agents, "gathered must have ", agents,
+                      " columns (the agents of position), got ", gathered.size(1));
+  }
+}
+
+// A block of rows of J in CSR form: crow (rows + 1), col and values (nnz), col indexing the
+// rows of gathered.
+inline void check_row_block(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
+                            const at::Tensor& position) {
+  const int64_t rows = position.size(0);
+  TORCH_CHECK_TYPE(crow.scalar_type() == at::kLong && col.scalar_type() == at::kLong,
+                   "crow_indices and col_indices must be int64");
+  TORCH_CHECK_VALUE(crow.dim() == 1 && crow.numel() == rows + 1, "crow_indices must be 1-D of length ",
+                    rows + 1, " (rows of position + 1), got shape ", crow.sizes());
+  TORCH_CHECK_VALUE(col.dim() == 1 && values.dim() == 1 && col.numel() == values.numel(),
+                    "col_indices and values must be 1-D of the same length");
+  TORCH_CHECK_TYPE(values.scalar_type() == position.scalar_type(),
+                   "values must have the dtype of position (", position.scalar_type(), "), got ",
+                   values.scalar_type());
+  for (const at::Tensor* t : {&crow, &col, &values}) {
+    TORCH_CHECK_VALUE(t->device() == position.device(),
+                      "crow_indices, col_indices and values must be on the device of position");
+    TORCH_CHECK_VALUE(t->is_contiguous(), "crow_indices, col_indices and values must be contiguous");
+  }
+}
+
+// sb_rows_step: the block, the gathered f(x), and the state (position, momentum and, when
+// heated, start_momentum of one shape and dtype; unheated steps never touch start_momentum),
+// none of the outputs overlapping another tensor.
+inline void check_rows_step_args(const at::Tensor& crow, const at::Tensor& col,
+                                 const at::Tensor& values, const at::Tensor& gathered,
+                                 const at::Tensor& position, const at::Tensor& momentum,
+                                 const at::Tensor& start_momentum, bool heated) {
+  check_state(position, momentum);
+  check_row_block(crow, col, values, position);
+  check_gathered(gathered, position);
+  check_not_overlapping(position, momentum, "position", "momentum");
+  check_not_overlapping(position, gathered, "position", "gathered");
+  check_not_overlapping(momentum, gathered, "momentum", "gathered");
+  if (heated) {
+    check_like_state(start_momentum, position, "start_momentum");
+    check_not_overlapping(start_momentum, position, "start_momentum", "position");
+    check_not_overlapping(start_momentum, momentum, "start_momentum", "momentum");
+    check_not_overlapping(start_momentum, gathered, "start_momentum", "gathered");
+  }
+}
+
+// sb_rows_pack: position (rows, agents) into packed (rows + 1, words) int64.
+inline void check_rows_pack_args(const at::Tensor& position, const at::Tensor& packed) {
+  TORCH_CHECK_VALUE(position.dim() == 2, "position must be 2-D (rows, agents), got ",
+                    position.dim(), " dimensions");
+  common::check_float_tensor(position, "position");
+  TORCH_CHECK_VALUE(position.is_contiguous(), "position must be contiguous");
+  TORCH_CHECK_TYPE(packed.scalar_type() == at::kLong, "packed must be int64, got ",
+                   packed.scalar_type());
+  const int64_t words = packed_width(position.size(1));
+  TORCH_CHECK_VALUE(packed.dim() == 2 && packed.size(0) == position.size(0) + 1 &&
+                        packed.size(1) == words,
+                    "packed must have shape (rows + 1, words) = (", position.size(0) + 1, ", ",
+                    words, "), got ", packed.sizes());
+  TORCH_CHECK_VALUE(packed.device() == position.device(), "packed must be on the device of position");
+  TORCH_CHECK_VALUE(packed.is_contiguous(), "packed must be contiguous");
+  check_not_overlapping(packed, position, "packed", "position");
+}
+
+// sb_rows_energy: the block, packed spins of every variable, position and energies (agents,).
+inline void check_rows_energy_args(const at::Tensor& crow, const at::Tensor& col,
+                                   const at::Tensor& values, const at::Tensor& gathered,
+                                   const at::Tensor& position, const at::Tensor& energies) {
+  TORCH_CHECK_VALUE(position.dim() == 2, "position must be 2-D (rows, agents), got ",
+                    position.dim(), " dimensions");
+  common::check_float_tensor(position, "position");
+  TORCH_CHECK_VALUE(position.is_contiguous(), "position must be contiguous");
+  check_row_block(crow, col, values, position);
+  check_gathered(gathered, position);
+  TORCH_CHECK_TYPE(gathered.scalar_type() == at::kLong,
+                   "gathered must hold packed spins (int64), got ", gathered.scalar_type());
+  const int64_t agents = position.size(1);
+  TORCH_CHECK_VALUE(energies.dim() == 1 && energies.size(0) == agents,
+                    "energies must have shape (agents,) = (", agents, ",), got ", energies.sizes());
+  TORCH_CHECK_TYPE(energies.scalar_type() == position.scalar_type(),
+                   "energies must have the dtype of position (", position.scalar_type(), "), got ",
+                   energies.scalar_type());
+  TORCH_CHECK_VALUE(energies.device() == position.device() && energies.is_contiguous(),
+                    "energies must be contiguous and on the device of position");
+  check_not_overlapping(energies, position, "energies", "position");
+}
+
+}  // namespace sb
+}  // namespace sb_native

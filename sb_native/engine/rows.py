@@ -1,0 +1,373 @@
+"""SB with the variables across the ranks of a torch.distributed process group, for problems
+too big for one device (core/rows.py builds the blocks; docs/distributed.md).
+
+Rank r owns the contiguous variables lo_r to hi_r - 1: those rows of the coupling (CSR with
+global columns) and of the positions and momenta, never the rest of J. Each step is
+  begin (kick-drift of the rank's rows) -> all_gather f(x) -> finish (m += q J_rows f(x)...)
+with one all_gather per step of f(x) of every variable: the positions for bSB, one bit per
+spin and agent for dSB (sb_rows_pack; a step where some x is exactly 0, whose sign one bit
+cannot carry, exchanges int8 signs instead). Every rank sends block + 1 rows, its rows last
+and a header row after them (a dSB step's count of zero signs, or -1 from a rank that
+failed), so the gathered buffer is one tensor and each non-zero's column is mapped once to
+its row there (RowLayout.gathered_rows).
+
+A rank's rows evolve exactly as those rows of the single-process run on the CSR coupling
+(same sums in the same order, the kernels' per-element math), and every rank draws the
+single-process initial stream and keeps its rows, so the result does not depend on the
+world size: dSB on integer weights and bSB alike (tests/sb/test_rows.py).
+
+Early stopping samples every sampling_period steps: the spins are gathered (one bit each),
+each rank computes its rows' share of the energies (sb_rows_energy) and one all_reduce sums
+them, together with rank 0's timeout flag and any rank's failure flag; every rank then
+updates the same stop window. A rank that fails sets its flag in the next collective and
+raises; the others raise RankFailed there.
+"""
+
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from .._distributed import RankFailed, checksum, collective_device, handshake
+from .._env import ENVIRONMENT
+from . import ops
+from .reference import momentum_coefficient, sample_spins
+from .runner import INFINITY, ConvergenceWarning, call_schedule
+
+# Rows of the initial state drawn at a time: each rank draws the whole single-process stream
+# (positions, then momenta) and keeps its rows, in pieces of about this many values.
+DRAW_VALUES = 1 << 22
+
+
+@dataclass(frozen=True)
+class RowLayout:
+    """Which rank owns which variables: rank r has lo_r to hi_r - 1 (bounds[r])."""
+
+    bounds: Tuple[Tuple[int, int], ...]
+    rank: int
+
+    @classmethod
+    def split(cls, n: int, world: int, rank: int, extra: int = 0) -> "RowLayout":
+        """n variables in blocks of ceil(n / world) (the last ones shorter or empty); extra
+        variables after the n (the extra spin of a linear term) go to the last rank."""
+        block = -(-n // world)
+        bounds = [(min(n, r * block), min(n, (r + 1) * block)) for r in range(world)]
+        bounds[-1] = (bounds[-1][0], bounds[-1][1] + extra)
+        return cls(tuple(bounds), rank)
+
+    @property
+    def lo(self) -> int:
+        return self.bounds[self.rank][0]
+
+    @property
+    def hi(self) -> int:
+        return self.bounds[self.rank][1]
+
+    @property
+    def rows(self) -> int:
+        return self.hi - self.lo
+
+    @property
+    def size(self) -> int:
+        return self.bounds[-1][1]
+
+    @property
+    def block(self) -> int:
+        """Rows every rank sends (its rows, right-aligned), before its header row."""
+        return max(hi - lo for lo, hi in self.bounds)
+
+    def gathered_rows(self, variables: torch.Tensor) -> torch.Tensor:
+        """The row of the gathered buffer that holds each variable."""
+        his = torch.tensor([hi for _, hi in self.bounds], device=variables.device)
+        owner = torch.searchsorted(his, variables, right=True)
+        return owner * (self.block + 1) + self.block - his[owner] + variables
+
+
+@dataclass
+class RowCoupling:
+    """This rank's rows of the SB coupling (symmetric, zero diagonal): CSR over the rank's
+    rows, col_indices global."""
+
+    layout: RowLayout
+    crow: torch.Tensor
+    col: torch.Tensor
+    values: torch.Tensor
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.values.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.values.device
+
+
+@dataclass
+class RowResult:
+    """What every rank knows at the end: the final spins of every variable (packed bits in
+    the gathered layout) and every agent's energy s^T J s."""
+
+    spins: torch.Tensor
+    energies: torch.Tensor
+    layout: RowLayout
+
+    def column_spins(self, variables: int, agents: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(variables, k) spins (+-1, float64) of the first `variables` variables for the
+        agents given (all when None)."""
+        rows = self.spins[self.layout.gathered_rows(torch.arange(variables,
+                                                                 device=self.spins.device))]
+        if agents is None:
+            agents = torch.arange(self.energies.numel(), device=self.spins.device)
+        bits = (rows[:, agents // 64] >> (agents % 64)) & 1
+        return (2 * bits - 1).to(torch.float64)
+
+
+class RowRunner:
+    """Runs SB on a RowCoupling across the ranks of group (stopping rules as SBRunner)."""
+
+    def __init__(self, options, backend: str, group) -> None:
+        self.agents = options.agents
+        self.max_steps = INFINITY if options.max_steps is None else options.max_steps
+        self.timeout = INFINITY if options.timeout is None else options.timeout
+        self.discrete = options.mode == "discrete"
+        self.heated = bool(options.heated)
+        self.early_stopping = bool(options.early_stopping)
+        self.period = options.sampling_period
+        self.threshold = options.convergence_threshold
+        self.backend = backend
+        self.seed = options.seed
+        self.group = group
+        self.rank = dist.get_rank(group)
+        self.world = dist.get_world_size(group)
+        self.verbose = bool(options.verbose) and self.rank == 0
+        self._error: Optional[BaseException] = None
+
+    # Collectives: each carries this rank's failure flag, so a failed rank never leaves the
+    # others waiting.
+
+    def _guard(self, work) -> None:
+        if self._error is None:
+            try:
+                work()
+            except Exception as err:  # noqa: BLE001 - raised after the next collective
+                self._error = err
+
+    def _raise_if_failed(self, failed: torch.Tensor, what: str) -> None:
+        if self._error is not None:
+            raise self._error
+        if bool(failed.any()):
+            ranks = ", ".join(str(int(r)) for r in torch.nonzero(failed).reshape(-1))
+            raise RankFailed(f"rank {ranks} of the process group failed during {what} (its "
+                             "own error says why)")
+
+    def _gather(self, send: torch.Tensor, gathered: torch.Tensor, what: str) -> torch.Tensor:
+        """all_gather of every rank's send (block + 1 rows); returns the header column."""
+        if self._error is not None:
+            send[-1, 0] = -1
+        dist.all_gather_into_tensor(gathered, send, group=self.group)
+        heads = gathered.view(self.world, -1, gathered.shape[1])[:, -1, 0]
+        self._raise_if_failed(heads < 0, what)
+        return heads
+
+    def _all_reduce(self, values: torch.Tensor, timed_out: bool, what: str) -> torch.Tensor:
+        """Sums values (float64) over the ranks, with rank 0's timeout and the failure flags;
+        returns (sums, timed out)."""
+        flags = torch.zeros(self.world + 1, dtype=torch.float64, device=values.device)
+        flags[0] = float(timed_out and self.rank == 0)
+        flags[1 + self.rank] = float(self._error is not None)
+        payload = torch.cat([values.to(torch.float64), flags])
+        dist.all_reduce(payload, group=self.group)
+        self._raise_if_failed(payload[-self.world:] > 0, what)
+        return payload[:-self.world - 1], bool(payload[-self.world - 1] > 0)
+
+    # The run
+
+    def run(self, coupling: RowCoupling, settings: tuple) -> RowResult:
+        """SB on the coupling; settings (the problem's description) must agree on every
+        rank, with the options, or every rank raises ValueError."""
+        if self.max_steps == INFINITY and self.timeout == INFINITY and not self.early_stopping:
+            raise ValueError("No stopping criterion provided.")
+        layout, device, dtype = coupling.layout, coupling.device, coupling.dtype
+        if collective_device(self.group) != torch.device("cpu") and device.type != "cuda":
+            raise ValueError("variables across ranks on an NCCL group need CUDA tensors "
+                             f"(device='cuda'), got {device}")
+        digest = checksum([], (layout.bounds, str(dtype), settings, self._settings()))
+        seed = handshake(self.group, digest, self.seed, "build the same problem (the same "
+                         "file or sizes) and call with the same options")
+        position, momentum = self._draw(layout, dtype, device, seed)
+        self.layout, self.coupling = layout, coupling
+        self.columns = layout.gathered_rows(coupling.col)
+        self._setup_buffers(position, momentum)
+        norm_sq, _ = self._all_reduce(torch.sum(coupling.values ** 2).reshape(1), False,
+                                      "the set-up")
+        norm = torch.sqrt(norm_sq.to(dtype))[0]
+        env = ENVIRONMENT.as_dict()
+        self.schedule = call_schedule(env, self.heated)
+        xi0 = (torch.zeros((), dtype=dtype) if float(norm) == 0.0
+               else 0.5 * (layout.size - 1) ** 0.5 / norm)
+        self.q = float(env["time_step"] * xi0)
+        self._loop()
+        return self._result()
+
+    def _settings(self) -> tuple:
+        return (self.agents, self.max_steps, self.timeout, self.discrete, self.heated,
+                self.early_stopping, self.period, self.threshold, self.backend, self.seed)
+
+    def _draw(self, layout: RowLayout, dtype, device, seed: int):
+        """This rank's rows of the single-process initial draw (SBRunner's, whole stream)."""
+        generator = torch.Generator(device=device).manual_seed(seed)
+        n, agents = layout.size, self.agents
+        if device.type != "cpu":  # CUDA's generator has no sequential stream to skip in
+            draws = [2 * torch.rand((n, agents), device=device, dtype=dtype,
+                                    generator=generator) - 1 for _ in range(2)]
+            return [d[layout.lo:layout.hi].contiguous() for d in draws]
+        chunk = max(1, DRAW_VALUES // agents)
+        out = []
+        for _ in range(2):
+            kept = torch.empty((layout.rows, agents), dtype=dtype)
+            for r0 in range(0, n, chunk):
+                r1 = min(n, r0 + chunk)
+                piece = 2 * torch.rand((r1 - r0, agents), dtype=dtype, generator=generator) - 1
+                lo, hi = max(r0, layout.lo), min(r1, layout.hi)
+                if lo < hi:
+                    kept[lo - layout.lo:hi - layout.lo] = piece[lo - r0:hi - r0]
+            out.append(kept)
+        return out
+
+    def _setup_buffers(self, position: torch.Tensor, momentum: torch.Tensor) -> None:
+        rows, agents = position.shape
+        block, device, dtype = self.layout.block, position.device, position.dtype
+        words = -(-agents // 64)
+        top = block - rows  # the rank's rows sit right before its header row
+        if self.discrete:
+            self.send = torch.zeros((block + 1, words), dtype=torch.int64, device=device)
+            self.packed = self.send[top:]
+            self.position = position
+        else:
+            self.send = torch.zeros((block + 1, agents), dtype=dtype, device=device)
+            self.position = self.send[top:block]
+            self.position.copy_(position)
+        self.spins_send = torch.zeros((block + 1, words), dtype=torch.int64, device=device)
+        self.spins_packed = self.spins_send[top:]
+        self.gathered = torch.empty((self.world * (block + 1), self.send.shape[1]),
+                                    dtype=self.send.dtype, device=device)
+        self.spins_gathered = torch.empty((self.world * (block + 1), words), dtype=torch.int64,
+                                          device=device)
+        self.momentum = momentum
+        self.start_momentum = (torch.zeros_like(momentum) if self.heated
+                               else torch.empty(0, dtype=dtype, device=device))
+        self.f = self.gathered  # what the next finish multiplies: gathered, or int8 signs
+
+    def _step_op(self, step: int, finish: bool, begin: bool) -> None:
+        c = self.coupling
+        time_step = self.schedule["time_step"]
+        ops.sb_rows_step(c.crow, self.columns, c.values, self.f, self.position, self.momentum,
+                         self.start_momentum,
+                         momentum_coefficient(time_step, step, self.schedule["pressure_slope"]),
+                         time_step, self.q, self.schedule["heat_coef"], finish, begin,
+                         backend=self.backend)
+
+    def _begin(self, step: int, pending: bool) -> None:
+        """Finishes the previous step (pending) and begins `step`, then exchanges f(x)."""
+        def work():
+            self._step_op(step, pending, True)
+            if self.discrete:
+                ops.sb_rows_pack(self.position, self.packed, False, backend=self.backend)
+        self._guard(work)
+        heads = self._gather(self.send, self.gathered, "the SB run")
+        self.f = self.gathered
+        if self.discrete and bool((heads > 0).any()):
+            signs = torch.zeros((self.layout.block + 1, self.agents), dtype=torch.int8,
+                                device=self.position.device)
+            signs[self.layout.block - self.position.shape[0]:-1] = torch.sign(self.position)
+            self.f = torch.empty((self.gathered.shape[0], self.agents), dtype=torch.int8,
+                                 device=self.position.device)
+            self._gather(signs, self.f, "the SB run")
+
+    def _energies(self, position: torch.Tensor, what: str) -> torch.Tensor:
+        """This rank's share of the energies of position's spins (the spins gathered)."""
+        energies = torch.zeros(self.agents, dtype=position.dtype, device=position.device)
+
+        def work():
+            ops.sb_rows_pack(position, self.spins_packed, True, backend=self.backend)
+        self._guard(work)
+        self._gather(self.spins_send, self.spins_gathered, what)
+        c = self.coupling
+        self._guard(lambda: ops.sb_rows_energy(c.crow, self.columns, c.values,
+                                               self.spins_gathered, position, energies,
+                                               backend=self.backend))
+        return energies
+
+    def _loop(self) -> None:
+        window = _Window(self.position.shape[0], self.agents, self.threshold,
+                         self.position.dtype, self.position.device)
+        self.window = window
+        iterations = tqdm(total=self.max_steps, desc="🔁 Iterations       ",
+                          disable=not self.verbose or self.max_steps == INFINITY,
+                          smoothing=0.1, mininterval=0.5, unit=" steps")
+        step, pending, start = 0, False, time.time()
+        try:
+            while True:
+                self._begin(step, pending)
+                step, pending = step + 1, True
+                iterations.update(1)
+                if step % self.period != 0 and step < self.max_steps:
+                    continue
+                self._guard(lambda: self._step_op(step, True, False))
+                pending = False
+                sampling = self.early_stopping and step % self.period == 0
+                energies = (self._energies(self.position, "the stop window") if sampling
+                            else torch.zeros(0, dtype=torch.float64))
+                timed_out = time.time() - start > self.timeout
+                energies, timed_out = self._all_reduce(energies, timed_out, "the SB run")
+                running = True
+                if sampling:
+                    window.sample(self.position, energies.to(self.position.dtype))
+                    running = window.must_continue()
+                if not running or step >= self.max_steps or timed_out:
+                    break
+        finally:
+            iterations.close()
+
+    def _result(self) -> RowResult:
+        spins = sample_spins(self.position)
+        if self.early_stopping:
+            if not bool(self.window.bifurcated.any()):
+                warnings.warn(ConvergenceWarning(), stacklevel=4)
+            spins = self.window.final(spins)
+        partial = self._energies(spins, "the final evaluation")
+        energies, _ = self._all_reduce(partial, False, "the final evaluation")
+        return RowResult(self.spins_gathered.clone(), energies, self.layout)
+
+
+class _Window:
+    """The stop window of simulated-bifurcation 2.0.0 (reference.sb_sample) on energies
+    summed over the ranks; every rank holds the same one, and its rows of the frozen spins."""
+
+    def __init__(self, rows: int, agents: int, threshold: int, dtype, device) -> None:
+        self.threshold = threshold
+        self.energies = torch.full((agents,), INFINITY, dtype=dtype, device=device)
+        self.stability = torch.zeros(agents, dtype=torch.int16, device=device)
+        self.bifurcated = torch.zeros(agents, dtype=torch.bool, device=device)
+        self.frozen = torch.zeros((rows, agents), dtype=torch.int8, device=device)
+
+    def sample(self, position: torch.Tensor, energies: torch.Tensor) -> None:
+        stable = energies == self.energies
+        self.energies.copy_(energies)
+        free = ~self.bifurcated
+        self.stability[stable & free] += 1
+        self.stability[~stable & free] = 0
+        now = self.stability == self.threshold - 1
+        newly = now ^ self.bifurcated
+        self.frozen[:, newly] = sample_spins(position[:, newly]).to(torch.int8)
+        self.bifurcated.copy_(now)
+
+    def must_continue(self) -> bool:
+        return bool(torch.any(self.stability < self.threshold - 1))
+
+    def final(self, spins: torch.Tensor) -> torch.Tensor:
+        return torch.where(self.bifurcated, self.frozen.to(spins.dtype), spins)
