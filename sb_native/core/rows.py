@@ -15,11 +15,18 @@ import torch
 import torch.distributed as dist
 
 from .. import _checks, _ops, io
-from .._distributed import resolve_group
+from .._distributed import collective_device, resolve_group
 from .._options import BackendChoice, GroupChoice, Mode, SolverOptions
 from ..engine.rows import RowCoupling, RowLayout, RowRunner
 
 DOMAINS = ("spin", "binary")
+
+
+def _sum(values, group) -> torch.Tensor:
+    """values (a list of floats, or a float64 tensor) summed over the ranks, on the CPU."""
+    t = torch.as_tensor(values, dtype=torch.float64).to(collective_device(group))
+    dist.all_reduce(t, group=group)
+    return t.cpu()
 
 
 def _group(process_group):
@@ -70,6 +77,7 @@ class RowBlock:
         self.linear = linear
         self.constant = float(constant)
         self.sb_result = None
+        self.stats = None
 
     @staticmethod
     def bounds(n: int, process_group: GroupChoice = True) -> Tuple[int, int]:
@@ -86,14 +94,11 @@ class RowBlock:
         this rank reads only its rows (io.read_gset_rows)."""
         group = _group(process_group)
         W = io.read_gset_rows(path, lambda n: RowBlock.bounds(n, group)).coalesce()
-        total = torch.tensor([float(W.values().sum())], dtype=torch.float64)
-        dist.all_reduce(total, group=group)
+        total = _sum([float(W.values().sum())], group)
         block = cls(-0.25 * W, None, float(total[0]) / 4, domain="spin", process_group=group,
                     dtype=dtype, device=device)
         block.total_weight = float(total[0]) / 2
-        edges = torch.tensor([float(W.values().numel())], dtype=torch.float64)
-        dist.all_reduce(edges, group=group)
-        block.edges = int(edges[0]) // 2
+        block.edges = int(_sum([float(W.values().numel())], group)[0]) // 2
         return block
 
     @classmethod
@@ -116,17 +121,10 @@ class RowBlock:
         S = torch.sparse_coo_tensor(torch.stack([rows[mine], cols[mine]]), values[mine], (n, n))
         block = cls(S, None, 0.0, domain="binary", process_group=group, dtype=dtype,
                     device=device)
-        entries = torch.tensor([float(((i >= lo) & (i < hi)).sum())], dtype=torch.float64)
-        dist.all_reduce(entries, group=group)
-        block.entries = int(entries[0])
+        block.entries = int(_sum([float(((i >= lo) & (i < hi)).sum())], group)[0])
         return block
 
     # The Ising form
-
-    def _all_reduce(self, values) -> torch.Tensor:
-        t = torch.tensor(values, dtype=torch.float64)
-        dist.all_reduce(t, group=self.group)
-        return t
 
     def _ising(self, sense: str):
         """(RowCoupling, constant): this rank's rows of the SB coupling of the problem to
@@ -136,8 +134,9 @@ class RowBlock:
         diagonal = i == j
         rowsum = torch.zeros(self.hi - self.lo, dtype=torch.float64).index_add_(
             0, i - self.lo, s)
-        trace, total, linear_total = self._all_reduce(
-            [float(s[diagonal].sum()), float(s.sum()), float(self.linear.sum())]).tolist()
+        trace, total, linear_total = _sum(
+            [float(s[diagonal].sum()), float(s.sum()), float(self.linear.sum())],
+            self.group).tolist()
         if self.domain == "spin":  # f = s^T S_off s + l s + (c + tr S)
             scale, h = -2.0, self.linear.clone()
             constant = self.constant + trace
@@ -148,7 +147,7 @@ class RowBlock:
         if sense == "maximize":
             J, h, constant = -J, -h, -constant
         n = self.dimension
-        extra = int(self._all_reduce([float((h != 0).any())])[0] > 0)
+        extra = int(_sum([float((h != 0).any())], self.group)[0] > 0)
         world, rank = dist.get_world_size(self.group), dist.get_rank(self.group)
         layout = RowLayout.split(n, world, rank, extra)
         rows, cols, values = i[~diagonal], j[~diagonal], J
@@ -159,7 +158,7 @@ class RowBlock:
             values = torch.cat([values, -h[mine]])
             full = torch.zeros(n, dtype=torch.float64)  # O(n): every h_j, for the extra row
             full[self.lo:self.hi] = h
-            dist.all_reduce(full, group=self.group)
+            full = _sum(full, self.group)
             if layout.hi > n:  # this rank holds the extra spin's row
                 others = torch.nonzero(full).reshape(-1)
                 rows = torch.cat([rows, torch.full_like(others, n)])
@@ -183,7 +182,9 @@ class RowBlock:
         coupling, constant = self._ising(sense)
         backend = _ops.resolve_backend(options.backend, self.device)
         settings = (self.dimension, self.domain, sense)
-        result = RowRunner(options, backend, self.group).run(coupling, settings)
+        runner = RowRunner(options, backend, self.group)
+        result = runner.run(coupling, settings)
+        self.stats = runner.stats  # this rank's steps, compute and communication times, bytes
         sign = -1.0 if sense == "maximize" else 1.0
         values = (sign * (-0.5 * result.energies + constant)).to(self.dtype)
         best = int(torch.argmin(sign * values))

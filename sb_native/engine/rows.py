@@ -38,6 +38,9 @@ from . import ops
 from .reference import momentum_coefficient, sample_spins
 from .runner import INFINITY, ConvergenceWarning, call_schedule
 
+# all_gather into one tensor (torch 2.13 renamed it; the old name warns there).
+_all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+
 # Rows of the initial state drawn at a time: each rank draws the whole single-process stream
 # (positions, then momenta) and keeps its rows, in pieces of about this many values.
 DRAW_VALUES = 1 << 22
@@ -107,6 +110,17 @@ class RowCoupling:
 
 
 @dataclass
+class RowStats:
+    """What a run cost this rank: steps, seconds in the ops (the product and the updates)
+    and in the collectives (waiting included), and bytes this rank sent."""
+
+    steps: int = 0
+    compute_s: float = 0.0
+    communication_s: float = 0.0
+    bytes_sent: int = 0
+
+
+@dataclass
 class RowResult:
     """What every rank knows at the end: the final spins of every variable (packed bits in
     the gathered layout) and every agent's energy s^T J s."""
@@ -145,16 +159,19 @@ class RowRunner:
         self.world = dist.get_world_size(group)
         self.verbose = bool(options.verbose) and self.rank == 0
         self._error: Optional[BaseException] = None
+        self.stats = RowStats()
 
     # Collectives: each carries this rank's failure flag, so a failed rank never leaves the
     # others waiting.
 
     def _guard(self, work) -> None:
         if self._error is None:
+            start = time.perf_counter()
             try:
                 work()
             except Exception as err:  # noqa: BLE001 - raised after the next collective
                 self._error = err
+            self.stats.compute_s += time.perf_counter() - start
 
     def _raise_if_failed(self, failed: torch.Tensor, what: str) -> None:
         if self._error is not None:
@@ -168,7 +185,10 @@ class RowRunner:
         """all_gather of every rank's send (block + 1 rows); returns the header column."""
         if self._error is not None:
             send[-1, 0] = -1
-        dist.all_gather_into_tensor(gathered, send, group=self.group)
+        start = time.perf_counter()
+        _all_gather(gathered, send, group=self.group)
+        self.stats.communication_s += time.perf_counter() - start
+        self.stats.bytes_sent += send.numel() * send.element_size()
         heads = gathered.view(self.world, -1, gathered.shape[1])[:, -1, 0]
         self._raise_if_failed(heads < 0, what)
         return heads
@@ -180,7 +200,10 @@ class RowRunner:
         flags[0] = float(timed_out and self.rank == 0)
         flags[1 + self.rank] = float(self._error is not None)
         payload = torch.cat([values.to(torch.float64), flags])
+        start = time.perf_counter()
         dist.all_reduce(payload, group=self.group)
+        self.stats.communication_s += time.perf_counter() - start
+        self.stats.bytes_sent += payload.numel() * payload.element_size()
         self._raise_if_failed(payload[-self.world:] > 0, what)
         return payload[:-self.world - 1], bool(payload[-self.world - 1] > 0)
 
@@ -314,6 +337,7 @@ class RowRunner:
             while True:
                 self._begin(step, pending)
                 step, pending = step + 1, True
+                self.stats.steps = step
                 iterations.update(1)
                 if step % self.period != 0 and step < self.max_steps:
                     continue
@@ -321,7 +345,7 @@ class RowRunner:
                 pending = False
                 sampling = self.early_stopping and step % self.period == 0
                 energies = (self._energies(self.position, "the stop window") if sampling
-                            else torch.zeros(0, dtype=torch.float64))
+                            else torch.zeros(0, dtype=torch.float64, device=self.position.device))
                 timed_out = time.time() - start > self.timeout
                 energies, timed_out = self._all_reduce(energies, timed_out, "the SB run")
                 running = True

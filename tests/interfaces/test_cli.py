@@ -193,8 +193,10 @@ def test_python_dash_m_subprocess(tmp_path, gset_file):
     assert done.stderr == f"sb-native: error: {bad}:2: weight must be a number, got 'x'\n"
 
 
-def test_torchrun_distributed_agents_prints_one_result(tmp_path, gset_file):
-    """Two ranks share the agents; rank 0 alone prints, the cut of one process's run."""
+@pytest.mark.parametrize("split", ["agents", "rows"])
+def test_torchrun_distributed_prints_one_result(tmp_path, gset_file, split):
+    """Two ranks share the agents or the variables (each reads its rows of the file); rank 0
+    alone prints, the cut of one process's run."""
     pytest.importorskip("torch.distributed.run")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = ["solve", str(gset_file), "--json", "--mode", "discrete", *FAST]
@@ -202,14 +204,15 @@ def test_torchrun_distributed_agents_prints_one_result(tmp_path, gset_file):
                          text=True, cwd=ROOT, timeout=120, env=env)
     assert one.returncode == 0, one.stderr
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-              "--nproc-per-node=2", "-m", "sb_native", *args, "--distributed", "agents"]
+              "--nproc-per-node=2", "-m", "sb_native", *args, "--distributed", split]
     two = subprocess.run(launch, capture_output=True, text=True, cwd=ROOT, timeout=180, env=env)
     assert two.returncode == 0, two.stderr
     lines = two.stdout.strip().splitlines()
     assert len(lines) == 1
     single, shared = json.loads(one.stdout), json.loads(lines[0])
-    assert shared["ranks"] == 2 and single["ranks"] == 1
+    assert shared["ranks"] == 2 and single["ranks"] == 1 and shared["distributed"] == split
     assert shared["cut"] == single["cut"] == best_cut()
+    assert shared["ising_energy"] == single["ising_energy"] and shared["edges"] == single["edges"]
 
 
 def test_distributed_outside_torchrun_is_an_error(capsys, gset_file, monkeypatch):

@@ -26,6 +26,7 @@ ENTRY_POINTS = {
     "Ising.minimize": Ising.minimize,
     "PolynomialBatch.minimize": PolynomialBatch.minimize,
     "PolynomialBatch.maximize": PolynomialBatch.maximize,
+    "RowBlock.minimize": sb.RowBlock.minimize, "RowBlock.maximize": sb.RowBlock.maximize,
 }
 # Ising.minimize returns every agent's spins, as simulated-bifurcation 2.0.0's: no best_only.
 WITHOUT = {"Ising.minimize": {"best_only"}}

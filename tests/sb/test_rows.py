@@ -320,3 +320,33 @@ def test_rows_timeout_mismatch_and_failure(tmp_path):
 def test_row_block_needs_a_process_group():
     with pytest.raises(ValueError, match="RowBlock needs a process group"):
         sb.RowBlock(torch.eye(3), process_group=None)
+
+
+# ── NCCL, where two GPUs and the CUDA build exist (never here: no GPU) ──
+def _nccl_worker(rank, world, port, directory):
+    from datetime import timedelta
+    torch.cuda.set_device(rank)
+    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world, timeout=timedelta(seconds=60))
+    try:
+        block = sb.RowBlock.from_gset(os.path.join(directory, "g.txt"), dtype=torch.float64,
+                                      device=f"cuda:{rank}")
+        vector, value = block.maximize(mode="discrete", agents=10, max_steps=400, seed=3,
+                                       **COMMON)
+        torch.save((vector.cpu(), value.cpu()), os.path.join(directory, f"{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not (dist.is_available() and dist.is_nccl_available()
+                         and torch.cuda.device_count() >= 2
+                         and sb.backend_info()["cuda_device"]),
+                    reason="needs NCCL, two GPUs and the CUDA build")
+def test_nccl_rows_across_gpus_equal_one_gpu(tmp_path):
+    write_problems(tmp_path)
+    ranks = spawn_ranks(_nccl_worker, 2, tmp_path)
+    vector, value = MaxCut.from_gset(tmp_path / "g.txt", dtype=torch.float64, sparse=True,
+                                     device="cuda").maximize(mode="discrete", agents=10,
+                                                             max_steps=400, seed=3, **COMMON)
+    for got in ranks:
+        assert torch.equal(got[0], vector.cpu()) and torch.equal(got[1], value.cpu())

@@ -44,6 +44,24 @@ void check_block_structure(const at::Tensor& crow, const at::Tensor& col, int64_
   }
 }
 
+// The eight +-1 of each byte of packed bits, so a byte's terms are one vector multiply-add
+// instead of eight selects (v * +-1 is exact: the same sums as the select).
+template <typename scalar_t>
+struct ByteSigns {
+  scalar_t signs[256][8];
+
+  static const ByteSigns& get() {
+    static const ByteSigns table = [] {
+      ByteSigns t{};
+      for (int byte = 0; byte < 256; ++byte) {
+        for (int e = 0; e < 8; ++e) t.signs[byte][e] = ((byte >> e) & 1) ? scalar_t(1) : scalar_t(-1);
+      }
+      return t;
+    }();
+    return table;
+  }
+};
+
 // acc = (J @ f)[i, :] for f given as int8 signs or packed bits: every term is +-v or 0,
 // exact, added in the non-zeros' order.
 template <typename scalar_t>
@@ -61,6 +79,7 @@ void signed_row_product(const CsrView& J, const scalar_t* values, const at::Tens
   }
   const int64_t width = packed_width(agents);
   const int64_t* words = gathered.data_ptr<int64_t>();
+  const auto& table = ByteSigns<scalar_t>::get();
   for (int64_t k = J.crow[i]; k < J.crow[i + 1]; ++k) {
     const scalar_t v = values[k];
     const int64_t* row = words + J.col[k] * width;
@@ -68,7 +87,12 @@ void signed_row_product(const CsrView& J, const scalar_t* values, const at::Tens
       const uint64_t bits = static_cast<uint64_t>(row[w]);
       const int64_t len = std::min<int64_t>(64, agents - 64 * w);
       scalar_t* __restrict__ out = acc + 64 * w;
-      for (int64_t b = 0; b < len; ++b) out[b] += ((bits >> b) & 1) ? v : -v;
+      int64_t b = 0;
+      for (; b + 8 <= len; b += 8) {  // a byte of bits at a time: one vector of +-1
+        const scalar_t* __restrict__ s = table.signs[(bits >> b) & 255];
+        for (int64_t e = 0; e < 8; ++e) out[b + e] += v * s[e];
+      }
+      for (; b < len; ++b) out[b] += ((bits >> b) & 1) ? v : -v;
     }
   }
 }
