@@ -18,4 +18,4 @@ fi
 LD_PRELOAD="$ASAN_LIB $("$CXX" -print-file-name=libstdc++.so)"
 export LD_PRELOAD
 exec .venv/bin/python -m pytest -q --capture=sys tests/sb/test_cuda_emulation.py \
-  tests/qimad/test_cuda_emulation.py "$@"
+  tests/sb/test_cuda_emulation_rows.py tests/qimad/test_cuda_emulation.py "$@"

@@ -1,6 +1,6 @@
 """Mutation check of the CUDA emulation tests: does each deliberate bug in a kernel fail them?
 
-For each of the 13 CUDA kernels, three bugs of the kinds that pass a review and break a GPU
+For each of the 18 CUDA kernels, three bugs of the kinds that pass a review and break a GPU
 run:
   index      an off-by-one in an index or a loop start;
   barrier    a dropped __syncthreads(); where the kernel has none, the other way its threads
@@ -13,9 +13,9 @@ The persistent small-problem kernel's batch of problems (sb_run_batched) has thr
   coefficient  one problem's q for every problem.
 Each is applied to a copy of csrc and tests (the working tree is never touched), the
 emulation library is rebuilt there (incrementally) and the kernel's emulated tests run; a
-mutation is caught when they fail. Not part of `make test` (about 20 minutes on 2 cores):
+mutation is caught when they fail. Not part of `make test` (about 35 minutes on 2 cores):
 
-    .venv/bin/python scripts/emulation_mutations.py [--only NAME] [--record FILE]
+    .venv/bin/python scripts/emulation_mutations.py [--only NAME ...] [--record FILE]
 
 --record writes the table (markdown, with the command and date) to FILE;
 tests/emulation/MUTATIONS.md holds the last run's.
@@ -35,11 +35,13 @@ from dataclasses import dataclass
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SB = "tests/sb/test_cuda_emulation.py"
+ROWS = "tests/sb/test_cuda_emulation_rows.py"
 QIMAD = "tests/qimad/test_cuda_emulation.py"
 LOOP = "sb/cuda/sb_loop.cuh"
 CSR = "sb/cuda/sb_run_csr_cuda.cu"
 INT8 = "sb/cuda/sb_run_int8_cuda.cu"
 SAMPLE = "sb/cuda/sb_sample_cuda.cu"
+ROWS_CU = "sb/cuda/sb_rows_cuda.cu"
 SMALL = "sb/cuda/sb_small_kernel.cuh"
 INCREMENTAL = "sb/cuda/sb_incremental_kernel.cuh"
 FIDELITY = "qimad/cuda/qimad_fidelity_cuda.cu"
@@ -130,6 +132,43 @@ MUTATIONS = [
              "sb_sample"),
     Mutation("final_spins_kernel", "reduction", SAMPLE, "out[e] = spin_of(x[e]);",
              "out[e] = -spin_of(x[e]);", SB, "sb_sample"),
+    # ── sb_rows_cuda.cu ──
+    Mutation("rows_step_kernel", "index", ROWS_CU,
+             "threadIdx.x; a < J.agents;\n       a += stride) {\n    const int64_t e",
+             "threadIdx.x + 1; a < J.agents;\n       a += stride) {\n    const int64_t e",
+             ROWS, "sb_rows_step"),
+    Mutation("rows_step_kernel", "barrier", ROWS_CU, "a += stride) {\n    const int64_t e",
+             "a += blockDim.x) {\n    const int64_t e", ROWS, "sb_rows_step"),
+    # The product's terms added unfused: the CPU's (fused) rounding lost.
+    Mutation("rows_step_kernel", "reduction", ROWS_CU, "return __fmaf_rn(v, f[a], acc);",
+             "return acc + v * f[a];", ROWS, "sb_rows_step"),
+    Mutation("rows_pack_kernel", "index", ROWS_CU, "x + i * agents + 64 * w;",
+             "x + i * agents + 64 * w + 1;", ROWS, "sb_rows_pack"),
+    Mutation("rows_pack_kernel", "barrier", ROWS_CU, "  __syncthreads();\n  block_sum(zeros);",
+             "  block_sum(zeros);", ROWS, "sb_rows_pack"),
+    Mutation("rows_pack_kernel", "reduction", ROWS_CU,
+             " + (high && sign_needs_int8(row[lane + kLanes]));", ";", ROWS, "sb_rows_pack"),
+    Mutation("rows_pack_header_kernel", "index", ROWS_CU, "header[w] = w > 0 ? 0 : sums[0];",
+             "header[w] = w > 1 ? 0 : sums[0];", ROWS, "sb_rows_pack"),
+    Mutation("rows_pack_header_kernel", "barrier", ROWS_CU,
+             "  __syncthreads();\n  block_sum(sums);", "  block_sum(sums);", ROWS, "sb_rows_pack"),
+    Mutation("rows_pack_header_kernel", "reduction", ROWS_CU, "half > 0; half /= 2)",
+             "half > 1; half /= 2)", ROWS, "sb_rows_pack"),
+    Mutation("rows_energy_kernel", "index", ROWS_CU, "i = c * kEnergyChunkRows; i < end;",
+             "i = c * kEnergyChunkRows + 1; i < end;", ROWS, "sb_rows_energy"),
+    Mutation("rows_energy_kernel", "barrier", ROWS_CU, "(agents + threads - 1) / threads",
+             "agents / threads", ROWS, "sb_rows_energy"),
+    Mutation("rows_energy_kernel", "reduction", ROWS_CU, "sum = sum + spin_of(", "sum = spin_of(",
+             ROWS, "sb_rows_energy"),
+    Mutation("rows_energy_sum_kernel", "index", ROWS_CU, "total += partial[c * agents + a];",
+             "total += partial[c * agents + (a + 1) % agents];", ROWS, "sb_rows_energy"),
+    Mutation("rows_energy_sum_kernel", "barrier", ROWS_CU,
+             "static_cast<unsigned int>((agents + kThreads - 1) / kThreads), kThreads, 0, stream,",
+             "static_cast<unsigned int>(agents / kThreads), kThreads, 0, stream,", ROWS,
+             "sb_rows_energy"),
+    Mutation("rows_energy_sum_kernel", "reduction", ROWS_CU,
+             "for (int64_t c = 0; c < chunks; ++c) total",
+             "for (int64_t c = 1; c < chunks; ++c) total", ROWS, "sb_rows_energy"),
     # ── sb_small_kernel.cuh (and its coupling's product) ──
     Mutation("small_run_kernel", "index", SMALL, "__ffs(static_cast<int>(bits)) - 1;",
              "__ffs(static_cast<int>(bits));", SB, "small_run_kernel"),
@@ -216,10 +255,11 @@ def run_tests(copy, mutation, env):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", help="run the mutations of this kernel only")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="run the mutations of these kernels only")
     parser.add_argument("--record", type=pathlib.Path, help="write the table here (markdown)")
     args = parser.parse_args()
-    mutations = [m for m in MUTATIONS if args.only in (None, m.kernel)]
+    mutations = [m for m in MUTATIONS if args.only is None or m.kernel in args.only]
     with tempfile.TemporaryDirectory(prefix="sbn-mutations-") as tmp:
         copy = pathlib.Path(tmp)
         for part in ("csrc", "tests"):
@@ -228,7 +268,7 @@ def main():
         shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
         env = dict(os.environ, SBN_EMULATION="shared")
         env.pop("PYTHONPATH", None)  # sb_native: the installed (editable) build
-        baseline = Mutation("(none)", "baseline", "", "", "", f"{SB} {QIMAD}", "")
+        baseline = Mutation("(none)", "baseline", "", "", "", f"{SB} {ROWS} {QIMAD}", "")
         ok, summary, seconds = run_tests(copy, baseline, env)
         print(f"baseline: {'passed' if ok else 'FAILED'} ({seconds:.0f} s) {summary}", flush=True)
         if not ok:
@@ -250,7 +290,7 @@ def main():
     print(f"{caught} of {len(rows)} mutations caught")
     if args.record:
         command = "python scripts/emulation_mutations.py" + (
-            f" --only {args.only}" if args.only else "")
+            f" --only {' '.join(args.only)}" if args.only else "")
         table = ["| kernel | bug | caught | seconds | first failure |", "|---|---|---|---|---|"]
         for m, hit, summary, seconds in rows:
             cell = summary.replace("|", "\\|")

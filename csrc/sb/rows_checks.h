@@ -122,6 +122,8 @@ inline void check_rows_energy_args(const at::Tensor& crow, const at::Tensor& col
   TORCH_CHECK_VALUE(energies.device() == position.device() && energies.is_contiguous(),
                     "energies must be contiguous and on the device of position");
   check_not_overlapping(energies, position, "energies", "position");
+  check_not_overlapping(energies, gathered, "energies", "gathered");
+  check_not_overlapping(energies, values, "energies", "values");
 }
 
 }  // namespace sb

@@ -149,6 +149,8 @@ def sb_rows_pack(position, packed, spins) -> None:
     """In place, like sb_native::sb_rows_pack: one bit per agent, 64 to a word, and the
     count of signs one bit cannot carry in the last row."""
     rows, agents = position.shape
+    if packed.shape[1] == 0:  # no agents: no words, not even the header's
+        return
     bits = position >= 0 if spins else position > 0
     padded = torch.zeros((rows, packed.shape[1] * 64), dtype=torch.int64,
                          device=position.device)

@@ -360,7 +360,7 @@ class RowRunner:
     def _result(self) -> RowResult:
         spins = sample_spins(self.position)
         if self.early_stopping:
-            if not bool(self.window.bifurcated.any()):
+            if not bool(self.window.bifurcated.any()) and self.rank == 0:  # one warning
                 warnings.warn(ConvergenceWarning(), stacklevel=4)
             spins = self.window.final(spins)
         partial = self._energies(spins, "the final evaluation")

@@ -6,5 +6,6 @@
 #include "../../csrc/sb/cuda/sb_run_csr_cuda.cu"
 #include "../../csrc/sb/cuda/sb_run_cuda.cu"
 #include "../../csrc/sb/cuda/sb_run_int8_cuda.cu"
+#include "../../csrc/sb/cuda/sb_rows_cuda.cu"
 #include "../../csrc/sb/cuda/sb_sample_cuda.cu"
 #include "../../csrc/sb/cuda/sb_step_cuda.cu"

@@ -85,6 +85,12 @@ def test_rows_pack_and_energy_match_reference(dtype, agents):
 
 
 @NATIVE_ONLY
+def test_rows_pack_without_agents_writes_nothing():
+    for op in (torch.ops.sb_native.sb_rows_pack, torch_ref.sb_rows_pack):
+        op(torch.zeros(3, 0), torch.empty(4, 0, dtype=torch.int64), False)
+
+
+@NATIVE_ONLY
 def test_rows_ops_opcheck_and_errors():
     csr, x, m, positions = block(5, 12, 70, torch.float64, integer=True)
     words = packed(positions, True)[:-1]

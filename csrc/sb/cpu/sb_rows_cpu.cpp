@@ -152,6 +152,7 @@ void sb_rows_pack_cpu(const at::Tensor& position, at::Tensor& packed, bool spins
   check_rows_pack_args(position, packed);
   const int64_t rows = position.size(0), agents = position.size(1);
   const int64_t width = packed_width(agents);
+  if (width == 0) return;  // no agents: no words, not even the header's
   int64_t* out = packed.data_ptr<int64_t>();
   std::fill(out + rows * width, out + (rows + 1) * width, int64_t(0));
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_rows_pack_cpu", [&] {
