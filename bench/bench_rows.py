@@ -189,7 +189,7 @@ def main():
             n = sum(r["rows"] for r in ranks)
             if one is not None:
                 print(f"| {name} | {n:,} | 1 process | {one['rss_mib']:.0f} | 1 | "
-                      f"{1e3 * one['solve_s'] / args.steps:.2f} | | | | {one['cut']:g} |")
+                      f"{1e3 * one['solve_s'] / args.steps:.2f} | | | | {one['cut']:.10g} |")
             worst = max(ranks, key=lambda r: r["rss_mib"])
             ratio = f"{worst['rss_mib'] / one['rss_mib']:.2f}" if one else "-"
             steps = ranks[0]["steps"]
@@ -198,7 +198,7 @@ def main():
                   f"{1e3 * ranks[0]['solve_s'] / steps:.2f} | "
                   f"{1e3 * ranks[0]['compute_s'] / steps:.2f} | "
                   f"{1e3 * ranks[0]['communication_s'] / steps:.2f} | "
-                  f"{ranks[0]['bytes_sent'] / steps:,.0f} | {ranks[0]['cut']:g} |")
+                  f"{ranks[0]['bytes_sent'] / steps:,.0f} | {ranks[0]['cut']:.10g} |")
             if one is not None and one["cut"] != ranks[0]["cut"]:
                 print(f"  ! cut differs from one process: {one['cut']} vs {ranks[0]['cut']}")
 
