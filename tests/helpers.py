@@ -147,6 +147,41 @@ def spawn_ranks(target, world, directory, *args, deadline=120):
     return [torch.load(pathlib.Path(directory) / f"{rank}.pt") for rank in range(world)]
 
 
+def record_cases(rank, directory, cases):
+    """In a spawned rank that joined a process group: runs each case (name -> call) and saves
+    {name: ("ok", result) or ("error", type name, message)} to directory/<rank>.pt, then
+    leaves the group."""
+    import os
+    import warnings
+
+    import torch.distributed as dist
+    results = {}
+    try:
+        for name, call in cases.items():
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    results[name] = ("ok", call())
+            except Exception as error:  # noqa: BLE001 - the test compares what each rank saw
+                results[name] = ("error", type(error).__name__, str(error))
+    finally:
+        torch.save(results, os.path.join(directory, f"{rank}.pt"))
+        dist.destroy_process_group()
+
+
+def assert_ranks_fail_together(ranks, mismatched, failing):
+    """Two ranks' records: the case given different problems or settings raised ValueError
+    on both; in the failing case rank 1 raised MemoryError and rank 0 RankFailed naming it."""
+    for results in ranks:
+        status, kind, message = results[mismatched]
+        assert (status, kind) == ("error", "ValueError")
+        assert "different problems or settings" in message
+    assert ranks[1][failing] == ("error", "MemoryError", "rank 1 ran out of memory")
+    status, kind, message = ranks[0][failing]
+    assert (status, kind) == ("error", "RankFailed")
+    assert "rank 1 of the process group failed" in message
+
+
 def stop_window(n, agents, dtype, device="cpu"):
     """sb_sample's mutated arguments, as a run starts: energies, stability, bifurcated and
     final_spins."""

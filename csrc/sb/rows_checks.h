@@ -41,27 +41,6 @@ inline void check_gathered(const at::Tensor& gathered, const at::Tensor& positio
   }
 }
 
-// A block of rows of J in CSR form: crow (rows + 1), col and values (nnz), col indexing the
-// rows of gathered.
-inline void check_row_block(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
-                            const at::Tensor& position) {
-  const int64_t rows = position.size(0);
-  TORCH_CHECK_TYPE(crow.scalar_type() == at::kLong && col.scalar_type() == at::kLong,
-                   "crow_indices and col_indices must be int64");
-  TORCH_CHECK_VALUE(crow.dim() == 1 && crow.numel() == rows + 1, "crow_indices must be 1-D of length ",
-                    rows + 1, " (rows of position + 1), got shape ", crow.sizes());
-  TORCH_CHECK_VALUE(col.dim() == 1 && values.dim() == 1 && col.numel() == values.numel(),
-                    "col_indices and values must be 1-D of the same length");
-  TORCH_CHECK_TYPE(values.scalar_type() == position.scalar_type(),
-                   "values must have the dtype of position (", position.scalar_type(), "), got ",
-                   values.scalar_type());
-  for (const at::Tensor* t : {&crow, &col, &values}) {
-    TORCH_CHECK_VALUE(t->device() == position.device(),
-                      "crow_indices, col_indices and values must be on the device of position");
-    TORCH_CHECK_VALUE(t->is_contiguous(), "crow_indices, col_indices and values must be contiguous");
-  }
-}
-
 // sb_rows_step: the block, the gathered f(x), and the state (position, momentum and, when
 // heated, start_momentum of one shape and dtype; unheated steps never touch start_momentum),
 // none of the outputs overlapping another tensor.
@@ -70,7 +49,7 @@ inline void check_rows_step_args(const at::Tensor& crow, const at::Tensor& col,
                                  const at::Tensor& position, const at::Tensor& momentum,
                                  const at::Tensor& start_momentum, bool heated) {
   check_state(position, momentum);
-  check_row_block(crow, col, values, position);
+  check_csr_coupling(crow, col, values, position);  // a row per row of position
   check_gathered(gathered, position);
   check_not_overlapping(position, momentum, "position", "momentum");
   check_not_overlapping(position, gathered, "position", "gathered");
@@ -109,7 +88,7 @@ inline void check_rows_energy_args(const at::Tensor& crow, const at::Tensor& col
                     position.dim(), " dimensions");
   common::check_float_tensor(position, "position");
   TORCH_CHECK_VALUE(position.is_contiguous(), "position must be contiguous");
-  check_row_block(crow, col, values, position);
+  check_csr_coupling(crow, col, values, position);  // a row per row of position
   check_gathered(gathered, position);
   TORCH_CHECK_TYPE(gathered.scalar_type() == at::kLong,
                    "gathered must hold packed spins (int64), got ", gathered.scalar_type());

@@ -3,6 +3,7 @@ CPU, 1, 2 and 3 processes spawned on 127.0.0.1 with a free port and a timeout. E
 must return exactly what one process returns for the same seed, and every rank the same
 thing; mismatched settings and a failing rank end every rank with a clear error."""
 
+import functools
 import os
 import time
 import warnings
@@ -12,7 +13,14 @@ import torch
 import torch.distributed as dist
 
 import sb_native as sb
-from tests.helpers import NATIVE_ONLY, join_gloo, spawn_ranks, symmetric
+from tests.helpers import (
+    NATIVE_ONLY,
+    assert_ranks_fail_together,
+    join_gloo,
+    record_cases,
+    spawn_ranks,
+    symmetric,
+)
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="no torch.distributed")
 COMMON = dict(verbose=False, sampling_period=20, convergence_threshold=5)
@@ -107,18 +115,7 @@ def failing_rank(group):
 
 def _worker(rank, world, port, directory, names):
     join_gloo(rank, world, port)
-    results = {}
-    try:
-        for name in names:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    results[name] = ("ok", globals()[name](True))
-            except Exception as error:  # noqa: BLE001 - the test compares what each rank saw
-                results[name] = ("error", type(error).__name__, str(error))
-    finally:
-        torch.save(results, os.path.join(directory, f"{rank}.pt"))
-        dist.destroy_process_group()
+    record_cases(rank, directory, {name: functools.partial(globals()[name], True) for name in names})
 
 
 def spawn(world, names, tmp_path):
@@ -153,14 +150,7 @@ def test_timeout_mismatch_and_failure(tmp_path):
         results = [r[name] for r in ranks]
         assert results[0][0] == results[1][0] == "ok", results
         assert_same(results[0][1], results[1][1])
-    for results in ranks:
-        status, kind, message = results["mismatched_seeds"]
-        assert (status, kind) == ("error", "ValueError")
-        assert "different problems or settings" in message
-    assert ranks[1]["failing_rank"] == ("error", "MemoryError", "rank 1 ran out of memory")
-    status, kind, message = ranks[0]["failing_rank"]
-    assert (status, kind) == ("error", "RankFailed")
-    assert "rank 1 of the process group failed" in message
+    assert_ranks_fail_together(ranks, "mismatched_seeds", "failing_rank")
 
 
 def test_process_group_errors_name_the_argument():

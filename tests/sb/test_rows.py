@@ -4,6 +4,7 @@ readers; and runs on 1, 2 and 3 gloo ranks (spawned on 127.0.0.1) against the si
 run of the whole problem stored sparse: every rank must return exactly what one process
 returns, uneven blocks and the extra spin of a linear term included."""
 
+import functools
 import gzip
 import os
 import time
@@ -17,7 +18,13 @@ import sb_native as sb
 from sb_native import io
 from sb_native.engine import reference as torch_ref
 from sb_native.models import QUBO, MaxCut
-from tests.helpers import NATIVE_ONLY, join_gloo, spawn_ranks
+from tests.helpers import (
+    NATIVE_ONLY,
+    assert_ranks_fail_together,
+    join_gloo,
+    record_cases,
+    spawn_ranks,
+)
 
 COMMON = dict(verbose=False, sampling_period=20, convergence_threshold=5)
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-4)}
@@ -272,18 +279,7 @@ def write_problems(directory):
 
 def _worker(rank, world, port, directory, names):
     join_gloo(rank, world, port)
-    results = {}
-    try:
-        for name in names:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    results[name] = ("ok", globals()[name](directory, True))
-            except Exception as error:  # noqa: BLE001 - the test compares what each rank saw
-                results[name] = ("error", type(error).__name__, str(error))
-    finally:
-        torch.save(results, os.path.join(directory, f"{rank}.pt"))
-        dist.destroy_process_group()
+    record_cases(rank, directory, {name: functools.partial(globals()[name], directory, True) for name in names})
 
 
 @NATIVE_ONLY
@@ -313,14 +309,7 @@ def test_rows_timeout_mismatch_and_failure(tmp_path):
     first, second = (r["timeout_on_rank_zero"] for r in ranks)
     assert first[0] == second[0] == "ok", (first, second)
     assert all(torch.equal(a, b) for a, b in zip(first[1], second[1]))
-    for results in ranks:
-        status, kind, message = results["mismatched_problems"]
-        assert (status, kind) == ("error", "ValueError")
-        assert "different problems or settings" in message
-    assert ranks[1]["failing_rank"] == ("error", "MemoryError", "rank 1 ran out of memory")
-    status, kind, message = ranks[0]["failing_rank"]
-    assert (status, kind) == ("error", "RankFailed")
-    assert "rank 1 of the process group failed" in message
+    assert_ranks_fail_together(ranks, "mismatched_problems", "failing_rank")
 
 
 def test_row_block_needs_a_process_group():
