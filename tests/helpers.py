@@ -147,6 +147,29 @@ def spawn_ranks(target, world, directory, *args, deadline=120):
     return [torch.load(pathlib.Path(directory) / f"{rank}.pt") for rank in range(world)]
 
 
+TWO_GPUS_NCCL = pytest.mark.skipif(
+    not (torch.distributed.is_available() and torch.distributed.is_nccl_available()
+         and torch.cuda.device_count() >= 2 and sb_native.backend_info()["cuda_device"]),
+    reason="needs NCCL, two GPUs and the CUDA build")
+
+
+def save_on_gpu_rank(rank, world, port, directory, solve):
+    """In a spawned rank: joins an NCCL group on cuda:rank, saves solve()'s (vector, value)
+    on the CPU to directory/<rank>.pt, leaves the group."""
+    import os
+    from datetime import timedelta
+
+    import torch.distributed as dist
+    torch.cuda.set_device(rank)
+    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=world, timeout=timedelta(seconds=60))
+    try:
+        vector, value = solve(rank)
+        torch.save((vector.cpu(), value.cpu()), os.path.join(directory, f"{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
 def record_cases(rank, directory, cases):
     """In a spawned rank that joined a process group: runs each case (name -> call) and saves
     {name: ("ok", result) or ("error", type name, message)} to directory/<rank>.pt, then

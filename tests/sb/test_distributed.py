@@ -4,7 +4,6 @@ must return exactly what one process returns for the same seed, and every rank t
 thing; mismatched settings and a failing rank end every rank with a clear error."""
 
 import functools
-import os
 import time
 import warnings
 
@@ -15,9 +14,11 @@ import torch.distributed as dist
 import sb_native as sb
 from tests.helpers import (
     NATIVE_ONLY,
+    TWO_GPUS_NCCL,
     assert_ranks_fail_together,
     join_gloo,
     record_cases,
+    save_on_gpu_rank,
     spawn_ranks,
     symmetric,
 )
@@ -169,21 +170,10 @@ def dsb_on_this_rank_gpu(group):
 
 
 def _nccl_worker(rank, world, port, directory):
-    from datetime import timedelta
-    torch.cuda.set_device(rank)
-    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world, timeout=timedelta(seconds=60))
-    try:
-        vector, value = dsb_on_this_rank_gpu(True)
-        torch.save((vector.cpu(), value.cpu()), os.path.join(directory, f"{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
+    save_on_gpu_rank(rank, world, port, directory, lambda _: dsb_on_this_rank_gpu(True))
 
 
-@pytest.mark.skipif(not (dist.is_available() and dist.is_nccl_available()
-                         and torch.cuda.device_count() >= 2
-                         and sb.backend_info()["cuda_device"]),
-                    reason="needs NCCL, two GPUs and the CUDA build")
+@TWO_GPUS_NCCL
 def test_nccl_agents_across_gpus_equal_one_gpu(tmp_path):
     ranks = spawn_ranks(_nccl_worker, 2, tmp_path)
     vector, value = dsb_on_this_rank_gpu(None)

@@ -20,9 +20,11 @@ from sb_native.engine import reference as torch_ref
 from sb_native.models import QUBO, MaxCut
 from tests.helpers import (
     NATIVE_ONLY,
+    TWO_GPUS_NCCL,
     assert_ranks_fail_together,
     join_gloo,
     record_cases,
+    save_on_gpu_rank,
     spawn_ranks,
 )
 
@@ -318,25 +320,17 @@ def test_row_block_needs_a_process_group():
 
 
 # ── NCCL, where two GPUs and the CUDA build exist (never here: no GPU) ──
+def rows_on_gpu(rank, directory):
+    block = sb.RowBlock.from_gset(os.path.join(directory, "g.txt"), dtype=torch.float64,
+                                  device=f"cuda:{rank}")
+    return block.maximize(mode="discrete", agents=10, max_steps=400, seed=3, **COMMON)
+
+
 def _nccl_worker(rank, world, port, directory):
-    from datetime import timedelta
-    torch.cuda.set_device(rank)
-    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world, timeout=timedelta(seconds=60))
-    try:
-        block = sb.RowBlock.from_gset(os.path.join(directory, "g.txt"), dtype=torch.float64,
-                                      device=f"cuda:{rank}")
-        vector, value = block.maximize(mode="discrete", agents=10, max_steps=400, seed=3,
-                                       **COMMON)
-        torch.save((vector.cpu(), value.cpu()), os.path.join(directory, f"{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
+    save_on_gpu_rank(rank, world, port, directory, lambda r: rows_on_gpu(r, directory))
 
 
-@pytest.mark.skipif(not (dist.is_available() and dist.is_nccl_available()
-                         and torch.cuda.device_count() >= 2
-                         and sb.backend_info()["cuda_device"]),
-                    reason="needs NCCL, two GPUs and the CUDA build")
+@TWO_GPUS_NCCL
 def test_nccl_rows_across_gpus_equal_one_gpu(tmp_path):
     write_problems(tmp_path)
     ranks = spawn_ranks(_nccl_worker, 2, tmp_path)
