@@ -29,9 +29,10 @@ inline void check_gathered(const at::Tensor& gathered, const at::Tensor& positio
   TORCH_CHECK_VALUE(gathered.is_contiguous(), "gathered must be contiguous");
   const auto type = gathered.scalar_type();
   if (type == at::kLong) {
-    TORCH_CHECK_VALUE(gathered.size(1) == packed_width(agents), "gathered (int64, packed) must have ",
-                      packed_width(agents), " words per row for ", agents, " agents, got ",
-                      gathered.size(1));
+    const int64_t words = packed_width(agents);
+    TORCH_CHECK_VALUE(gathered.size(1) == words || gathered.size(1) == 2 * words,
+                      "gathered (int64, packed) must have ", words, " words per row for ", agents,
+                      " agents (", 2 * words, " with a zero plane), got ", gathered.size(1));
   } else {
     TORCH_CHECK_TYPE(type == at::kChar || type == position.scalar_type(),
                      "gathered must be int64 (packed bits), int8 (signs) or the dtype of "
@@ -92,6 +93,8 @@ inline void check_rows_energy_args(const at::Tensor& crow, const at::Tensor& col
   check_gathered(gathered, position);
   TORCH_CHECK_TYPE(gathered.scalar_type() == at::kLong,
                    "gathered must hold packed spins (int64), got ", gathered.scalar_type());
+  TORCH_CHECK_VALUE(gathered.size(1) == packed_width(position.size(1)),
+                    "gathered must hold packed spins without a zero plane (spins are never 0)");
   const int64_t agents = position.size(1);
   TORCH_CHECK_VALUE(energies.dim() == 1 && energies.size(0) == agents,
                     "energies must have shape (agents,) = (", agents, ",), got ", energies.sizes());

@@ -6,7 +6,9 @@
 //   floating: the positions themselves (bSB, f(x) = x);
 //   int8    : sign(x) in {-1, 0, 1} (dSB, the rare step where some x is exactly 0);
 //   int64   : one bit per agent, 64 agents per word (dSB signs or sampled spins): 1 for
-//             x > 0 (signs) or x >= 0 (spins), so a dSB step sends 1 bit per spin and agent.
+//             x > 0 (signs) or x >= 0 (spins), so a dSB step sends 1 bit per spin and agent;
+//             twice the words per row on a step where some sign is 0: the sign bits, then a
+//             zero plane (1 where x == 0), 2 bits per spin for that step only.
 
 #include <cstdint>
 
@@ -23,6 +25,12 @@ SBN_HD int64_t packed_width(int64_t agents) { return (agents + 63) / 64; }
 template <typename T>
 SBN_HD T packed_value(const int64_t* row, int64_t a) {
   return ((row[a >> 6] >> (a & 63)) & 1) ? T(1) : T(-1);
+}
+
+// The sign of agent a in a packed row with a zero plane `words` words on: +-1, or 0.
+template <typename T>
+SBN_HD T masked_value(const int64_t* row, int64_t words, int64_t a) {
+  return ((row[words + (a >> 6)] >> (a & 63)) & 1) ? T(0) : packed_value<T>(row, a);
 }
 
 // The bit a row of positions packs for x: sign(x) > 0 for a dSB step, the sampled spin

@@ -17,7 +17,8 @@ import torch.distributed as dist
 from .. import _checks, _ops, io
 from .._distributed import collective_device, resolve_group
 from .._options import BackendChoice, GroupChoice, Mode, SolverOptions
-from ..engine.rows import RowCoupling, RowLayout, RowRunner
+from ..engine.rows import RowRunner
+from ..engine.rows_layout import RowCoupling, RowLayout
 
 DOMAINS = ("spin", "binary")
 

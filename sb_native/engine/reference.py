@@ -111,12 +111,18 @@ def sb_sample(position, field, energies, stability, bifurcated, final_spins, thr
 # gathered as positions, int8 signs or packed bits (csrc/sb/rows_math.h).
 
 def unpack(gathered: torch.Tensor, agents: int, dtype: torch.dtype) -> torch.Tensor:
-    """f(x) of every gathered row, (rows, agents) of dtype: packed bits as +-1."""
+    """f(x) of every gathered row, (rows, agents) of dtype: packed bits as +-1, or 0 where a
+    zero plane says so."""
     if gathered.dtype != torch.int64:
         return gathered.to(dtype)
     agent = torch.arange(agents, device=gathered.device)
     bits = (gathered[:, agent // 64] >> (agent % 64)) & 1
-    return (2 * bits - 1).to(dtype)
+    signs = (2 * bits - 1).to(dtype)
+    words = (agents + 63) // 64
+    if gathered.shape[1] == 2 * words:  # a zero plane after the sign bits
+        zero = (gathered[:, words + agent // 64] >> (agent % 64)) & 1
+        signs = signs * (1 - zero).to(dtype)
+    return signs
 
 
 def _block_product(crow_indices, col_indices, values, gathered, agents: int) -> torch.Tensor:

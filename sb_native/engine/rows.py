@@ -5,11 +5,11 @@ Rank r owns the contiguous variables lo_r to hi_r - 1: those rows of the couplin
 global columns) and of the positions and momenta, never the rest of J. Each step is
   begin (kick-drift of the rank's rows) -> all_gather f(x) -> finish (m += q J_rows f(x)...)
 with one all_gather per step of f(x) of every variable: the positions for bSB, one bit per
-spin and agent for dSB (sb_rows_pack; a step where some x is exactly 0, whose sign one bit
-cannot carry, exchanges int8 signs instead). Every rank sends block + 1 rows, its rows last
-and a header row after them (a dSB step's count of zero signs, or -1 from a rank that
-failed), so the gathered buffer is one tensor and each non-zero's column is mapped once to
-its row there (RowLayout.gathered_rows).
+spin and agent for dSB (sb_rows_pack; on a step where some x is exactly 0, whose sign one
+bit cannot carry, a zero plane follows). Every rank sends block + 1 rows, its rows last and
+a header row after them (a dSB step's count of zero signs, or -1 from a rank that failed),
+so the gathered buffer is one tensor and each non-zero's column is mapped once to its row
+there (rows_layout.py: RowLayout.gathered_rows).
 
 A rank's rows evolve exactly as those rows of the single-process run on the CSR coupling
 (same sums in the same order, the kernels' per-element math), and every rank draws the
@@ -25,8 +25,7 @@ raises; the others raise RankFailed there.
 
 import time
 import warnings
-from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -36,6 +35,7 @@ from .._distributed import RankFailed, checksum, collective_device, handshake
 from .._env import ENVIRONMENT
 from . import ops
 from .reference import momentum_coefficient, sample_spins
+from .rows_layout import RowCoupling, RowLayout, RowResult, RowStats
 from .runner import INFINITY, ConvergenceWarning, call_schedule
 
 # all_gather into one tensor (torch 2.13 renamed it; the old name warns there).
@@ -44,100 +44,6 @@ _all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_t
 # Rows of the initial state drawn at a time: each rank draws the whole single-process stream
 # (positions, then momenta) and keeps its rows, in pieces of about this many values.
 DRAW_VALUES = 1 << 22
-
-
-@dataclass(frozen=True)
-class RowLayout:
-    """Which rank owns which variables: rank r has lo_r to hi_r - 1 (bounds[r])."""
-
-    bounds: Tuple[Tuple[int, int], ...]
-    rank: int
-
-    @classmethod
-    def split(cls, n: int, world: int, rank: int, extra: int = 0) -> "RowLayout":
-        """n variables in blocks of ceil(n / world) (the last ones shorter or empty); extra
-        variables after the n (the extra spin of a linear term) go to the last rank."""
-        block = -(-n // world)
-        bounds = [(min(n, r * block), min(n, (r + 1) * block)) for r in range(world)]
-        bounds[-1] = (bounds[-1][0], bounds[-1][1] + extra)
-        return cls(tuple(bounds), rank)
-
-    @property
-    def lo(self) -> int:
-        return self.bounds[self.rank][0]
-
-    @property
-    def hi(self) -> int:
-        return self.bounds[self.rank][1]
-
-    @property
-    def rows(self) -> int:
-        return self.hi - self.lo
-
-    @property
-    def size(self) -> int:
-        return self.bounds[-1][1]
-
-    @property
-    def block(self) -> int:
-        """Rows every rank sends (its rows, right-aligned), before its header row."""
-        return max(hi - lo for lo, hi in self.bounds)
-
-    def gathered_rows(self, variables: torch.Tensor) -> torch.Tensor:
-        """The row of the gathered buffer that holds each variable."""
-        his = torch.tensor([hi for _, hi in self.bounds], device=variables.device)
-        owner = torch.searchsorted(his, variables, right=True)
-        return owner * (self.block + 1) + self.block - his[owner] + variables
-
-
-@dataclass
-class RowCoupling:
-    """This rank's rows of the SB coupling (symmetric, zero diagonal): CSR over the rank's
-    rows, col_indices global."""
-
-    layout: RowLayout
-    crow: torch.Tensor
-    col: torch.Tensor
-    values: torch.Tensor
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.values.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.values.device
-
-
-@dataclass
-class RowStats:
-    """What a run cost this rank: steps, seconds in the ops (the product and the updates)
-    and in the collectives (waiting included), and bytes this rank sent."""
-
-    steps: int = 0
-    compute_s: float = 0.0
-    communication_s: float = 0.0
-    bytes_sent: int = 0
-
-
-@dataclass
-class RowResult:
-    """What every rank knows at the end: the final spins of every variable (packed bits in
-    the gathered layout) and every agent's energy s^T J s."""
-
-    spins: torch.Tensor
-    energies: torch.Tensor
-    layout: RowLayout
-
-    def column_spins(self, variables: int, agents: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """(variables, k) spins (+-1, float64) of the first `variables` variables for the
-        agents given (all when None)."""
-        rows = self.spins[self.layout.gathered_rows(torch.arange(variables,
-                                                                 device=self.spins.device))]
-        if agents is None:
-            agents = torch.arange(self.energies.numel(), device=self.spins.device)
-        bits = (rows[:, agents // 64] >> (agents % 64)) & 1
-        return (2 * bits - 1).to(torch.float64)
 
 
 class RowRunner:
@@ -283,7 +189,8 @@ class RowRunner:
         self.momentum = momentum
         self.start_momentum = (torch.zeros_like(momentum) if self.heated
                                else torch.empty(0, dtype=dtype, device=device))
-        self.f = self.gathered  # what the next finish multiplies: gathered, or int8 signs
+        self.f = self.gathered  # what the next finish multiplies (gathered2: zero plane)
+        self.zeros_send = self.zeros_gathered = self.gathered2 = None  # on a first sign 0
 
     def _step_op(self, step: int, finish: bool, begin: bool) -> None:
         c = self.coupling
@@ -304,12 +211,29 @@ class RowRunner:
         heads = self._gather(self.send, self.gathered, "the SB run")
         self.f = self.gathered
         if self.discrete and bool((heads > 0).any()):
-            signs = torch.zeros((self.layout.block + 1, self.agents), dtype=torch.int8,
-                                device=self.position.device)
-            signs[self.layout.block - self.position.shape[0]:-1] = torch.sign(self.position)
-            self.f = torch.empty((self.gathered.shape[0], self.agents), dtype=torch.int8,
-                                 device=self.position.device)
-            self._gather(signs, self.f, "the SB run")
+            self.f = self._with_zero_plane()
+
+    def _with_zero_plane(self) -> torch.Tensor:
+        """The step's signs when some rank has a sign 0 (x == 0 or NaN): every rank sends a
+        zero plane too, 1 more bit per spin for this step, and the op reads the signs and
+        the plane side by side."""
+        x, words = self.position, self.send.shape[1]
+        if self.zeros_send is None:
+            self.zeros_send = torch.zeros_like(self.send)
+            self.zeros_gathered = torch.empty_like(self.gathered)
+            self.gathered2 = torch.empty((self.gathered.shape[0], 2 * words), dtype=torch.int64,
+                                         device=x.device)
+
+        def work():
+            # Packed as spins (bit: value >= 0), 0 where the sign is 0 and -1 elsewhere.
+            zero = torch.where((x > 0) | (x < 0), -1.0, 0.0).to(x.dtype)
+            ops.sb_rows_pack(zero, self.zeros_send[self.send.shape[0] - x.shape[0] - 1:], True,
+                             backend=self.backend)
+        self._guard(work)
+        self._gather(self.zeros_send, self.zeros_gathered, "the SB run")
+        self.gathered2[:, :words] = self.gathered
+        self.gathered2[:, words:] = self.zeros_gathered
+        return self.gathered2
 
     def _energies(self, position: torch.Tensor, what: str) -> torch.Tensor:
         """This rank's share of the energies of position's spins (the spins gathered)."""

@@ -15,7 +15,7 @@ import sb_native  # noqa: F401  (registers torch.ops.sb_native, the CPU ops)
 from tests.helpers import CPU_FUSED_PRODUCTS
 
 DTYPES = [torch.float32, torch.float64]
-GATHERED = ["floating", "int8", "packed"]
+GATHERED = ["floating", "int8", "packed", "zero plane"]
 AGENTS = [1, 63, 64, 65, 130]
 ROWS = [0, 1, 5, 37]
 PHASES = [(True, True), (True, False), (False, True)]  # (finish, begin)
@@ -57,7 +57,8 @@ def gathered_of(kind, rows, agents, dtype, seed):
     g = torch.Generator().manual_seed(seed)
     if kind == "int8":
         return torch.randint(-1, 2, (rows, agents), generator=g, dtype=torch.int8)
-    return torch.randint(-2**63, 2**63 - 1, (rows, words(agents)), generator=g, dtype=torch.int64)
+    width = words(agents) * (2 if kind == "zero plane" else 1)  # signs, then 1 where 0
+    return torch.randint(-2**63, 2**63 - 1, (rows, width), generator=g, dtype=torch.int64)
 
 
 def both(op, emulated, before, outputs, after=()):

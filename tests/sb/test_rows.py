@@ -55,15 +55,24 @@ def packed(positions, spins):
 
 # ── the ops ──
 
+def zero_plane(positions):
+    """Packed signs, then the zero plane (1 where the sign is 0): the form of a step where
+    some x is exactly 0."""
+    zero = torch.where((positions > 0) | (positions < 0), -1.0, 0.0).to(positions.dtype)
+    return torch.cat([packed(positions, False)[:-1], packed(zero, True)[:-1]], dim=1)
+
+
 @NATIVE_ONLY
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("form", ["float", "int8", "packed"])
+@pytest.mark.parametrize("form", ["float", "int8", "packed", "zero plane"])
 @pytest.mark.parametrize("agents", [1, 64, 70])
 @pytest.mark.parametrize("heated", [False, True])
 def test_rows_step_matches_reference(dtype, form, agents, heated):
     csr, x, m, positions = block(9, 23, agents, dtype, integer=form != "float", seed=agents)
-    gathered = {"float": positions, "int8": torch.sign(positions).to(torch.int8),
-                "packed": packed(positions, False)[:-1]}[form]
+    positions[::4, ::3] = 0.0  # signs 0: what the int8 and zero-plane forms carry
+    signs = torch.sign(positions).to(torch.int8)
+    gathered = {"float": positions, "int8": signs, "packed": packed(positions, False)[:-1],
+                "zero plane": zero_plane(positions)}[form]
     m0 = torch.rand_like(m) if heated else torch.empty(0, dtype=dtype)
     heat = 0.01 if heated else 0.0
     for finish, begin in [(True, True), (True, False), (False, True)]:
@@ -73,6 +82,11 @@ def test_rows_step_matches_reference(dtype, form, agents, heated):
             op(*csr, gathered, xs, ms, m0s, -0.07, 0.1, 0.3, heat, finish, begin)
         for native, ref in zip(states[0], states[1]):
             torch.testing.assert_close(native, ref, **TOL[dtype])
+        if form == "zero plane":  # the same step as int8 signs, bit for bit
+            as_int8 = (x.clone(), m.clone(), m0.clone())
+            torch.ops.sb_native.sb_rows_step(*csr, signs, *as_int8, -0.07, 0.1, 0.3, heat,
+                                             finish, begin)
+            assert all(torch.equal(a, b) for a, b in zip(states[0], as_int8))
 
 
 @NATIVE_ONLY
@@ -236,7 +250,28 @@ def qubo_bsb_no_early_stopping(directory, rows):
     return QUBO(io.read_qubo(path), dtype=torch.float64).minimize(**kwargs)
 
 
-CASES = [gset_dsb, gset_bsb_all_agents, qubo_heated_dsb, qubo_bsb_no_early_stopping]
+def zero_plane_steps(directory, rows):
+    """gset_dsb with rank 0's header claiming a sign 0 every third step: every rank then sends
+    a zero plane too (all its bits 0 here), and the run is still the one-process run."""
+    if not rows:
+        return gset_dsb(directory, rows)
+    from sb_native.engine import ops
+    calls, original = [], ops.sb_rows_pack
+
+    def claims_zeros(position, packed, spins, *, backend):
+        original(position, packed, spins, backend=backend)
+        calls.append(spins)
+        if not spins and dist.get_rank() == 0 and len(calls) % 3 == 0:
+            packed[-1, 0] = 1
+    ops.sb_rows_pack = claims_zeros
+    try:
+        return gset_dsb(directory, rows)
+    finally:
+        ops.sb_rows_pack = original
+
+
+CASES = [gset_dsb, gset_bsb_all_agents, qubo_heated_dsb, qubo_bsb_no_early_stopping,
+         zero_plane_steps]
 NON_INTEGER_WEIGHTS = {gset_bsb_all_agents}
 
 

@@ -79,6 +79,15 @@ void signed_row_product(const CsrView& J, const scalar_t* values, const at::Tens
   }
   const int64_t width = packed_width(agents);
   const int64_t* words = gathered.data_ptr<int64_t>();
+  const int64_t stride = gathered.size(1);
+  if (stride != width) {  // a zero plane: a rare step, the plain per-agent loop
+    for (int64_t k = J.crow[i]; k < J.crow[i + 1]; ++k) {
+      const scalar_t v = values[k];
+      const int64_t* row = words + J.col[k] * stride;
+      for (int64_t a = 0; a < agents; ++a) acc[a] += v * masked_value<scalar_t>(row, width, a);
+    }
+    return;
+  }
   const auto& table = ByteSigns<scalar_t>::get();
   for (int64_t k = J.crow[i]; k < J.crow[i + 1]; ++k) {
     const scalar_t v = values[k];

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "../rows_checks.h"
 #include "../rows_math.h"
@@ -37,7 +38,8 @@ struct RowBlock {
   const int64_t* col;
   const scalar_t* values;
   const gathered_t* gathered;
-  int64_t stride;  // elements of gathered per variable
+  int64_t stride;      // elements of gathered per variable
+  int64_t zero_plane;  // packed rows with a zero plane: the words before it; else 0
   int64_t agents;
 };
 
@@ -60,13 +62,27 @@ __device__ __forceinline__ scalar_t add_term(scalar_t acc, scalar_t v, const int
   return acc + (((bits[a >> 6] >> (a & 63)) & 1) ? v : -v);
 }
 
+// A packed row with a zero plane `words` words on (a step where some sign is 0): the CPU's
+// v * masked_value, the same +-v or v * 0.
+template <typename scalar_t>
+__device__ __forceinline__ scalar_t add_masked_term(scalar_t acc, scalar_t v, const int64_t* row,
+                                                    int64_t words, int64_t a) {
+  return acc + v * masked_value<scalar_t>(row, words, a);
+}
+
 // (J @ f)[i, a], the non-zeros of row i in CSR order as the CPU kernel adds them.
 template <typename scalar_t, typename gathered_t>
 __device__ __forceinline__ scalar_t row_product(const RowBlock<scalar_t, gathered_t>& J, int64_t i,
                                                 int64_t a) {
   scalar_t acc = 0;
   for (int64_t k = J.crow[i]; k < J.crow[i + 1]; ++k) {
-    acc = add_term(acc, J.values[k], J.gathered + J.col[k] * J.stride, a);
+    const gathered_t* row = J.gathered + J.col[k] * J.stride;
+    if constexpr (std::is_same_v<gathered_t, int64_t>) {
+      acc = J.zero_plane != 0 ? add_masked_term(acc, J.values[k], row, J.zero_plane, a)
+                              : add_term(acc, J.values[k], row, a);
+    } else {
+      acc = add_term(acc, J.values[k], row, a);
+    }
   }
   return acc;
 }
@@ -227,6 +243,8 @@ RowBlock<scalar_t, gathered_t> row_block(const at::Tensor& crow, const at::Tenso
   J.values = values.data_ptr<scalar_t>();
   J.gathered = gathered.data_ptr<gathered_t>();
   J.stride = gathered.size(1);
+  const int64_t words = packed_width(agents);
+  J.zero_plane = gathered.scalar_type() == at::kLong && J.stride == 2 * words ? words : 0;
   J.agents = agents;
   return J;
 }
