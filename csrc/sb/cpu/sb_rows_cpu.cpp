@@ -46,15 +46,20 @@ void check_block_structure(const at::Tensor& crow, const at::Tensor& col, int64_
 
 // The eight +-1 of each byte of packed bits, so a byte's terms are one vector multiply-add
 // instead of eight selects (v * +-1 is exact: the same sums as the select).
+// With a zero plane, keep holds 0 where a sign is 0, else 1.
 template <typename scalar_t>
 struct ByteSigns {
   scalar_t signs[256][8];
+  scalar_t keep[256][8];
 
   static const ByteSigns& get() {
     static const ByteSigns table = [] {
       ByteSigns t{};
       for (int byte = 0; byte < 256; ++byte) {
-        for (int e = 0; e < 8; ++e) t.signs[byte][e] = ((byte >> e) & 1) ? scalar_t(1) : scalar_t(-1);
+        for (int e = 0; e < 8; ++e) {
+          t.signs[byte][e] = ((byte >> e) & 1) ? scalar_t(1) : scalar_t(-1);
+          t.keep[byte][e] = ((byte >> e) & 1) ? scalar_t(0) : scalar_t(1);
+        }
       }
       return t;
     }();
@@ -80,28 +85,31 @@ void signed_row_product(const CsrView& J, const scalar_t* values, const at::Tens
   const int64_t width = packed_width(agents);
   const int64_t* words = gathered.data_ptr<int64_t>();
   const int64_t stride = gathered.size(1);
-  if (stride != width) {  // a zero plane: a rare step, the plain per-agent loop
-    for (int64_t k = J.crow[i]; k < J.crow[i + 1]; ++k) {
-      const scalar_t v = values[k];
-      const int64_t* row = words + J.col[k] * stride;
-      for (int64_t a = 0; a < agents; ++a) acc[a] += v * masked_value<scalar_t>(row, width, a);
-    }
-    return;
-  }
+  const bool masked = stride != width;  // a zero plane follows the sign bits
   const auto& table = ByteSigns<scalar_t>::get();
   for (int64_t k = J.crow[i]; k < J.crow[i + 1]; ++k) {
     const scalar_t v = values[k];
-    const int64_t* row = words + J.col[k] * width;
+    const int64_t* row = words + J.col[k] * stride;
     for (int64_t w = 0; w < width; ++w) {
       const uint64_t bits = static_cast<uint64_t>(row[w]);
+      const uint64_t zeros = masked ? static_cast<uint64_t>(row[width + w]) : 0;
       const int64_t len = std::min<int64_t>(64, agents - 64 * w);
       scalar_t* __restrict__ out = acc + 64 * w;
       int64_t b = 0;
       for (; b + 8 <= len; b += 8) {  // a byte of bits at a time: one vector of +-1
         const scalar_t* __restrict__ s = table.signs[(bits >> b) & 255];
-        for (int64_t e = 0; e < 8; ++e) out[b + e] += v * s[e];
+        if (masked) {
+          // (v * +-1) * 0 is a zero like v * 0: adding either leaves the sum as it is.
+          const scalar_t* __restrict__ keep = table.keep[(zeros >> b) & 255];
+          for (int64_t e = 0; e < 8; ++e) out[b + e] += v * s[e] * keep[e];
+        } else {
+          for (int64_t e = 0; e < 8; ++e) out[b + e] += v * s[e];
+        }
       }
-      for (; b < len; ++b) out[b] += ((bits >> b) & 1) ? v : -v;
+      for (; b < len; ++b) {
+        out[b] += v * (masked ? masked_value<scalar_t>(row + w, width, b)
+                              : packed_value<scalar_t>(row + w, b));
+      }
     }
   }
 }
