@@ -5,6 +5,8 @@
 #include <ATen/ATen.h>
 #include <ATen/MemoryOverlap.h>
 
+#include <string>
+
 #include "../common/checks.h"
 
 namespace sb_native {
@@ -62,6 +64,34 @@ inline void check_csr_coupling(const at::Tensor& crow, const at::Tensor& col, co
     TORCH_CHECK_VALUE(t->device() == position.device(),
                       "CSR tensors must be on the device of position");
     TORCH_CHECK_VALUE(t->is_contiguous(), "CSR tensors must be contiguous");
+  }
+}
+
+// The structure of a CSR matrix whose columns index `columns` rows of what it multiplies
+// (columns_are names them in the message, e.g. "6 variables"): crow_indices starts at 0,
+// ends at nnz and never decreases, and every column is in range. On a GPU one reduction and
+// one read-back decide; the messages come from a host copy only on failure.
+inline void check_csr_structure(const at::Tensor& crow, const at::Tensor& col, int64_t columns,
+                                const std::string& columns_are) {
+  const int64_t rows = crow.numel() - 1, nnz = col.numel();
+  if (!crow.device().is_cpu()) {
+    at::Tensor bad = crow.select(0, 0).ne(0).logical_or(crow.select(0, rows).ne(nnz));
+    if (rows > 0) bad = bad.logical_or(crow.slice(0, 1).lt(crow.slice(0, 0, rows)).any());
+    if (nnz > 0) bad = bad.logical_or(col.lt(0).logical_or(col.ge(columns)).any());
+    if (!bad.item<bool>()) return;
+  }
+  const at::Tensor crow_h = crow.cpu();
+  const at::Tensor col_h = col.cpu();
+  const int64_t* c = crow_h.data_ptr<int64_t>();
+  const int64_t* j = col_h.data_ptr<int64_t>();
+  TORCH_CHECK_VALUE(c[0] == 0 && c[rows] == nnz, "crow_indices must start at 0 and end at nnz (",
+                    nnz, ")");
+  for (int64_t i = 0; i < rows; ++i) {
+    TORCH_CHECK_VALUE(c[i] <= c[i + 1], "crow_indices must be non-decreasing");
+  }
+  for (int64_t k = 0; k < nnz; ++k) {
+    TORCH_CHECK_VALUE(j[k] >= 0 && j[k] < columns, "col_indices[", k, "] = ", j[k],
+                      " is out of range for ", columns_are);
   }
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // Argument checks of the row-block ops, run before any pointer is touched (names as in the
-// schemas, csrc/sb/ops.cpp). The column indices are checked against the gathered buffer on
-// the CPU; the CUDA launchers check them with one reduction on the device.
+// schemas, csrc/sb/ops.cpp). The block's CSR structure, its columns against the gathered
+// buffer's rows, is checks.h's check_csr_structure (gathered_range names that range).
 
 #include <ATen/ATen.h>
 #include <ATen/MemoryOverlap.h>
@@ -11,6 +11,11 @@
 
 namespace sb_native {
 namespace sb {
+
+// What the block's columns index, as check_csr_structure's messages name it.
+inline std::string gathered_range(const at::Tensor& gathered) {
+  return c10::str("gathered's ", gathered.size(0), " rows");
+}
 
 inline void check_not_overlapping(const at::Tensor& out, const at::Tensor& in, const char* out_name,
                                   const char* in_name) {

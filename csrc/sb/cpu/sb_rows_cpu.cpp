@@ -25,25 +25,6 @@ namespace {
 // thread count.
 constexpr int64_t kEnergyRows = 64;
 
-void check_block_structure(const at::Tensor& crow, const at::Tensor& col, int64_t gathered_rows) {
-  const int64_t rows = crow.numel() - 1, nnz = col.numel();
-  const int64_t* c = crow.data_ptr<int64_t>();
-  const int64_t* j = col.data_ptr<int64_t>();
-  TORCH_CHECK_VALUE(c[0] == 0 && c[rows] == nnz, "crow_indices must start at 0 and end at nnz (",
-                    nnz, ")");
-  for (int64_t i = 0; i < rows; ++i) {
-    TORCH_CHECK_VALUE(c[i] <= c[i + 1], "crow_indices must be non-decreasing");
-  }
-  bool inside = true;
-  for (int64_t k = 0; k < nnz; ++k) inside &= j[k] >= 0 && j[k] < gathered_rows;
-  if (!inside) {
-    for (int64_t k = 0; k < nnz; ++k) {
-      TORCH_CHECK_VALUE(j[k] >= 0 && j[k] < gathered_rows, "col_indices[", k, "] = ", j[k],
-                        " is out of range for gathered's ", gathered_rows, " rows");
-    }
-  }
-}
-
 // The eight +-1 of each byte of packed bits, so a byte's terms are one vector multiply-add
 // instead of eight selects (v * +-1 is exact: the same sums as the select).
 // With a zero plane, keep holds 0 where a sign is 0, else 1.
@@ -132,7 +113,7 @@ void sb_rows_step_cpu(const at::Tensor& crow, const at::Tensor& col, const at::T
   const bool heated = heat_coef != 0.0;
   check_rows_step_args(crow, col, values, gathered, position, momentum, start_momentum, heated);
   const int64_t rows = position.size(0), agents = position.size(1);
-  if (finish) check_block_structure(crow, col, gathered.size(0));
+  if (finish) check_csr_structure(crow, col, gathered.size(0), gathered_range(gathered));
   if (position.numel() == 0 || (!finish && !begin)) return;
   const CsrView J{crow.data_ptr<int64_t>(), col.data_ptr<int64_t>(), rows};
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_rows_step_cpu", [&] {
@@ -201,7 +182,7 @@ void sb_rows_energy_cpu(const at::Tensor& crow, const at::Tensor& col, const at:
                         at::Tensor& energies) {
   check_rows_energy_args(crow, col, values, gathered, position, energies);
   const int64_t rows = position.size(0), agents = position.size(1);
-  check_block_structure(crow, col, gathered.size(0));
+  check_csr_structure(crow, col, gathered.size(0), gathered_range(gathered));
   if (agents == 0) return;
   const CsrView J{crow.data_ptr<int64_t>(), col.data_ptr<int64_t>(), rows};
   const int64_t chunks = (rows + kEnergyRows - 1) / kEnergyRows;

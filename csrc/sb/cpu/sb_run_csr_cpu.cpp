@@ -48,18 +48,6 @@ struct CsrAgentField {
   }
 };
 
-void check_csr_structure(const int64_t* crow, const int64_t* col, int64_t rows, int64_t nnz) {
-  TORCH_CHECK_VALUE(crow[0] == 0 && crow[rows] == nnz,
-                    "crow_indices must start at 0 and end at nnz (", nnz, ")");
-  for (int64_t i = 0; i < rows; ++i) {
-    TORCH_CHECK_VALUE(crow[i] <= crow[i + 1], "crow_indices must be non-decreasing");
-  }
-  for (int64_t k = 0; k < nnz; ++k) {
-    TORCH_CHECK_VALUE(col[k] >= 0 && col[k] < rows, "col_indices[", k, "] = ", col[k],
-                      " is out of range for ", rows, " variables");
-  }
-}
-
 void sb_run_csr_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
                     at::Tensor& position, at::Tensor& momentum, int64_t start_step,
                     int64_t num_steps, double time_step, double pressure_slope,
@@ -71,7 +59,7 @@ void sb_run_csr_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Ten
   const int64_t rows = position.size(0);
   const int64_t agents = position.size(1);
   const cpu::CsrView J{crow.data_ptr<int64_t>(), col.data_ptr<int64_t>(), rows};
-  check_csr_structure(J.crow, J.col, rows, col.numel());
+  check_csr_structure(crow, col, rows, c10::str(rows, " variables"));
   auto coefs = [&](int64_t k) {
     return std::make_pair(momentum_coefficient(time_step, start_step + k, pressure_slope),
                           time_step);

@@ -194,31 +194,6 @@ __global__ void rows_pack_header_kernel(const int64_t* block_zeros, int64_t bloc
   for (int64_t w = threadIdx.x; w < width; w += blockDim.x) header[w] = w > 0 ? 0 : sums[0];
 }
 
-// The CSR structure and the column range, checked on the device: one reduction and one
-// read-back, the only host synchronisation of these ops. The messages, worded as the CPU
-// kernel's, are built from a host copy only on failure.
-void check_row_block_structure(const at::Tensor& crow, const at::Tensor& col,
-                               int64_t gathered_rows) {
-  const int64_t rows = crow.numel() - 1, nnz = col.numel();
-  at::Tensor bad = crow.select(0, 0).ne(0).logical_or(crow.select(0, rows).ne(nnz));
-  if (rows > 0) bad = bad.logical_or(at::diff(crow).lt(0).any());
-  if (nnz > 0) bad = bad.logical_or(col.min().lt(0)).logical_or(col.max().ge(gathered_rows));
-  if (!bad.item<bool>()) return;
-  const at::Tensor crow_h = crow.cpu();
-  const at::Tensor col_h = col.cpu();
-  const int64_t* c = crow_h.data_ptr<int64_t>();
-  const int64_t* j = col_h.data_ptr<int64_t>();
-  TORCH_CHECK_VALUE(c[0] == 0 && c[rows] == nnz, "crow_indices must start at 0 and end at nnz (",
-                    nnz, ")");
-  for (int64_t i = 0; i < rows; ++i) {
-    TORCH_CHECK_VALUE(c[i] <= c[i + 1], "crow_indices must be non-decreasing");
-  }
-  for (int64_t k = 0; k < nnz; ++k) {
-    TORCH_CHECK_VALUE(j[k] >= 0 && j[k] < gathered_rows, "col_indices[", k, "] = ", j[k],
-                      " is out of range for gathered's ", gathered_rows, " rows");
-  }
-}
-
 struct AgentGrid {
   dim3 grid;
   int threads;
@@ -256,7 +231,7 @@ void sb_rows_step_cuda(const at::Tensor& crow, const at::Tensor& col, const at::
   const bool heated = heat_coef != 0.0;
   check_rows_step_args(crow, col, values, gathered, position, momentum, start_momentum, heated);
   const at::cuda::CUDAGuard guard(position.device());
-  if (finish) check_row_block_structure(crow, col, gathered.size(0));
+  if (finish) check_csr_structure(crow, col, gathered.size(0), gathered_range(gathered));
   if (position.numel() == 0 || (!finish && !begin)) return;
   const int64_t rows = position.size(0), agents = position.size(1);
   const AgentGrid shape = agent_grid(rows, agents);
@@ -305,7 +280,7 @@ void sb_rows_energy_cuda(const at::Tensor& crow, const at::Tensor& col, const at
                          at::Tensor& energies) {
   check_rows_energy_args(crow, col, values, gathered, position, energies);
   const at::cuda::CUDAGuard guard(position.device());
-  check_row_block_structure(crow, col, gathered.size(0));
+  check_csr_structure(crow, col, gathered.size(0), gathered_range(gathered));
   const int64_t rows = position.size(0), agents = position.size(1);
   if (agents == 0) return;
   const int64_t chunks = (rows + kEnergyChunkRows - 1) / kEnergyChunkRows;

@@ -61,30 +61,6 @@ __global__ void csr_step_kernel(CsrStep<scalar_t> p, scalar_t q, scalar_t heat, 
   }
 }
 
-// The CSR structure is validated on the device: one reduction and one read-back per
-// call, the only host synchronisation of this op (amortised over the call's steps). The
-// detailed message, worded as the CPU kernel's, is built from a host copy only on failure.
-void check_csr_structure(const at::Tensor& crow, const at::Tensor& col, int64_t rows) {
-  const int64_t nnz = col.numel();
-  at::Tensor bad = crow.select(0, 0).ne(0).logical_or(crow.select(0, rows).ne(nnz));
-  if (rows > 0) bad = bad.logical_or(crow.slice(0, 1).lt(crow.slice(0, 0, rows)).any());
-  if (nnz > 0) bad = bad.logical_or(col.lt(0).logical_or(col.ge(rows)).any());
-  if (!bad.item<bool>()) return;
-  const at::Tensor crow_h = crow.cpu();
-  const at::Tensor col_h = col.cpu();
-  const int64_t* crow_p = crow_h.data_ptr<int64_t>();
-  const int64_t* col_p = col_h.data_ptr<int64_t>();
-  TORCH_CHECK_VALUE(crow_p[0] == 0 && crow_p[rows] == nnz,
-                    "crow_indices must start at 0 and end at nnz (", nnz, ")");
-  for (int64_t i = 0; i < rows; ++i) {
-    TORCH_CHECK_VALUE(crow_p[i] <= crow_p[i + 1], "crow_indices must be non-decreasing");
-  }
-  for (int64_t k = 0; k < nnz; ++k) {
-    TORCH_CHECK_VALUE(col_p[k] >= 0 && col_p[k] < rows, "col_indices[", k, "] = ", col_p[k],
-                      " is out of range for ", rows, " variables");
-  }
-}
-
 template <typename scalar_t>
 void run_csr(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
              at::Tensor& position, at::Tensor& momentum, int64_t start_step, int64_t num_steps,
@@ -151,7 +127,8 @@ void sb_run_csr_cuda(const at::Tensor& crow, const at::Tensor& col, const at::Te
   if (position.numel() == 0 || num_steps == 0) return;
   TORCH_CHECK_VALUE(position.size(0) <= INT32_MAX, "position has ", position.size(0),
                     " variables, more than the CUDA kernel's grid supports (", INT32_MAX, ")");
-  check_csr_structure(crow, col, position.size(0));
+  // One reduction and one read-back per call, amortised over the call's steps.
+  check_csr_structure(crow, col, position.size(0), c10::str(position.size(0), " variables"));
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_csr_cuda", [&] {
     run_csr<scalar_t>(crow, col, values, position, momentum, start_step, num_steps, time_step,
                       pressure_slope, quadratic_coef, heat_coef, discrete);
