@@ -4,9 +4,7 @@ entries of the block's rows are kept, so no rank ever holds the whole matrix. A 
 file is handed to the whole-file reader, whose ProblemFileError names the line."""
 
 import gzip
-import io
 import itertools
-import warnings
 from typing import Iterator, Optional, Tuple
 
 import numpy as np
@@ -46,56 +44,31 @@ def _block(kept, n: int, dtype) -> torch.Tensor:
     return _sparse.coo(indices, torch.from_numpy(np.asarray(w, np.float64)).to(dtype), (n, n))
 
 
-def read_gset_rows(path, rows: Tuple[int, int], dtype: torch.dtype,
-                   whole_file_reader) -> torch.Tensor:
-    """Rows lo..hi-1 of read_gset(path)'s symmetric adjacency (N, N), sparse COO; every
-    other row is empty."""
-    try:
-        return _gset_rows(path, rows, dtype, whole_file_reader)
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError):
-        return whole_file_reader(path)
+def restrict(matrix: torch.Tensor, rows) -> torch.Tensor:
+    """The rows lo..hi-1 of a coalesced (n, n) COO, the others empty."""
+    lo, hi = _check_rows(rows, matrix.shape[0])
+    row = matrix.indices()[0]
+    mine = (row >= lo) & (row < hi)
+    return _sparse.coo(matrix.indices()[:, mine], matrix.values()[mine], matrix.shape)
 
 
-def _gset_rows(path, rows, dtype, whole_file_reader) -> torch.Tensor:
-    stream = lines(path)
-    header: Optional[Tuple[int, int]] = None
-    for line in stream:
-        fields = line.split("#", 1)[0].split()
-        if fields:
-            if len(fields) != 2 or not all(f.isdigit() for f in fields):
-                return whole_file_reader(path)  # raises, naming the line
-            header = int(fields[0]), int(fields[1])
-            break
-    if header is None or header[0] < 1:
-        return whole_file_reader(path)
-    n, edges = header
+def gset_rows(stream, n: int, edges: int, rows, dtype, parse) -> Optional[torch.Tensor]:
+    """Rows lo..hi-1 of the G-set edges on the stream's lines after the header, as
+    read_gset's (N, N) COO, parse(body) giving each piece's (E, 3) table of 1-based ids;
+    None when a piece does not parse or the edges do not add up to the header's."""
     lo, hi = _check_rows(rows, n)
     kept, reverse, seen = [], [], 0
-    while True:
-        piece = list(itertools.islice(stream, LINES_PER_PIECE))
-        if not piece:
-            break
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a piece of comments only: "no data"
-                table = np.loadtxt(io.StringIO("".join(piece)), comments="#", ndmin=2,
-                                   dtype=np.float64)
-        except ValueError:
-            return whole_file_reader(path)
-        if table.size == 0:
-            continue
-        i, j, w = table[:, 0], table[:, 1], table[:, 2] if table.shape[1] == 3 else None
-        if w is None or table.shape[1] != 3 or not np.all(np.isfinite(w)) or np.any(i == j) \
-                or np.any(i != np.round(i)) or np.any(j != np.round(j)) \
-                or min(i.min(), j.min()) < 1 or max(i.max(), j.max()) > n:
-            return whole_file_reader(path)
+    for piece in iter(lambda: list(itertools.islice(stream, LINES_PER_PIECE)), []):
+        table = parse("".join(piece))
+        if table is None:
+            return None
         seen += len(table)
-        i, j = i.astype(np.int64) - 1, j.astype(np.int64) - 1
+        i, j, w = table[:, 0].astype(np.int64) - 1, table[:, 1].astype(np.int64) - 1, table[:, 2]
         mine_i, mine_j = (lo <= i) & (i < hi), (lo <= j) & (j < hi)
         kept.append((i[mine_i], j[mine_i], w[mine_i]))
         reverse.append((j[mine_j], i[mine_j], w[mine_j]))
     if seen != edges:
-        return whole_file_reader(path)
+        return None
     # read_gset's order, the edges then their reverses, so repeated edges add up alike.
     return _block(kept + reverse, n, dtype)
 

@@ -22,6 +22,7 @@ import gzip
 import io
 import math
 import os
+import warnings
 from typing import IO, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
@@ -126,23 +127,31 @@ def _gset_edge(path, number: int, fields: List[str], nodes: int) -> Tuple[int, i
 GSET_ROW = np.dtype([("i", np.int64), ("j", np.int64), ("w", np.float64)])
 
 
-def _gset_fast(body: str, nodes: int, edges: int) -> Optional[np.ndarray]:
-    """The (E, 3) edge table by numpy's C parser, or None when anything looks wrong.
+def _gset_table(body: str, nodes: int) -> Optional[np.ndarray]:
+    """The (E, 3) edge table of body's lines (1-based ids) by numpy's C parser, or None when
+    anything looks wrong.
 
     The parser is as strict as the line-by-line pass (integer ids, numeric weights), and
     any None sends the caller to that pass, which finds and names the line.
     """
-    if edges == 0:
-        return None
     try:
-        rows = np.loadtxt(io.StringIO(body), dtype=GSET_ROW, comments="#", ndmin=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a body of comments only: "no data"
+            rows = np.loadtxt(io.StringIO(body), dtype=GSET_ROW, comments="#", ndmin=1)
     except ValueError:
         return None
     i, j, w = rows["i"], rows["j"], rows["w"]
-    if len(rows) != edges or not np.all(np.isfinite(w)) or np.any(i == j) \
-            or min(i.min(), j.min()) < 1 or max(i.max(), j.max()) > nodes:
+    if len(rows) and (not np.all(np.isfinite(w)) or np.any(i == j)
+                      or min(i.min(), j.min()) < 1 or max(i.max(), j.max()) > nodes):
         return None
     return np.column_stack([i, j, w]).astype(np.float64)
+
+
+def _gset_fast(body: str, nodes: int, edges: int) -> Optional[np.ndarray]:
+    """The (E, 3) edge table of a whole body declaring `edges` edges, or None (see
+    _gset_table)."""
+    table = _gset_table(body, nodes) if edges else None
+    return table if table is not None and len(table) == edges else None
 
 
 def _gset_slow(path, lines, header_line: int, nodes: int, edges: int) -> np.ndarray:
@@ -290,7 +299,17 @@ def read_gset_rows(path: PathLike, rows, dtype: torch.dtype = torch.float64) -> 
     """Rows lo..hi-1 of read_gset(path) (the symmetric adjacency, (N, N) sparse COO, every
     other row empty), read in pieces: the other rows are never held (variables across
     ranks, sb_native.RowBlock). rows: (lo, hi), or a function of N that returns them."""
-    return _io_rows.read_gset_rows(path, rows, dtype, whole_file_reader=read_gset)
+    try:
+        stream = _io_rows.lines(path)
+        _, nodes, edges = _gset_header(path, _content_lines(stream, "#"))
+        block = _io_rows.gset_rows(stream, nodes, edges, rows, dtype,
+                                   lambda body: _gset_table(body, nodes))
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError):
+        block = None
+    if block is not None:
+        return block
+    # Anything wrong: the whole-file reader raises the error that names the line.
+    return _io_rows.restrict(read_gset(path, dtype), rows)
 
 
 def read_qubo_rows(path: PathLike, rows, dtype: torch.dtype = torch.float64) -> torch.Tensor:

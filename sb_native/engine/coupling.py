@@ -22,6 +22,15 @@ def prefer_sparse(nnz: int, n: int) -> bool:
     return nnz < SPARSE_DENSITY * n * n
 
 
+def quadratic_scale(n: int, squared_norm: torch.Tensor) -> torch.Tensor:
+    """xi0 = 0.5 * sqrt(n - 1) / ||J||_F of an n-variable coupling of squared Frobenius norm
+    squared_norm (a 0-d tensor; xi0 is 0 for a coupling with no entries)."""
+    norm = torch.sqrt(squared_norm)
+    if norm.item() == 0.0:
+        return torch.zeros((), dtype=norm.dtype, device=norm.device)
+    return 0.5 * (n - 1) ** 0.5 / norm
+
+
 class Coupling:
     def __init__(self, n: int, dtype: torch.dtype, device: torch.device,
                  matrix: Optional[torch.Tensor] = None, csr=None, integer=None) -> None:
@@ -126,10 +135,7 @@ class Coupling:
 
     def quadratic_scale(self) -> torch.Tensor:
         """xi0 = 0.5 * sqrt(n - 1) / ||J||_F (0 for a coupling with no entries)."""
-        norm = torch.sqrt(self.squared_norm())
-        if norm.item() == 0.0:
-            return torch.zeros((), dtype=self.dtype, device=self.device)
-        return 0.5 * (self.n - 1) ** 0.5 / norm
+        return quadratic_scale(self.n, self.squared_norm())
 
     def matmul(self, t: torch.Tensor) -> torch.Tensor:
         if self.is_sparse:

@@ -7,6 +7,8 @@ exact tensor operations of simulated-bifurcation 2.0.0, so the torch backend rep
 its results bit for bit under the same seed.
 """
 
+from typing import Optional
+
 import torch
 
 from .. import _sparse
@@ -94,8 +96,15 @@ def sample_spins(position: torch.Tensor) -> torch.Tensor:
 
 def sb_sample(position, field, energies, stability, bifurcated, final_spins, threshold) -> None:
     """In place, like sb_native::sb_sample (the stop window of simulated-bifurcation 2.0.0)."""
-    spins = sample_spins(position)
-    new_energies = torch.sum(spins * field, dim=0)
+    new_energies = torch.sum(sample_spins(position) * field, dim=0)
+    update_stop_window(new_energies, position, energies, stability, bifurcated, final_spins,
+                       threshold)
+
+
+def update_stop_window(new_energies, position, energies, stability, bifurcated, final_spins,
+                       threshold) -> None:
+    """The stop window's bookkeeping once the energies of position's spins are known: streaks
+    of equal energies, and the spins (in final_spins' dtype) of the agents that froze now."""
     stable = new_energies == energies
     energies.copy_(new_energies)
     free = torch.logical_not(bifurcated)
@@ -103,19 +112,21 @@ def sb_sample(position, field, energies, stability, bifurcated, final_spins, thr
     stability[torch.logical_and(torch.logical_not(stable), free)] = 0
     now = stability == threshold - 1
     newly = torch.logical_xor(now, bifurcated)
-    final_spins[:, newly] = spins[:, newly]
+    final_spins[:, newly] = sample_spins(position[:, newly]).to(final_spins.dtype)
     bifurcated.copy_(now)
 
 
 # Variables across ranks (engine/rows.py): a rank's rows of J times f(x) of every variable,
 # gathered as positions, int8 signs or packed bits (csrc/sb/rows_math.h).
 
-def unpack(gathered: torch.Tensor, agents: int, dtype: torch.dtype) -> torch.Tensor:
+def unpack(gathered: torch.Tensor, agents: int, dtype: torch.dtype,
+           agent: Optional[torch.Tensor] = None) -> torch.Tensor:
     """f(x) of every gathered row, (rows, agents) of dtype: packed bits as +-1, or 0 where a
-    zero plane says so."""
+    zero plane says so; only the columns of the agents indexed by `agent` when given."""
     if gathered.dtype != torch.int64:
-        return gathered.to(dtype)
-    agent = torch.arange(agents, device=gathered.device)
+        return gathered.to(dtype) if agent is None else gathered[:, agent].to(dtype)
+    if agent is None:
+        agent = torch.arange(agents, device=gathered.device)
     bits = (gathered[:, agent // 64] >> (agent % 64)) & 1
     signs = (2 * bits - 1).to(dtype)
     words = (agents + 63) // 64

@@ -31,12 +31,13 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .._distributed import RankFailed, checksum, collective_device, handshake
+from .._distributed import checksum, collective_device, handshake, raise_if_failed
 from .._env import ENVIRONMENT
 from . import ops
-from .reference import momentum_coefficient, sample_spins
+from .coupling import quadratic_scale
+from .reference import momentum_coefficient, sample_spins, update_stop_window
 from .rows_layout import RowCoupling, RowLayout, RowResult, RowStats
-from .runner import INFINITY, ConvergenceWarning, call_schedule
+from .runner import INFINITY, ConvergenceWarning, call_schedule, draw_oscillators
 
 # all_gather into one tensor (torch 2.13 renamed it; the old name warns there).
 _all_gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
@@ -80,12 +81,11 @@ class RowRunner:
             self.stats.compute_s += time.perf_counter() - start
 
     def _raise_if_failed(self, failed: torch.Tensor, what: str) -> None:
+        """Raises this rank's own error, or RankFailed naming the first rank that failed."""
         if self._error is not None:
             raise self._error
-        if bool(failed.any()):
-            ranks = ", ".join(str(int(r)) for r in torch.nonzero(failed).reshape(-1))
-            raise RankFailed(f"rank {ranks} of the process group failed during {what} (its "
-                             "own error says why)")
+        ranks = torch.nonzero(failed).reshape(-1)
+        raise_if_failed(int(ranks[0]) + 1 if ranks.numel() else 0, what)
 
     def _gather(self, send: torch.Tensor, gathered: torch.Tensor, what: str) -> torch.Tensor:
         """all_gather of every rank's send (block + 1 rows); returns the header column."""
@@ -133,11 +133,9 @@ class RowRunner:
         self._setup_buffers(position, momentum)
         norm_sq, _ = self._all_reduce(torch.sum(coupling.values ** 2).reshape(1), False,
                                       "the set-up")
-        norm = torch.sqrt(norm_sq.to(dtype))[0]
         env = ENVIRONMENT.as_dict()
         self.schedule = call_schedule(env, self.heated)
-        xi0 = (torch.zeros((), dtype=dtype) if float(norm) == 0.0
-               else 0.5 * (layout.size - 1) ** 0.5 / norm)
+        xi0 = quadratic_scale(layout.size, norm_sq.to(dtype)[0])
         self.q = float(env["time_step"] * xi0)
         self._loop()
         return self._result()
@@ -151,8 +149,7 @@ class RowRunner:
         generator = torch.Generator(device=device).manual_seed(seed)
         n, agents = layout.size, self.agents
         if device.type != "cpu":  # CUDA's generator has no sequential stream to skip in
-            draws = [2 * torch.rand((n, agents), device=device, dtype=dtype,
-                                    generator=generator) - 1 for _ in range(2)]
+            draws = draw_oscillators(n, agents, dtype, device, generator)
             return [d[layout.lo:layout.hi].contiguous() for d in draws]
         chunk = max(1, DRAW_VALUES // agents)
         out = []
@@ -171,7 +168,7 @@ class RowRunner:
         rows, agents = position.shape
         block, device, dtype = self.layout.block, position.device, position.dtype
         words = -(-agents // 64)
-        top = block - rows  # the rank's rows sit right before its header row
+        self.top = top = block - rows  # the rank's rows sit right before its header row
         if self.discrete:
             self.send = torch.zeros((block + 1, words), dtype=torch.int64, device=device)
             self.packed = self.send[top:]
@@ -227,8 +224,7 @@ class RowRunner:
         def work():
             # Packed as spins (bit: value >= 0), 0 where the sign is 0 and -1 elsewhere.
             zero = torch.where((x > 0) | (x < 0), -1.0, 0.0).to(x.dtype)
-            ops.sb_rows_pack(zero, self.zeros_send[self.send.shape[0] - x.shape[0] - 1:], True,
-                             backend=self.backend)
+            ops.sb_rows_pack(zero, self.zeros_send[self.top:], True, backend=self.backend)
         self._guard(work)
         self._gather(self.zeros_send, self.zeros_gathered, "the SB run")
         self.gathered2[:, :words] = self.gathered
@@ -304,15 +300,8 @@ class _Window:
         self.frozen = torch.zeros((rows, agents), dtype=torch.int8, device=device)
 
     def sample(self, position: torch.Tensor, energies: torch.Tensor) -> None:
-        stable = energies == self.energies
-        self.energies.copy_(energies)
-        free = ~self.bifurcated
-        self.stability[stable & free] += 1
-        self.stability[~stable & free] = 0
-        now = self.stability == self.threshold - 1
-        newly = now ^ self.bifurcated
-        self.frozen[:, newly] = sample_spins(position[:, newly]).to(torch.int8)
-        self.bifurcated.copy_(now)
+        update_stop_window(energies, position, self.energies, self.stability, self.bifurcated,
+                           self.frozen, self.threshold)
 
     def must_continue(self) -> bool:
         return bool(torch.any(self.stability < self.threshold - 1))

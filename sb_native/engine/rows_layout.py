@@ -6,6 +6,8 @@ from typing import Optional, Tuple
 
 import torch
 
+from .reference import unpack
+
 
 @dataclass(frozen=True)
 class RowLayout:
@@ -95,7 +97,4 @@ class RowResult:
         agents given (all when None)."""
         rows = self.spins[self.layout.gathered_rows(torch.arange(variables,
                                                                  device=self.spins.device))]
-        if agents is None:
-            agents = torch.arange(self.energies.numel(), device=self.spins.device)
-        bits = (rows[:, agents // 64] >> (agents % 64)) & 1
-        return (2 * bits - 1).to(torch.float64)
+        return unpack(rows, self.energies.numel(), torch.float64, agents)
