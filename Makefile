@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh') setup.py pyproject.toml
 
-.PHONY: run test lint build bench cmake-check cuda-check emulation-asan mutations clean
+.PHONY: run test lint build bench cmake-check cuda-check emulation-asan wheel-check mutations clean
 
 $(VENV)/.deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,12 +28,15 @@ build: $(VENV)/.built
 run: build
 	$(PY) -m sb_native demo
 
+# The docstrings' examples run too (--doctest-modules over the package).
 test: build $(VENV)/.test-deps
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --doctest-modules sb_native tests
 
-# Lint: ruff with the configuration in pyproject.toml (pinned in requirements-test.txt).
+# Lint: ruff, then mypy on the package, each with its configuration in pyproject.toml
+# (both pinned in requirements-test.txt).
 lint: $(VENV)/.test-deps
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 bench: build $(VENV)/.test-deps
 	$(PY) bench/sb/bench_sb.py
@@ -54,9 +57,14 @@ cuda-check:
 emulation-asan: build $(VENV)/.test-deps
 	bash scripts/emulation_asan.sh
 
+# The release sdist and wheel in dist/ (portable, no debug information), installed into a
+# fresh venv and run from outside the source tree.
+wheel-check: $(VENV)/.test-deps
+	bash scripts/wheel_check.sh
+
 # On demand (about 20 minutes): does every deliberate kernel bug fail the emulation tests?
 mutations: build $(VENV)/.test-deps
 	$(PY) scripts/emulation_mutations.py --record tests/emulation/MUTATIONS.md
 
 clean:
-	rm -rf build $(VENV) .venv-cuda sb_native/_C*.so *.egg-info
+	rm -rf build dist $(VENV) .venv-cuda sb_native/_C*.so *.egg-info

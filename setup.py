@@ -37,6 +37,11 @@ def extension():
     # -fno-trapping-math (as torch's own build): lets the int-to-float field conversion and
     # the wall selects vectorise; rounding is unchanged.
     cxx = ["-O3", "-ffp-contract=off", "-fno-trapping-math"]
+    # Release builds carry no debug information: Python's own flags add -g, which made the
+    # extension 36 MB (1.1 MB of code) and doubled each file's compile time (bench/RESULTS.md,
+    # "Build"). SB_NATIVE_DEBUG=1 keeps it.
+    debug = os.environ.get("SB_NATIVE_DEBUG", "0") == "1"
+    cxx.append("-g" if debug else "-g0")
     # The extension is always compiled on the machine that runs it, so it may use that
     # CPU's vector width (AVX2/AVX-512); SB_NATIVE_PORTABLE=1 builds for generic x86-64.
     if os.environ.get("SB_NATIVE_PORTABLE", "0") != "1":
@@ -54,7 +59,8 @@ def extension():
             # No fast math and no FMA contraction: the kernels are memory-bound, and plain
             # IEEE multiply-then-add keeps the shared per-element math (csrc/sb/math.h,
             # csrc/qimad/math.h) bit-identical to the CPU build, which the parity tests rely on.
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "--fmad=false"]},
+            extra_compile_args={"cxx": cxx,
+                                "nvcc": ["-O3", "--fmad=false"] + (["-g"] if debug else [])},
             extra_link_args=link,
         )
     else:
@@ -70,7 +76,15 @@ def extension():
     return ext
 
 
+def requirements():
+    # The extension is built against this torch's C++ ABI, which changes between releases
+    # (another torch cannot load it: the package would fall back to the pure-torch ops), so
+    # an installed build asks for the same torch release, as torchvision's wheels do.
+    return [f"torch=={torch.__version__.split('+')[0]}", "numpy", "sympy", "tqdm"]
+
+
 setup(
+    install_requires=requirements(),
     ext_modules=[extension()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
 )

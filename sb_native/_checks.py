@@ -5,7 +5,7 @@ its own message for the same mistake, that message is kept word for word.
 """
 
 import numbers
-from typing import Optional, Union
+from typing import Optional, Union, cast
 
 import torch
 
@@ -48,7 +48,8 @@ def check_timeout(value) -> None:
         return
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"timeout should be a number of seconds or None, received {value!r}.")
-    if not value >= 0:
+    # cast: typeshed's numbers.Real has no `>= int` (it compares as a float; NaN fails).
+    if not cast(float, value) >= 0:
         raise ValueError(f"timeout should be non-negative, received {value}.")
 
 
@@ -126,6 +127,7 @@ def check_solver_arguments(
     backend,
     seed,
     process_group,
+    callback,
 ) -> None:
     """Validate every solver argument; raises before anything is allocated."""
     check_positive_int("agents", agents)
@@ -141,5 +143,8 @@ def check_solver_arguments(
     check_backend(backend)
     check_seed(seed)
     check_process_group(process_group)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"Expected callback to be a callable or None, "
+                        f"instead got {type(callback).__name__}.")
     if max_steps is None and timeout is None and not early_stopping:
         raise ValueError("No stopping criterion provided.")

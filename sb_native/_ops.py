@@ -18,7 +18,9 @@ if os.environ.get("SB_NATIVE_DISABLE", "") not in ("", "0"):
     _REASON = "disabled by the environment variable SB_NATIVE_DISABLE"
 else:
     try:
-        from . import _C  # noqa: F401  (registers the sb_native ops with the dispatcher)
+        # Registers the sb_native ops with the dispatcher. The ignore: a compiled extension
+        # without stubs, which mypy does not see as a submodule.
+        from . import _C  # type: ignore[attr-defined]  # noqa: F401
     except Exception as err:  # any load failure must leave the pure-torch path usable
         _REASON = f"{type(err).__name__}: {err}"
 

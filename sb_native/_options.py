@@ -8,17 +8,23 @@ signature has exactly these fields with these defaults and annotations.
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal, Optional, Union
+from typing import TYPE_CHECKING, Literal, Optional, Union
 
 import torch
 import torch.distributed as dist
 
 from . import _checks
+from .engine.history import Callback
 
 Mode = Literal["ballistic", "discrete"]
 BackendChoice = Literal["auto", "native", "torch"]
 # A torch.distributed process group to spread the agents over (True: the default group).
-GroupChoice = Union[bool, dist.ProcessGroup, None] if dist.is_available() else Optional[bool]
+# Type checkers see the first branch; at runtime a torch without distributed support has no
+# ProcessGroup, and the alias is Optional[bool] there.
+if TYPE_CHECKING or dist.is_available():
+    GroupChoice = Union[bool, dist.ProcessGroup, None]
+else:
+    GroupChoice = Optional[bool]
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ class SolverOptions:
     backend: BackendChoice = "auto"
     seed: Optional[int] = None
     process_group: GroupChoice = None
+    # Called at each sampling point with a HistoryPoint; returning True stops the run.
+    callback: Optional[Callback] = None
 
     @classmethod
     def of(cls, arguments: dict) -> "SolverOptions":

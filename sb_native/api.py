@@ -4,7 +4,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 
-from ._options import BackendChoice, GroupChoice, Mode, SolverOptions
+from ._options import BackendChoice, Callback, GroupChoice, Mode, SolverOptions
 from .core.batch import PolynomialBatch, is_batch
 from .core.polynomial import DomainLike, QuadraticPolynomial
 
@@ -36,7 +36,8 @@ def minimize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] 
              convergence_threshold: int = 50, timeout: Optional[float] = None,
              backend: BackendChoice = "auto",
              seed: Optional[int] = None,
-             process_group: GroupChoice = None) -> Tuple[torch.Tensor, torch.Tensor]:
+             process_group: GroupChoice = None,
+             callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Minimize a quadratic polynomial over `domain` with Simulated Bifurcation.
 
     domain: "spin", "binary", "intN" (N-bit non-negative integers) or a list of these,
@@ -69,7 +70,8 @@ def maximize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] 
              convergence_threshold: int = 50, timeout: Optional[float] = None,
              backend: BackendChoice = "auto",
              seed: Optional[int] = None,
-             process_group: GroupChoice = None) -> Tuple[torch.Tensor, torch.Tensor]:
+             process_group: GroupChoice = None,
+             callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Maximize a quadratic polynomial over `domain`; same arguments as minimize."""
     model = build_model(*polynomial_data, dtype=dtype, device=device)
     return model._optimize("maximize", domain, SolverOptions.of(locals()))

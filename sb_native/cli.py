@@ -18,6 +18,8 @@ from typing import List, NoReturn, Optional
 
 import torch
 
+from .engine.history import History
+
 PROG = "sb-native"
 
 
@@ -72,8 +74,11 @@ def _add_solver_options(command: argparse.ArgumentParser, max_steps: Optional[in
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog=PROG, description="Simulated Bifurcation at native speed.",
                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     demo = commands.add_parser("demo", help="solve a seeded random Max-Cut on every backend")
     demo.add_argument("--nodes", type=int, default=400)
@@ -93,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--output", "-o", help="write the best solution to this file (a "
                        "folder of FILE.sol solutions for several problems)")
     solve.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    solve.add_argument("--plot", metavar="FILE.png",
+                       help="draw the run's history (best value and frozen agents against "
+                            "time) to this image; needs matplotlib (sb_native[plot])")
     solve.add_argument("--distributed", choices=("agents", "rows"), default=None,
                        help="spread a torchrun launch's ranks over the agents, or over the "
                             "variables (rows: each rank reads and holds only its rows of the "
@@ -107,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--nodes", type=_positive_int, default=1000, help="generated graph size")
     bench.add_argument("--density", type=float, default=0.01, help="generated edge density")
     bench.add_argument("--repeat", type=_positive_int, default=3, help="timed runs per backend")
+    bench.add_argument("--plot", metavar="FILE.png",
+                       help="after the timed runs, one more run per backend with its history "
+                            "drawn to this image (best value against time)")
     _add_solver_options(bench, max_steps=1000)
     return parser
 
@@ -121,10 +132,10 @@ def _load(path: str, kind: str, dtype, device, rows: bool = False):
     if rows:
         from .core import RowBlock
         if kind == "gset":
-            model = RowBlock.from_gset(path, dtype=dtype, device=device)
-            return kind, model, {"nodes": model.dimension, "edges": model.edges}
-        model = RowBlock.from_qubo(path, dtype=dtype, device=device)
-        return kind, model, {"variables": model.dimension, "entries": model.entries}
+            block = RowBlock.from_gset(path, dtype=dtype, device=device)
+            return kind, block, {"nodes": block.dimension, "edges": block.edges}
+        block = RowBlock.from_qubo(path, dtype=dtype, device=device)
+        return kind, block, {"variables": block.dimension, "entries": block.entries}
     if kind == "gset":
         model = MaxCut.from_gset(path, dtype=dtype, device=device)
         edges = model.weights._nnz() if model.weights.is_sparse else \
@@ -192,6 +203,9 @@ def _solve(args) -> int:
         if args.distributed is not None:
             raise _UserError("--distributed solves one problem file; got "
                              f"{len(files)} problems")
+        if args.plot:
+            raise _UserError("--plot draws one problem's run; got "
+                             f"{len(files)} problems")
         return _solve_batch(args, files)
     args.file = files[0]
     created = args.distributed is not None and _join_process_group(args)
@@ -220,7 +234,7 @@ def _solve_batch(args, files: List[str]) -> int:
     verbose = not args.quiet and not args.json and sys.stderr.isatty()
     kwargs = _solver_kwargs(args, verbose)
     kwargs.update(timeout=args.timeout, early_stopping=not args.no_early_stopping)
-    results = [None] * len(problems)
+    results: List[Optional[dict]] = [None] * len(problems)
     for kind, sense in (("gset", "maximize"), ("qubo", "minimize")):
         rows = [b for b, problem in enumerate(problems) if problem[1] == kind]
         if not rows:
@@ -243,7 +257,8 @@ def _solve_batch(args, files: List[str]) -> int:
                 result["output"] = os.path.join(args.output, os.path.basename(path) + ".sol")
                 _write_solution(result["output"], kind, path, vector, float(values[row]))
             results[b] = result
-    for result in results:
+    records = [result for result in results if result is not None]  # all: gset or qubo each
+    for result in records:
         if args.json:
             print(json.dumps(result))
         else:
@@ -251,7 +266,7 @@ def _solve_batch(args, files: List[str]) -> int:
             print(f"{result['file']}: {label} {result[label]:g}"
                   + (f" -> {result['output']}" if "output" in result else ""))
     if not args.json:
-        print(f"{len(results)} problems, {results[0]['backend']} backend, batched")
+        print(f"{len(records)} problems, {records[0]['backend']} backend, batched")
     return 0
 
 
@@ -278,6 +293,8 @@ def _solve_here(args) -> int:
     dtype = getattr(torch, args.dtype)
     start = time.perf_counter()
     rows = args.distributed == "rows"
+    if rows and args.plot:
+        raise _UserError("--plot is not supported with --distributed rows yet")
     kind, model, size = _load(args.file, args.format, dtype, args.device, rows)
     loaded = time.perf_counter() - start
     verbose = not args.quiet and not args.json and sys.stderr.isatty() and rank == 0
@@ -285,14 +302,22 @@ def _solve_here(args) -> int:
     kwargs.update(timeout=args.timeout, early_stopping=not args.no_early_stopping)
     if distributed:
         kwargs.update(process_group=True)
+    # The history's sampling points are early stopping's; with --no-early-stopping they add
+    # one product per sampling period.
+    history = History() if (args.json or args.plot) and not rows else None
     start = time.perf_counter()
     if kind == "gset":
-        vector, value = model.maximize(**kwargs)
+        vector, value = model.maximize(**kwargs, callback=history)
     else:
-        vector, value = model.minimize(**kwargs)
+        vector, value = model.minimize(**kwargs, callback=history)
     elapsed = time.perf_counter() - start
     if rank != 0:
         return 0  # every rank has the same result; rank 0 reports it
+    if args.plot:
+        assert history is not None
+        from . import plot
+
+        plot.history(history, title=os.path.basename(args.file), path=args.plot)
     from ._ops import resolve_backend
 
     result = _result(args.file, kind, size, model, float(value), dict(
@@ -300,9 +325,13 @@ def _solve_here(args) -> int:
         solve_s=round(elapsed, 4), ranks=dist.get_world_size() if distributed else 1,
         distributed=args.distributed,
         settings={k: v for k, v in kwargs.items() if k != "verbose"}))
+    if history is not None:
+        result["history"] = history.to_dict()
     if args.output:
         _write_solution(args.output, kind, args.file, vector, float(value))
         result["output"] = args.output
+    if args.plot:
+        result["plot"] = args.plot
     if args.json:
         print(json.dumps(result))
         return 0
@@ -320,6 +349,8 @@ def _solve_here(args) -> int:
         print(f"energy {result['energy']:g}  in {elapsed:.2f} s")
     if args.output:
         print(f"solution written to {args.output}")
+    if args.plot:
+        print(f"history drawn to {args.plot}")
     return 0
 
 
@@ -419,10 +450,13 @@ def _bench(args) -> int:
             _, value = getattr(model, sense)(**kwargs)
             times.append(time.perf_counter() - start)
         best = min(times)
+        assert value is not None  # --repeat is positive: at least one run
         rows.append({"backend": backend, "value": float(value), "best_s": round(best, 4),
                      "steps_per_s": round(args.max_steps / best, 1)})
     if len(rows) == 2:
         rows[0]["speedup"] = round(rows[1]["best_s"] / rows[0]["best_s"], 2)
+    if args.plot:
+        _plot_bench(args, name, model, sense, kwargs, backends)
     if args.json:
         print(json.dumps({"instance": name, "agents": args.agents, "steps": args.max_steps,
                           "mode": args.mode, "dtype": args.dtype, "threads":
@@ -438,6 +472,17 @@ def _bench(args) -> int:
     if len(rows) == 2:
         print(f"native speedup: {rows[0]['speedup']:.2f}x")
     return 0
+
+
+def _plot_bench(args, name: str, model, sense: str, kwargs: dict, backends) -> None:
+    """One more run per backend, untimed, whose histories share one figure."""
+    from . import plot
+
+    runs = {}
+    for backend in backends:
+        runs[backend] = History()
+        getattr(model, sense)(**dict(kwargs, backend=backend), callback=runs[backend])
+    plot.histories(runs, title=f"{name}: {args.agents} agents, {args.mode}", path=args.plot)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

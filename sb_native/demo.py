@@ -2,10 +2,12 @@
 
 import time
 import warnings
+from typing import List
 
 import torch
 
 from . import _ops
+from ._options import BackendChoice
 from .engine import ConvergenceWarning
 from .models import MaxCut
 
@@ -30,7 +32,7 @@ def main(n: int = 400, density: float = 0.1, seed: int = 0, agents: int = 128,
     model = MaxCut(random_graph(n, density, seed))
     edges = int(torch.count_nonzero(model.weights)) // 2
     print(f"{edges} edges; {agents} agents, bSB, up to {max_steps} steps, early stopping\n")
-    backends = ["native", "torch"] if info["native"] else ["torch"]
+    backends: List[BackendChoice] = ["native", "torch"] if info["native"] else ["torch"]
     print(f"{'backend':<8} {'cut':>8} {'Ising energy':>13} {'time (s)':>9}")
     # A short demo run may end before any agent meets the convergence criterion; the
     # returned spins are still the final ones, so the warning is noise here.

@@ -20,7 +20,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("sb_native.dimod needs dimod: pip install 'sb_native[dimod]'") from err
 
 from . import _ops, _sparse
-from ._options import SolverOptions
+from ._options import BackendChoice, Mode, SolverOptions
 from .core.batch import PolynomialBatch
 from .core.polynomial import QuadraticPolynomial
 from .engine import prefer_sparse
@@ -54,11 +54,11 @@ class SimulatedBifurcationSampler(dimod.Sampler):
     }
 
     def sample(self, bqm: "dimod.BinaryQuadraticModel", *, agents: int = 128,
-               max_steps: Optional[int] = 10_000, mode: str = "ballistic",
+               max_steps: Optional[int] = 10_000, mode: Mode = "ballistic",
                heated: bool = False, timeout: Optional[float] = None,
                seed: Optional[int] = None, best_only: bool = False,
                early_stopping: bool = True, sampling_period: int = 50,
-               convergence_threshold: int = 50, backend: str = "auto",
+               convergence_threshold: int = 50, backend: BackendChoice = "auto",
                dtype: str = "float32") -> "dimod.SampleSet":
         """Minimize the energy of `bqm`; returns a SampleSet in the bqm's vartype."""
         self._check(bqm, "bqm", dtype)
@@ -79,11 +79,11 @@ class SimulatedBifurcationSampler(dimod.Sampler):
 
     def sample_multiple(self, bqms: Sequence["dimod.BinaryQuadraticModel"], *,
                         agents: int = 128, max_steps: Optional[int] = 10_000,
-                        mode: str = "ballistic", heated: bool = False,
+                        mode: Mode = "ballistic", heated: bool = False,
                         timeout: Optional[float] = None, seed: Optional[int] = None,
                         best_only: bool = False, early_stopping: bool = True,
                         sampling_period: int = 50, convergence_threshold: int = 50,
-                        backend: str = "auto", dtype: str = "float32"
+                        backend: BackendChoice = "auto", dtype: str = "float32"
                         ) -> List["dimod.SampleSet"]:
         """Several BQMs in one batched SB run (docs/batched.md): one SampleSet per BQM, in
         order; BQM b's is the one `sample(bqm, seed=seed + b)` returns. Same keywords as

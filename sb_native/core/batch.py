@@ -14,7 +14,7 @@ import torch
 
 from .. import _checks, _ops
 from .._env import ENVIRONMENT
-from .._options import BackendChoice, GroupChoice, Mode, SolverOptions
+from .._options import BackendChoice, Callback, GroupChoice, Mode, SolverOptions
 from ..engine.batched import BatchRunner, batch_couplings
 from .batch_ising import dense_isings, dense_values
 from .polynomial import DomainLike, QuadraticPolynomial
@@ -165,10 +165,14 @@ class PolynomialBatch:
                             for b, p in enumerate(self.polynomials)])
 
     def _optimize(self, sense: str, domain: DomainLike, options: SolverOptions,
-                  seeds: Optional[List[int]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                  seeds: Optional[Sequence[Optional[int]]] = None
+                  ) -> Tuple[torch.Tensor, torch.Tensor]:
         """seeds: each problem's seed (default: seed + b, or None for every problem with no
         seed)."""
         options.validate()
+        if options.callback is not None:
+            raise ValueError("callback is not supported for a batch of problems yet: solve "
+                             "one problem per call to follow its history")
         if seeds is None:
             check_seed_range(options.seed, len(self))
             seeds = ([None] * len(self) if options.seed is None
@@ -198,7 +202,9 @@ class PolynomialBatch:
         runner = BatchRunner.from_options(options, backend, self.device)
         spins = runner.run_batch(batch, seeds)
         if dense is not None:
-            values = dense_values(dense, spins, self.dtype)
+            # (B, variables, agents), or one (variables, agents) tensor per problem below
+            values: Union[torch.Tensor, List[torch.Tensor]] = dense_values(dense, spins,
+                                                                           self.dtype)
         else:
             values = self._values(domain, isings, spins)
         return self._results(sense, values, options.best_only)
@@ -238,7 +244,8 @@ class PolynomialBatch:
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
                  backend: BackendChoice = "auto",
                  seed: Optional[int] = None,
-                 process_group: GroupChoice = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 process_group: GroupChoice = None,
+                 callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Minimize every problem over `domain` in one SB run.
 
         Returns (B, n) vectors and (B,) values, or (B, agents, n) and (B, agents) with
@@ -253,7 +260,8 @@ class PolynomialBatch:
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
                  backend: BackendChoice = "auto",
                  seed: Optional[int] = None,
-                 process_group: GroupChoice = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 process_group: GroupChoice = None,
+                 callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Maximize every problem over `domain`; same arguments and shapes as minimize."""
         return self._optimize("maximize", domain, SolverOptions.of(locals()))
 

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from .. import _checks, _ops
-from .._options import BackendChoice, GroupChoice, Mode, SolverOptions
+from .._options import BackendChoice, Callback, GroupChoice, Mode, SolverOptions
 from ..engine import Coupling, SBRunner
+from ..engine.history import ISING, Objective
 
 
 class Ising:
@@ -80,7 +81,7 @@ class Ising:
     def as_simulated_bifurcation_tensor(self) -> torch.Tensor:
         """The dense symmetric, zero-diagonal matrix SB runs on (one extra spin for h)."""
         coupling = self._coupling()
-        return coupling.matrix if not coupling.is_sparse else coupling.torch_csr().to_dense()
+        return coupling.matrix if coupling.matrix is not None else coupling.torch_csr().to_dense()
 
     def _coupling(self) -> Coupling:
         if self._J.layout != torch.strided:
@@ -96,19 +97,34 @@ class Ising:
         matrix[n, :n] = -self._h
         return Coupling.dense(matrix)
 
-    def _run(self, options: SolverOptions) -> torch.Tensor:
-        """SB spins of this model, shape (M, agents); the caller has validated options."""
+    def _run(self, options: SolverOptions, objective: Objective = ISING) -> torch.Tensor:
+        """SB spins of this model, shape (M, agents); the caller has validated options.
+        objective: the callback's values of the runner's energies (this Ising's energy)."""
         coupling = self._coupling()
         backend = _ops.resolve_backend(options.backend, self._device)
-        spins = SBRunner.from_options(options, backend, self._device).run(coupling)
+        runner = SBRunner.from_options(options, backend, self._device, objective)
+        spins = runner.run(coupling)
         return spins[-1] * spins[:-1] if self._has_linear_term else spins
+
+    def _coupling_energy_at_ones(self) -> float:
+        """The runner's energy s^T (M s) of all spins 1 on this model's coupling M (zero
+        diagonal, h folded in as an extra spin), without building M."""
+        J = self._J
+        if J.layout == torch.strided:
+            total = J.sum() - J.diagonal().sum()
+        else:
+            J = J.coalesce()
+            rows, cols = J.indices()
+            total = J.values()[rows != cols].sum()
+        return float(total - 2 * self._h.sum())
 
     def minimize(self, *, agents: int = 128, max_steps: Optional[int] = 10_000,
                  mode: Mode = "ballistic", heated: bool = False, verbose: bool = True,
                  early_stopping: bool = True, sampling_period: int = 50,
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
                  backend: BackendChoice = "auto", seed: Optional[int] = None,
-                 process_group: GroupChoice = None) -> torch.Tensor:
+                 process_group: GroupChoice = None,
+                 callback: Optional[Callback] = None) -> torch.Tensor:
         """SB on this model; returns every agent's spins, shape (M, agents)."""
         options = SolverOptions.of(dict(locals(), best_only=False))
         options.validate()

@@ -7,14 +7,15 @@ coefficients (torch sparse COO/CSR or scipy.sparse), kept sparse end to end.
 
 import functools
 import numbers
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 import torch
 from sympy import Poly
 
 from .. import _checks, _sparse
-from .._options import BackendChoice, GroupChoice, Mode, SolverOptions
+from .._options import BackendChoice, Callback, GroupChoice, Mode, SolverOptions
+from ..engine.history import ISING, Objective
 from .ising import Ising
 from .variable import Variable, parse_domain
 
@@ -75,14 +76,16 @@ class QuadraticPolynomial:
     dimension. The quadratic tensor may be sparse (torch COO/CSR, scipy.sparse).
     """
 
+    # Set by _from_poly, _from_tensors or _checked.
+    _quadratic_coefficients: torch.Tensor
+    _linear_coefficients: torch.Tensor
+    _bias: torch.Tensor
+
     def __init__(self, *polynomial_data, dtype: Optional[torch.dtype] = None,
                  device: Optional[Union[str, torch.device]] = None) -> None:
         self._dtype = _checks.safe_get_dtype(dtype)
         self._device = _checks.safe_get_device(device)
         self.sb_result: Optional[torch.Tensor] = None
-        self._quadratic_coefficients = None
-        self._linear_coefficients = None
-        self._bias = None
         if len(polynomial_data) == 1 and isinstance(polynomial_data[0], Poly):
             self._from_poly(polynomial_data[0])
         else:
@@ -134,6 +137,7 @@ class QuadraticPolynomial:
 
     def _from_tensors(self, polynomial_data) -> None:
         dimension = None
+        given: Dict[str, torch.Tensor] = {}  # attribute name -> the tensor provided for it
         for data in polynomial_data:
             if isinstance(data, np.ndarray):
                 data = torch.from_numpy(data)
@@ -158,7 +162,7 @@ class QuadraticPolynomial:
                 raise ValueError(
                     f"Expected a tensor with at most 2 dimensions, got {data.ndim}."
                 )
-            if getattr(self, attribute) is not None:
+            if attribute in given:
                 raise ValueError(
                     "Providing two tensors for the same degree is ambiguous. "
                     f"Got at least two tensors for degree {data.ndim}."
@@ -179,7 +183,7 @@ class QuadraticPolynomial:
             if converted.layout == torch.sparse_coo:
                 converted = converted.coalesce()
             _check_finite({0: "constant", 1: "linear", 2: "quadratic"}[data.ndim], converted)
-            setattr(self, attribute, converted)
+            given[attribute] = converted
         if dimension is None:
             raise ValueError(
                 "The polynomial has no variables: provide a quadratic (2-D) or linear (1-D) "
@@ -187,12 +191,14 @@ class QuadraticPolynomial:
             )
         if dimension == 0:
             raise ValueError("The polynomial has no variables: its coefficient tensors are empty.")
-        if self._quadratic_coefficients is None:
-            self._quadratic_coefficients = self._zeros(dimension, dimension)
-        if self._linear_coefficients is None:
-            self._linear_coefficients = self._zeros(dimension)
-        if self._bias is None:
-            self._bias = torch.tensor(0.0, dtype=self._dtype, device=self._device)
+        self._quadratic_coefficients = (given["_quadratic_coefficients"]
+                                        if "_quadratic_coefficients" in given
+                                        else self._zeros(dimension, dimension))
+        self._linear_coefficients = (given["_linear_coefficients"]
+                                     if "_linear_coefficients" in given
+                                     else self._zeros(dimension))
+        self._bias = (given["_bias"] if "_bias" in given
+                      else torch.tensor(0.0, dtype=self._dtype, device=self._device))
 
     # Evaluation
 
@@ -292,6 +298,14 @@ class QuadraticPolynomial:
         h = a * (self._linear_coefficients + 2.0 * symmetric_row_sum)
         return Ising(J, h, self._dtype, self._device)
 
+    @overload
+    def convert_spins(self, optimized_spins: torch.Tensor, domain: DomainLike) -> torch.Tensor:
+        ...
+
+    @overload
+    def convert_spins(self, optimized_spins: None, domain: DomainLike) -> None:
+        ...
+
     def convert_spins(self, optimized_spins: Optional[torch.Tensor],
                       domain: DomainLike) -> Optional[torch.Tensor]:
         """Spins (bits, agents) back to domain values (variables, agents)."""
@@ -308,9 +322,10 @@ class QuadraticPolynomial:
                   options: SolverOptions) -> Tuple[torch.Tensor, torch.Tensor]:
         options.validate()
         ising = self.to_ising(domain)
+        objective = ISING if options.callback is None else self._objective(ising, domain, sense)
         if sense == "maximize":
             ising = -ising
-        spins = ising._run(options)
+        spins = ising._run(options, objective)
         self.sb_result = self.convert_spins(spins, domain).to(dtype=self._dtype,
                                                                device=self._device)
         result = self.sb_result.t()
@@ -320,6 +335,19 @@ class QuadraticPolynomial:
             result, evaluation = result[best], evaluation[best]
         return result, evaluation
 
+    def _objective(self, ising: Ising, domain: DomainLike, sense: str) -> Objective:
+        """This polynomial's value of the runner's energies on ising (maximize: on -ising).
+
+        The value is the Ising energy -0.5 * (runner's energy) plus a constant (the
+        diagonal and the encoding's offsets), read off at all spins 1."""
+        ones = torch.ones((ising.dimension, 1), dtype=self._dtype, device=self._device)
+        value = float(self(self.convert_spins(ones, domain).t())[0])
+        raw = ising._coupling_energy_at_ones()
+        # Maximizing runs on -ising, whose energies are the negated ones.
+        scale = -0.5 if sense == "minimize" else 0.5
+        return Objective(scale=scale, offset=value + 0.5 * raw,
+                         maximize=sense == "maximize")
+
     def minimize(self, *, domain: DomainLike, agents: int = 128,
                  max_steps: Optional[int] = 10_000, best_only: bool = True,
                  mode: Mode = "ballistic", heated: bool = False, verbose: bool = True,
@@ -327,7 +355,8 @@ class QuadraticPolynomial:
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
                  backend: BackendChoice = "auto",
                  seed: Optional[int] = None,
-                 process_group: GroupChoice = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 process_group: GroupChoice = None,
+                 callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Minimize over `domain` with SB; returns (vector(s), value(s)).
 
         Shapes: best_only -> (variables,), (); otherwise (agents, variables), (agents,).
@@ -342,6 +371,7 @@ class QuadraticPolynomial:
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
                  backend: BackendChoice = "auto",
                  seed: Optional[int] = None,
-                 process_group: GroupChoice = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 process_group: GroupChoice = None,
+                 callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Maximize over `domain` with SB; same arguments and shapes as minimize."""
         return self._optimize("maximize", domain, SolverOptions.of(locals()))

@@ -16,9 +16,9 @@ import torch.distributed as dist
 
 from .. import _checks, _ops, io
 from .._distributed import collective_device, resolve_group
-from .._options import BackendChoice, GroupChoice, Mode, SolverOptions
+from .._options import BackendChoice, Callback, GroupChoice, Mode, SolverOptions
 from ..engine.rows import RowRunner
-from ..engine.rows_layout import RowCoupling, RowLayout
+from ..engine.rows_layout import RowCoupling, RowLayout, RowStats
 
 DOMAINS = ("spin", "binary")
 
@@ -45,6 +45,11 @@ class RowBlock:
     (lo, hi) = RowBlock.bounds(n, process_group); its other rows must be empty. linear: this
     rank's l[lo:hi] (or None), constant: c (the same on every rank).
     """
+
+    # The file's size, set by from_gset (total_weight, edges) and from_qubo (entries).
+    total_weight: float
+    edges: int
+    entries: int
 
     def __init__(self, quadratic: torch.Tensor, linear: Optional[torch.Tensor] = None,
                  constant: float = 0.0, *, domain: str = "spin", process_group: GroupChoice = True,
@@ -77,8 +82,8 @@ class RowBlock:
                              f"l[{self.lo}:{self.hi}], got {linear.numel()}")
         self.linear = linear
         self.constant = float(constant)
-        self.sb_result = None
-        self.stats = None
+        self.sb_result: Optional[torch.Tensor] = None
+        self.stats: Optional[RowStats] = None
 
     @staticmethod
     def bounds(n: int, process_group: GroupChoice = True) -> Tuple[int, int]:
@@ -177,6 +182,10 @@ class RowBlock:
 
     def _optimize(self, sense: str, options: SolverOptions):
         options.validate()
+        if options.callback is not None:
+            raise ValueError("callback is not supported for a RowBlock yet: the history "
+                             "covers runs on one rank's whole problem (process_group= "
+                             "shares the agents)")
         if options.process_group not in (None, True) and \
                 resolve_group(options.process_group) is not self.group:
             raise ValueError("process_group must be the RowBlock's own group (or None)")
@@ -205,7 +214,8 @@ class RowBlock:
                  verbose: bool = True, early_stopping: bool = True, sampling_period: int = 50,
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
                  backend: BackendChoice = "auto", seed: Optional[int] = None,
-                 process_group: GroupChoice = None):
+                 process_group: GroupChoice = None,
+                 callback: Optional[Callback] = None):
         """Minimize f with SB, the variables across the block's ranks; every rank returns
         the same (vector(s), value(s)) as minimize() on the whole problem."""
         return self._optimize("minimize", SolverOptions.of(locals()))
@@ -215,6 +225,7 @@ class RowBlock:
                  verbose: bool = True, early_stopping: bool = True, sampling_period: int = 50,
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
                  backend: BackendChoice = "auto", seed: Optional[int] = None,
-                 process_group: GroupChoice = None):
+                 process_group: GroupChoice = None,
+                 callback: Optional[Callback] = None):
         """Maximize f with SB, the variables across the block's ranks."""
         return self._optimize("maximize", SolverOptions.of(locals()))

@@ -66,7 +66,7 @@ def _run_form(coupling: Coupling, backend: str, discrete: bool, time_step: float
 
 
 def _dense(coupling: Coupling) -> torch.Tensor:
-    return coupling.torch_csr().to_dense() if coupling.is_sparse else coupling.matrix
+    return coupling.torch_csr().to_dense() if coupling.matrix is None else coupling.matrix
 
 
 def _memory_bytes(device: torch.device) -> int:

@@ -6,7 +6,7 @@ The engine owns the storage decision: `for_run` picks dense, CSR or int8 for a b
 and `prefer_sparse` tells the models which storage to build.
 """
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 
@@ -31,9 +31,15 @@ def quadratic_scale(n: int, squared_norm: torch.Tensor) -> torch.Tensor:
     return 0.5 * (n - 1) ** 0.5 / norm
 
 
+# (crow, col, values) of a CSR coupling; (K int8, scale) of an exact integer one.
+CsrParts = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+IntegerForm = Tuple[torch.Tensor, float]
+
+
 class Coupling:
     def __init__(self, n: int, dtype: torch.dtype, device: torch.device,
-                 matrix: Optional[torch.Tensor] = None, csr=None, integer=None) -> None:
+                 matrix: Optional[torch.Tensor] = None, csr: Optional[CsrParts] = None,
+                 integer: Optional[IntegerForm] = None) -> None:
         self.n = n
         self.dtype = dtype
         self.device = device
@@ -77,16 +83,18 @@ class Coupling:
 
     def tensors(self) -> tuple:
         """The tensors that hold the coupling (dense matrix, or CSR crow, col, values)."""
-        return self.csr if self.is_sparse else (self.matrix,)
+        return self.csr if self.csr is not None else (self.matrix,)
 
     def density(self) -> float:
-        if self.is_sparse:
+        if self.csr is not None:
             return self.csr[2].numel() / max(1, self.n * self.n)
+        assert self.matrix is not None  # a coupling is CSR or dense
         return int(torch.count_nonzero(self.matrix)) / max(1, self.n * self.n)
 
     def to_csr(self) -> "Coupling":
         if self.is_sparse:
             return self
+        assert self.matrix is not None  # a coupling is CSR or dense
         return Coupling(self.n, self.dtype, self.device,
                         csr=_sparse.to_csr_parts(self.matrix.to_sparse_coo()))
 
@@ -105,13 +113,13 @@ class Coupling:
                                 integer=integer)
         return self
 
-    def integer_form(self):
+    def integer_form(self) -> Optional[IntegerForm]:
         """(K int8, scale) with matrix == scale * K exactly, or None.
 
         Max-Cut, K2000 and most G-set couplings are small integers times one scale; dSB on
         them runs with int8 signs and an exact int32 local field (sb_run_int8).
         """
-        if self.is_sparse:
+        if self.matrix is None:  # CSR
             return None
         magnitudes = self.matrix.abs()
         nonzero = magnitudes[magnitudes != 0]
@@ -125,12 +133,14 @@ class Coupling:
         return K.to(torch.int8), float(scale)
 
     def torch_csr(self) -> torch.Tensor:
+        assert self.csr is not None, "a dense coupling has no CSR parts"
         return _sparse.csr_tensor(*self.csr, (self.n, self.n))
 
     def squared_norm(self) -> torch.Tensor:
         # Same reduction as simulated-bifurcation 2.0.0 for dense input (bitwise parity).
-        if self.is_sparse:
+        if self.csr is not None:
             return torch.sum(self.csr[2] ** 2)
+        assert self.matrix is not None  # a coupling is CSR or dense
         return torch.sum(self.matrix ** 2)
 
     def quadratic_scale(self) -> torch.Tensor:
@@ -138,6 +148,6 @@ class Coupling:
         return quadratic_scale(self.n, self.squared_norm())
 
     def matmul(self, t: torch.Tensor) -> torch.Tensor:
-        if self.is_sparse:
+        if self.matrix is None:  # CSR
             return self.torch_csr() @ t
         return self.matrix @ t

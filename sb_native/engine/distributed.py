@@ -80,6 +80,11 @@ class AgentShard:
     def any(self, flag: bool) -> bool:
         return bool(all_reduce_max([int(flag)], self.group)[0])
 
+    def gather_rows(self, row: torch.Tensor) -> list:
+        """Every rank's row (one tensor each), in rank order."""
+        return [part[0] for part in gather_rows(row.reshape(1, -1), (1,) * len(self.counts),
+                                                self.group)]
+
     def gather_spins(self, spins: torch.Tensor) -> torch.Tensor:
         """Every rank's (variables, block) spins, side by side in agent order."""
         blocks = gather_rows(spins.t().to(torch.int8), self.counts, self.group)

@@ -25,7 +25,7 @@ raises; the others raise RankFailed there.
 
 import time
 import warnings
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -99,7 +99,8 @@ class RowRunner:
         self._raise_if_failed(heads < 0, what)
         return heads
 
-    def _all_reduce(self, values: torch.Tensor, timed_out: bool, what: str) -> torch.Tensor:
+    def _all_reduce(self, values: torch.Tensor, timed_out: bool,
+                    what: str) -> Tuple[torch.Tensor, bool]:
         """Sums values (float64) over the ranks, with rank 0's timeout and the failure flags;
         returns (sums, timed out)."""
         flags = torch.zeros(self.world + 1, dtype=torch.float64, device=values.device)
@@ -187,7 +188,10 @@ class RowRunner:
         self.start_momentum = (torch.zeros_like(momentum) if self.heated
                                else torch.empty(0, dtype=dtype, device=device))
         self.f = self.gathered  # what the next finish multiplies (gathered2: zero plane)
-        self.zeros_send = self.zeros_gathered = self.gathered2 = None  # on a first sign 0
+        # Made on a first sign 0.
+        self.zeros_send: Optional[torch.Tensor] = None
+        self.zeros_gathered: Optional[torch.Tensor] = None
+        self.gathered2: Optional[torch.Tensor] = None
 
     def _step_op(self, step: int, finish: bool, begin: bool) -> None:
         c = self.coupling
@@ -220,16 +224,18 @@ class RowRunner:
             self.zeros_gathered = torch.empty_like(self.gathered)
             self.gathered2 = torch.empty((self.gathered.shape[0], 2 * words), dtype=torch.int64,
                                          device=x.device)
+        zeros_send, zeros_gathered, gathered2 = self.zeros_send, self.zeros_gathered, self.gathered2
+        assert zeros_gathered is not None and gathered2 is not None  # made with zeros_send
 
         def work():
             # Packed as spins (bit: value >= 0), 0 where the sign is 0 and -1 elsewhere.
             zero = torch.where((x > 0) | (x < 0), -1.0, 0.0).to(x.dtype)
-            ops.sb_rows_pack(zero, self.zeros_send[self.top:], True, backend=self.backend)
+            ops.sb_rows_pack(zero, zeros_send[self.top:], True, backend=self.backend)
         self._guard(work)
-        self._gather(self.zeros_send, self.zeros_gathered, "the SB run")
-        self.gathered2[:, :words] = self.gathered
-        self.gathered2[:, words:] = self.zeros_gathered
-        return self.gathered2
+        self._gather(zeros_send, zeros_gathered, "the SB run")
+        gathered2[:, :words] = self.gathered
+        gathered2[:, words:] = zeros_gathered
+        return gathered2
 
     def _energies(self, position: torch.Tensor, what: str) -> torch.Tensor:
         """This rank's share of the energies of position's spins (the spins gathered)."""

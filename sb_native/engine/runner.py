@@ -10,7 +10,7 @@ the early-stopping window (sb_sample).
 
 import time
 import warnings
-from typing import Dict, Optional
+from typing import Dict, Optional, Protocol, Type, TypeVar
 
 import torch
 from tqdm.auto import tqdm
@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from .._env import ENVIRONMENT
 from . import distributed, ops, reference
 from .coupling import Coupling
+from .history import ISING, Callback, HistoryPoint, Objective
 
 INFINITY = float("inf")
 # Wall time one chunk aims at, so progress bars, timeouts and Ctrl-C stay responsive
@@ -69,6 +70,15 @@ def call_schedule(env: Dict[str, float], heated: bool) -> Dict[str, float]:
                 heat_coef=time_step * env["heat_coefficient"] if heated else 0.0)
 
 
+class Stepper(Protocol):
+    """What SBRunner._loop steps: _Stepper here, batched._BatchStepper for a batch."""
+
+    def advance(self, position: torch.Tensor, momentum: torch.Tensor, start: int,
+                steps: int) -> None: ...
+
+    def field(self, position: torch.Tensor) -> torch.Tensor: ...
+
+
 class _Stepper:
     """Advances the state by k steps and computes J @ spins, on the coupling's storage."""
 
@@ -85,7 +95,7 @@ class _Stepper:
         if coupling.integer is not None:
             ops.sb_run_int8(*coupling.integer, position, momentum, start, steps,
                             **self.schedule, backend=self.backend)
-        elif coupling.is_sparse:
+        elif coupling.csr is not None:
             ops.sb_run_csr(*coupling.csr, position, momentum, start, steps, **self.schedule,
                            discrete=self.discrete, backend=self.backend)
         else:
@@ -111,6 +121,9 @@ def draw_oscillators(n: int, agents: int, dtype, device, generator) -> tuple:
     return position, draw()
 
 
+_Runner = TypeVar("_Runner", bound="SBRunner")  # SBRunner or a subclass (BatchRunner)
+
+
 class SBRunner:
     """Runs SB on a coupling; same stopping rules and progress bars as the 2.0.0 package."""
 
@@ -120,7 +133,8 @@ class SBRunner:
                  mode: str, heated: bool, verbose: bool, early_stopping: bool,
                  sampling_period: int, convergence_threshold: int, backend: str,
                  generator: Optional[torch.Generator], group=None,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None, callback: Optional[Callback] = None,
+                 objective: Objective = ISING) -> None:
         self.agents = agents
         self.max_steps = INFINITY if max_steps is None else max_steps
         self.timeout = INFINITY if timeout is None else timeout
@@ -134,19 +148,26 @@ class SBRunner:
         self.generator = generator
         self.group = group  # a torch.distributed process group to share the agents with
         self.seed = seed
+        self.callback = callback
+        self.objective = objective  # the callback's values of the runner's energies
+        # Sampling points: early stopping's, or a callback's when early stopping is off.
+        self.sampling = early_stopping or callback is not None
         self.shard: Optional[distributed.AgentShard] = None
         self.window: Optional[StopWindow] = None
 
     @classmethod
-    def from_options(cls, options, backend: str, device: torch.device) -> "SBRunner":
-        """A runner for SolverOptions on a resolved backend ("native" or "torch")."""
+    def from_options(cls: Type["_Runner"], options, backend: str, device: torch.device,
+                     objective: Objective = ISING) -> "_Runner":
+        """A runner for SolverOptions on a resolved backend ("native" or "torch"); objective
+        gives the callback's values."""
         return cls(agents=options.agents, max_steps=options.max_steps, timeout=options.timeout,
                    mode=options.mode, heated=bool(options.heated),
                    verbose=bool(options.verbose), early_stopping=bool(options.early_stopping),
                    sampling_period=options.sampling_period,
                    convergence_threshold=options.convergence_threshold, backend=backend,
                    generator=options.generator(device),
-                   group=distributed.resolve_group(options.process_group), seed=options.seed)
+                   group=distributed.resolve_group(options.process_group), seed=options.seed,
+                   callback=options.callback, objective=objective)
 
     def _chunk(self, step: int, last: Optional[tuple], first: Optional[tuple] = None) -> int:
         """Steps of the next call. last = (steps, seconds) of the longest call so far, or None;
@@ -161,10 +182,10 @@ class SBRunner:
         gets calls of about twice the set-up, so it costs at most half of each call, instead
         of single steps that each pay it (bench/RESULTS.md, the K2000 dSB run)."""
         limit = MAX_CHUNK_STEPS
-        if self.early_stopping:
+        if self.sampling:
             limit = min(limit, self.sampling_period - step % self.sampling_period)
         if self.max_steps != INFINITY:
-            limit = min(limit, self.max_steps - step)
+            limit = min(limit, int(self.max_steps) - step)  # an int here, not INFINITY
         if last is None:
             return 1  # a first single step measures the speed that sizes the next chunks
         steps, seconds = last
@@ -240,8 +261,9 @@ class SBRunner:
                 self.early_stopping, self.sampling_period, self.convergence_threshold,
                 self.backend, self.seed)
 
-    def _loop(self, stepper: _Stepper, position: torch.Tensor, momentum: torch.Tensor) -> None:
+    def _loop(self, stepper: Stepper, position: torch.Tensor, momentum: torch.Tensor) -> None:
         """Chunks of steps until a stopping rule holds (agreed by every rank)."""
+        assert self.window is not None  # set by run (run_batch) before the loop
         iterations = tqdm(total=self.max_steps, desc="🔁 Iterations       ",
                           disable=not self.verbose or self.max_steps == INFINITY,
                           smoothing=0.1, mininterval=0.5, unit=" steps")
@@ -265,13 +287,17 @@ class SBRunner:
                     last = (chunk, seconds)
                 step += chunk
                 iterations.update(chunk)
-                running = True
-                if self.early_stopping and step % self.sampling_period == 0:
+                running, stopped = True, False
+                if self.sampling and step % self.sampling_period == 0:
                     self.window.sample(position, stepper.field(position), self.backend)
-                    running = self.window.must_continue()
+                    if self.early_stopping:
+                        running = self.window.must_continue()
+                    if self.callback is not None:
+                        stopped = self._report(step, time.time() - start)
                 previous, elapsed = elapsed, time.time() - start
                 clock.update(min(elapsed - previous, self.timeout - previous))
-                timed_out = elapsed > self.timeout
+                # A callback's stop is decided like the timeout: rank 0's counts for all.
+                timed_out = elapsed > self.timeout or stopped
                 chunk = self._chunk(step, last, first) if step < self.max_steps else 0
                 if self.shard is not None:
                     running, timed_out, chunk = self.shard.agree(
@@ -282,10 +308,27 @@ class SBRunner:
             iterations.close()
             clock.close()
 
+    def _report(self, step: int, seconds: float) -> bool:
+        """Gives the callback this sampling point (every rank's agents); True: stop."""
+        assert self.window is not None and self.callback is not None
+        summary = self.objective.summary(self.window.energies)
+        frozen = torch.count_nonzero(self.window.bifurcated).to(summary)
+        row = torch.cat([summary, frozen.reshape(1)])
+        if self.shard is not None:
+            rows = torch.stack(self.shard.gather_rows(row)).cpu()
+            best = rows[:, 0].max() if self.objective.maximize else rows[:, 0].min()
+            row = torch.stack([best, rows[:, 2].sum() / rows[:, 3].sum(), rows[:, 2].sum(),
+                               rows[:, 3].sum(), rows[:, 4].sum()])
+        values = row.tolist()
+        point = HistoryPoint(step=step, seconds=seconds, best=values[0], mean=values[1],
+                             frozen=int(values[4]))
+        return bool(self.callback(point))
+
     def get_final_spins(self, spins: torch.Tensor, early_stopping: bool) -> torch.Tensor:
         """The frozen agents' spins where they froze, the others' last spins."""
         if not early_stopping:
             return spins
+        assert self.window is not None  # set by run
         frozen = self.window.has_bifurcated_spins()
         if self.shard is not None:
             frozen = self.shard.any(frozen)

@@ -66,7 +66,7 @@ class SequentialMarkowitz(ABCModel):
     def portfolio(self) -> Optional[torch.Tensor]:
         if self.sb_result is None:
             return None
-        best = torch.argmax(self(self.sb_result.t())).item()
+        best = int(torch.argmax(self(self.sb_result.t())))
         return self.sb_result[:, best].reshape(self.timestamps, self.assets)
 
     @property

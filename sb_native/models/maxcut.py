@@ -22,6 +22,7 @@ class MaxCut(ABCModel):
     """
 
     domain = "spin"
+    nodes: list  # the graph's node labels, set by from_networkx
 
     def __init__(self, adjacency, dtype: Optional[torch.dtype] = None,
                  device: Optional[Union[str, torch.device]] = None) -> None:
@@ -125,7 +126,7 @@ class MaxCut(ABCModel):
         if self.sb_result is None:
             return {"left": [], "right": [], "cut": None}
         values = self.cut_value(self.sb_result.t())
-        best = self.sb_result[:, torch.argmax(values).item()]
+        best = self.sb_result[:, int(torch.argmax(values))]
         return {
             "left": torch.nonzero(best > 0).reshape(-1).tolist(),
             "right": torch.nonzero(best <= 0).reshape(-1).tolist(),

@@ -1,4 +1,4 @@
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 import torch
@@ -19,10 +19,11 @@ class NumberPartitioning(ABCModel):
 
     @property
     def partition(self) -> Dict[str, Dict[str, Union[List[int], int, None]]]:
-        result = {"left": {"values": [], "sum": None}, "right": {"values": [], "sum": None}}
+        result: Dict[str, Dict[str, Any]] = {"left": {"values": [], "sum": None},
+                                             "right": {"values": [], "sum": None}}
         if self.sb_result is None:
             return result
-        best = self.sb_result[:, torch.argmin(self(self.sb_result.t())).item()]
+        best = self.sb_result[:, int(torch.argmin(self(self.sb_result.t())))]
         for number, side in zip(self.numbers, best.tolist()):
             result["left" if side > 0 else "right"]["values"].append(number)
         for side in ("left", "right"):

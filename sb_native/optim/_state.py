@@ -42,15 +42,17 @@ class QimadStepArgs(NamedTuple):
     params: List[torch.Tensor]  # the model's parameters, bucket after bucket
     bucket_params: List[int]  # how many of params each bucket holds
     segments: List[torch.Tensor]  # column bounds of each parameter tensor
-    seg_eta: List[torch.Tensor]  # per segment: its group's eta
-    seg_gamma: List[torch.Tensor]  # per segment: its group's gamma
-    seg_w: List[torch.Tensor]  # per segment: the index in k of its fidelity exponent
+    # None until set: the hyperparameters (seg_eta to k) by SwarmRuntime.set_hyper, the
+    # per-step fields (step to beta_step) by each step (SwarmRuntime.args).
+    seg_eta: Optional[List[torch.Tensor]]  # per segment: its group's eta
+    seg_gamma: Optional[List[torch.Tensor]]  # per segment: its group's gamma
+    seg_w: Optional[List[torch.Tensor]]  # per segment: the index in k of its fidelity exponent
     alpha: torch.Tensor  # (agents,) float64 Bloch angles, walked in place
     beta: torch.Tensor
     mask: torch.Tensor  # (agents, agents) bool topology
     attract_on: torch.Tensor  # (agents,) float64: ATTRACTION with neighbours, else 0
     can_tunnel: List[int]  # per agent: 1 with neighbours, else 0
-    k: List[float]  # the distinct fidelity exponents, one matrix each
+    k: Optional[List[float]]  # the distinct fidelity exponents, one matrix each
     dtype: torch.dtype  # of the fidelity matrices and attraction coefficients
     agent_loss: torch.Tensor  # (agents,) float64: last loss of each agent
     agent_best: torch.Tensor  # (agents,) float64: each agent's own best loss
@@ -58,13 +60,13 @@ class QimadStepArgs(NamedTuple):
     best_loss: torch.Tensor  # () float64: the swarm's best loss
     normal: torch.Tensor  # (DRAW_BLOCK, 2, agents) float64: the walk's draws
     uniform: torch.Tensor  # (DRAW_BLOCK, 2, agents) float64: the coins
-    step: int  # from 1
-    rows: List[int]  # the agents evaluated this step, increasing
-    losses: List[float]  # every agent's loss (the cached one for those not evaluated)
+    step: Optional[int]  # from 1
+    rows: Optional[List[int]]  # the agents evaluated this step, increasing
+    losses: Optional[List[float]]  # every agent's loss (the cached one for those not evaluated)
     generator: Optional[torch.Generator]
-    temperature: float
-    alpha_step: float
-    beta_step: float
+    temperature: Optional[float]
+    alpha_step: Optional[float]
+    beta_step: Optional[float]
     rms_decay: float
     eps: float
     stagnation_limit: int
@@ -83,7 +85,7 @@ HYPER_FIELDS = ("seg_eta", "seg_gamma", "seg_w", "k")
 
 def _records(agent_loss, agent_best, stagnation, best_loss) -> dict:
     """The swarm's records as qimad_step keeps them: host tensors, updated in place."""
-    f64 = dict(dtype=torch.float64)
+    f64: Dict[str, Any] = dict(dtype=torch.float64)
     return dict(agent_loss=torch.tensor(agent_loss, **f64),
                 agent_best=torch.tensor(agent_best, **f64),
                 stagnation=torch.tensor(stagnation, dtype=torch.int64),

@@ -3,13 +3,15 @@ collecting a gradient a closure left elsewhere, and step_batched's functional fo
 loss."""
 
 import functools
-from typing import Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional, TypeVar, cast
 
 import torch
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
+_Step = TypeVar("_Step", bound=Callable[..., Any])
 
-def step_hooks(step: Callable) -> Callable:
+
+def step_hooks(step: _Step) -> _Step:
     """step() as torch.optim.Optimizer.profile_hook_step runs it (step pre and post hooks inside
     a profiler range), except that the range is only opened while a profiler records or there
     are hooks to call: its code is cold after the closures, so on the digits benchmark it
@@ -24,8 +26,8 @@ def step_hooks(step: Callable) -> Callable:
                 or _global_optimizer_post_hooks):
             return profiled(self, *args, **kwargs)
         return step(self, *args, **kwargs)
-    wrapper.hooked = True
-    return wrapper
+    cast(Any, wrapper).hooked = True  # a function attribute, which typeshed doesn't model
+    return cast(_Step, wrapper)  # functools.wraps: step's signature
 
 
 def loss_value(loss) -> float:
@@ -57,7 +59,8 @@ def functional_loss(loss_fn: Callable, module: torch.nn.Module,
     if missing:
         raise ValueError(f"module does not own {len(missing)} of the optimizer's parameters")
     our_names = [names[id(p)] for p in ours]
-    fixed = {name: t for name, t in module.named_parameters() if name not in set(our_names)}
+    fixed: Dict[str, torch.Tensor] = {name: t for name, t in module.named_parameters()
+                                      if name not in set(our_names)}
     fixed.update(module.named_buffers())
 
     def fn(*params):

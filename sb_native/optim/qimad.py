@@ -167,6 +167,7 @@ class QIMADTorch(torch.optim.Optimizer):
         """Counts the step and returns the agents to evaluate (round robin over k_eval)."""
         if self._swarm is None:
             self._init_swarm()
+        assert self._swarm is not None and self._runtime is not None  # built above, or loaded
         self._swarm.step += 1
         n, k_eval = self.param_groups[0]["num_agents"], self.param_groups[0]["k_eval"]
         if k_eval == n:
@@ -175,6 +176,7 @@ class QIMADTorch(torch.optim.Optimizer):
         return sorted({(base + j) % n for j in range(k_eval)})
 
     def _rows(self, rows: List[int], device) -> torch.Tensor:
+        assert self._runtime is not None  # built by _begin_step
         cache = self._runtime.rows_cache
         key = (tuple(rows), device)
         if key not in cache:
@@ -195,6 +197,7 @@ class QIMADTorch(torch.optim.Optimizer):
         for p, _, grad in self._slots[agent]:
             p.grad = grad
 
+    # The ignore: unlike Optimizer.step, the closure is required and the best loss returned.
     @step_hooks
     def step(self, closure: Callable[[], torch.Tensor]) -> float:  # type: ignore[override]
         """One step: closure() once per evaluated agent (it must zero grads, compute the loss
@@ -202,6 +205,7 @@ class QIMADTorch(torch.optim.Optimizer):
         if closure is None:
             raise RuntimeError("QIMADTorch.step needs a closure that returns the loss")
         rows = self._begin_step()
+        assert self._swarm is not None and self._runtime is not None  # built by _begin_step
         step, group, session = self._swarm.step, self.param_groups[0], self._runtime.session
         if self._group is not None:
             return self._step_shared(closure, rows)
@@ -250,6 +254,7 @@ class QIMADTorch(torch.optim.Optimizer):
         group = self._group
         rank, n = torch.distributed.get_rank(group), self.param_groups[0]["num_agents"]
         counts, lo, hi = _distributed.blocks(n, group)
+        assert self._swarm is not None  # built by _begin_step
         losses = self._swarm.agent_loss.tolist()
         try:
             self._evaluate(closure, [i for i in rows if lo <= i < hi], losses)
@@ -280,6 +285,7 @@ class QIMADTorch(torch.optim.Optimizer):
             raise NotImplementedError("step_batched with a process_group is not built; "
                                       "use step(closure)")
         rows = self._begin_step()
+        assert self._swarm is not None  # built by _begin_step
         n = self.param_groups[0]["num_agents"]
         stacked, rows_by_bucket = [], []
         for b in self._buckets:
@@ -315,6 +321,7 @@ class QIMADTorch(torch.optim.Optimizer):
         fidelity exponents k (one matrix each), into the runtime; rebuilt when a group's eta,
         gamma or k changed since the last step."""
         runtime = self._runtime
+        assert runtime is not None  # built by _begin_step
         key = tuple((g["eta"], g["gamma"], g["k"]) for g in self.param_groups)
         if key != runtime.hyper_key:
             runtime.hyper_key = key
@@ -329,6 +336,7 @@ class QIMADTorch(torch.optim.Optimizer):
     def _update(self, rows: List[int], losses: List[float]) -> float:
         """Records, random draws and the swarm update after evaluation: one qimad_step call."""
         state, group = self._swarm, self.param_groups[0]
+        assert state is not None and self._runtime is not None  # built by _begin_step
         temp = temperature(state.step, group)
         self._hyper()
         args = self._runtime.args._replace(
@@ -344,6 +352,7 @@ class QIMADTorch(torch.optim.Optimizer):
         """Keeps this step's losses and logs the step when tracking."""
         self._last_agent_losses = losses  # the caller's fresh list
         if self._track:
+            assert self._swarm is not None  # a step has run
             self._log["losses"].append(list(losses))
             self._log["tunnels"].append(fates.tolist().count(2))
             self._log["alphas"].append(self._swarm.alpha.tolist())
@@ -362,8 +371,8 @@ class QIMADTorch(torch.optim.Optimizer):
         self._track = True
 
     def reset_log(self) -> None:
-        self._log = {"losses": [], "diversity": [], "tunnels": [], "alphas": [], "betas": [],
-                     "temperature": []}
+        self._log: Dict[str, list] = {"losses": [], "diversity": [], "tunnels": [], "alphas": [],
+                                      "betas": [], "temperature": []}
 
     def get_log(self) -> dict:
         return {k: list(v) for k, v in self._log.items()}

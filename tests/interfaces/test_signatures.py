@@ -57,9 +57,9 @@ def test_the_options_reach_the_runner(monkeypatch):
     seen = []
     original = Ising._run
 
-    def spy(self, options):
+    def spy(self, options, *rest):
         seen.append(options)
-        return original(self, options)
+        return original(self, options, *rest)
 
     monkeypatch.setattr(Ising, "_run", spy)
     sb.maximize(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), domain="spin", agents=3, max_steps=7,

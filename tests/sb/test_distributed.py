@@ -68,8 +68,20 @@ def fewer_agents_than_ranks(group):
                        **COMMON)
 
 
+def history_of_all_agents(group):
+    """The callback sees every rank's agents: the same points as one process (integer
+    energies, so the mean's sums are exact in any grouping), wall time left out."""
+    history = sb.History()
+    vector, value = sb.maximize(spin_problem(24, seed=12, integer=True), domain="spin",
+                                mode="discrete", agents=7, max_steps=600, seed=11,
+                                process_group=group, callback=history, **COMMON)
+    points = torch.tensor([[p.step, p.best, p.mean, p.frozen] for p in history],
+                          dtype=torch.float64)
+    return vector, value, points
+
+
 CASES = [dsb_integer_dense, dsb_all_agents, bsb_float64_dense, bsb_float64_sparse,
-         integer_domain_no_early_stopping, fewer_agents_than_ranks]
+         integer_domain_no_early_stopping, fewer_agents_than_ranks, history_of_all_agents]
 
 
 # ── cases that only make sense across ranks ──
