@@ -69,8 +69,11 @@ def main() -> None:
         print(f"{backend:<8} {float(cut):>8g} {history.steps[-1]:>7} "
               f"{history.seconds[-1]:>8.2f} {time_to(history, 0.995):>9.2f}")
     if len(runs) == 2:
-        print(f"native speed-up to the same step: "
-              f"{runs['torch'].seconds[-1] / runs['native'].seconds[-1]:.1f}x")
+        # Early stopping may end the two runs at different steps: compare at the last step
+        # both reached.
+        step = min(run.steps[-1] for run in runs.values())
+        at = {name: run.seconds[run.steps.index(step)] for name, run in runs.items()}
+        print(f"native speed-up to step {step}: {at['torch'] / at['native']:.1f}x")
     if not args.no_write:
         sb_native.plot.histories(runs, title=f"{args.instance}, {args.agents} agents, "
                                              f"{args.mode} SB, same seed", path=str(FIGURE))
