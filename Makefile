@@ -30,7 +30,7 @@ run: build
 
 # The docstrings' examples run too (--doctest-modules over the package).
 test: build $(VENV)/.test-deps
-	$(PY) -m pytest -q --doctest-modules sb_native tests
+	$(PY) -m pytest -q --durations=15 --doctest-modules sb_native tests
 
 # Lint: ruff, then mypy on the package, each with its configuration in pyproject.toml
 # (both pinned in requirements-test.txt).

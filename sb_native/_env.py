@@ -32,7 +32,13 @@ ENVIRONMENT = Environment()
 
 
 def get_env() -> Dict[str, float]:
-    """Return the current SB constants as a dict."""
+    """Return the current SB constants as a dict.
+
+    >>> import sb_native as sb
+    >>> sb.reset_env()
+    >>> sb.get_env()
+    {'time_step': 0.1, 'pressure_slope': 0.01, 'heat_coefficient': 0.06}
+    """
     return ENVIRONMENT.as_dict()
 
 
@@ -42,7 +48,18 @@ def set_env(
     pressure_slope: Optional[float] = None,
     heat_coefficient: Optional[float] = None,
 ) -> None:
-    """Override SB constants; an argument left to None keeps its current value."""
+    """Override SB constants; an argument left to None keeps its current value.
+
+    time_step: the integration step of the oscillators; pressure_slope: how fast the pump
+    pressure rises per unit of time; heat_coefficient: the thermal term of heated runs. Each
+    must be a float (TypeError otherwise).
+
+    >>> import sb_native as sb
+    >>> sb.set_env(time_step=0.2, pressure_slope=0.005)
+    >>> sb.get_env()
+    {'time_step': 0.2, 'pressure_slope': 0.005, 'heat_coefficient': 0.06}
+    >>> sb.reset_env()
+    """
     for name, value in (
         ("time_step", time_step),
         ("pressure_slope", pressure_slope),
@@ -53,5 +70,12 @@ def set_env(
 
 
 def reset_env() -> None:
-    """Restore the defaults: time step 0.1, pressure slope 0.01, heat coefficient 0.06."""
+    """Restore the defaults: time step 0.1, pressure slope 0.01, heat coefficient 0.06.
+
+    >>> import sb_native as sb
+    >>> sb.set_env(heat_coefficient=0.1)
+    >>> sb.reset_env()
+    >>> sb.get_env()["heat_coefficient"]
+    0.06
+    """
     ENVIRONMENT.reset()

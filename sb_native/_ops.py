@@ -91,7 +91,19 @@ def cuda_built() -> bool:
 
 
 def backend_info() -> dict:
-    """What can run here: native extension, its CUDA kernels, a usable GPU, and why not."""
+    """What can run here: native extension, its CUDA kernels, a usable GPU, and why not.
+
+    Keys: native (the extension loaded), cuda (it has CUDA kernels), cuda_device (and a GPU
+    is usable), reason (why the extension did not load, else None), torch (its version),
+    threads (torch's intra-op threads).
+
+    >>> import sb_native as sb
+    >>> info = sb.backend_info()
+    >>> sorted(info)
+    ['cuda', 'cuda_device', 'native', 'reason', 'threads', 'torch']
+    >>> info["native"] == (info["reason"] is None)
+    True
+    """
     return {
         "native": NATIVE,
         "cuda": cuda_built(),

@@ -21,7 +21,15 @@ def build_model(*polynomial_data, dtype: Optional[torch.dtype] = None,
     A batch of problems (solved together in one run, docs/batched.md) gives a
     PolynomialBatch: tensors Q (B, n, n)[, l (B, n)][, c (B,)], or one list whose items are
     QuadraticPolynomials, sympy Polys, quadratic tensors, sparse matrices or tuples of one
-    problem's data.
+    problem's data. device: where the coefficients live (default CPU).
+
+    >>> import torch, sb_native as sb
+    >>> model = sb.build_model(torch.tensor([[1.0, -2.0], [0.0, 1.0]]), torch.tensor([1.0, 0.0]),
+    ...                        3.0)
+    >>> model.dimension, float(model(torch.tensor([1.0, 1.0])))
+    (2, 4.0)
+    >>> type(sb.build_model(torch.zeros(3, 2, 2))).__name__  # three problems of 2 variables
+    'PolynomialBatch'
     """
     if is_batch(polynomial_data):
         return PolynomialBatch.build(polynomial_data, dtype=dtype, device=device)
@@ -57,6 +65,27 @@ def minimize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] 
     A batch of problems (see build_model) runs in one call: (B, variables) vectors and (B,)
     values, or (B, agents, variables) and (B, agents); problem b gets the result of its own
     call with seed + b (docs/batched.md).
+
+    polynomial_data, dtype, device: as build_model. agents: the number of oscillator
+    vectors run in parallel. best_only: return the best agent only. verbose: progress bar.
+    callback: receives a HistoryPoint every sampling_period steps and stops the run by
+    returning True (sb_native.History records them).
+
+    >>> import torch, sb_native as sb
+    >>> Q = torch.tensor([[-1.0, 2.0], [0.0, -2.0]])  # x^T Q x over x in {0, 1}^2
+    >>> vector, value = sb.minimize(Q, domain="binary", agents=8, max_steps=200, seed=0,
+    ...                             verbose=False, early_stopping=False)
+    >>> vector.tolist(), float(value)
+    ([0.0, 1.0], -2.0)
+    >>> vectors, values = sb.minimize(Q, domain="binary", agents=8, max_steps=200, seed=0,
+    ...                               verbose=False, early_stopping=False, best_only=False)
+    >>> tuple(vectors.shape), tuple(values.shape)
+    ((8, 2), (8,))
+    >>> x, value = sb.minimize(torch.tensor([[1.0]]), torch.tensor([-6.0]), 9.0, domain="int2",
+    ...                        agents=8, max_steps=200, seed=0, verbose=False,
+    ...                        early_stopping=False)  # (x - 3)^2 over x in 0..3
+    >>> x.tolist(), float(value)
+    ([3.0], 0.0)
     """
     model = build_model(*polynomial_data, dtype=dtype, device=device)
     return model._optimize("minimize", domain, SolverOptions.of(locals()))
@@ -72,6 +101,14 @@ def maximize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] 
              seed: Optional[int] = None,
              process_group: GroupChoice = None,
              callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Maximize a quadratic polynomial over `domain`; same arguments as minimize."""
+    """Maximize a quadratic polynomial over `domain`; same arguments as minimize.
+
+    >>> import torch, sb_native as sb
+    >>> Q, l = torch.tensor([[0.0, -3.0], [0.0, 0.0]]), torch.tensor([1.0, 2.0])
+    >>> vector, value = sb.maximize(Q, l, domain="binary", agents=8, max_steps=200, seed=0,
+    ...                             verbose=False, early_stopping=False)
+    >>> vector.tolist(), float(value)  # x0 + 2 x1 - 3 x0 x1 is largest at (0, 1)
+    ([0.0, 1.0], 2.0)
+    """
     model = build_model(*polynomial_data, dtype=dtype, device=device)
     return model._optimize("maximize", domain, SolverOptions.of(locals()))

@@ -38,6 +38,14 @@ class SimulatedBifurcationSampler(dimod.Sampler):
     exact whatever the solver's dtype. Keyword arguments are those of sb_native.minimize:
     agents, max_steps, mode, heated, timeout, seed, early_stopping, sampling_period,
     convergence_threshold, backend, plus best_only and dtype ("float32" or "float64").
+
+    >>> from sb_native.dimod import SimulatedBifurcationSampler
+    >>> sampler = SimulatedBifurcationSampler()
+    >>> sampleset = sampler.sample_qubo({(0, 0): -1.0, (1, 1): -2.0, (0, 1): 2.0}, agents=8,
+    ...                                 max_steps=200, seed=0, early_stopping=False,
+    ...                                 best_only=True)
+    >>> {v: int(x) for v, x in sampleset.first.sample.items()}, float(sampleset.first.energy)
+    ({0: 0, 1: 1}, -2.0)
     """
 
     parameters = {
@@ -60,7 +68,22 @@ class SimulatedBifurcationSampler(dimod.Sampler):
                early_stopping: bool = True, sampling_period: int = 50,
                convergence_threshold: int = 50, backend: BackendChoice = "auto",
                dtype: str = "float32") -> "dimod.SampleSet":
-        """Minimize the energy of `bqm`; returns a SampleSet in the bqm's vartype."""
+        """Minimize the energy of `bqm`; returns a SampleSet in the bqm's vartype.
+
+        bqm: a dimod.BinaryQuadraticModel (SPIN or BINARY); the keywords are the class's.
+        The SampleSet's info holds the backend used and solve_time_s.
+
+        >>> import dimod
+        >>> from sb_native.dimod import SimulatedBifurcationSampler
+        >>> bqm = dimod.BinaryQuadraticModel({"a": 1.0}, {("a", "b"): -2.0}, 0.0, "SPIN")
+        >>> sampleset = SimulatedBifurcationSampler().sample(bqm, agents=8, max_steps=200,
+        ...                                                  seed=0, early_stopping=False)
+        >>> len(sampleset), sorted(sampleset.info)
+        (8, ['backend', 'solve_time_s'])
+        >>> best = sampleset.first
+        >>> {v: int(s) for v, s in best.sample.items()}, float(best.energy)
+        ({'a': -1, 'b': -1}, -3.0)
+        """
         self._check(bqm, "bqm", dtype)
         variables = list(bqm.variables)
         if not variables:
@@ -87,7 +110,18 @@ class SimulatedBifurcationSampler(dimod.Sampler):
                         ) -> List["dimod.SampleSet"]:
         """Several BQMs in one batched SB run (docs/batched.md): one SampleSet per BQM, in
         order; BQM b's is the one `sample(bqm, seed=seed + b)` returns. Same keywords as
-        sample."""
+        sample; bqms: a sequence of dimod.BinaryQuadraticModel (of any sizes and vartypes).
+
+        >>> import dimod
+        >>> from sb_native.dimod import SimulatedBifurcationSampler
+        >>> bqms = [dimod.BinaryQuadraticModel({"a": 1.0}, {("a", "b"): -2.0}, 0.0, "SPIN"),
+        ...         dimod.BinaryQuadraticModel.from_qubo({(0, 0): -1.0, (1, 1): -2.0,
+        ...                                               (0, 1): 2.0})]
+        >>> samplesets = SimulatedBifurcationSampler().sample_multiple(
+        ...     bqms, agents=8, max_steps=200, seed=0, early_stopping=False)
+        >>> [float(sampleset.first.energy) for sampleset in samplesets]
+        [-3.0, -2.0]
+        """
         for b, bqm in enumerate(bqms):
             self._check(bqm, f"bqms[{b}]", dtype)
         variables = [list(bqm.variables) for bqm in bqms]

@@ -35,7 +35,21 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 
 class ProblemFileError(ValueError):
-    """A malformed problem file; `path` and `line` (1-based, None for the whole file)."""
+    """A malformed problem file; `path` and `line` (1-based, None for the whole file).
+
+    >>> import os, tempfile
+    >>> from sb_native.io import ProblemFileError, read_gset
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "bad.txt")
+    >>> with open(path, "w") as handle:
+    ...     _ = handle.write("2 1\\n1 3 1\\n")  # node 3 of a 2-node graph
+    >>> try:
+    ...     read_gset(path)
+    ... except ProblemFileError as err:
+    ...     print(err.line, err.message)
+    2 node id 3 out of range 1..2
+    >>> folder.cleanup()
+    """
 
     def __init__(self, path: PathLike, line: Optional[int], message: str) -> None:
         self.path, self.line, self.message = os.fspath(path), line, message
@@ -163,7 +177,21 @@ def _gset_slow(path, lines, header_line: int, nodes: int, edges: int) -> np.ndar
 
 
 def read_gset_edges(path: PathLike) -> Tuple[int, np.ndarray]:
-    """(N, edges): the node count and an (E, 3) float64 array of 0-based (i, j, w) rows."""
+    """(N, edges): the node count and an (E, 3) float64 array of 0-based (i, j, w) rows.
+
+    path: a G-set/rudy file, plain or gzip (str or os.PathLike).
+
+    >>> import os, tempfile
+    >>> from sb_native.io import read_gset_edges
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "triangle.gset")
+    >>> with open(path, "w") as handle:
+    ...     _ = handle.write("3 3\\n1 2 1\\n1 3 3\\n2 3 2\\n")
+    >>> nodes, edges = read_gset_edges(path)
+    >>> nodes, edges.tolist()
+    (3, [[0.0, 1.0, 1.0], [0.0, 2.0, 3.0], [1.0, 2.0, 2.0]])
+    >>> folder.cleanup()
+    """
     text = _read_text(path)
     lines = _content_lines(text, "#")
     header_line, nodes, edges = _gset_header(path, lines)
@@ -178,7 +206,21 @@ def read_gset_edges(path: PathLike) -> Tuple[int, np.ndarray]:
 
 
 def read_gset(path: PathLike, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Symmetric weighted adjacency (N, N), sparse COO: W_ij = W_ji = sum of w over i-j edges."""
+    """Symmetric weighted adjacency (N, N), sparse COO: W_ij = W_ji = sum of w over i-j edges.
+
+    path: a G-set/rudy file, plain or gzip; dtype: the weights' dtype.
+
+    >>> import os, tempfile
+    >>> from sb_native.io import read_gset
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "triangle.gset")
+    >>> with open(path, "w") as handle:
+    ...     _ = handle.write("3 3\\n1 2 1\\n1 3 3\\n2 3 2\\n")
+    >>> W = read_gset(path)
+    >>> W.layout, W.dtype, W.to_dense().tolist()
+    (torch.sparse_coo, torch.float64, [[0.0, 1.0, 3.0], [1.0, 0.0, 2.0], [3.0, 2.0, 0.0]])
+    >>> folder.cleanup()
+    """
     nodes, table = read_gset_edges(path)
     rows, cols = torch.from_numpy(table[:, :2].astype(np.int64)).t()
     weights = torch.from_numpy(table[:, 2]).to(dtype)
@@ -219,7 +261,21 @@ def write_gset(path: PathLike, adjacency) -> None:
     """Write a graph in G-set format (`.gz` suffix: gzip).
 
     `adjacency` is a weighted adjacency matrix (symmetric, or one triangle: a
-    non-symmetric matrix counts A_ij + A_ji, as in MaxCut) or a MaxCut model.
+    non-symmetric matrix counts A_ij + A_ji, as in MaxCut) or a MaxCut model. path: the file
+    to write (replaced if it exists).
+
+    >>> import os, tempfile, torch
+    >>> from sb_native.io import write_gset
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "triangle.gset")
+    >>> write_gset(path, torch.tensor([[0.0, 1.0, 3.0], [0.0, 0.0, 2.0], [0.0, 0.0, 0.0]]))
+    >>> with open(path) as handle:
+    ...     print(handle.read(), end="")
+    3 3
+    1 2 1
+    1 3 3
+    2 3 2
+    >>> folder.cleanup()
     """
     source = getattr(adjacency, "weights", adjacency)
     weights = _sparse.symmetric_weights(_as_coo(source, "adjacency"))
@@ -287,7 +343,18 @@ def read_qubo(path: PathLike, dtype: torch.dtype = torch.float64) -> torch.Tenso
     """Upper-triangular Q (n, n), sparse COO, with x^T Q x the file's objective.
 
     n is maxDiagonals; repeated entries add up and a coupler (j, i) with j > i is stored
-    at (i, j), which leaves x^T Q x unchanged.
+    at (i, j), which leaves x^T Q x unchanged. path: a qbsolv file, plain or gzip; dtype: the
+    entries' dtype.
+
+    >>> import os, tempfile
+    >>> from sb_native.io import read_qubo
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "tiny.qubo")
+    >>> with open(path, "w") as handle:
+    ...     _ = handle.write("p qubo 0 2 2 1\\n0 0 -1\\n1 1 -2\\n1 0 2.5\\n")
+    >>> read_qubo(path).to_dense().tolist()
+    [[-1.0, 2.5], [0.0, -2.0]]
+    >>> folder.cleanup()
     """
     size, entries = _qubo_entries(path, _content_lines(_read_text(path), "c"))
     table = np.asarray(list(entries), dtype=np.float64).reshape(-1, 3)
@@ -298,7 +365,19 @@ def read_qubo(path: PathLike, dtype: torch.dtype = torch.float64) -> torch.Tenso
 def read_gset_rows(path: PathLike, rows, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Rows lo..hi-1 of read_gset(path) (the symmetric adjacency, (N, N) sparse COO, every
     other row empty), read in pieces: the other rows are never held (variables across
-    ranks, sb_native.RowBlock). rows: (lo, hi), or a function of N that returns them."""
+    ranks, sb_native.RowBlock). rows: (lo, hi), or a function of N that returns them. path,
+    dtype: as read_gset's.
+
+    >>> import os, tempfile
+    >>> from sb_native.io import read_gset_rows
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "triangle.gset")
+    >>> with open(path, "w") as handle:
+    ...     _ = handle.write("3 3\\n1 2 1\\n1 3 3\\n2 3 2\\n")
+    >>> read_gset_rows(path, (1, 2)).to_dense().tolist()
+    [[0.0, 0.0, 0.0], [1.0, 0.0, 2.0], [0.0, 0.0, 0.0]]
+    >>> folder.cleanup()
+    """
     try:
         stream = _io_rows.lines(path)
         _, nodes, edges = _gset_header(path, _content_lines(stream, "#"))
@@ -316,7 +395,18 @@ def read_qubo_rows(path: PathLike, rows, dtype: torch.dtype = torch.float64) -> 
     """The entries of read_qubo(path) (upper-triangular Q, (n, n) sparse COO) that lie in
     rows or columns lo..hi-1, all that rows lo..hi-1 of Q + Q^T need, read line by line:
     the other entries are never held. rows: (lo, hi), or a function of n that returns
-    them."""
+    them. path, dtype: as read_qubo's.
+
+    >>> import os, tempfile
+    >>> from sb_native.io import read_qubo_rows
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "tiny.qubo")
+    >>> with open(path, "w") as handle:
+    ...     _ = handle.write("p qubo 0 2 2 1\\n0 0 -1\\n1 1 -2\\n0 1 2.5\\n")
+    >>> read_qubo_rows(path, lambda n: (1, n)).to_dense().tolist()  # row 1 of Q + Q^T
+    [[0.0, 2.5], [0.0, -2.0]]
+    >>> folder.cleanup()
+    """
     size, entries = _qubo_entries(path, _content_lines(_io_rows.lines(path), "c"))
     return _io_rows.read_qubo_rows(entries, size, rows, dtype)
 
@@ -325,6 +415,22 @@ def write_qubo(path: PathLike, Q, comment: Optional[str] = "written by sb_native
     """Write a QUBO matrix (or a QUBO model) in qbsolv format (`.gz` suffix: gzip).
 
     Off-diagonal pairs are folded onto the upper triangle (Q_ij + Q_ji), so x^T Q x is kept.
+    path: the file to write (replaced if it exists); Q: a square matrix (dense or sparse
+    tensor, array, scipy.sparse) or a QUBO model; comment: "c" lines at the top (None: none).
+
+    >>> import os, tempfile, torch
+    >>> from sb_native.io import write_qubo
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "tiny.qubo")
+    >>> write_qubo(path, torch.tensor([[-1.0, 2.0], [0.5, -2.0]]))
+    >>> with open(path) as handle:
+    ...     print(handle.read(), end="")
+    c written by sb_native
+    p qubo 0 2 2 1
+    0 0 -1
+    1 1 -2
+    0 1 2.5
+    >>> folder.cleanup()
     """
     matrix = _as_coo(getattr(Q, "Q", Q), "Q")
     rows, cols = matrix.indices()
@@ -344,7 +450,20 @@ def write_qubo(path: PathLike, Q, comment: Optional[str] = "written by sb_native
 # Format detection
 
 def detect_format(path: PathLike) -> str:
-    """"gset" or "qubo": from the suffix (.qubo, .gset, .rudy, also under .gz), else the content."""
+    """"gset" or "qubo": from the suffix (.qubo, .gset, .rudy, also under .gz), else the content.
+
+    path: the file; ProblemFileError when neither suffix nor content says.
+
+    >>> import os, tempfile
+    >>> from sb_native.io import detect_format
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "problem.txt")
+    >>> with open(path, "w") as handle:
+    ...     _ = handle.write("p qubo 0 1 1 0\\n0 0 -1\\n")
+    >>> detect_format(path), detect_format("G22.gset.gz")  # the suffix alone decides
+    ('qubo', 'gset')
+    >>> folder.cleanup()
+    """
     name = os.fspath(path).lower()
     name = name[:-3] if name.endswith(".gz") else name
     if name.endswith(".qubo"):
@@ -365,6 +484,20 @@ def detect_format(path: PathLike) -> str:
 
 
 def read_problem(path: PathLike, dtype: torch.dtype = torch.float64) -> Tuple[str, torch.Tensor]:
-    """(format, sparse matrix): read_gset's adjacency or read_qubo's Q, by detect_format."""
+    """(format, sparse matrix): read_gset's adjacency or read_qubo's Q, by detect_format.
+
+    path: the file; dtype: the entries' dtype.
+
+    >>> import os, tempfile
+    >>> from sb_native.io import read_problem
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "edge.txt")
+    >>> with open(path, "w") as handle:
+    ...     _ = handle.write("2 1\\n1 2 5\\n")
+    >>> kind, matrix = read_problem(path)
+    >>> kind, matrix.to_dense().tolist()
+    ('gset', [[0.0, 5.0], [5.0, 0.0]])
+    >>> folder.cleanup()
+    """
     kind = detect_format(path)
     return kind, (read_gset if kind == "gset" else read_qubo)(path, dtype=dtype)

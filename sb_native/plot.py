@@ -52,7 +52,24 @@ def _check_x(x: str) -> None:
 def histories(runs: Mapping[str, History], *, x: Literal["seconds", "steps"] = "seconds",
               title: Optional[str] = None, path: Optional[str] = None) -> "Figure":
     """Several runs on the same axes (one label each): the best and mean objective value
-    at each sampling point, and the frozen agents, against wall time or steps."""
+    at each sampling point, and the frozen agents, against wall time or steps.
+
+    runs: label -> sb_native.History; x: "seconds" or "steps"; title: the figure's title;
+    path: also write the figure there (PNG, SVG or PDF by the suffix).
+
+    >>> import torch, sb_native as sb
+    >>> Q = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    >>> runs = {mode: sb.History() for mode in ("ballistic", "discrete")}
+    >>> for mode, run in runs.items():
+    ...     _ = sb.minimize(Q, domain="spin", agents=4, max_steps=100, mode=mode, seed=0,
+    ...                     verbose=False, early_stopping=False, sampling_period=10,
+    ...                     callback=run)
+    >>> figure = sb.plot.histories(runs, x="steps", title="bSB and dSB")
+    >>> [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    ['ballistic best', 'ballistic mean', 'discrete best', 'discrete mean']
+    >>> figure.axes[1].get_xlabel()
+    'steps'
+    """
     _check_x(x)
     if not runs:
         raise ValueError("runs is empty: give at least one labelled History")
@@ -80,14 +97,44 @@ def histories(runs: Mapping[str, History], *, x: Literal["seconds", "steps"] = "
 def history(run: History, *, x: Literal["seconds", "steps"] = "seconds",
             title: Optional[str] = None, path: Optional[str] = None) -> "Figure":
     """One run's history (sb_native.History passed as callback=): best and mean objective
-    value, and frozen agents, against wall time or steps."""
+    value, and frozen agents, against wall time or steps. x, title, path: as histories'.
+
+    >>> import os, tempfile, torch, sb_native as sb
+    >>> run = sb.History()
+    >>> _ = sb.minimize(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), domain="spin", agents=4,
+    ...                 max_steps=100, seed=0, verbose=False, early_stopping=False,
+    ...                 sampling_period=10, callback=run)
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "history.svg")
+    >>> figure = sb.plot.history(run, path=path)
+    >>> figure.axes[1].get_xlabel(), os.path.getsize(path) > 0
+    ('seconds', True)
+    >>> folder.cleanup()
+    """
     return histories({"SB": run}, x=x, title=title, path=path)
 
 
 def qimad(log: Union["QIMADTorch", Dict[str, Sequence]], *, title: Optional[str] = None,
           path: Optional[str] = None) -> "Figure":
     """QIMADTorch's log (an optimizer with enable_tracking(), or its get_log()): every
-    agent's loss and the best, the tunnelling jumps per step, and the temperature."""
+    agent's loss and the best, the tunnelling jumps per step, and the temperature.
+    title, path: as histories'.
+
+    >>> import torch, sb_native as sb
+    >>> weights = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
+    >>> optimizer = sb.QIMADTorch([weights], num_agents=4, seed=0)
+    >>> optimizer.enable_tracking()
+    >>> def closure():
+    ...     optimizer.zero_grad()
+    ...     loss = (weights ** 2).sum()
+    ...     loss.backward()
+    ...     return loss
+    >>> for _ in range(5):
+    ...     _ = optimizer.step(closure)
+    >>> figure = sb.plot.qimad(optimizer)
+    >>> [axes.get_ylabel() for axes in figure.axes]
+    ['loss', 'tunnelling agents', 'temperature']
+    """
     if not isinstance(log, Mapping):
         if not hasattr(log, "get_log"):
             raise TypeError(f"log must be a QIMADTorch or its get_log(), got "

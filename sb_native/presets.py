@@ -19,6 +19,19 @@ from ._env import get_env, set_env
 
 @dataclass(frozen=True)
 class Preset:
+    """SB settings: mode ("ballistic" or "discrete"), agents, max_steps, time_step and heated;
+    the pressure slope follows from time_step and max_steps.
+
+    >>> import torch, sb_native as sb
+    >>> from sb_native.models import MaxCut
+    >>> preset = sb.presets.Preset(mode="discrete", agents=8, max_steps=200, time_step=0.5)
+    >>> model = MaxCut.from_edges([(0, 1, 1.0), (1, 2, 2.0), (0, 2, 3.0)])
+    >>> with preset.environment():
+    ...     _, cut = model.maximize(seed=0, verbose=False, **preset.solver_kwargs())
+    >>> float(cut)
+    5.0
+    """
+
     mode: str
     agents: int
     max_steps: int
@@ -27,16 +40,37 @@ class Preset:
 
     @property
     def pressure_slope(self) -> float:
+        """1 / (time_step * max_steps): the pressure reaches 1 at the last step.
+
+        >>> import sb_native as sb
+        >>> sb.presets.PRESETS["maxcut-sparse"].pressure_slope
+        0.002
+        """
         return 1.0 / (self.time_step * self.max_steps)
 
     def solver_kwargs(self) -> dict:
-        """Keywords for minimize/maximize (early stopping off: the ramp ends the run)."""
+        """Keywords for minimize/maximize (early stopping off: the ramp ends the run).
+
+        >>> import sb_native as sb
+        >>> sb.presets.PRESETS["maxcut-sparse"].solver_kwargs()  # doctest: +NORMALIZE_WHITESPACE
+        {'mode': 'discrete', 'agents': 128, 'max_steps': 1000, 'heated': False,
+         'early_stopping': False}
+        """
         return dict(mode=self.mode, agents=self.agents, max_steps=self.max_steps,
                     heated=self.heated, early_stopping=False)
 
     @contextlib.contextmanager
     def environment(self) -> Iterator["Preset"]:
-        """Sets the preset's time step and pressure slope, restoring the previous ones after."""
+        """Sets the preset's time step and pressure slope, restoring the previous ones after.
+
+        >>> import sb_native as sb
+        >>> sb.reset_env()
+        >>> with sb.presets.PRESETS["maxcut-sparse"].environment():
+        ...     sb.get_env()["time_step"], sb.get_env()["pressure_slope"]
+        (0.5, 0.002)
+        >>> sb.get_env()["time_step"]
+        0.1
+        """
         previous = get_env()
         set_env(time_step=self.time_step, pressure_slope=self.pressure_slope)
         try:

@@ -91,7 +91,15 @@ class PolynomialBatch:
     """A batch of QuadraticPolynomials with minimize/maximize solving all in one SB run.
 
     Problems may differ in size: the run pads them (engine/batched.py) and results are
-    padded with zeros to the largest size, shapes (B, n) or (B, agents, n).
+    padded with zeros to the largest size, shapes (B, n) or (B, agents, n). polynomials: the
+    problems, all of one dtype and device (sb_native.build_model builds a batch from
+    tensors or a list).
+
+    >>> import torch, sb_native as sb
+    >>> batch = sb.build_model([torch.tensor([[-1.0, 2.0], [0.0, -2.0]]),
+    ...                         torch.tensor([[-3.0]])])  # sizes 2 and 1
+    >>> len(batch.polynomials), batch.dimension
+    (2, 2)
     """
 
     def __init__(self, polynomials: Sequence[QuadraticPolynomial]) -> None:
@@ -250,6 +258,14 @@ class PolynomialBatch:
 
         Returns (B, n) vectors and (B,) values, or (B, agents, n) and (B, agents) with
         best_only=False. Problem b uses seed + b. See sb_native.minimize for the arguments.
+
+        >>> import torch, sb_native as sb
+        >>> Q = torch.tensor([[[-1.0, 2.0], [0.0, -2.0]], [[-2.0, 2.0], [0.0, -1.0]]])
+        >>> vectors, values = sb.build_model(Q).minimize(
+        ...     domain="binary", agents=8, max_steps=200, seed=0, verbose=False,
+        ...     early_stopping=False)
+        >>> vectors.tolist(), values.tolist()
+        ([[0.0, 1.0], [1.0, 0.0]], [-2.0, -2.0])
         """
         return self._optimize("minimize", domain, SolverOptions.of(locals()))
 
@@ -262,7 +278,16 @@ class PolynomialBatch:
                  seed: Optional[int] = None,
                  process_group: GroupChoice = None,
                  callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Maximize every problem over `domain`; same arguments and shapes as minimize."""
+        """Maximize every problem over `domain`; same arguments and shapes as minimize.
+
+        >>> import torch, sb_native as sb
+        >>> batch = sb.build_model(torch.tensor([[[0.0, 1.0], [1.0, 0.0]],
+        ...                                      [[0.0, -1.0], [-1.0, 0.0]]]))
+        >>> vectors, values = batch.maximize(domain="spin", agents=8, max_steps=200, seed=0,
+        ...                                  verbose=False, early_stopping=False)
+        >>> tuple(vectors.shape), values.tolist()
+        ((2, 2), [2.0, 2.0])
+        """
         return self._optimize("maximize", domain, SolverOptions.of(locals()))
 
 

@@ -19,7 +19,16 @@ from ..engine.history import ISING, Objective
 
 
 class Ising:
-    """Spins s in {-1, 1}^M minimising -0.5 s^T J s + h^T s (h defaults to zero)."""
+    """Spins s in {-1, 1}^M minimising -0.5 s^T J s + h^T s (h defaults to zero).
+
+    J: (M, M) tensor or array (dense, or torch sparse COO, kept sparse); h: (M,) or None;
+    dtype: float32 (default) or float64; device: where J and h live (default CPU).
+
+    >>> import torch, sb_native as sb
+    >>> ising = sb.Ising(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([1.0, 0.0]))
+    >>> ising.dimension, ising.linear_term
+    (2, True)
+    """
 
     def __init__(self, J: Union[torch.Tensor, np.ndarray],
                  h: Union[torch.Tensor, np.ndarray, None] = None,
@@ -60,14 +69,17 @@ class Ising:
 
     @property
     def dimension(self) -> int:
+        """The number of spins M."""
         return self._dimension
 
     @property
     def dtype(self) -> torch.dtype:
+        """J's and h's dtype."""
         return self._dtype
 
     @property
     def device(self) -> torch.device:
+        """J's and h's device."""
         return self._device
 
     @property
@@ -79,7 +91,13 @@ class Ising:
         return self.__class__(-self._J, -self._h, self._dtype, self._device)
 
     def as_simulated_bifurcation_tensor(self) -> torch.Tensor:
-        """The dense symmetric, zero-diagonal matrix SB runs on (one extra spin for h)."""
+        """The dense symmetric, zero-diagonal matrix SB runs on (one extra spin for h).
+
+        >>> import torch, sb_native as sb
+        >>> ising = sb.Ising(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([1.0, 0.0]))
+        >>> tuple(ising.as_simulated_bifurcation_tensor().shape)
+        (3, 3)
+        """
         coupling = self._coupling()
         return coupling.matrix if coupling.matrix is not None else coupling.torch_csr().to_dense()
 
@@ -125,7 +143,20 @@ class Ising:
                  backend: BackendChoice = "auto", seed: Optional[int] = None,
                  process_group: GroupChoice = None,
                  callback: Optional[Callback] = None) -> torch.Tensor:
-        """SB on this model; returns every agent's spins, shape (M, agents)."""
+        """SB on this model; returns every agent's spins, shape (M, agents).
+
+        The keywords are sb_native.minimize's (best_only excepted: every agent is returned).
+
+        >>> import torch, sb_native as sb
+        >>> ising = sb.Ising(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([1.0, 0.0]))
+        >>> spins = ising.minimize(agents=8, max_steps=200, seed=0, verbose=False,
+        ...                        early_stopping=False)
+        >>> tuple(spins.shape)
+        (2, 8)
+        >>> energies = -0.5 * ((ising.J @ spins) * spins).sum(0) + ising.h @ spins
+        >>> spins[:, int(energies.argmin())].tolist(), float(energies.min())
+        ([-1.0, -1.0], -2.0)
+        """
         options = SolverOptions.of(dict(locals(), best_only=False))
         options.validate()
         return self._run(options)

@@ -73,7 +73,14 @@ class QuadraticPolynomial:
 
     Built from a sympy.Poly, or from tensors/arrays/scalars in any order (2-D: quadratic,
     1-D: linear, 0-D or number: constant); all optional but at least one must give the
-    dimension. The quadratic tensor may be sparse (torch COO/CSR, scipy.sparse).
+    dimension. The quadratic tensor may be sparse (torch COO/CSR, scipy.sparse). dtype:
+    float32 (default) or float64; device: where the coefficients live (default CPU).
+
+    >>> import torch, sb_native as sb
+    >>> polynomial = sb.QuadraticPolynomial(torch.tensor([[0.0, 1.0], [1.0, 0.0]]),
+    ...                                     torch.tensor([1.0, 0.0]))  # 2 x0 x1 + x0
+    >>> polynomial.dimension, polynomial.dtype, polynomial.linear.tolist(), float(polynomial.bias)
+    (2, torch.float32, [1.0, 0.0], 0.0)
     """
 
     # Set by _from_poly, _from_tensors or _checked.
@@ -203,6 +210,17 @@ class QuadraticPolynomial:
     # Evaluation
 
     def __call__(self, value: Union[torch.Tensor, np.ndarray]) -> torch.Tensor:
+        """The polynomial's value at value (..., dimension): a tensor of shape value.shape[:-1]
+        (a tensor, an array or nested lists; any number of leading batch dimensions).
+
+        >>> import torch, sb_native as sb
+        >>> polynomial = sb.QuadraticPolynomial(torch.tensor([[0.0, 1.0], [1.0, 0.0]]),
+        ...                                     torch.tensor([1.0, 0.0]))
+        >>> float(polynomial(torch.tensor([1.0, -1.0])))
+        -1.0
+        >>> polynomial([[1.0, 1.0], [-1.0, -1.0]]).tolist()
+        [3.0, 1.0]
+        """
         if not isinstance(value, torch.Tensor):
             try:
                 value = torch.tensor(value, dtype=self._dtype, device=self._device)
@@ -242,14 +260,17 @@ class QuadraticPolynomial:
 
     @property
     def dtype(self) -> torch.dtype:
+        """The coefficients' dtype (float32 or float64)."""
         return self._dtype
 
     @property
     def device(self) -> torch.device:
+        """The coefficients' device."""
         return self._device
 
     @property
     def dimension(self) -> int:
+        """The number of variables."""
         return self._dimension
 
     # Ising reduction
@@ -261,7 +282,22 @@ class QuadraticPolynomial:
         return _encoded(key, self._dimension, self._dtype, self._device)
 
     def to_ising(self, domain: DomainLike) -> Ising:
-        """Equivalent Ising form (-0.5 s^T J s + h^T s) whose ground states map to optima."""
+        """Equivalent Ising form (-0.5 s^T J s + h^T s) whose ground states map to optima.
+
+        domain: as minimize's ("spin", "binary", "intN" or one per variable); an integer
+        variable takes N spins. For the spin domain the energy is the polynomial less its
+        constant term.
+
+        >>> import torch, sb_native as sb
+        >>> polynomial = sb.QuadraticPolynomial(torch.tensor([[0.0, 1.0], [1.0, 0.0]]),
+        ...                                     torch.tensor([1.0, 0.0]))
+        >>> ising = polynomial.to_ising("spin")
+        >>> s = torch.tensor([1.0, -1.0])
+        >>> float(-0.5 * s @ ising.J @ s + ising.h @ s), float(polynomial(s))
+        (-1.0, -1.0)
+        >>> polynomial.to_ising("int2").dimension  # two spins per 2-bit integer
+        4
+        """
         variables, spin, weighted = self._encoded(domain)
         if self._quadratic_coefficients.layout != torch.strided:
             return self._sparse_to_ising(variables)
@@ -308,7 +344,19 @@ class QuadraticPolynomial:
 
     def convert_spins(self, optimized_spins: Optional[torch.Tensor],
                       domain: DomainLike) -> Optional[torch.Tensor]:
-        """Spins (bits, agents) back to domain values (variables, agents)."""
+        """Spins (bits, agents) back to domain values (variables, agents).
+
+        optimized_spins: ±1 spins, one row per spin of to_ising(domain) (None gives None);
+        domain: the one they were computed for.
+
+        >>> import torch, sb_native as sb
+        >>> polynomial = sb.QuadraticPolynomial(torch.zeros(2, 2))
+        >>> spins = torch.tensor([[1.0, -1.0], [-1.0, -1.0]])  # 2 spins, 2 agents
+        >>> polynomial.convert_spins(spins, domain="binary").tolist()
+        [[1.0, 0.0], [0.0, 0.0]]
+        >>> polynomial.convert_spins(torch.tensor([[1.0], [1.0], [-1.0], [1.0]]), "int2").tolist()
+        [[3.0], [2.0]]
+        """
         _, spin, weighted = self._encoded(domain)
         if optimized_spins is None:
             return None
@@ -360,7 +408,18 @@ class QuadraticPolynomial:
         """Minimize over `domain` with SB; returns (vector(s), value(s)).
 
         Shapes: best_only -> (variables,), (); otherwise (agents, variables), (agents,).
-        See sb_native.minimize for every argument.
+        See sb_native.minimize for every argument. The agents' vectors, (variables, agents),
+        stay in `sb_result`.
+
+        >>> import torch, sb_native as sb
+        >>> polynomial = sb.QuadraticPolynomial(torch.tensor([[0.0, 1.0], [1.0, 0.0]]),
+        ...                                     torch.tensor([1.0, 0.0]))  # 2 s0 s1 + s0
+        >>> vector, value = polynomial.minimize(domain="spin", agents=8, max_steps=200, seed=0,
+        ...                                     verbose=False, early_stopping=False)
+        >>> vector.tolist(), float(value)
+        ([-1.0, 1.0], -3.0)
+        >>> tuple(polynomial.sb_result.shape)
+        (2, 8)
         """
         return self._optimize("minimize", domain, SolverOptions.of(locals()))
 
@@ -373,5 +432,14 @@ class QuadraticPolynomial:
                  seed: Optional[int] = None,
                  process_group: GroupChoice = None,
                  callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Maximize over `domain` with SB; same arguments and shapes as minimize."""
+        """Maximize over `domain` with SB; same arguments and shapes as minimize.
+
+        >>> import torch, sb_native as sb
+        >>> polynomial = sb.QuadraticPolynomial(torch.tensor([[0.0, 1.0], [1.0, 0.0]]),
+        ...                                     torch.tensor([1.0, 0.0]))  # 2 x0 x1 + x0
+        >>> vector, value = polynomial.maximize(domain="binary", agents=8, max_steps=200, seed=0,
+        ...                                     verbose=False, early_stopping=False)
+        >>> vector.tolist(), float(value)
+        ([1.0, 1.0], 3.0)
+        """
         return self._optimize("maximize", domain, SolverOptions.of(locals()))

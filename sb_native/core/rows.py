@@ -43,7 +43,27 @@ class RowBlock:
 
     quadratic: (n, n) torch sparse COO (or dense) holding rows lo..hi - 1 of S, where
     (lo, hi) = RowBlock.bounds(n, process_group); its other rows must be empty. linear: this
-    rank's l[lo:hi] (or None), constant: c (the same on every rank).
+    rank's l[lo:hi] (or None), constant: c (the same on every rank). domain: "spin" or
+    "binary". process_group: a torch.distributed process group, True for the default one
+    (required: None raises ValueError). dtype: the solver's dtype (float32 by default), device:
+    where it runs (default CPU).
+
+    Not a doctest (it needs an initialised process group; run it under torchrun, or with
+    world size 1 after dist.init_process_group("gloo", ...))::
+
+        import torch, torch.distributed as dist
+        import sb_native as sb
+
+        dist.init_process_group("gloo")
+        n = 4
+        lo, hi = sb.RowBlock.bounds(n)                    # this rank's rows
+        S = torch.zeros(n, n)                             # -(s_i s_j) on a ring, rows lo..hi-1
+        for i in range(lo, hi):
+            S[i, (i + 1) % n] = S[i, (i - 1) % n] = -0.5
+        block = sb.RowBlock(S.to_sparse(), domain="spin")
+        vector, value = block.minimize(agents=8, max_steps=200, seed=0, verbose=False,
+                                       early_stopping=False)  # value -4.0, every rank
+        block = sb.RowBlock.from_gset("G81.txt")          # Max-Cut; reads only its rows
     """
 
     # The file's size, set by from_gset (total_weight, edges) and from_qubo (entries).
@@ -87,7 +107,9 @@ class RowBlock:
 
     @staticmethod
     def bounds(n: int, process_group: GroupChoice = True) -> Tuple[int, int]:
-        """This rank's rows (lo, hi) of a problem of n variables: blocks of ceil(n / world)."""
+        """This rank's rows (lo, hi) of a problem of n variables: blocks of ceil(n / world).
+
+        process_group: as the constructor's (True: the default group)."""
         group = _group(process_group)
         layout = RowLayout.split(n, dist.get_world_size(group), dist.get_rank(group))
         return layout.lo, layout.hi
@@ -97,7 +119,8 @@ class RowBlock:
                   dtype: Optional[torch.dtype] = None,
                   device: Optional[Union[str, torch.device]] = None) -> "RowBlock":
         """Max-Cut of a G-set/rudy file (maximize: the value is the cut), as MaxCut.from_gset;
-        this rank reads only its rows (io.read_gset_rows)."""
+        this rank reads only its rows (io.read_gset_rows). path: the file (plain or gzip);
+        process_group, dtype, device: as the constructor's."""
         group = _group(process_group)
         W = io.read_gset_rows(path, lambda n: RowBlock.bounds(n, group)).coalesce()
         total = _sum([float(W.values().sum())], group)
@@ -112,7 +135,8 @@ class RowBlock:
                   dtype: Optional[torch.dtype] = None,
                   device: Optional[Union[str, torch.device]] = None) -> "RowBlock":
         """The QUBO of a qbsolv file (minimize x^T Q x over bits), as QUBO(io.read_qubo(path));
-        this rank reads only the entries its rows need (io.read_qubo_rows)."""
+        this rank reads only the entries its rows need (io.read_qubo_rows). path: the file
+        (plain or gzip); process_group, dtype, device: as the constructor's."""
         group = _group(process_group)
         Q = io.read_qubo_rows(path, lambda n: RowBlock.bounds(n, group)).coalesce()
         n = Q.shape[0]
@@ -217,7 +241,12 @@ class RowBlock:
                  process_group: GroupChoice = None,
                  callback: Optional[Callback] = None):
         """Minimize f with SB, the variables across the block's ranks; every rank returns
-        the same (vector(s), value(s)) as minimize() on the whole problem."""
+        the same (vector(s), value(s)) as minimize() on the whole problem.
+
+        See sb_native.minimize for every argument; process_group must be None or the
+        block's own group, and callback is not supported yet (ValueError). `stats` then
+        holds this rank's step, compute and communication figures (see the class docstring
+        for an example)."""
         return self._optimize("minimize", SolverOptions.of(locals()))
 
     def maximize(self, *, agents: int = 128, max_steps: Optional[int] = 10_000,
@@ -227,5 +256,6 @@ class RowBlock:
                  backend: BackendChoice = "auto", seed: Optional[int] = None,
                  process_group: GroupChoice = None,
                  callback: Optional[Callback] = None):
-        """Maximize f with SB, the variables across the block's ranks."""
+        """Maximize f with SB, the variables across the block's ranks; same arguments and
+        results as minimize."""
         return self._optimize("maximize", SolverOptions.of(locals()))

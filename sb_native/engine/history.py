@@ -14,7 +14,13 @@ import torch
 
 
 class HistoryPoint(NamedTuple):
-    """One sampling point of a run."""
+    """One sampling point of a run.
+
+    >>> import sb_native as sb
+    >>> point = sb.HistoryPoint(step=50, seconds=0.01, best=-2.0, mean=-1.5, frozen=3)
+    >>> point.step, point.best
+    (50, -2.0)
+    """
 
     step: int  # steps done so far
     seconds: float  # wall time since the run started
@@ -56,6 +62,7 @@ class History:
 
     @property
     def steps(self) -> List[int]:
+        """Each point's step; seconds, best, mean and frozen are the other columns."""
         return [p.step for p in self.points]
 
     @property
@@ -75,7 +82,14 @@ class History:
         return [p.frozen for p in self.points]
 
     def to_dict(self) -> Dict[str, List[Any]]:
-        """Column lists (step, seconds, best, mean, frozen): the CLI's --json "history"."""
+        """Column lists (step, seconds, best, mean, frozen): the CLI's --json "history".
+
+        >>> import sb_native as sb
+        >>> history = sb.History()
+        >>> history(sb.HistoryPoint(step=50, seconds=0.01, best=-2.0, mean=-1.5, frozen=3))
+        >>> history.to_dict()
+        {'step': [50], 'seconds': [0.01], 'best': [-2.0], 'mean': [-1.5], 'frozen': [3]}
+        """
         return {name: [getattr(p, name) for p in self.points] for name in HistoryPoint._fields}
 
 

@@ -28,6 +28,20 @@ MAX_CHUNK_STEPS = 1000
 
 
 class ConvergenceWarning(Warning):
+    """Early stopping was on but no agent froze before the run ended (max_steps, timeout):
+    the run returns the signs of the final positions. More steps, or a smaller
+    convergence_threshold or sampling_period, let agents freeze; early_stopping=False runs a
+    fixed number of steps without the warning.
+
+    >>> import warnings, torch, sb_native as sb
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = sb.minimize(torch.eye(2), domain="spin", agents=2, max_steps=10, seed=0,
+    ...                     verbose=False)
+    >>> [type(w.message).__name__ for w in caught]
+    ['ConvergenceWarning']
+    """
+
     def __str__(self) -> str:
         return "No agent has converged. Returned signs of final positions instead."
 

@@ -10,7 +10,22 @@ from ..core.polynomial import QuadraticPolynomial
 
 
 class ABCModel(ABC, QuadraticPolynomial):
-    """Base of the predefined models: minimize/maximize without a domain argument."""
+    """Base of the predefined models: minimize/maximize without a domain argument.
+
+    A subclass sets `domain` ("spin", "binary", "intN" or one per variable) and builds the
+    polynomial in its constructor.
+
+    >>> import torch
+    >>> from sb_native.models import ABCModel
+    >>> class Agree(ABCModel):  # two spins that want the same sign: -s0 s1
+    ...     domain = "spin"
+    ...     def __init__(self):
+    ...         super().__init__(torch.tensor([[0.0, -1.0], [0.0, 0.0]]))
+    >>> _, value = Agree().minimize(agents=8, max_steps=200, seed=0, verbose=False,
+    ...                             early_stopping=False)
+    >>> float(value)
+    -1.0
+    """
 
     domain: Union[str, List[str]]
 
@@ -24,7 +39,16 @@ class ABCModel(ABC, QuadraticPolynomial):
                  seed: Optional[int] = None,
                  process_group: GroupChoice = None,
                  callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Minimize over the model's own domain; see sb_native.minimize."""
+        """Minimize over the model's own domain; see sb_native.minimize for every argument.
+
+        >>> import torch
+        >>> from sb_native.models import QUBO
+        >>> model = QUBO(torch.tensor([[-1.0, 2.0], [0.0, -2.0]]))
+        >>> vector, value = model.minimize(agents=8, max_steps=200, seed=0, verbose=False,
+        ...                                early_stopping=False)
+        >>> vector.tolist(), float(value)
+        ([0.0, 1.0], -2.0)
+        """
         return self._optimize("minimize", self.domain, SolverOptions.of(locals()))
 
     # No domain= either (see minimize).
@@ -36,5 +60,14 @@ class ABCModel(ABC, QuadraticPolynomial):
                  seed: Optional[int] = None,
                  process_group: GroupChoice = None,
                  callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Maximize over the model's own domain; see sb_native.maximize."""
+        """Maximize over the model's own domain; see sb_native.maximize for every argument.
+
+        >>> import torch
+        >>> from sb_native.models import QUBO
+        >>> model = QUBO(torch.tensor([[1.0, -3.0], [0.0, 2.0]]))
+        >>> vector, value = model.maximize(agents=8, max_steps=200, seed=0, verbose=False,
+        ...                                early_stopping=False)
+        >>> vector.tolist(), float(value)
+        ([0.0, 1.0], 2.0)
+        """
         return self._optimize("maximize", self.domain, SolverOptions.of(locals()))

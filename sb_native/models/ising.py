@@ -10,6 +10,16 @@ class Ising(ABCModel):
     """Ising model: minimize -0.5 * s^T J s + h^T s over s in {-1, 1}^n.
 
     h may be omitted (no field); simulated-bifurcation 2.0.0 rejects a missing h.
+    J: (n, n) tensor or array, h: (n,) or None (kept as `model.J`, `model.h`); dtype:
+    float32 (default) or float64; device: where they live (default CPU).
+
+    >>> import torch
+    >>> from sb_native.models import Ising
+    >>> model = Ising(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([1.0, 0.0]))
+    >>> spins, energy = model.minimize(agents=8, max_steps=200, seed=0, verbose=False,
+    ...                                early_stopping=False)
+    >>> spins.tolist(), float(energy)
+    ([-1.0, -1.0], -2.0)
     """
 
     domain = "spin"

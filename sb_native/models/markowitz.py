@@ -17,8 +17,20 @@ class SequentialMarkowitz(ABCModel):
 
     sum_t w_t^T mu_t - gamma/2 w_t^T Sigma_t w_t - (w_t - w_{t-1})^T Lambda_t (w_t - w_{t-1})
 
-    covariances (T, A, A), expected_returns (T, A), rebalancing_costs (T, A, A); stocks
-    are number_of_bits-bit integers.
+    covariances (T, A, A), expected_returns (T, A), rebalancing_costs (T, A, A) (tensors or
+    arrays) over T timestamps and A assets; initial_stocks: (A,) holdings before the first
+    timestamp (zeros by default); risk_coefficient: gamma; stocks are number_of_bits-bit
+    integers; dtype: float32 (default) or float64; device: where the model lives.
+
+    >>> import torch
+    >>> from sb_native.models import SequentialMarkowitz
+    >>> covariances = torch.eye(2).repeat(2, 1, 1)  # 2 timestamps, 2 assets
+    >>> returns = torch.tensor([[2.0, -1.0], [1.0, 1.0]])
+    >>> costs = 0.1 * torch.eye(2).repeat(2, 1, 1)
+    >>> model = SequentialMarkowitz(covariances, returns, costs)
+    >>> _ = model.maximize(agents=8, max_steps=200, seed=0, verbose=False, early_stopping=False)
+    >>> model.portfolio.tolist(), round(model.gains, 4)
+    ([[1.0, 0.0], [1.0, 1.0]], 2.3)
     """
 
     def __init__(self, covariances, expected_returns, rebalancing_costs, initial_stocks=None,
@@ -39,6 +51,7 @@ class SequentialMarkowitz(ABCModel):
         super().__init__(matrix, vector.reshape(-1), constant, dtype=dtype, device=device)
 
     def compile_model(self) -> Tuple[torch.Tensor, torch.Tensor, float]:
+        """(matrix (T*A, T*A), vector (T*A, 1), constant) of the polynomial the model is."""
         return self._matrix(), self._vector(), self._constant()
 
     def _matrix(self) -> torch.Tensor:
@@ -64,6 +77,7 @@ class SequentialMarkowitz(ABCModel):
 
     @property
     def portfolio(self) -> Optional[torch.Tensor]:
+        """The best agent's stocks of the last optimization, (T, A); None before any run."""
         if self.sb_result is None:
             return None
         best = int(torch.argmax(self(self.sb_result.t())))
@@ -71,12 +85,27 @@ class SequentialMarkowitz(ABCModel):
 
     @property
     def gains(self) -> Optional[float]:
+        """The objective's value at `portfolio`; None before any run."""
         portfolio = self.portfolio
         return None if portfolio is None else self(portfolio.reshape(1, -1)).item()
 
 
 class Markowitz(SequentialMarkowitz):
-    """Single-period integer portfolio optimization (maximize w^T mu - gamma/2 w^T Sigma w)."""
+    """Single-period integer portfolio optimization (maximize w^T mu - gamma/2 w^T Sigma w).
+
+    covariance: (A, A) Sigma, expected_return: (A,) mu (tensors or arrays); risk_coefficient:
+    gamma; stocks w are number_of_bits-bit integers; dtype: float32 (default) or float64;
+    device: where the model lives.
+
+    >>> import torch
+    >>> from sb_native.models import Markowitz
+    >>> model = Markowitz(torch.tensor([[1.0, 0.5], [0.5, 1.0]]), torch.tensor([3.0, 1.0]),
+    ...                   number_of_bits=2)  # 0 to 3 of each asset
+    >>> stocks, gains = model.maximize(agents=8, max_steps=200, seed=0, verbose=False,
+    ...                                early_stopping=False)
+    >>> stocks.tolist(), float(gains), model.portfolio.tolist(), model.gains
+    ([3.0, 0.0], 4.5, [3.0, 0.0], 4.5)
+    """
 
     def __init__(self, covariance, expected_return, risk_coefficient: float = 1,
                  number_of_bits: int = 1, dtype: Optional[torch.dtype] = None,
@@ -88,13 +117,16 @@ class Markowitz(SequentialMarkowitz):
 
     @property
     def covariance(self) -> torch.Tensor:
+        """Sigma, (A, A), read back from the polynomial."""
         return -(2 / self.risk_coefficient) * self._quadratic_coefficients
 
     @property
     def expected_return(self) -> torch.Tensor:
+        """mu, (A,)."""
         return self._linear_coefficients
 
     @property
     def portfolio(self) -> Optional[torch.Tensor]:
+        """The best agent's stocks of the last optimization, (A,); None before any run."""
         portfolio = super().portfolio
         return None if portfolio is None else portfolio.reshape(-1)

@@ -18,7 +18,16 @@ class MaxCut(ABCModel):
 
     Build it from a weighted adjacency matrix (dense, torch sparse or scipy.sparse; a
     non-symmetric matrix counts A_ij + A_ji, so an upper-triangular one works) or with
-    `MaxCut.from_edges`.
+    `MaxCut.from_edges`. dtype: float32 (default) or float64; device: where it lives (default
+    CPU). The symmetric weights are kept as `model.weights`.
+
+    >>> import torch
+    >>> from sb_native.models import MaxCut
+    >>> model = MaxCut(torch.tensor([[0.0, 1.0, 3.0], [0.0, 0.0, 2.0], [0.0, 0.0, 0.0]]))
+    >>> spins, cut = model.maximize(agents=8, max_steps=200, seed=0, verbose=False,
+    ...                             early_stopping=False)
+    >>> float(cut), sorted([model.partition["left"], model.partition["right"]])
+    (5.0, [[0, 1], [2]])
     """
 
     domain = "spin"
@@ -52,7 +61,20 @@ class MaxCut(ABCModel):
         """From (i, j) or (i, j, weight) rows, 0-based (weight 1 when absent).
 
         Repeated edges add up; self-loops never cross a cut and are dropped. The graph is
-        kept sparse unless `sparse=False` or it is denser than SPARSE_DENSITY.
+        kept sparse unless `sparse=False` or it is denser than SPARSE_DENSITY. edges: a list
+        of tuples, an (E, 2) or (E, 3) array or tensor (all rows the same length); n_nodes:
+        the number of nodes (default: the largest endpoint + 1); dtype, device: as the
+        constructor's; sparse: True or False forces the storage (None: by density).
+
+        >>> from sb_native.models import MaxCut
+        >>> model = MaxCut.from_edges([(0, 1, 1.0), (1, 2, 2.0), (0, 2, 3.0)], n_nodes=4,
+        ...                           sparse=True)  # node 3 has no edge
+        >>> model.dimension, model.quadratic.is_sparse
+        (4, True)
+        >>> _, cut = model.maximize(agents=8, max_steps=200, seed=0, verbose=False,
+        ...                         early_stopping=False)
+        >>> float(cut)
+        5.0
         """
         table = torch.as_tensor(np.asarray(list(edges) if not isinstance(
             edges, (np.ndarray, torch.Tensor)) else edges, dtype=np.float64), dtype=torch.float64)
@@ -83,6 +105,20 @@ class MaxCut(ABCModel):
         """From a G-set/rudy file (plain or gzip); see sb_native.io.read_gset.
 
         Stored sparse unless `sparse=False` or the graph is denser than SPARSE_DENSITY.
+        path: the file; dtype, device: as the constructor's; sparse: as from_edges'.
+
+        >>> import os, tempfile
+        >>> from sb_native.models import MaxCut
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> path = os.path.join(folder.name, "triangle.txt")
+        >>> with open(path, "w") as handle:  # 3 nodes, 3 edges, 1-based ids
+        ...     _ = handle.write("3 3\\n1 2 1\\n2 3 2\\n1 3 3\\n")
+        >>> model = MaxCut.from_gset(path)
+        >>> _, cut = model.maximize(agents=8, max_steps=200, seed=0, verbose=False,
+        ...                         early_stopping=False)
+        >>> model.dimension, float(cut)
+        (3, 5.0)
+        >>> folder.cleanup()
         """
         adjacency = read_gset(path)
         n = adjacency.shape[0]
@@ -100,6 +136,19 @@ class MaxCut(ABCModel):
         Edge weights come from the `weight` attribute (1 where absent, and everywhere with
         weight=None). Directed and multi-graphs count as undirected with weights summed;
         self-loops never cross a cut and are dropped. The labels are kept in `model.nodes`.
+        graph: a networkx Graph, DiGraph, MultiGraph or MultiDiGraph; dtype, device, sparse:
+        as from_edges'.
+
+        >>> import networkx as nx
+        >>> from sb_native.models import MaxCut
+        >>> graph = nx.Graph([("a", "b", {"weight": 1.0}), ("b", "c", {"weight": 2.0}),
+        ...                   ("a", "c", {"weight": 3.0})])
+        >>> model = MaxCut.from_networkx(graph)
+        >>> _, cut = model.maximize(agents=8, max_steps=200, seed=0, verbose=False,
+        ...                         early_stopping=False)
+        >>> float(cut), sorted(model.nodes[k] for k in model.partition["left"]) in (["c"],
+        ...                                                                        ["a", "b"])
+        (5.0, True)
         """
         nodes = list(graph.nodes)
         index = {node: k for k, node in enumerate(nodes)}
@@ -115,14 +164,36 @@ class MaxCut(ABCModel):
         return model
 
     def cut_value(self, partition: Union[torch.Tensor, np.ndarray, List]) -> torch.Tensor:
-        """Cut weight of one partition (n,) or a batch (..., n): spins ±1 or 0/1 labels."""
+        """Cut weight of one partition (n,) or a batch (..., n): spins ±1 or 0/1 labels.
+
+        partition: a tensor, an array or a list; an entry > 0 puts its node on one side.
+
+        >>> from sb_native.models import MaxCut
+        >>> model = MaxCut.from_edges([(0, 1, 1.0), (1, 2, 2.0), (0, 2, 3.0)])
+        >>> float(model.cut_value([0, 0, 1])), model.cut_value([[1, -1, -1], [1, 1, 1]]).tolist()
+        (5.0, [4.0, 0.0])
+        """
         value = torch.as_tensor(np.asarray(partition) if not isinstance(partition, torch.Tensor)
                                 else partition)
         return self(torch.where(value > 0, 1.0, -1.0).to(dtype=self.dtype, device=self.device))
 
     @property
     def partition(self) -> Dict[str, Union[List[int], float, None]]:
-        """Best cut found by the last optimization: node lists on each side and its value."""
+        """Best cut found by the last optimization: node lists on each side and its value.
+
+        {"left": nodes with spin +1, "right": the others, "cut": its weight}; empty lists and
+        cut None before any run.
+
+        >>> from sb_native.models import MaxCut
+        >>> model = MaxCut.from_edges([(0, 1, 1.0), (1, 2, 2.0), (0, 2, 3.0)])
+        >>> model.partition
+        {'left': [], 'right': [], 'cut': None}
+        >>> _ = model.maximize(agents=8, max_steps=200, seed=0, verbose=False,
+        ...                    early_stopping=False)
+        >>> sides = model.partition
+        >>> sorted([sides["left"], sides["right"]]), sides["cut"]
+        ([[0, 1], [2]], 5.0)
+        """
         if self.sb_result is None:
             return {"left": [], "right": [], "cut": None}
         values = self.cut_value(self.sb_result.t())

@@ -7,7 +7,23 @@ from .abc_model import ABCModel
 
 
 class NumberPartitioning(ABCModel):
-    """Split numbers into two subsets whose sums are as close as possible (minimize)."""
+    """Split numbers into two subsets whose sums are as close as possible (minimize).
+
+    numbers: the values to split (the objective is the squared difference of the sums);
+    dtype: float32 (default) or float64; device: where the model lives (default CPU).
+
+    >>> from sb_native.models import NumberPartitioning
+    >>> model = NumberPartitioning([1, 2, 3])
+    >>> _, squared_difference = model.minimize(agents=8, max_steps=200, seed=0, verbose=False,
+    ...                                        early_stopping=False)
+    >>> float(squared_difference)
+    0.0
+    >>> sides = model.partition
+    >>> sorted([sides["left"]["values"], sides["right"]["values"]])
+    [[1, 2], [3]]
+    >>> int(sides["left"]["sum"]), int(sides["right"]["sum"])
+    (3, 3)
+    """
 
     domain = "spin"
 
@@ -19,6 +35,8 @@ class NumberPartitioning(ABCModel):
 
     @property
     def partition(self) -> Dict[str, Dict[str, Union[List[int], int, None]]]:
+        """The best split found by the last optimization: {"left": {"values", "sum"},
+        "right": {...}} (empty lists and None sums before any run; see the class example)."""
         result: Dict[str, Dict[str, Any]] = {"left": {"values": [], "sum": None},
                                              "right": {"values": [], "sum": None}}
         if self.sb_result is None:

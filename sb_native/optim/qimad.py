@@ -56,6 +56,18 @@ class QIMADTorch(torch.optim.Optimizer):
     gradients and losses; every rank then makes the same update (docs/distributed.md).
     eta, gamma and k may differ per parameter group; the other settings belong to the swarm and
     must be equal in every group.
+
+    >>> import torch, sb_native as sb
+    >>> weights = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
+    >>> optimizer = sb.QIMADTorch([weights], num_agents=4, seed=0)
+    >>> def closure():
+    ...     optimizer.zero_grad()
+    ...     loss = (weights ** 2).sum()
+    ...     loss.backward()
+    ...     return loss
+    >>> best = [optimizer.step(closure) for _ in range(20)]
+    >>> best[0], best[-1] < 0.1, float((weights.detach() ** 2).sum()) == best[-1]
+    (5.0, True, True)
     """
 
     def __init__(self, params, num_agents: int = 8, eta: float = 0.05, gamma: float = 0.05,
@@ -101,6 +113,16 @@ class QIMADTorch(torch.optim.Optimizer):
     # ── Parameter groups ─────────────────────────────────────────────────────
 
     def add_param_group(self, param_group: dict) -> None:
+        """torch.optim's add_param_group, before the first step only (RuntimeError after);
+        param_group may set its own eta, gamma and k, not the swarm's settings (ValueError).
+
+        >>> import torch, sb_native as sb
+        >>> first, second = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(3))
+        >>> optimizer = sb.QIMADTorch([first], num_agents=4, seed=0)
+        >>> optimizer.add_param_group({"params": [second], "eta": 0.1})
+        >>> [group["eta"] for group in optimizer.param_groups]
+        [0.05, 0.1]
+        """
         if getattr(self, "_swarm", None) is not None:
             raise RuntimeError("QIMADTorch cannot take new parameter groups after its first step")
         super().add_param_group(param_group)
@@ -188,6 +210,9 @@ class QIMADTorch(torch.optim.Optimizer):
     # ── Steps ────────────────────────────────────────────────────────────────
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """torch.optim's zero_grad; inside step() (from the closure) it points the gradients at
+        the evaluated agent's zeroed row of the swarm's gradient buffer instead. set_to_none:
+        as torch.optim's, outside step()."""
         if self._current is None:
             return super().zero_grad(set_to_none)
         # Inside step(): the gradients accumulate straight into the swarm's gradient rows.
@@ -201,7 +226,9 @@ class QIMADTorch(torch.optim.Optimizer):
     @step_hooks
     def step(self, closure: Callable[[], torch.Tensor]) -> float:  # type: ignore[override]
         """One step: closure() once per evaluated agent (it must zero grads, compute the loss
-        and call backward), then the swarm update. Returns the best loss seen so far."""
+        and call backward), then the swarm update. Returns the best loss seen so far.
+
+        See the class docstring for an example."""
         if closure is None:
             raise RuntimeError("QIMADTorch.step needs a closure that returns the loss")
         rows = self._begin_step()
@@ -280,7 +307,23 @@ class QIMADTorch(torch.optim.Optimizer):
         With `module`, loss_fn(forward) takes a function running `module` on one agent's
         weights (torch.func.functional_call), e.g. lambda f: F.cross_entropy(f(X), y).
         Gradients come from torch.func.vmap(torch.func.grad_and_value(...)); randomness is
-        vmap's ('error', 'different' or 'same'). Returns the best loss seen so far."""
+        vmap's ('error', 'different' or 'same'). Returns the best loss seen so far.
+
+        >>> import torch, sb_native as sb
+        >>> weights = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
+        >>> optimizer = sb.QIMADTorch([weights], num_agents=4, seed=0)
+        >>> best = [optimizer.step_batched(lambda w: (w ** 2).sum()) for _ in range(20)]
+        >>> best[0], best[-1] < 0.1
+        (5.0, True)
+        >>> model = torch.nn.utils.skip_init(torch.nn.Linear, 2, 1)  # no draw from the RNG
+        >>> _ = torch.nn.init.zeros_(model.weight), torch.nn.init.zeros_(model.bias)
+        >>> X, y = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]), torch.tensor([1.0, 2.0, 3.0])
+        >>> optimizer = sb.QIMADTorch(model.parameters(), num_agents=4, seed=0)
+        >>> loss = lambda forward: torch.nn.functional.mse_loss(forward(X).reshape(-1), y)
+        >>> best = [optimizer.step_batched(loss, model) for _ in range(20)]
+        >>> best[-1] < best[0]
+        True
+        """
         if self._group is not None:
             raise NotImplementedError("step_batched with a process_group is not built; "
                                       "use step(closure)")
@@ -364,30 +407,87 @@ class QIMADTorch(torch.optim.Optimizer):
     # ── Diagnostics (the reference's API) ────────────────────────────────────
 
     def get_agent_losses(self) -> list:
-        """Losses of all agents at the last step (cached values for agents not evaluated)."""
+        """Losses of all agents at the last step (cached values for agents not evaluated).
+
+        >>> import torch, sb_native as sb
+        >>> weights = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
+        >>> optimizer = sb.QIMADTorch([weights], num_agents=4, seed=0)
+        >>> _ = optimizer.step_batched(lambda w: (w ** 2).sum())
+        >>> optimizer.get_agent_losses()  # every agent starts at the model's weights
+        [5.0, 5.0, 5.0, 5.0]
+        """
         return list(self._last_agent_losses)
 
     def enable_tracking(self) -> None:
+        """Log every following step (get_log; sb_native.plot.qimad draws it).
+
+        >>> import torch, sb_native as sb
+        >>> weights = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
+        >>> optimizer = sb.QIMADTorch([weights], num_agents=4, seed=0)
+        >>> optimizer.enable_tracking()
+        >>> for _ in range(3):
+        ...     _ = optimizer.step_batched(lambda w: (w ** 2).sum())
+        >>> log = optimizer.get_log()
+        >>> sorted(log), len(log["losses"]), len(log["losses"][0])
+        (['alphas', 'betas', 'diversity', 'losses', 'temperature', 'tunnels'], 3, 4)
+        """
         self._track = True
 
     def reset_log(self) -> None:
+        """Empty the log (tracking stays as it is).
+
+        >>> import torch, sb_native as sb
+        >>> weights = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
+        >>> optimizer = sb.QIMADTorch([weights], num_agents=4, seed=0)
+        >>> optimizer.enable_tracking()
+        >>> _ = optimizer.step_batched(lambda w: (w ** 2).sum())
+        >>> optimizer.reset_log()
+        >>> optimizer.get_log()["losses"]
+        []
+        """
         self._log: Dict[str, list] = {"losses": [], "diversity": [], "tunnels": [], "alphas": [],
                                       "betas": [], "temperature": []}
 
     def get_log(self) -> dict:
+        """A copy of the log, one entry per tracked step: losses (every agent's), diversity
+        (the swarm's mean variance over the first bucket's first parameter), tunnels
+        (tunnelling agents), alphas and betas (the agents' Bloch angles) and temperature.
+        See enable_tracking for an example."""
         return {k: list(v) for k, v in self._log.items()}
 
     # ── Checkpoints ──────────────────────────────────────────────────────────
 
     def state_dict(self) -> dict:
         """The torch.optim state dict (per parameter: its swarm, RMS state and best weights)
-        plus "qimad": step, losses, stagnation, angles, topology and the generator state."""
+        plus "qimad": step, losses, stagnation, angles, topology and the generator state.
+
+        >>> import torch, sb_native as sb
+        >>> weights = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
+        >>> optimizer = sb.QIMADTorch([weights], num_agents=4, seed=0)
+        >>> _ = optimizer.step_batched(lambda w: (w ** 2).sum())
+        >>> sorted(optimizer.state_dict())
+        ['param_groups', 'qimad', 'state']
+        """
         out = super().state_dict()
         if self._swarm is not None:
             out["qimad"] = self._swarm.to_dict(self._last_agent_losses)
         return out
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a state_dict() (the swarm too, when it was saved after a step), so the run
+        continues as the saved one would have; the optimizer must hold the same parameters.
+
+        >>> import torch, sb_native as sb
+        >>> weights = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
+        >>> optimizer = sb.QIMADTorch([weights], num_agents=4, seed=0)
+        >>> _ = optimizer.step_batched(lambda w: (w ** 2).sum())
+        >>> copy = torch.nn.Parameter(weights.detach().clone())
+        >>> resumed = sb.QIMADTorch([copy], num_agents=4, seed=0)
+        >>> resumed.load_state_dict(optimizer.state_dict())
+        >>> loss = lambda w: (w ** 2).sum()
+        >>> resumed.step_batched(loss) == optimizer.step_batched(loss)
+        True
+        """
         state_dict = dict(state_dict)
         saved = state_dict.pop("qimad", None)
         super().load_state_dict(state_dict)

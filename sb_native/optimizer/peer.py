@@ -14,17 +14,26 @@ from ..engine import StopWindow as _EngineStopWindow
 
 
 class SimulatedBifurcationEngine(enum.Enum):
-    """The SB variants: ballistic (bSB, positions) or discrete (dSB, their signs)."""
+    """The SB variants: ballistic (bSB, positions) or discrete (dSB, their signs).
+
+    >>> import torch
+    >>> from sb_native.optimizer import SimulatedBifurcationEngine
+    >>> engine = SimulatedBifurcationEngine.get_engine("discrete")
+    >>> engine, engine.activation_function(torch.tensor([-0.3, 0.2])).tolist()
+    (<SimulatedBifurcationEngine.dSB: 'discrete'>, [-1.0, 1.0])
+    """
 
     bSB = "ballistic"
     dSB = "discrete"
 
     @property
     def activation_function(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """What the coupling multiplies: torch.sign for dSB, the positions themselves for bSB."""
         return torch.sign if self is SimulatedBifurcationEngine.dSB else torch.nn.Identity()
 
     @staticmethod
     def get_engine(engine_name: str) -> "SimulatedBifurcationEngine":
+        """The engine of a mode name, "ballistic" or "discrete" (ValueError otherwise)."""
         if engine_name == "ballistic":
             return SimulatedBifurcationEngine.bSB
         if engine_name == "discrete":
@@ -34,7 +43,21 @@ class SimulatedBifurcationEngine(enum.Enum):
 
 class SymplecticIntegrator:
     """Positions and momenta (shape, uniform in [-1, 1) from the global RNG) and the
-    symplectic-Euler updates of one SB step."""
+    symplectic-Euler updates of one SB step.
+
+    shape: (variables, agents); activation_function: the engine's; dtype, device: the
+    oscillators'. step(momentum_coefficient, position_coefficient, quadratic_coefficient,
+    matrix) runs one step; sample_spins() gives the positions' signs.
+
+    >>> import torch
+    >>> from sb_native.optimizer import SimulatedBifurcationEngine, SymplecticIntegrator
+    >>> with torch.random.fork_rng():  # leaves the global RNG as it was
+    ...     integrator = SymplecticIntegrator(
+    ...         (3, 2), SimulatedBifurcationEngine.bSB.activation_function, torch.float32, "cpu")
+    >>> integrator.step(-0.01, 0.1, 0.02, torch.zeros(3, 3))
+    >>> tuple(integrator.sample_spins().shape), bool((integrator.position.abs() <= 1).all())
+    ((3, 2), True)
+    """
 
     def __init__(self, shape: Tuple[int, int],
                  activation_function: Callable[[torch.Tensor], torch.Tensor],
@@ -68,7 +91,21 @@ class SymplecticIntegrator:
 
 
 class StopWindow(_EngineStopWindow):
-    """The early-stopping window on an SB matrix; `update` takes each sampling's spins."""
+    """The early-stopping window on an SB matrix; `update` takes each sampling's spins.
+
+    ising_tensor: the symmetric, zero-diagonal SB matrix; n_agents; convergence_threshold:
+    the stable samplings that freeze an agent; dtype, device: the spins'; verbose: a
+    progress bar.
+
+    >>> import torch
+    >>> from sb_native.optimizer import StopWindow
+    >>> window = StopWindow(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), 3, 2, torch.float32, "cpu",
+    ...                     False)
+    >>> for _ in range(4):  # the same spins at every sampling: every agent freezes
+    ...     window.update(torch.ones(2, 3))
+    >>> window.shape, window.has_bifurcated_spins()
+    ((2, 3), True)
+    """
 
     def __init__(self, ising_tensor: torch.Tensor, n_agents: int, convergence_threshold: int,
                  dtype: torch.dtype, device: Union[str, torch.device], verbose: bool) -> None:
@@ -82,16 +119,32 @@ class StopWindow(_EngineStopWindow):
 
     @property
     def shape(self) -> Tuple[int, int]:
+        """(spins, agents)."""
         return self.n_spins, self.n_agents
 
     def update(self, sampled_spins: torch.Tensor) -> None:
+        """One sampling: sampled_spins (spins, agents) of ±1; see the class example."""
         backend = _ops.resolve_backend("auto", sampled_spins.device)
         self.sample(sampled_spins, self.ising_tensor @ sampled_spins, backend)
 
 
 class SimulatedBifurcationOptimizer(SBRunner):
     """SB on a symmetric, zero-diagonal matrix (`run_integrator`), with the peer's
-    constructor; the physical constants are read from the environment (`set_env`)."""
+    constructor; the physical constants are read from the environment (`set_env`).
+
+    agents, max_steps, timeout, heated, verbose, sampling_period, convergence_threshold: as
+    sb_native.minimize's; engine: a SimulatedBifurcationEngine (the mode). The oscillators
+    are drawn from the global RNG.
+
+    >>> import torch
+    >>> from sb_native.optimizer import SimulatedBifurcationEngine, SimulatedBifurcationOptimizer
+    >>> optimizer = SimulatedBifurcationOptimizer(8, 200, None, SimulatedBifurcationEngine.bSB,
+    ...                                           False, False, 50, 50)
+    >>> with torch.random.fork_rng():
+    ...     spins = optimizer.run_integrator(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), False)
+    >>> tuple(spins.shape), bool((spins.abs() == 1).all())
+    ((2, 8), True)
+    """
 
     def __init__(self, agents: int, max_steps: Optional[int], timeout: Optional[float],
                  engine: SimulatedBifurcationEngine, heated: bool, verbose: bool,
@@ -107,7 +160,10 @@ class SimulatedBifurcationOptimizer(SBRunner):
         self.heat_coefficient = ENVIRONMENT.heat_coefficient
 
     def run_integrator(self, matrix: torch.Tensor, early_stopping: bool) -> torch.Tensor:
-        """SB spins of the matrix's Ising model, shape (matrix dimension, agents)."""
+        """SB spins of the matrix's Ising model, shape (matrix dimension, agents).
+
+        matrix: symmetric with a zero diagonal; early_stopping: as sb_native.minimize's (see
+        the class docstring for an example)."""
         self.early_stopping = early_stopping
         self.backend = _ops.resolve_backend("auto", matrix.device)
         return self.run(Coupling.dense(matrix))
