@@ -42,8 +42,10 @@ PYEOF
 VENV=$(mktemp -d)/venv
 trap 'rm -rf "$(dirname "$VENV")"' EXIT
 python3 -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q -r requirements.txt
-"$VENV/bin/python" -m pip install -q "$wheel"  # its dependencies, pinned just above
+# pip's own notices go to a log, shown if an install fails.
+{ "$VENV/bin/python" -m pip install -q -r requirements.txt \
+  && "$VENV/bin/python" -m pip install -q "$wheel"; } > "$OUT/install.log" 2>&1 \
+  || { tail -n 40 "$OUT/install.log"; exit 1; }  # the wheel's dependencies: pinned just above
 echo "wheel-check: installed into a fresh venv ($((SECONDS - start)) s)"
 
 cd "$(dirname "$VENV")"
