@@ -302,9 +302,11 @@ def _solve_here(args) -> int:
     kwargs.update(timeout=args.timeout, early_stopping=not args.no_early_stopping)
     if distributed:
         kwargs.update(process_group=True)
-    # The history's sampling points are early stopping's; with --no-early-stopping they add
-    # one product per sampling period.
-    history = History() if (args.json or args.plot) and not rows else None
+    # With early stopping the history reuses its sampling points (no measurable cost); with
+    # --no-early-stopping sampling would cost 1.3-1.5x (G22, bench/RESULTS.md), so --json
+    # carries a history there only when --plot asks for one.
+    wanted = args.plot or (args.json and not args.no_early_stopping)
+    history = History() if wanted and not rows else None
     start = time.perf_counter()
     if kind == "gset":
         vector, value = model.maximize(**kwargs, callback=history)
