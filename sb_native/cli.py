@@ -293,8 +293,6 @@ def _solve_here(args) -> int:
     dtype = getattr(torch, args.dtype)
     start = time.perf_counter()
     rows = args.distributed == "rows"
-    if rows and args.plot:
-        raise _UserError("--plot is not supported with --distributed rows yet")
     kind, model, size = _load(args.file, args.format, dtype, args.device, rows)
     loaded = time.perf_counter() - start
     verbose = not args.quiet and not args.json and sys.stderr.isatty() and rank == 0
@@ -306,7 +304,7 @@ def _solve_here(args) -> int:
     # --no-early-stopping sampling would cost 1.3-1.5x (G22, bench/RESULTS.md), so --json
     # carries a history there only when --plot asks for one.
     wanted = args.plot or (args.json and not args.no_early_stopping)
-    history = History() if wanted and not rows else None
+    history = History() if wanted else None
     start = time.perf_counter()
     if kind == "gset":
         vector, value = model.maximize(**kwargs, callback=history)

@@ -17,6 +17,7 @@ import torch.distributed as dist
 from .. import _checks, _ops, io
 from .._distributed import collective_device, resolve_group
 from .._options import BackendChoice, Callback, GroupChoice, Mode, SolverOptions
+from ..engine.history import Objective
 from ..engine.rows import RowRunner
 from ..engine.rows_layout import RowCoupling, RowLayout, RowStats
 
@@ -206,20 +207,19 @@ class RowBlock:
 
     def _optimize(self, sense: str, options: SolverOptions):
         options.validate()
-        if options.callback is not None:
-            raise ValueError("callback is not supported for a RowBlock yet: the history "
-                             "covers runs on one rank's whole problem (process_group= "
-                             "shares the agents)")
         if options.process_group not in (None, True) and \
                 resolve_group(options.process_group) is not self.group:
             raise ValueError("process_group must be the RowBlock's own group (or None)")
         coupling, constant = self._ising(sense)
         backend = _ops.resolve_backend(options.backend, self.device)
         settings = (self.dimension, self.domain, sense)
-        runner = RowRunner(options, backend, self.group)
+        sign = -1.0 if sense == "maximize" else 1.0
+        # f = sign * (-0.5 * energy + constant): the runner's energies in the caller's values.
+        objective = Objective(scale=-0.5 * sign, offset=sign * constant,
+                              maximize=sense == "maximize")
+        runner = RowRunner(options, backend, self.group, objective)
         result = runner.run(coupling, settings)
         self.stats = runner.stats  # this rank's steps, compute and communication times, bytes
-        sign = -1.0 if sense == "maximize" else 1.0
         values = (sign * (-0.5 * result.energies + constant)).to(self.dtype)
         best = int(torch.argmin(sign * values))
         agents = torch.tensor([best]) if options.best_only else None
@@ -244,7 +244,8 @@ class RowBlock:
         the same (vector(s), value(s)) as minimize() on the whole problem.
 
         See sb_native.minimize for every argument; process_group must be None or the
-        block's own group, and callback is not supported yet (ValueError). `stats` then
+        block's own group; callback gets the same points on every rank (rank 0's clock and
+        stop decision count). `stats` then
         holds this rank's step, compute and communication figures (see the class docstring
         for an example)."""
         return self._optimize("minimize", SolverOptions.of(locals()))

@@ -35,6 +35,7 @@ from .._distributed import checksum, collective_device, handshake, raise_if_fail
 from .._env import ENVIRONMENT
 from . import ops
 from .coupling import quadratic_scale
+from .history import ISING, HistoryPoint, Objective
 from .reference import momentum_coefficient, sample_spins, update_stop_window
 from .rows_layout import RowCoupling, RowLayout, RowResult, RowStats
 from .runner import INFINITY, ConvergenceWarning, call_schedule, draw_oscillators
@@ -50,13 +51,17 @@ DRAW_VALUES = 1 << 22
 class RowRunner:
     """Runs SB on a RowCoupling across the ranks of group (stopping rules as SBRunner)."""
 
-    def __init__(self, options, backend: str, group) -> None:
+    def __init__(self, options, backend: str, group, objective: Objective = ISING) -> None:
         self.agents = options.agents
         self.max_steps = INFINITY if options.max_steps is None else options.max_steps
         self.timeout = INFINITY if options.timeout is None else options.timeout
         self.discrete = options.mode == "discrete"
         self.heated = bool(options.heated)
         self.early_stopping = bool(options.early_stopping)
+        self.callback = options.callback
+        self.objective = objective  # the callback's values of the energies
+        # Sampling points: early stopping's, or a callback's when early stopping is off.
+        self.sampling = self.early_stopping or self.callback is not None
         self.period = options.sampling_period
         self.threshold = options.convergence_threshold
         self.backend = backend
@@ -269,19 +274,45 @@ class RowRunner:
                     continue
                 self._guard(lambda: self._step_op(step, True, False))
                 pending = False
-                sampling = self.early_stopping and step % self.period == 0
+                sampling = self.sampling and step % self.period == 0
                 energies = (self._energies(self.position, "the stop window") if sampling
                             else torch.zeros(0, dtype=torch.float64, device=self.position.device))
-                timed_out = time.time() - start > self.timeout
-                energies, timed_out = self._all_reduce(energies, timed_out, "the SB run")
+                elapsed = time.time() - start
+                # Rank 0's clock, summed in with the energies: every rank's callback gets the
+                # same point.
+                clock = torch.tensor([elapsed if self.rank == 0 else 0.0], device=energies.device)
+                shared, timed_out = self._all_reduce(torch.cat([energies, clock]),
+                                                     elapsed > self.timeout, "the SB run")
+                energies, seconds = shared[:-1], float(shared[-1])
                 running = True
                 if sampling:
                     window.sample(self.position, energies.to(self.position.dtype))
-                    running = window.must_continue()
+                    if self.early_stopping:
+                        running = window.must_continue()
+                    if self.callback is not None:
+                        timed_out = self._report(step, seconds, energies) or timed_out
                 if not running or step >= self.max_steps or timed_out:
                     break
         finally:
             iterations.close()
+
+    def _report(self, step: int, seconds: float, energies: torch.Tensor) -> bool:
+        """Gives every rank's callback this sampling point (the same on every rank); True when
+        rank 0's callback asked to stop. A callback's error ends every rank, like an op's."""
+        assert self.callback is not None and self.window is not None
+        callback = self.callback
+        best, mean = self.objective.summary(energies)[:2].tolist()
+        point = HistoryPoint(step=step, seconds=seconds, best=best, mean=mean,
+                             frozen=int(torch.count_nonzero(self.window.bifurcated)))
+        stop = [False]
+
+        def work():
+            stop[0] = bool(callback(point))
+
+        self._guard(work)
+        _, stopped = self._all_reduce(energies.new_zeros(0), stop[0],
+                                      "the callback")
+        return stopped
 
     def _result(self) -> RowResult:
         spins = sample_spins(self.position)

@@ -213,6 +213,9 @@ def test_torchrun_distributed_prints_one_result(tmp_path, gset_file, split):
     assert shared["ranks"] == 2 and single["ranks"] == 1 and shared["distributed"] == split
     assert shared["cut"] == single["cut"] == best_cut()
     assert shared["ising_energy"] == single["ising_energy"] and shared["edges"] == single["edges"]
+    # The history too (integer weights, dSB: exact), wall time aside.
+    for key in ("step", "best", "mean", "frozen"):
+        assert shared["history"][key] == single["history"][key], key
 
 
 def test_distributed_outside_torchrun_is_an_error(capsys, gset_file, monkeypatch):

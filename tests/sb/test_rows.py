@@ -270,8 +270,32 @@ def zero_plane_steps(directory, rows):
         ops.sb_rows_pack = original
 
 
+def gset_dsb_history(directory, rows):
+    """gset_dsb with a callback that also stops at step 300: the same points (cut values,
+    integer weights: exact) on every rank as in one process, wall time left out; returns
+    (vector, value and the points)."""
+    history = sb.History()
+
+    def record_and_stop(point):
+        history(point)
+        return point.step >= 300
+
+    path = os.path.join(directory, "g.txt")
+    kwargs = dict(mode="discrete", agents=10, max_steps=400, seed=3, callback=record_and_stop,
+                  **COMMON)
+    if rows:
+        vector, value = sb.RowBlock.from_gset(path, dtype=torch.float64).maximize(**kwargs)
+    else:
+        vector, value = MaxCut.from_gset(path, dtype=torch.float64, sparse=True).maximize(
+            **kwargs)
+    points = torch.tensor([[p.step, p.best, p.mean, p.frozen] for p in history],
+                          dtype=torch.float64)
+    assert history.steps[-1] == 300
+    return vector, torch.cat([value.reshape(1), points.reshape(-1)])
+
+
 CASES = [gset_dsb, gset_bsb_all_agents, qubo_heated_dsb, qubo_bsb_no_early_stopping,
-         zero_plane_steps]
+         zero_plane_steps, gset_dsb_history]
 NON_INTEGER_WEIGHTS = {gset_bsb_all_agents}
 
 
