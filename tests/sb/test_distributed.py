@@ -126,6 +126,17 @@ def failing_rank(group):
         ops.sb_run = original
 
 
+def failing_callback(group):
+    """Rank 1's callback raises at its second point; rank 0 must raise too, not wait."""
+    def callback(point):
+        if dist.get_rank() == 1 and point.step == 40:
+            raise MemoryError("rank 1 ran out of memory")
+
+    return sb.minimize(spin_problem(20, seed=8, integer=True), domain="spin", agents=4,
+                       max_steps=2000, early_stopping=False, sampling_period=20, seed=9,
+                       process_group=group, verbose=False, callback=callback)
+
+
 def _worker(rank, world, port, directory, names):
     join_gloo(rank, world, port)
     record_cases(rank, directory, {name: functools.partial(globals()[name], True) for name in names})
@@ -157,13 +168,15 @@ def test_agents_across_ranks_equal_one_process(world, tmp_path):
 
 @NATIVE_ONLY
 def test_timeout_mismatch_and_failure(tmp_path):
-    names = ["timeout_on_rank_zero", "unseeded", "mismatched_seeds", "failing_rank"]
+    names = ["timeout_on_rank_zero", "unseeded", "mismatched_seeds", "failing_rank",
+             "failing_callback"]
     ranks = spawn(2, names, tmp_path)
     for name in ("timeout_on_rank_zero", "unseeded"):  # the ranks agree with each other
         results = [r[name] for r in ranks]
         assert results[0][0] == results[1][0] == "ok", results
         assert_same(results[0][1], results[1][1])
     assert_ranks_fail_together(ranks, "mismatched_seeds", "failing_rank")
+    assert_ranks_fail_together(ranks, "mismatched_seeds", "failing_callback")
 
 
 def test_process_group_errors_name_the_argument():

@@ -332,6 +332,17 @@ def failing_rank(directory, rows):
         ops.sb_rows_step = original
 
 
+def failing_callback(directory, rows):
+    """Rank 1's callback raises at its second point; rank 0's must not wait for it."""
+    def callback(point):
+        if dist.get_rank() == 1 and point.step == 40:
+            raise MemoryError("rank 1 ran out of memory")
+
+    return sb.RowBlock.from_gset(os.path.join(directory, "g.txt")).maximize(
+        agents=4, max_steps=2000, early_stopping=False, sampling_period=20, seed=9,
+        verbose=False, callback=callback)
+
+
 def write_problems(directory):
     random_gset(directory / "g.txt", 53, 200, seed=1)  # 53: uneven blocks on 2 and 3 ranks
     random_gset(directory / "w.txt", 61, 250, seed=2, integer=False)
@@ -365,12 +376,13 @@ def test_variables_across_ranks_equal_one_process(world, tmp_path):
 @NATIVE_ONLY
 def test_rows_timeout_mismatch_and_failure(tmp_path):
     write_problems(tmp_path)
-    names = ["timeout_on_rank_zero", "mismatched_problems", "failing_rank"]
+    names = ["timeout_on_rank_zero", "mismatched_problems", "failing_rank", "failing_callback"]
     ranks = spawn_ranks(_worker, 2, tmp_path, names)
     first, second = (r["timeout_on_rank_zero"] for r in ranks)
     assert first[0] == second[0] == "ok", (first, second)
     assert all(torch.equal(a, b) for a, b in zip(first[1], second[1]))
     assert_ranks_fail_together(ranks, "mismatched_problems", "failing_rank")
+    assert_ranks_fail_together(ranks, "mismatched_problems", "failing_callback")
 
 
 def test_row_block_needs_a_process_group():
