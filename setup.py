@@ -19,6 +19,11 @@ def with_cuda() -> bool:
             and shutil.which("nvcc") is not None)
 
 
+def _read(path):
+    with open(path) as handle:
+        return handle.read()
+
+
 def unity(files, suffix):
     """One translation unit per algorithm folder (csrc/sb, csrc/qimad; csrc/*.cpp on their
     own) including its files, written to build/unity/ when its text changes: each file
@@ -41,7 +46,7 @@ def unity(files, suffix):
             "".join(f'#include "{os.path.relpath(m, out)}"\n' for m in members)
         # Distinct stems: the objects are named after them (qimad_cpp.o, qimad_cu.o).
         unit = os.path.join(out, f"{name}_{suffix[1:]}{suffix}")
-        if not os.path.exists(unit) or open(unit).read() != text:
+        if not os.path.exists(unit) or _read(unit) != text:
             with open(unit, "w") as handle:
                 handle.write(text)
         units.append(unit)
@@ -58,7 +63,7 @@ def extension():
         return sorted(f for f in found if "emulation" not in f.split(os.sep))
 
     cpu_sources = unity(sources("*.cpp"), ".cpp")
-    cuda_sources = unity(sources("*.cu"), ".cu")
+    cuda_sources = sources("*.cu")
     # No -std here: BuildExtension adds the standard the installed torch's headers need
     # (C++20; torch 2.14's headers no longer compile as C++17).
     # -ffp-contract=off: no FMA contraction, so the per-element math rounds exactly as the
@@ -81,6 +86,8 @@ def extension():
         link.append("-fopenmp")
     cuda = with_cuda() and bool(cuda_sources)
     if cuda:
+        # The .cu units are written only for a CUDA build.
+        cuda_sources = unity(cuda_sources, ".cu")
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
         ext = CUDAExtension(
             "sb_native._C",
