@@ -2,6 +2,7 @@
 
     import sb_native as sb
     vector, value = sb.minimize(Q, domain="spin")
+    result = sb.solve_within(model, 10.0, sense="maximize")  # the best in 10 s
 
 `backend_info()` says whether the compiled extension is in use.
 """
@@ -14,6 +15,7 @@ from .core import Ising, QuadraticPolynomial, RowBlock
 from .engine import ConvergenceWarning
 from .engine.history import History, HistoryPoint
 from .optim import QIMADTorch
+from .timed import Settings, TimedResult, settings_for, solve_within
 
 __version__ = "0.1.0"
 
@@ -25,6 +27,8 @@ __all__ = [
     "QIMADTorch",
     "QuadraticPolynomial",
     "RowBlock",
+    "Settings",
+    "TimedResult",
     "backend_info",
     "build_model",
     "core",
@@ -38,4 +42,6 @@ __all__ = [
     "presets",
     "reset_env",
     "set_env",
+    "settings_for",
+    "solve_within",
 ]

@@ -128,6 +128,7 @@ def check_solver_arguments(
     seed,
     process_group,
     callback,
+    polish,
 ) -> None:
     """Validate every solver argument; raises before anything is allocated."""
     check_positive_int("agents", agents)
@@ -146,5 +147,6 @@ def check_solver_arguments(
     if callback is not None and not callable(callback):
         raise TypeError(f"Expected callback to be a callable or None, "
                         f"instead got {type(callback).__name__}.")
+    check_bool("polish", polish)
     if max_steps is None and timeout is None and not early_stopping:
         raise ValueError("No stopping criterion provided.")

@@ -52,6 +52,11 @@ def sb_sample(position, field, energies, stability, bifurcated, final_spins, thr
     return None
 
 
+@_fake("sb_polish")
+def sb_polish(crow_indices, col_indices, values, spins, field, max_sweeps):
+    return None
+
+
 @_fake("sb_rows_step")
 def sb_rows_step(crow_indices, col_indices, values, gathered, position, momentum,
                  start_momentum, momentum_coef, position_coef, quadratic_coef, heat_coef, finish,

@@ -46,6 +46,7 @@ OPS: Tuple[OpInfo, ...] = (
     OpInfo("sb_run_int8", "sb"),
     OpInfo("sb_run_batched", "sb"),
     OpInfo("sb_sample", "sb"),
+    OpInfo("sb_polish", "sb"),
     OpInfo("sb_rows_step", "sb"),
     OpInfo("sb_rows_pack", "sb"),
     OpInfo("sb_rows_energy", "sb"),

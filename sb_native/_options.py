@@ -44,6 +44,8 @@ class SolverOptions:
     process_group: GroupChoice = None
     # Called at each sampling point with a HistoryPoint; returning True stops the run.
     callback: Optional[Callback] = None
+    # Every agent's final spins polished by a greedy single-flip descent (engine/polish.py).
+    polish: bool = False
 
     @classmethod
     def of(cls, arguments: dict) -> "SolverOptions":

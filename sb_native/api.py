@@ -45,7 +45,8 @@ def minimize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] 
              backend: BackendChoice = "auto",
              seed: Optional[int] = None,
              process_group: GroupChoice = None,
-             callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+             callback: Optional[Callback] = None,
+             polish: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
     """Minimize a quadratic polynomial over `domain` with Simulated Bifurcation.
 
     domain: "spin", "binary", "intN" (N-bit non-negative integers) or a list of these,
@@ -100,7 +101,8 @@ def maximize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] 
              backend: BackendChoice = "auto",
              seed: Optional[int] = None,
              process_group: GroupChoice = None,
-             callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+             callback: Optional[Callback] = None,
+             polish: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
     """Maximize a quadratic polynomial over `domain`; same arguments as minimize.
 
     >>> import torch, sb_native as sb

@@ -9,11 +9,9 @@
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 import warnings
-from importlib import metadata
 from typing import List, NoReturn, Optional
 
 import torch
@@ -58,6 +56,18 @@ def _positive_float(text: str) -> float:
     return value
 
 
+_UNSET = object()  # --max-steps not given (None is --max-steps none; not a string, which
+# argparse would parse)
+SOLVE_DEFAULTS = dict(mode="ballistic", agents=128, max_steps=10_000, heated=False)
+
+
+def _given(args) -> dict:
+    """The solver options given on solve's command line (the others are unset)."""
+    unset = {name: None for name in SOLVE_DEFAULTS} | {"max_steps": _UNSET}
+    return {name: getattr(args, name) for name in SOLVE_DEFAULTS
+            if getattr(args, name) is not unset[name]}
+
+
 def _add_solver_options(command: argparse.ArgumentParser, max_steps: Optional[int]) -> None:
     command.add_argument("--mode", choices=("ballistic", "discrete"), default="ballistic",
                          help="bSB or dSB (default: ballistic)")
@@ -93,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="file format (default: from the suffix, else the content)")
     _add_solver_options(solve, max_steps=10_000)
     solve.add_argument("--timeout", type=_positive_float, default=None, help="seconds")
+    solve.add_argument("--polish", action="store_true",
+                       help="polish every agent's spins by local search (greedy single flips)")
+    solve.add_argument("--time-limit", type=_positive_float, default=None, metavar="T",
+                       help="the best answer within T seconds: runs with seeds seed, seed + 1, "
+                            "... (default seed 0), each polished by local search; settings by "
+                            "problem class unless --mode, --agents, --max-steps (the most "
+                            "steps of a run) or --heated are given")
+    # Unset here, so a time-limited solve can tell given options from defaults (_defaults).
+    solve.set_defaults(mode=None, agents=None, max_steps=_UNSET, heated=None)
     solve.add_argument("--no-early-stopping", action="store_true",
                        help="run to --max-steps/--timeout even when all agents have converged")
     solve.add_argument("--output", "-o", help="write the best solution to this file (a "
@@ -199,6 +218,12 @@ def _solve(args) -> int:
     import torch.distributed as dist
 
     files = _problem_files(args.file)
+    if args.time_limit is not None:
+        from ._cli_tools import solve_within
+
+        return solve_within(args, files)
+    for name, value in SOLVE_DEFAULTS.items():
+        setattr(args, name, _given(args).get(name, value))
     if len(files) > 1 or os.path.isdir(args.file[0]):
         if args.distributed is not None:
             raise _UserError("--distributed solves one problem file; got "
@@ -233,7 +258,8 @@ def _solve_batch(args, files: List[str]) -> int:
         os.makedirs(args.output, exist_ok=True)
     verbose = not args.quiet and not args.json and sys.stderr.isatty()
     kwargs = _solver_kwargs(args, verbose)
-    kwargs.update(timeout=args.timeout, early_stopping=not args.no_early_stopping)
+    kwargs.update(timeout=args.timeout, early_stopping=not args.no_early_stopping,
+                  polish=args.polish)
     results: List[Optional[dict]] = [None] * len(problems)
     for kind, sense in (("gset", "maximize"), ("qubo", "minimize")):
         rows = [b for b, problem in enumerate(problems) if problem[1] == kind]
@@ -297,7 +323,8 @@ def _solve_here(args) -> int:
     loaded = time.perf_counter() - start
     verbose = not args.quiet and not args.json and sys.stderr.isatty() and rank == 0
     kwargs = _solver_kwargs(args, verbose)
-    kwargs.update(timeout=args.timeout, early_stopping=not args.no_early_stopping)
+    kwargs.update(timeout=args.timeout, early_stopping=not args.no_early_stopping,
+                  polish=args.polish)
     if distributed:
         kwargs.update(process_group=True)
     # With early stopping the history reuses its sampling points (no measurable cost); with
@@ -356,135 +383,6 @@ def _solve_here(args) -> int:
 
 # info
 
-def _package_version(name: str) -> Optional[str]:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _process_group() -> Optional[dict]:
-    """This process's place in a torch.distributed group or torchrun launch, or None."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return {"rank": dist.get_rank(), "world_size": dist.get_world_size(),
-                "backend": dist.get_backend()}
-    if "WORLD_SIZE" in os.environ and "RANK" in os.environ:
-        return {"rank": int(os.environ["RANK"]), "world_size": int(os.environ["WORLD_SIZE"]),
-                "backend": "torchrun launch, group not initialised"}
-    return None
-
-
-def _info(args) -> int:
-    from . import __version__
-    from ._ops import backend_info
-
-    backend = backend_info()
-    info = {"sb_native": __version__, "python": platform.python_version(),
-            "torch": torch.__version__, "numpy": _package_version("numpy"),
-            "native": backend["native"], "native_reason": backend["reason"],
-            "cuda_kernels": backend["cuda"], "cuda_available": torch.cuda.is_available(),
-            "cuda_devices": torch.cuda.device_count(), "threads": backend["threads"],
-            "optional": {name: _package_version(name)
-                         for name in ("dimod", "networkx", "dwave-samplers", "scipy")},
-            "process_group": _process_group()}
-    if args.json:
-        print(json.dumps(info))
-        return 0
-    native = "loaded" if info["native"] else f"unavailable ({info['native_reason']})"
-    print(f"sb_native {info['sb_native']} (python {info['python']}, torch {info['torch']}, "
-          f"numpy {info['numpy']})")
-    print(f"native extension: {native}")
-    print(f"CUDA kernels built: {'yes' if info['cuda_kernels'] else 'no'}; CUDA available: "
-          f"{'yes' if info['cuda_available'] else 'no'} ({info['cuda_devices']} devices)")
-    print(f"CPU threads: {info['threads']}")
-    group = info["process_group"]
-    if group is not None:
-        print(f"process group: rank {group['rank']} of {group['world_size']} "
-              f"({group['backend']})")
-    print("optional: " + ", ".join(f"{name} {version or 'not installed'}"
-                                   for name, version in info["optional"].items()))
-    return 0
-
-
-# bench
-
-def _bench_model(args, dtype):
-    if args.file:
-        kind, model, _ = _load(args.file, "auto", dtype, args.device)
-        return args.file, model, "maximize" if kind == "gset" else "minimize"
-    if not 0 < args.density <= 1:
-        raise _UserError(f"--density must be in (0, 1], got {args.density}")
-    from .demo import random_graph
-    from .models import MaxCut
-
-    upper = torch.triu(random_graph(args.nodes, args.density, args.seed or 0), diagonal=1)
-    rows, cols = torch.nonzero(upper, as_tuple=True)
-    edges = torch.stack([rows, cols, upper[rows, cols].long()], dim=1)
-    model = MaxCut.from_edges(edges.numpy(), n_nodes=args.nodes, dtype=dtype,
-                              device=args.device)
-    name = f"random Max-Cut n={args.nodes} density={args.density} ({len(edges)} edges)"
-    return name, model, "maximize"
-
-
-def _bench(args) -> int:
-    from ._ops import backend_info
-
-    if args.max_steps is None:
-        raise _UserError("bench needs a step count: --max-steps cannot be 'none'")
-    name, model, sense = _bench_model(args, getattr(torch, args.dtype))
-    backends = ["native", "torch"] if backend_info()["native"] else ["torch"]
-    if args.backend != "auto":
-        backends = [args.backend]
-    # Fixed step count, no early stopping: both backends do the same work, so the
-    # time per step compares the engines and not their stopping points.
-    kwargs = _solver_kwargs(args, verbose=False)
-    kwargs.update(early_stopping=False)
-    rows = []
-    for backend in backends:
-        kwargs["backend"] = backend
-        times, value = [], None
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            _, value = getattr(model, sense)(**kwargs)
-            times.append(time.perf_counter() - start)
-        best = min(times)
-        assert value is not None  # --repeat is positive: at least one run
-        rows.append({"backend": backend, "value": float(value), "best_s": round(best, 4),
-                     "steps_per_s": round(args.max_steps / best, 1)})
-    if len(rows) == 2:
-        rows[0]["speedup"] = round(rows[1]["best_s"] / rows[0]["best_s"], 2)
-    if args.plot:
-        _plot_bench(args, name, model, sense, kwargs, backends)
-    if args.json:
-        print(json.dumps({"instance": name, "agents": args.agents, "steps": args.max_steps,
-                          "mode": args.mode, "dtype": args.dtype, "threads":
-                          torch.get_num_threads(), "results": rows}))
-        return 0
-    print(f"{name}: {args.agents} agents, {args.max_steps} steps, {args.mode}, {args.dtype}, "
-          f"{torch.get_num_threads()} threads, best of {args.repeat}")
-    label = "cut" if sense == "maximize" else "energy"
-    print(f"{'backend':<8} {label:>12} {'time (s)':>9} {'steps/s':>10}")
-    for row in rows:
-        print(f"{row['backend']:<8} {row['value']:>12g} {row['best_s']:>9.3f} "
-              f"{row['steps_per_s']:>10.1f}")
-    if len(rows) == 2:
-        print(f"native speedup: {rows[0]['speedup']:.2f}x")
-    return 0
-
-
-def _plot_bench(args, name: str, model, sense: str, kwargs: dict, backends) -> None:
-    """One more run per backend, untimed, whose histories share one figure."""
-    from . import plot
-
-    runs = {}
-    for backend in backends:
-        runs[backend] = History()
-        getattr(model, sense)(**dict(kwargs, backend=backend), callback=runs[backend])
-    plot.histories(runs, title=f"{name}: {args.agents} agents, {args.mode}", path=args.plot)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -494,7 +392,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .demo import main as demo_main
 
         return demo_main(n=args.nodes, seed=args.seed)
-    command = {"solve": _solve, "info": _info, "bench": _bench}[args.command]
+    from . import _cli_tools
+
+    command = {"solve": _solve, "info": _cli_tools.info, "bench": _cli_tools.bench}[args.command]
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -9,6 +9,7 @@ imports this module, so the package works without dimod.
 """
 
 import time
+from dataclasses import replace
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -52,6 +53,7 @@ class SimulatedBifurcationSampler(dimod.Sampler):
         "agents": [], "max_steps": [], "mode": ["modes"], "heated": [], "timeout": [],
         "seed": [], "best_only": [], "early_stopping": [], "sampling_period": [],
         "convergence_threshold": [], "backend": ["backends"], "dtype": ["dtypes"],
+        "time_limit": [], "polish": [],
     }
 
     properties = {
@@ -67,11 +69,19 @@ class SimulatedBifurcationSampler(dimod.Sampler):
                seed: Optional[int] = None, best_only: bool = False,
                early_stopping: bool = True, sampling_period: int = 50,
                convergence_threshold: int = 50, backend: BackendChoice = "auto",
-               dtype: str = "float32") -> "dimod.SampleSet":
+               dtype: str = "float32", time_limit: Optional[float] = None,
+               polish: bool = False) -> "dimod.SampleSet":
         """Minimize the energy of `bqm`; returns a SampleSet in the bqm's vartype.
 
         bqm: a dimod.BinaryQuadraticModel (SPIN or BINARY); the keywords are the class's.
-        The SampleSet's info holds the backend used and solve_time_s.
+        The SampleSet's info holds the backend used and solve_time_s. polish: every agent's
+        spins polished by a greedy single-flip descent.
+
+        time_limit: the best sample within that many seconds (sb_native.solve_within: runs
+        with seeds seed, seed + 1, ... (0 when None), each polished by local search): one
+        sample; info adds found_s, runs, steps_per_run and time_limit. agents, max_steps (the
+        most steps of a run), mode and heated override the problem class's settings where
+        they differ from their defaults; timeout does not go with it.
 
         >>> import dimod
         >>> from sb_native.dimod import SimulatedBifurcationSampler
@@ -89,16 +99,42 @@ class SimulatedBifurcationSampler(dimod.Sampler):
         if not variables:
             return dimod.SampleSet.from_samples([], bqm.vartype, energy=[])
         polynomial = self._spin_polynomial(bqm, variables, _DTYPES[dtype])
+        if time_limit is not None:
+            return self._sample_within(bqm, variables, polynomial, time_limit, dict(
+                agents=agents, max_steps=max_steps, mode=mode, heated=heated), timeout=timeout,
+                seed=seed, backend=backend)
         start = time.perf_counter()
         spins, _ = polynomial.minimize(
             domain="spin", agents=agents, max_steps=max_steps, best_only=False, mode=mode,
             heated=heated, verbose=False, early_stopping=early_stopping,
             sampling_period=sampling_period, convergence_threshold=convergence_threshold,
-            timeout=timeout, backend=backend, seed=seed)
+            timeout=timeout, backend=backend, seed=seed, polish=polish)
         elapsed = time.perf_counter() - start
         return self._sampleset(bqm, variables, spins, best_only, info={
             "backend": _ops.resolve_backend(backend, polynomial.device),
             "solve_time_s": elapsed})
+
+    def _sample_within(self, bqm, variables, polynomial: QuadraticPolynomial,
+                       time_limit: float, chosen: dict, *, timeout, seed, backend
+                       ) -> "dimod.SampleSet":
+        """sample(time_limit=...): solve_within's best, one sample."""
+        from .timed import settings_for, solve_within
+
+        if timeout is not None:
+            raise ValueError("timeout does not go with time_limit (which runs until the limit, "
+                             "restarting with fresh seeds)")
+        defaults = dict(agents=128, max_steps=10_000, mode="ballistic", heated=False)
+        given = {name: value for name, value in chosen.items() if value != defaults[name]}
+        if given.get("max_steps", 0) is None:
+            raise ValueError("max_steps cannot be None with time_limit (a run needs a step "
+                             "count to ramp over)")
+        settings = replace(settings_for(polynomial.to_ising("spin")._coupling()), **given)
+        result = solve_within(polynomial, time_limit, domain="spin", settings=settings,
+                              seed=0 if seed is None else seed, backend=backend, verbose=False)
+        return self._sampleset(bqm, variables, result.vector.reshape(1, -1), False, info={
+            "backend": _ops.resolve_backend(backend, polynomial.device),
+            "solve_time_s": result.seconds, "found_s": result.found_at, "runs": result.runs,
+            "steps_per_run": result.steps, "time_limit": time_limit})
 
     def sample_multiple(self, bqms: Sequence["dimod.BinaryQuadraticModel"], *,
                         agents: int = 128, max_steps: Optional[int] = 10_000,
@@ -106,8 +142,8 @@ class SimulatedBifurcationSampler(dimod.Sampler):
                         timeout: Optional[float] = None, seed: Optional[int] = None,
                         best_only: bool = False, early_stopping: bool = True,
                         sampling_period: int = 50, convergence_threshold: int = 50,
-                        backend: BackendChoice = "auto", dtype: str = "float32"
-                        ) -> List["dimod.SampleSet"]:
+                        backend: BackendChoice = "auto", dtype: str = "float32",
+                        polish: bool = False) -> List["dimod.SampleSet"]:
         """Several BQMs in one batched SB run (docs/batched.md): one SampleSet per BQM, in
         order; BQM b's is the one `sample(bqm, seed=seed + b)` returns. Same keywords as
         sample; bqms: a sequence of dimod.BinaryQuadraticModel (of any sizes and vartypes).
@@ -135,7 +171,7 @@ class SimulatedBifurcationSampler(dimod.Sampler):
             agents=agents, max_steps=max_steps, best_only=False, mode=mode, heated=heated,
             verbose=False, early_stopping=early_stopping, sampling_period=sampling_period,
             convergence_threshold=convergence_threshold, timeout=timeout, backend=backend,
-            seed=seed)
+            seed=seed, polish=polish)
         start = time.perf_counter()
         # A BQM with no variables takes no place in the batch but keeps its seed offset.
         spins, _ = batch._optimize("minimize", "spin", options, seeds=None if seed is None

@@ -171,5 +171,41 @@ inline void check_sample_args(const at::Tensor& position, const at::Tensor& fiel
   TORCH_CHECK_VALUE(threshold > 0, "threshold must be positive, got ", threshold);
 }
 
+// sb_polish's arguments: spins and field (variables, agents), apart in memory, spins all +-1,
+// and a well-formed CSR coupling of the variables (checked before any pointer is followed).
+inline void check_polish_args(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
+                              const at::Tensor& spins, const at::Tensor& field, int64_t max_sweeps) {
+  TORCH_CHECK_VALUE(spins.dim() == 2, "spins must be 2-D (variables, agents), got ", spins.dim(),
+                    " dimensions");
+  common::check_float_tensor(spins, "spins");
+  TORCH_CHECK_VALUE(spins.is_contiguous(), "spins must be contiguous");
+  TORCH_CHECK_VALUE(field.sizes() == spins.sizes(), "field must have the shape of spins ",
+                    spins.sizes(), ", got ", field.sizes());
+  TORCH_CHECK_TYPE(field.scalar_type() == spins.scalar_type(), "field must have the dtype of spins (",
+                   spins.scalar_type(), "), got ", field.scalar_type());
+  TORCH_CHECK_VALUE(field.device() == spins.device(), "field must be on the device of spins");
+  TORCH_CHECK_VALUE(field.is_contiguous(), "field must be contiguous");
+  TORCH_CHECK_VALUE(at::get_overlap_status(spins, field) == at::MemOverlapStatus::No,
+                    "spins and field must not overlap in memory");
+  TORCH_CHECK_VALUE(max_sweeps >= 0, "max_sweeps must be non-negative, got ", max_sweeps);
+  const int64_t n = spins.size(0);
+  TORCH_CHECK_TYPE(crow.scalar_type() == at::kLong && col.scalar_type() == at::kLong,
+                   "crow_indices and col_indices must be int64");
+  TORCH_CHECK_VALUE(crow.dim() == 1 && crow.numel() == n + 1, "crow_indices must be 1-D of length ",
+                    n + 1, " (variables + 1), got shape ", crow.sizes());
+  TORCH_CHECK_VALUE(col.dim() == 1 && values.dim() == 1 && col.numel() == values.numel(),
+                    "col_indices and values must be 1-D of the same length");
+  TORCH_CHECK_TYPE(values.scalar_type() == spins.scalar_type(), "values must have the dtype of spins (",
+                   spins.scalar_type(), "), got ", values.scalar_type());
+  for (const at::Tensor* t : {&crow, &col, &values}) {
+    TORCH_CHECK_VALUE(t->device() == spins.device(), "CSR tensors must be on the device of spins");
+    TORCH_CHECK_VALUE(t->is_contiguous(), "CSR tensors must be contiguous");
+  }
+  check_csr_structure(crow, col, n, std::to_string(n) + " variables");
+  if (spins.numel() > 0) {
+    TORCH_CHECK_VALUE(spins.abs().ne(1).any().item<bool>() == false, "spins must all be -1 or 1");
+  }
+}
+
 }  // namespace sb
 }  // namespace sb_native

@@ -38,6 +38,12 @@ TORCH_LIBRARY_FRAGMENT(sb_native, m) {
   // (field = J @ s), then the stop-window bookkeeping of simulated-bifurcation 2.0.0.
   m.def("sb_sample(Tensor position, Tensor field, Tensor(a!) energies, Tensor(b!) stability, "
         "Tensor(c!) bifurcated, Tensor(d!) final_spins, int threshold) -> ()");
+  // Greedy single-flip descent of every agent (polish.h) on a symmetric, zero-diagonal J in
+  // CSR form: spins (variables, agents) all +-1, field = J @ spins on entry; sweeps in
+  // variable order flip each spin whose flip lowers -0.5 s^T J s, until a sweep flips none
+  // or max_sweeps are done. field is kept equal to J @ spins (updated per flip).
+  m.def("sb_polish(Tensor crow_indices, Tensor col_indices, Tensor values, Tensor(a!) spins, "
+        "Tensor(b!) field, int max_sweeps) -> ()");
   // Variables across ranks (engine/rows.py). A rank holds rows of J in CSR form whose
   // col_indices index the rows of `gathered`, f(x) of every variable gathered from the ranks:
   // floating positions (bSB), int8 signs or int64 packed bits (dSB; rows_math.h). finish:

@@ -16,6 +16,7 @@ from .. import _checks, _ops
 from .._env import ENVIRONMENT
 from .._options import BackendChoice, Callback, GroupChoice, Mode, SolverOptions
 from ..engine.batched import BatchRunner, batch_couplings
+from ..engine.polish import Polisher
 from .batch_ising import dense_isings, dense_values
 from .polynomial import DomainLike, QuadraticPolynomial
 
@@ -209,6 +210,11 @@ class PolynomialBatch:
                                 ENVIRONMENT.time_step)
         runner = BatchRunner.from_options(options, backend, self.device)
         spins = runner.run_batch(batch, seeds)
+        if options.polish:  # each problem's agents, as its own call polishes them
+            discrete = options.mode == "discrete"
+            for b, coupling in enumerate(couplings):
+                polish = Polisher(coupling.for_run(backend, discrete), backend)
+                spins[b, :coupling.n], _ = polish(spins[b, :coupling.n])
         if dense is not None:
             # (B, variables, agents), or one (variables, agents) tensor per problem below
             values: Union[torch.Tensor, List[torch.Tensor]] = dense_values(dense, spins,
@@ -253,7 +259,8 @@ class PolynomialBatch:
                  backend: BackendChoice = "auto",
                  seed: Optional[int] = None,
                  process_group: GroupChoice = None,
-                 callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 callback: Optional[Callback] = None,
+                 polish: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """Minimize every problem over `domain` in one SB run.
 
         Returns (B, n) vectors and (B,) values, or (B, agents, n) and (B, agents) with
@@ -277,7 +284,8 @@ class PolynomialBatch:
                  backend: BackendChoice = "auto",
                  seed: Optional[int] = None,
                  process_group: GroupChoice = None,
-                 callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 callback: Optional[Callback] = None,
+                 polish: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """Maximize every problem over `domain`; same arguments and shapes as minimize.
 
         >>> import torch, sb_native as sb

@@ -142,7 +142,8 @@ class Ising:
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
                  backend: BackendChoice = "auto", seed: Optional[int] = None,
                  process_group: GroupChoice = None,
-                 callback: Optional[Callback] = None) -> torch.Tensor:
+                 callback: Optional[Callback] = None,
+                 polish: bool = False) -> torch.Tensor:
         """SB on this model; returns every agent's spins, shape (M, agents).
 
         The keywords are sb_native.minimize's (best_only excepted: every agent is returned).

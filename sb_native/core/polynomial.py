@@ -404,7 +404,8 @@ class QuadraticPolynomial:
                  backend: BackendChoice = "auto",
                  seed: Optional[int] = None,
                  process_group: GroupChoice = None,
-                 callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 callback: Optional[Callback] = None,
+                 polish: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """Minimize over `domain` with SB; returns (vector(s), value(s)).
 
         Shapes: best_only -> (variables,), (); otherwise (agents, variables), (agents,).
@@ -431,7 +432,8 @@ class QuadraticPolynomial:
                  backend: BackendChoice = "auto",
                  seed: Optional[int] = None,
                  process_group: GroupChoice = None,
-                 callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 callback: Optional[Callback] = None,
+                 polish: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """Maximize over `domain` with SB; same arguments and shapes as minimize.
 
         >>> import torch, sb_native as sb

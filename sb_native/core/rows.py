@@ -210,6 +210,9 @@ class RowBlock:
         if options.process_group not in (None, True) and \
                 resolve_group(options.process_group) is not self.group:
             raise ValueError("process_group must be the RowBlock's own group (or None)")
+        if options.polish:
+            raise ValueError("polish is not available for variables across ranks yet: a flip "
+                             "needs its neighbours' spins, held by other ranks")
         coupling, constant = self._ising(sense)
         backend = _ops.resolve_backend(options.backend, self.device)
         settings = (self.dimension, self.domain, sense)
@@ -239,7 +242,8 @@ class RowBlock:
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
                  backend: BackendChoice = "auto", seed: Optional[int] = None,
                  process_group: GroupChoice = None,
-                 callback: Optional[Callback] = None):
+                 callback: Optional[Callback] = None,
+                 polish: bool = False):
         """Minimize f with SB, the variables across the block's ranks; every rank returns
         the same (vector(s), value(s)) as minimize() on the whole problem.
 
@@ -256,7 +260,8 @@ class RowBlock:
                  convergence_threshold: int = 50, timeout: Optional[float] = None,
                  backend: BackendChoice = "auto", seed: Optional[int] = None,
                  process_group: GroupChoice = None,
-                 callback: Optional[Callback] = None):
+                 callback: Optional[Callback] = None,
+                 polish: bool = False):
         """Maximize f with SB, the variables across the block's ranks; same arguments and
         results as minimize."""
         return self._optimize("maximize", SolverOptions.of(locals()))

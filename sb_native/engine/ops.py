@@ -50,6 +50,12 @@ def sb_sample(position, field, energies, stability, bifurcated, final_spins, thr
         position, field, energies, stability, bifurcated, final_spins, threshold)
 
 
+def sb_polish(crow_indices, col_indices, values, spins, field, max_sweeps, *,
+              backend: str) -> None:
+    _ops.select("sb_polish", backend, reference.sb_polish)(
+        crow_indices, col_indices, values, spins, field, max_sweeps)
+
+
 def sb_rows_step(crow_indices, col_indices, values, gathered, position, momentum,
                  start_momentum, momentum_coef, position_coef, quadratic_coef, heat_coef, finish,
                  begin, *, backend: str) -> None:

@@ -184,3 +184,23 @@ def sb_rows_energy(crow_indices, col_indices, values, gathered, position, energi
     """In place, like sb_native::sb_rows_energy: the block's share of the spins' energies."""
     field = _block_product(crow_indices, col_indices, values, gathered, position.shape[1])
     energies.copy_(torch.sum(sample_spins(position) * field, dim=0))
+
+
+def sb_polish(crow_indices, col_indices, values, spins, field, max_sweeps) -> None:
+    """In place, like sb_native::sb_polish: every agent's descent side by side, one variable at
+    a time. Each agent flips and updates its field in the kernel's order, so the results are
+    the kernel's bit for bit; an agent a sweep left unchanged stays so in later sweeps."""
+    bounds = crow_indices.tolist()
+    for _ in range(max_sweeps):
+        flipped = False
+        for i in range(spins.shape[0]):
+            flip = spins[i] * field[i] < 0
+            if not bool(flip.any()):
+                continue
+            flipped = True
+            delta = torch.where(flip, -2 * spins[i], 0)
+            spins[i] = torch.where(flip, -spins[i], spins[i])
+            lo, hi = bounds[i], bounds[i + 1]
+            field.index_add_(0, col_indices[lo:hi], values[lo:hi, None] * delta[None, :])
+        if not flipped:
+            break

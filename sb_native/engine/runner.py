@@ -19,6 +19,7 @@ from .._env import ENVIRONMENT
 from . import distributed, ops, reference
 from .coupling import Coupling
 from .history import ISING, Callback, HistoryPoint, Objective
+from .polish import Polisher
 
 INFINITY = float("inf")
 # Wall time one chunk aims at, so progress bars, timeouts and Ctrl-C stay responsive
@@ -148,7 +149,7 @@ class SBRunner:
                  sampling_period: int, convergence_threshold: int, backend: str,
                  generator: Optional[torch.Generator], group=None,
                  seed: Optional[int] = None, callback: Optional[Callback] = None,
-                 objective: Objective = ISING) -> None:
+                 objective: Objective = ISING, polish: bool = False) -> None:
         self.agents = agents
         self.max_steps = INFINITY if max_steps is None else max_steps
         self.timeout = INFINITY if timeout is None else timeout
@@ -164,6 +165,7 @@ class SBRunner:
         self.seed = seed
         self.callback = callback
         self.objective = objective  # the callback's values of the runner's energies
+        self.polish = polish  # each agent's final spins polished by local search
         # Sampling points: early stopping's, or a callback's when early stopping is off.
         self.sampling = early_stopping or callback is not None
         self.shard: Optional[distributed.AgentShard] = None
@@ -181,7 +183,7 @@ class SBRunner:
                    convergence_threshold=options.convergence_threshold, backend=backend,
                    generator=options.generator(device),
                    group=distributed.resolve_group(options.process_group), seed=options.seed,
-                   callback=options.callback, objective=objective)
+                   callback=options.callback, objective=objective, polish=bool(options.polish))
 
     def _chunk(self, step: int, last: Optional[tuple], first: Optional[tuple] = None) -> int:
         """Steps of the next call. last = (steps, seconds) of the longest call so far, or None;
@@ -250,6 +252,8 @@ class SBRunner:
         finally:
             self.window.progress.close()
         spins = self.get_final_spins(reference.sample_spins(position), self.early_stopping)
+        if self.polish:  # this rank's agents, before they are gathered
+            spins, _ = Polisher(coupling.for_run(self.backend, self.discrete), self.backend)(spins)
         return spins if self.shard is None else self.shard.gather_spins(spins)
 
     def _check_stopping_rule(self) -> None:

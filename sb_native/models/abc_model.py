@@ -38,7 +38,8 @@ class ABCModel(ABC, QuadraticPolynomial):
                  backend: BackendChoice = "auto",
                  seed: Optional[int] = None,
                  process_group: GroupChoice = None,
-                 callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 callback: Optional[Callback] = None,
+                 polish: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """Minimize over the model's own domain; see sb_native.minimize for every argument.
 
         >>> import torch
@@ -59,7 +60,8 @@ class ABCModel(ABC, QuadraticPolynomial):
                  backend: BackendChoice = "auto",
                  seed: Optional[int] = None,
                  process_group: GroupChoice = None,
-                 callback: Optional[Callback] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 callback: Optional[Callback] = None,
+                 polish: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """Maximize over the model's own domain; see sb_native.maximize for every argument.
 
         >>> import torch

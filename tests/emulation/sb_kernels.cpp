@@ -2,6 +2,7 @@
 #include "rename.h"
 
 #include "../../csrc/sb/ops.cpp"
+#include "../../csrc/sb/cuda/sb_polish_cuda.cu"
 #include "../../csrc/sb/cuda/sb_run_batched_cuda.cu"
 #include "../../csrc/sb/cuda/sb_run_csr_cuda.cu"
 #include "../../csrc/sb/cuda/sb_run_cuda.cu"
