@@ -1,6 +1,6 @@
 """Mutation check of the CUDA emulation tests: does each deliberate bug in a kernel fail them?
 
-For each of the 18 CUDA kernels, three bugs of the kinds that pass a review and break a GPU
+For each of the 19 CUDA kernels, three bugs of the kinds that pass a review and break a GPU
 run:
   index      an off-by-one in an index or a loop start;
   barrier    a dropped __syncthreads(); where the kernel has none, the other way its threads
@@ -41,6 +41,7 @@ LOOP = "sb/cuda/sb_loop.cuh"
 CSR = "sb/cuda/sb_run_csr_cuda.cu"
 INT8 = "sb/cuda/sb_run_int8_cuda.cu"
 SAMPLE = "sb/cuda/sb_sample_cuda.cu"
+POLISH = "sb/cuda/sb_polish_cuda.cu"
 ROWS_CU = "sb/cuda/sb_rows_cuda.cu"
 SMALL = "sb/cuda/sb_small_kernel.cuh"
 INCREMENTAL = "sb/cuda/sb_incremental_kernel.cuh"
@@ -132,6 +133,14 @@ MUTATIONS = [
              "sb_sample"),
     Mutation("final_spins_kernel", "reduction", SAMPLE, "out[e] = spin_of(x[e]);",
              "out[e] = -spin_of(x[e]);", SB, "sb_sample"),
+    # ── sb_polish_cuda.cu (the descent itself is polish.h, shared with the CPU kernel) ──
+    Mutation("polish_kernel", "index", POLISH, "spins + a, field + a,",
+             "spins + a, field + (a + 1) % agents,", SB, "sb_polish"),
+    Mutation("polish_kernel", "barrier", POLISH,
+             "(agents + kPolishThreads - 1) / kPolishThreads", "agents / kPolishThreads", SB,
+             "sb_polish"),
+    Mutation("polish_kernel", "reduction", POLISH, "n, agents, max_sweeps);\n}",
+             "n, agents, max_sweeps - 1);\n}", SB, "sb_polish"),
     # ── sb_rows_cuda.cu ──
     Mutation("rows_step_kernel", "index", ROWS_CU,
              "threadIdx.x; a < J.agents;\n       a += stride) {\n    const int64_t e",

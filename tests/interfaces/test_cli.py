@@ -264,3 +264,45 @@ def test_solve_several_files_text_and_errors(capsys, tmp_path, gset_file):
     assert status == 1 and "no problem files in" in err
     status, _, err = run(capsys, "solve", gset_file, gset_file, "--distributed", "agents")
     assert status == 1 and "--distributed solves one problem file" in err
+
+
+def test_solve_time_limit_json(capsys, gset_file):
+    status, out, err = run(capsys, "solve", gset_file, "--json", "--time-limit", "0.3",
+                           "--seed", "4", "--agents", "16")
+    assert status == 0, err
+    result = json.loads(out)
+    assert result["cut"] == best_cut() and result["time_limit"] == 0.3
+    assert result["runs"] >= 1 and 0 < result["found_s"] <= result["solve_s"]
+    settings = result["settings"]
+    assert settings["agents"] == 16 and settings["seed"] == 4  # given, the rest by class
+    assert settings["mode"] == "discrete" and settings["polish"] is True
+
+
+def test_solve_time_limit_text_and_output(capsys, gset_file, tmp_path):
+    solution = tmp_path / "cut.txt"
+    status, out, err = run(capsys, "solve", gset_file, "--time-limit", "0.2", "-o", solution)
+    assert status == 0, err
+    assert f"cut {best_cut()} found at" in out and "runs of up to" in out
+    lines = solution.read_text().splitlines()
+    assert lines[0].endswith(f"cut {best_cut()}") and len(lines) == 9
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--timeout", "1"], "--timeout does not go with --time-limit"),
+    (["--max-steps", "none"], "--max-steps cannot be 'none' with --time-limit"),
+    (["--time-limit", "0"], "expected a positive number of seconds"),
+])
+def test_solve_time_limit_errors(capsys, gset_file, extra, message):
+    status, _, err = run(capsys, "solve", gset_file, "--time-limit", "0.2", *extra)
+    assert status in (1, 2) and message in err
+
+
+def test_solve_time_limit_takes_one_file(capsys, gset_file, tmp_path):
+    status, _, err = run(capsys, "solve", gset_file, gset_file, "--time-limit", "0.2")
+    assert status == 1 and "--time-limit solves one problem file; got 2 problems" in err
+
+
+def test_solve_polish(capsys, gset_file):
+    status, out, err = run(capsys, "solve", gset_file, "--json", "--polish", *FAST)
+    assert status == 0, err
+    assert json.loads(out)["settings"]["polish"] is True

@@ -167,3 +167,30 @@ def test_sample_multiple_checks_each_bqm():
     with pytest.raises(TypeError, match=r"bqms\[1\] must be a dimod.BinaryQuadraticModel"):
         sampler.sample_multiple([dimod.BQM("SPIN"), {"a": 1}])
     assert sampler.sample_multiple([]) == []
+
+
+@pytest.mark.parametrize("vartype", [dimod.SPIN, dimod.BINARY])
+def test_time_limit_gives_the_best_sample(vartype):
+    bqm = random_bqm(vartype, n=10, seed=3)
+    ground = dimod.ExactSolver().sample(bqm).first.energy
+    sampleset = SimulatedBifurcationSampler().sample(bqm, time_limit=0.3, seed=2)
+    assert len(sampleset) == 1 and sampleset.vartype is vartype
+    assert sampleset.first.energy == pytest.approx(ground)
+    dimod.testing.assert_sampleset_energies(sampleset, bqm, precision=9)
+    info = sampleset.info
+    assert info["runs"] >= 1 and info["time_limit"] == 0.3
+    assert 0 < info["found_s"] <= info["solve_time_s"]
+
+
+def test_time_limit_errors_and_polish():
+    bqm = random_bqm(dimod.SPIN, n=8, seed=1)
+    sampler = SimulatedBifurcationSampler()
+    with pytest.raises(ValueError, match="timeout does not go with time_limit"):
+        sampler.sample(bqm, time_limit=0.2, timeout=1.0)
+    with pytest.raises(ValueError, match="max_steps cannot be None with time_limit"):
+        sampler.sample(bqm, time_limit=0.2, max_steps=None)
+    raw = sampler.sample(bqm, agents=16, max_steps=40, seed=0, early_stopping=False)
+    polished = sampler.sample(bqm, agents=16, max_steps=40, seed=0, early_stopping=False,
+                              polish=True)
+    assert polished.record.energy.sum() <= raw.record.energy.sum()
+    dimod.testing.assert_sampleset_energies(polished, bqm, precision=9)

@@ -146,6 +146,22 @@ def test_sb_sample(dtype, integer, n):
     assert bool(gpu["bifurcated"].any()), "the sequence must exercise freezing"
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("integer", [True, False])
+def test_sb_polish(dtype, integer):
+    """The GPU's descent equals the CPU op's bit for bit (updates of weight * +-2, in order)."""
+    n, agents = 300, 200
+    J = symmetric(n, dtype, integer=integer, density=0.05)
+    g = torch.Generator().manual_seed(1)
+    spins = torch.where(torch.rand(n, agents, generator=g) < 0.5, 1.0, -1.0).to(dtype)
+    crow, col, values = csr_of(J)
+    cpu = (spins.clone(), (J @ spins).contiguous())
+    gpu = on_cuda(*cpu)
+    torch.ops.sb_native.sb_polish(crow, col, values, *cpu, 100)
+    torch.ops.sb_native.sb_polish(*on_cuda(crow, col, values), *gpu, 100)
+    assert torch.equal(gpu[0].cpu(), cpu[0]) and torch.equal(gpu[1].cpu(), cpu[1])
+
+
 def test_runs_on_a_side_stream():
     J = symmetric(30, torch.float64)
     x, m = state(30, 8, torch.float64)

@@ -127,6 +127,25 @@ def test_sb_sample(emulated, dtype, n, agents):
     assert n == 0 or bool(got["bifurcated"].any()), "the sequence must exercise freezing"
 
 
+# ── sb_polish: polish_kernel ─────────────────────────────────────────────────────────
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("integer", [True, False])
+@pytest.mark.parametrize("n,agents", [(1, 1), (60, 7), (90, 130)])  # 130: two blocks
+def test_sb_polish(emulated, dtype, integer, n, agents):
+    """One thread per agent, every flip and field update in the CPU kernel's order: equal bit
+    for bit, random real weights included (each update adds weight * +-2, exact)."""
+    J = symmetric(n, dtype, integer=integer, density=0.2, seed=n)
+    g = torch.Generator().manual_seed(agents)
+    spins = torch.where(torch.rand(n, agents, generator=g) < 0.5, 1.0, -1.0).to(dtype)
+    crow, col, values = csr_of(J)
+    cpu = (spins.clone(), (J @ spins).contiguous())
+    got = (spins.clone(), cpu[1].clone())
+    torch.ops.sb_native.sb_polish(crow, col, values, *cpu, 50)
+    emulated.sb_polish(crow, col, values, *got, 50)
+    assert torch.equal(got[0], cpu[0]) and torch.equal(got[1], cpu[1])
+    assert n == 1 or not torch.equal(cpu[0], spins), "the descent must flip some spins"
+
+
 # ── sb_run / sb_run_int8 up to 512 variables: small_run_kernel ────────────────────────
 SMALL = [(1, 5), (45, 1), (100, 37), (512, 3)]  # 3 agents: narrow tiles; 37: wide ones
 
