@@ -1,14 +1,19 @@
-"""Solution quality on the G-set: every instance within a fixed wall time, against best known.
+"""Solution quality on the G-set: SB, simulated annealing and tabu search within fixed wall
+times, against best known cuts.
 
-    .venv/bin/python bench/sb/bench_gset.py --time 10
-    .venv/bin/python bench/sb/bench_gset.py --time 5 --instances G1,G11 --no-write
+    .venv/bin/python bench/sb/bench_gset.py --time 1 10
+    .venv/bin/python bench/sb/bench_gset.py --time 5 --instances G1,G11 --seeds 3 --no-write
 
-For each instance SB restarts with a new seed until the time budget is spent and keeps the
-best cut; dwave-samplers' simulated annealing (when installed) gets the same budget. The
-table is printed and written into the "## G-set quality" section of bench/RESULTS.md.
+SB is sb_native.solve_within(model, T, sense="maximize"): restarts until T with the settings
+of the problem's class (settings_for), unless --agents, --max-steps, --mode, --time-step or
+--heated override a field. dwave-samplers' simulated annealing and tabu search take reads
+on the same Ising form until the same T. --seeds K runs every solver K times and reports
+the best. One table per budget, printed and written into the "## G-set quality" section of
+bench/RESULTS.md.
 """
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -18,7 +23,7 @@ import re
 import shlex
 import sys
 import time
-import warnings
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -33,6 +38,54 @@ from sb_native.models import MaxCut  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "gset"
 RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## G-set quality"
+CALIBRATION_STEPS = 20
+SA_SWEEPS = 1000  # sweeps per SA read, unless a read would not fit the budget
+# solve_within's run r uses seed + r, so seeds 0 and 1 would share all but one run; spacing
+# the repetitions' seeds this far apart keeps their runs distinct.
+SEED_STRIDE = 1_000_000
+# Tabu reads shorter than this mostly measure the sampler's per-call set-up.
+MIN_TABU_READ_S = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One solver's run within a budget: its best cut, (seconds, cut) each time the best
+    improved, and what it did ("runs × steps", "reads × sweeps", ...)."""
+
+    cut: float
+    improvements: Tuple[Tuple[float, float], ...]
+    detail: str
+
+    @property
+    def found_at(self) -> float:
+        return self.improvements[-1][0]
+
+
+class Best:
+    """The best cut of a run so far, and when each improvement came (seconds from start)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.cut = -float("inf")
+        self.improvements: List[Tuple[float, float]] = []
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def offer(self, cut: float) -> None:
+        if cut > self.cut:
+            self.cut = cut
+            self.improvements.append((self.elapsed(), cut))
+
+    def run(self, detail: str) -> Run:
+        return Run(self.cut, tuple(self.improvements), detail)
+
+
+def batch_size(per_read: float, remaining: float, elapsed: float) -> int:
+    """Reads for the next sampler call: what fits in the time left, and no more than span half
+    the time so far, so that an improvement, stamped at the end of its call, is stamped within
+    a factor 1.5 of when it was found (which is what a log time axis shows)."""
+    return min(int(remaining / per_read), max(1, int(0.5 * elapsed / per_read)))
 
 
 def instance_name(path: pathlib.Path) -> str:
@@ -44,89 +97,119 @@ def natural_key(path: pathlib.Path):
     return [int(part) if part.isdigit() else part for part in parts]
 
 
-CALIBRATION_STEPS = 20
+def instance_paths(data: pathlib.Path, names: Optional[str]) -> List[pathlib.Path]:
+    """The instance files in data, in natural order; only `names` (comma-separated) if given."""
+    if not data.is_dir():
+        raise SystemExit(f"no instance folder at {data}")
+    paths = sorted((p for p in data.iterdir() if re.fullmatch(r".+\.txt(\.gz)?", p.name)),
+                   key=natural_key)
+    if not names:
+        return paths
+    wanted = names.split(",")
+    missing = set(wanted) - {instance_name(p) for p in paths}
+    if missing:
+        raise SystemExit(f"unknown instances: {', '.join(sorted(missing))}")
+    return [p for p in paths if instance_name(p) in wanted]
 
 
-def sb_steps(model: MaxCut, budget: float, args) -> int:
-    """Steps per run: --max-steps, or fewer when a run would not fit in the budget.
-
-    The faster of two short runs sets the pace: the first one also pays one-off set-up.
-    """
-    timings = []
-    for _ in range(2):
-        began = time.perf_counter()
-        model.maximize(agents=args.agents, max_steps=CALIBRATION_STEPS, mode=args.mode,
-                       heated=args.heated, verbose=False, early_stopping=False,
-                       backend=args.backend, seed=args.seed)
-        timings.append(time.perf_counter() - began)
-    per_step = min(timings) / CALIBRATION_STEPS
-    return max(CALIBRATION_STEPS, min(args.max_steps, int(0.9 * budget / per_step)))
+def read_best_known(data: pathlib.Path) -> dict:
+    path = data / "best_known.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
-def run_sb(model: MaxCut, budget: float, args) -> dict:
-    """Seeded restarts until the budget is spent; the best cut and when it was found.
+def spin_bqm(edges: np.ndarray, nodes: int):
+    """The Ising form SA and tabu minimize, and the total weight: minimizing
+    sum w_ij s_i s_j = total - 2 cut maximizes the cut, so cut = (total - energy) / 2."""
+    import dimod
 
-    A run cut short by the clock mid-ramp gives a poor cut, so each run is sized to fit
-    (`sb_steps`, calibration included in the budget) and, as in sb_native.presets, the
-    pressure ramps over the whole run: pressure_slope = 1 / (time_step * steps).
-    """
-    best, found_at, runs = -float("inf"), 0.0, 0
-    start = time.perf_counter()
-    env = sb_native.get_env()
-    steps = sb_steps(model, budget, args)
-    sb_native.set_env(time_step=args.time_step, pressure_slope=1.0 / (args.time_step * steps))
-    try:
-        with warnings.catch_warnings():
-            # A run stopped by the clock before convergence still returns valid spins.
-            warnings.simplefilter("ignore", sb_native.ConvergenceWarning)
-            while (remaining := budget - (time.perf_counter() - start)) > 0:
-                _, cut = model.maximize(agents=args.agents, max_steps=steps, mode=args.mode,
-                                        heated=args.heated, timeout=remaining, verbose=False,
-                                        backend=args.backend, seed=args.seed + runs)
-                runs += 1
-                if float(cut) > best:
-                    best, found_at = float(cut), time.perf_counter() - start
-    finally:
-        sb_native.set_env(**env)
-    return {"cut": best, "to_best_s": found_at, "total_s": time.perf_counter() - start,
-            "runs": runs, "steps": steps}
-
-
-def run_sa(edges: np.ndarray, nodes: int, budget: float, seed: int, sweeps: int):
-    """dwave-samplers' simulated annealing on the same Ising form, reads until the budget.
-
-    Sweeps per read are --sa-sweeps, or fewer when one read would not fit the budget.
-    """
-    try:
-        import dimod
-        from dwave.samplers import SimulatedAnnealingSampler
-    except ImportError:
-        return None
     rows, cols, weights = edges[:, 0].astype(np.int64), edges[:, 1].astype(np.int64), edges[:, 2]
-    # Minimizing sum w_ij s_i s_j = total - 2 cut maximizes the cut.
     bqm = dimod.BinaryQuadraticModel.from_numpy_vectors(np.zeros(nodes), (rows, cols, weights),
                                                         0.0, dimod.SPIN)
-    total = float(weights.sum())
+    return bqm, float(weights.sum())
+
+
+def solvers_available() -> bool:
+    try:
+        import dimod  # noqa: F401
+        from dwave.samplers import SimulatedAnnealingSampler, TabuSampler  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_sb(model: MaxCut, budget: float, seed: int, settings: Optional[sb_native.Settings],
+           backend: str = "auto") -> Tuple[Run, sb_native.Settings]:
+    """solve_within's best cut within budget, and the settings it used."""
+    result = sb_native.solve_within(model, budget, sense="maximize", seed=SEED_STRIDE * seed,
+                                    settings=settings, backend=backend, verbose=False)
+    run = Run(result.value, result.improvements, f"{result.runs} × {result.steps}")
+    return run, result.settings
+
+
+def run_sa(bqm, total: float, budget: float, seed: int, sweeps: int) -> Run:
+    """dwave-samplers' simulated annealing, reads until the budget.
+
+    Sweeps per read are `sweeps`, or fewer when one read would not fit the budget (by a
+    calibration read, which counts as a read). Each call's seed comes from default_rng(seed),
+    below 2**31 as the sampler requires.
+    """
+    from dwave.samplers import SimulatedAnnealingSampler
+
     sampler = SimulatedAnnealingSampler()
-    best, found_at, reads = -float("inf"), 0.0, 0
-    start = time.perf_counter()
-    sampler.sample(bqm, num_reads=1, num_sweeps=CALIBRATION_STEPS, seed=seed)
-    per_sweep = (time.perf_counter() - start) / CALIBRATION_STEPS
+    seeds = np.random.default_rng(seed)
+    best = Best()
+
+    def read(count: int, read_sweeps: int) -> None:
+        sample = sampler.sample(bqm, num_reads=count, num_sweeps=read_sweeps,
+                                seed=int(seeds.integers(2**31)))
+        best.offer((total - float(sample.first.energy)) / 2)
+
+    read(1, CALIBRATION_STEPS)
+    per_sweep = best.elapsed() / CALIBRATION_STEPS
     sweeps = max(CALIBRATION_STEPS, min(sweeps, int(0.9 * budget / per_sweep)))
-    per_read = sweeps * per_sweep
-    while (remaining := budget - (time.perf_counter() - start)) > 0:
-        batch = int(remaining / per_read) if reads else 1
-        if batch < 1:
-            break
+    per_read, reads = sweeps * per_sweep, 1
+    while (batch := batch_size(per_read, budget - best.elapsed(), best.elapsed())) >= 1:
         began = time.perf_counter()
-        energy = float(sampler.sample(bqm, num_reads=batch, num_sweeps=sweeps,
-                                      seed=seed + reads).first.energy)
+        read(batch, sweeps)
         per_read = (time.perf_counter() - began) / batch
         reads += batch
-        if (total - energy) / 2 > best:
-            best, found_at = (total - energy) / 2, time.perf_counter() - start
-    return {"cut": best, "to_best_s": found_at, "total_s": time.perf_counter() - start,
-            "reads": reads, "sweeps": sweeps}
+    return best.run(f"{reads} × {sweeps}")
+
+
+def run_tabu(bqm, total: float, budget: float, seed: int, read_ms: int) -> Run:
+    """dwave-samplers' tabu search, reads until the budget.
+
+    Tabu's timeout bounds one read, and every call first copies the problem into a dense
+    n x n matrix (0.8 s for K2000 on 2 cores). The first call, one read of a quarter of the
+    budget (at most read_ms), measures that set-up; later calls take as many reads as fit
+    in what is left. A short budget on a large instance can overrun by that first set-up.
+    """
+    from dwave.samplers import TabuSampler
+
+    sampler = TabuSampler()
+    seeds = np.random.default_rng(seed)
+    best = Best()
+    read_s, overhead, reads = min(read_ms / 1000, budget / 4), None, 0
+    while True:
+        batch, this_read = 1, read_s
+        if overhead is not None:
+            usable = budget - best.elapsed() - overhead
+            this_read = min(read_s, usable)
+            if this_read < MIN_TABU_READ_S:
+                break
+            batch = batch_size(this_read, usable, best.elapsed())
+        began = time.perf_counter()
+        sample = sampler.sample(bqm, num_reads=batch, timeout=max(1, int(1000 * this_read)),
+                                seed=int(seeds.integers(2**31)))
+        overhead = max(0.0, time.perf_counter() - began - batch * this_read)
+        best.offer((total - float(sample.first.energy)) / 2)
+        reads += batch
+    return best.run(f"{reads} × {1000 * read_s:.0f} ms")
+
+
+def best_of(runs: List[Run]) -> Run:
+    """The highest cut; among equal cuts, the one found first."""
+    return max(runs, key=lambda run: (run.cut, -run.found_at))
 
 
 def percent(cut, best_known):
@@ -142,98 +225,165 @@ def machine() -> str:
             f"torch {torch.__version__}, torch threads: {info['threads']}, {native}")
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) our section of RESULTS.md, leaving every other section alone."""
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text, current)
+def measured() -> str:
+    """When, where and how loaded the machine was: the first line of every section."""
+    return (f"Measured {datetime.date.today().isoformat()} on {machine()}; "
+            f"1-minute load average at the start: {os.getloadavg()[0]:.1f}.")
+
+
+def command_line(script: str, argv: Optional[List[str]]) -> str:
+    arguments = argv if argv is not None else sys.argv[1:]
+    return f"python bench/sb/{script} {shlex.join(arguments)}".strip()
+
+
+def describe(settings: sb_native.Settings) -> str:
+    return (f"{settings.mode}{' heated' if settings.heated else ''}, {settings.agents} agents, "
+            f"time step {settings.time_step:g}, up to {settings.max_steps} steps per run"
+            f"{'' if settings.polish else ', unpolished'}")
+
+
+def write_section(section: str, text: str, path: pathlib.Path = RESULTS) -> None:
+    """Replace (or append) the section titled `section` of path, leaving the others alone."""
+    current = path.read_text() if path.exists() else "# Benchmark results\n"
+    body = text.rstrip("\n") + "\n"
+    match = re.search(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", current, re.S | re.M)
+    if match:
+        rest = current[match.end():]
+        updated = current[:match.start()] + body + ("\n" + rest if rest else "")
     else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(updated)
+        updated = current.rstrip("\n") + "\n\n" + body
+    path.write_text(updated)
+
+
+def settings_override(args) -> dict:
+    """The Settings fields given on the command line (the rest come from the class)."""
+    given = {"mode": args.mode, "agents": args.agents, "time_step": args.time_step,
+             "max_steps": args.max_steps, "heated": True if args.heated else None}
+    return {field: value for field, value in given.items() if value is not None}
+
+
+def sb_settings(model: MaxCut, override: dict) -> Optional[sb_native.Settings]:
+    """None (solve_within picks by class) or the class's settings with `override` applied."""
+    if not override:
+        return None
+    coupling = model.to_ising(model.domain)._coupling()
+    return dataclasses.replace(sb_native.settings_for(coupling), **override)
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--agents", type=int, help="override the class's agents")
+    parser.add_argument("--max-steps", type=int, help="override the class's steps per run")
+    parser.add_argument("--mode", choices=("ballistic", "discrete"), help="override the mode")
+    parser.add_argument("--time-step", type=float, help="override the class's time step")
+    parser.add_argument("--heated", action="store_true", help="heated SB")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=pathlib.Path, default=DATA, help="folder of instances")
     parser.add_argument("--instances", help="comma-separated names, e.g. G1,G22,K2000")
-    parser.add_argument("--time", type=float, default=10.0, help="seconds per instance and solver")
-    parser.add_argument("--agents", type=int, default=128)
-    parser.add_argument("--max-steps", type=int, default=2000)
-    parser.add_argument("--mode", choices=("ballistic", "discrete"), default="discrete")
-    parser.add_argument("--time-step", type=float, default=0.5,
-                        help="SB time step (the maxcut-sparse preset's by default)")
-    parser.add_argument("--heated", action="store_true")
-    parser.add_argument("--backend", choices=("auto", "native", "torch"), default="auto")
+    parser.add_argument("--time", type=float, nargs="+", default=[10.0],
+                        help="seconds per instance, solver and seed; several give one table each")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="runs per solver (seeds seed..seed+K-1); the best is reported")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sa-sweeps", type=int, default=1000, help="sweeps per SA read")
+    add_settings_arguments(parser)
+    parser.add_argument("--backend", choices=("auto", "native", "torch"), default="auto")
+    parser.add_argument("--sa-sweeps", type=int, default=SA_SWEEPS, help="sweeps per SA read")
+    parser.add_argument("--tabu-timeout", type=int, default=1000,
+                        help="longest tabu read, ms (a quarter of the budget at most)")
+    parser.add_argument("--tabu-max-nodes", type=int, default=10000,
+                        help="skip tabu above this many nodes (it copies the problem to a "
+                             "dense n x n float64 matrix per call)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for SB (default: torch's; SA runs on one)")
+                        help="torch threads for SB (default: torch's; SA and tabu use one)")
     parser.add_argument("--no-sa", action="store_true", help="skip simulated annealing")
+    parser.add_argument("--no-tabu", action="store_true", help="skip tabu search")
     parser.add_argument("--no-write", action="store_true", help="print only")
-    parser.add_argument("--note", default="", help="text written under the table")
+    parser.add_argument("--note", default="", help="text written under the tables")
     args = parser.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not args.data.is_dir():
-        print(f"bench_gset: no instance folder at {args.data}", file=sys.stderr)
-        return 1
-    best_known_path = args.data / "best_known.json"
-    best_known = json.loads(best_known_path.read_text()) if best_known_path.exists() else {}
-    paths = sorted((p for p in args.data.iterdir() if re.fullmatch(r".+\.txt(\.gz)?", p.name)),
-                   key=natural_key)
-    if args.instances:
-        wanted = args.instances.split(",")
-        missing = set(wanted) - {instance_name(p) for p in paths}
-        if missing:
-            print(f"bench_gset: unknown instances: {', '.join(sorted(missing))}", file=sys.stderr)
-            return 1
-        paths = [p for p in paths if instance_name(p) in wanted]
+    paths = instance_paths(args.data, args.instances)
+    best_known = read_best_known(args.data)
+    have_dwave = solvers_available()
+    if not have_dwave and not (args.no_sa and args.no_tabu):
+        print("bench_gset: dwave-samplers not installed: SA and tabu skipped", file=sys.stderr)
+    use_sa, use_tabu = have_dwave and not args.no_sa, have_dwave and not args.no_tabu
+    override = settings_override(args)
+    seeds = range(args.seed, args.seed + args.seeds)
+    opening = measured()
 
     header = ("| instance | n | edges | best known | SB cut | SB % | SB to best (s) "
-              "| SB runs × steps | SA cut | SA % | SA to best (s) | SA reads × sweeps |")
-    lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
-    print(header, flush=True)
-    load_average = os.getloadavg()[0]
-    for path in paths:
-        name = instance_name(path)
-        nodes, edges = sio.read_gset_edges(path)
-        model = MaxCut.from_gset(path)
-        sb = run_sb(model, args.time, args)
-        sa = None if args.no_sa else run_sa(edges, nodes, args.time, args.seed, args.sa_sweeps)
-        known = best_known.get(name)
-        sa_cells = ([f"{sa['cut']:.0f}", percent(sa["cut"], known), f"{sa['to_best_s']:.1f}",
-                     f"{sa['reads']} × {sa['sweeps']}"] if sa else ["–"] * 4)
-        cells = [name, str(nodes), str(len(edges)), str(known or "–"), f"{sb['cut']:.0f}",
-                 percent(sb["cut"], known), f"{sb['to_best_s']:.1f}",
-                 f"{sb['runs']} × {sb['steps']}"] + sa_cells
-        row = "| " + " | ".join(cells) + " |"
-        lines.append(row)
-        print(row, flush=True)
+              "| SB runs × steps | SA cut | SA % | SA to best (s) | Tabu cut | Tabu % "
+              "| Tabu to best (s) | SB ≥ SA, tabu |")
+    tables, used = [], {}
+    loaded = {}
+    for budget in args.time:
+        lines = [header, "|" + "---|" * (header.count(" | ") + 1)]
+        details: dict = {}  # SA's and tabu's reads per instance, listed under the table
+        print(f"\n{budget:g} s per instance, solver and seed\n{header}", flush=True)
+        for path in paths:
+            name = instance_name(path)
+            if name not in loaded:
+                nodes, edges = sio.read_gset_edges(path)
+                model = MaxCut.from_gset(path)
+                loaded[name] = (nodes, edges, model, spin_bqm(edges, nodes) if have_dwave
+                                else None, sb_settings(model, override))
+            nodes, edges, model, bqm_total, settings = loaded[name]
+            sb_runs = [run_sb(model, budget, s, settings, args.backend) for s in seeds]
+            sb = best_of([run for run, _ in sb_runs])
+            used[name] = sb_runs[0][1]
+            sa = best_of([run_sa(*bqm_total, budget, s, args.sa_sweeps)
+                          for s in seeds]) if use_sa else None
+            tabu = best_of([run_tabu(*bqm_total, budget, s, args.tabu_timeout) for s in seeds]
+                           ) if use_tabu and nodes <= args.tabu_max_nodes else None
+            known = best_known.get(name)
+            cells = [name, str(nodes), str(len(edges)), str(known or "–"), f"{sb.cut:.0f}",
+                     percent(sb.cut, known), f"{sb.found_at:.1f}", sb.detail]
+            for other in (sa, tabu):
+                cells += ([f"{other.cut:.0f}", percent(other.cut, known),
+                           f"{other.found_at:.1f}"] if other else ["–"] * 3)
+            others = [other.cut for other in (sa, tabu) if other]
+            cells.append(("yes" if sb.cut >= max(others) else "no") if others else "–")
+            row = "| " + " | ".join(cells) + " |"
+            lines.append(row)
+            print(row, flush=True)
+            for label, other in (("SA reads × sweeps", sa), ("tabu reads × read", tabu)):
+                if other:
+                    details.setdefault(label, []).append(f"{name} {other.detail}")
+        tables += [f"### {budget:g} s per instance, solver and seed", "", *lines, ""]
+        tables += ["; ".join(f"{label}: {', '.join(rows)}" for label, rows in details.items())
+                   + ".", ""] if details else []
 
-    arguments = argv if argv is not None else sys.argv[1:]
-    command = "python bench/sb/bench_gset.py " + shlex.join(arguments)
-    settings = (f"SB: {args.mode}{' heated' if args.heated else ''}, {args.agents} agents, "
-                f"up to {args.max_steps} steps per run (fewer where a run would not fit the "
-                f"budget, by a {CALIBRATION_STEPS}-step calibration; time step {args.time_step:g}, "
-                "pressure ramped over the whole run), early stopping on, float32, "
-                f"backend {args.backend}, restarts "
-                f"with seeds {args.seed}, {args.seed + 1}, ... until {args.time:g} s per "
-                f"instance. SA: dwave-samplers SimulatedAnnealingSampler, up to "
-                f"{args.sa_sweeps} sweeps per read (fewer where a read would not fit), reads "
-                f"until the same {args.time:g} s.")
+    groups: dict = {}
+    for name, settings in used.items():
+        groups.setdefault(describe(settings), []).append(name)
+    by_class = "; ".join(f"{text} ({', '.join(names)})" for text, names in groups.items())
+    given = ", ".join(f"{field}={value}" for field, value in override.items())
+    origin = (f"the class's settings (settings_for) with {given} from the command line"
+              if override else "settings by problem class (settings_for)")
+    settings_text = (
+        f"SB: sb_native.solve_within(model, T, sense=\"maximize\"), {origin}: {by_class}; "
+        f"float32, backend {args.backend}, each run sized to the budget by a calibration, "
+        f"restarts until T. SA: dwave-samplers SimulatedAnnealingSampler, up to "
+        f"{args.sa_sweeps} sweeps per read (fewer where a read would not fit), reads until T. "
+        f"Tabu: dwave-samplers TabuSampler, reads of at most {args.tabu_timeout} ms (and a "
+        f"quarter of T) until T, skipped above {args.tabu_max_nodes} nodes. Seeds "
+        f"{args.seed}..{args.seed + args.seeds - 1}, best of {args.seeds} per solver (SB's "
+        f"solve_within gets seed × {SEED_STRIDE:,} so that repetitions share no run); SB on "
+        f"torch's threads, SA and tabu on one.")
     section = "\n".join([
-        SECTION, "",
-        f"Measured {datetime.date.today().isoformat()} on {machine()}; "
-        f"1-minute load average at the start: {load_average:.1f}.", "",
-        f"Command: `{command.strip()}`", "", f"Settings: {settings}", "",
+        SECTION, "", opening, "", f"Command: `{command_line('bench_gset.py', argv)}`", "",
+        f"Settings: {settings_text}", "",
         "\"%\" is the cut as a percentage of the best known cut (`best_known.json`; – where "
         "none is listed). \"to best\" is the wall time at which the best cut of the budget was "
-        "found; instance loading is not counted.", "",
-        *lines, "", *([args.note, ""] if args.note else [])])
+        "found (SA and tabu: the end of the sampler call that found it); instance loading is "
+        "not counted. \"SB ≥ SA, tabu\": SB's cut is at least the others'.", "",
+        *tables, *([args.note, ""] if args.note else [])])
     if not args.no_write:
-        write_section(section)
+        write_section(SECTION, section)
         print(f"\nwritten to {RESULTS}")
     return 0
 

@@ -131,7 +131,8 @@ def test_sb_sample(emulated, dtype, n, agents):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("integer", [True, False])
 @pytest.mark.parametrize("n,agents", [(1, 1), (60, 7), (90, 130)])  # 130: two blocks
-def test_sb_polish(emulated, dtype, integer, n, agents):
+@pytest.mark.parametrize("sweeps", [1, 2, 50])  # 1 and 2 stop before a local minimum
+def test_sb_polish(emulated, dtype, integer, n, agents, sweeps):
     """One thread per agent, every flip and field update in the CPU kernel's order: equal bit
     for bit, random real weights included (each update adds weight * +-2, exact)."""
     J = symmetric(n, dtype, integer=integer, density=0.2, seed=n)
@@ -140,8 +141,8 @@ def test_sb_polish(emulated, dtype, integer, n, agents):
     crow, col, values = csr_of(J)
     cpu = (spins.clone(), (J @ spins).contiguous())
     got = (spins.clone(), cpu[1].clone())
-    torch.ops.sb_native.sb_polish(crow, col, values, *cpu, 50)
-    emulated.sb_polish(crow, col, values, *got, 50)
+    torch.ops.sb_native.sb_polish(crow, col, values, *cpu, sweeps)
+    emulated.sb_polish(crow, col, values, *got, sweeps)
     assert torch.equal(got[0], cpu[0]) and torch.equal(got[1], cpu[1])
     assert n == 1 or not torch.equal(cpu[0], spins), "the descent must flip some spins"
 
