@@ -172,8 +172,7 @@ def solve_within(args, files: List[str]) -> int:
     if given.get("max_steps", 0) is None:
         raise _UserError("--max-steps cannot be 'none' with --time-limit (a run needs a "
                          "step count to ramp over)")
-    ising = model.to_ising(model.domain)
-    settings = replace(settings_for(ising._coupling()), **given)
+    settings = replace(settings_for(model), **given)
     seed = 0 if args.seed is None else args.seed
     verbose = not args.quiet and not args.json and sys.stderr.isatty()
     result = solve(model, args.time_limit, sense=sense, seed=seed, settings=settings,

@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--polish", action="store_true",
                        help="polish every agent's spins by local search (greedy single flips)")
     solve.add_argument("--time-limit", type=_positive_float, default=None, metavar="T",
-                       help="the best answer within T seconds: runs with seeds seed, seed + 1, "
-                            "... (default seed 0), each polished by local search; settings by "
+                       help="the best answer within T seconds: runs with fresh seeds drawn from "
+                            "--seed (default 0), each polished by local search; settings by "
                             "problem class unless --mode, --agents, --max-steps (the most "
                             "steps of a run) or --heated are given")
     # Unset here, so a time-limited solve can tell given options from defaults (_defaults).

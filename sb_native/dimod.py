@@ -78,7 +78,7 @@ class SimulatedBifurcationSampler(dimod.Sampler):
         spins polished by a greedy single-flip descent.
 
         time_limit: the best sample within that many seconds (sb_native.solve_within: runs
-        with seeds seed, seed + 1, ... (0 when None), each polished by local search): one
+        seeded from seed (0 when None), each polished by local search): one
         sample; info adds found_s, runs, steps_per_run and time_limit. agents, max_steps (the
         most steps of a run), mode and heated override the problem class's settings where
         they differ from their defaults; timeout does not go with it.
@@ -128,7 +128,7 @@ class SimulatedBifurcationSampler(dimod.Sampler):
         if given.get("max_steps", 0) is None:
             raise ValueError("max_steps cannot be None with time_limit (a run needs a step "
                              "count to ramp over)")
-        settings = replace(settings_for(polynomial.to_ising("spin")._coupling()), **given)
+        settings = replace(settings_for(polynomial, domain="spin"), **given)
         result = solve_within(polynomial, time_limit, domain="spin", settings=settings,
                               seed=0 if seed is None else seed, backend=backend, verbose=False)
         return self._sampleset(bqm, variables, result.vector.reshape(1, -1), False, info={

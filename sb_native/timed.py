@@ -3,7 +3,8 @@
 `solve_within(problem, time_limit)` sizes one run to the budget (a short calibration run
 gives the time per step), ramps the pressure over each run (slope = 1 / (time_step *
 steps), as sb_native.presets do), polishes every agent's spins with a greedy single-flip
-descent (engine/polish.py), restarts with seed, seed + 1, ... and keeps the best. The
+descent (engine/polish.py), restarts with fresh seeds drawn from the user's seed and keeps
+the best. The
 settings (mode, agents, time step, steps) come from the problem's class (`settings_for`),
 chosen by measurement (bench/RESULTS.md, "Settings by problem class").
 
@@ -24,7 +25,7 @@ from . import _checks, _ops
 from ._env import get_env, set_env
 from .core.ising import Ising
 from .core.polynomial import DomainLike, QuadraticPolynomial
-from .engine import Coupling, SBRunner
+from .engine import SPARSE_DENSITY, Coupling, SBRunner
 from .engine.history import Callback, HistoryPoint, Objective
 from .engine.polish import Polisher
 
@@ -52,24 +53,31 @@ class Settings:
     polish: bool = True
 
 
-def settings_for(coupling: Coupling) -> Settings:
-    """The settings of a problem class, from the SB coupling's size and density (the
-    measurements behind each rule: bench/RESULTS.md, "Settings by problem class").
+def settings_for(problem: Union["Problem", Coupling], domain: Optional[DomainLike] = None
+                 ) -> Settings:
+    """The settings of a problem's class, from its size and density: problem is a
+    QuadraticPolynomial or model (domain: as solve_within's), an Ising, or an SB Coupling.
+    The measurements behind each rule: bench/RESULTS.md, "Settings by problem class".
 
-    Dense problems (K2000) take dSB with the smaller time step of the maxcut-dense preset;
-    sparse ones the maxcut-sparse preset's 0.5. Above 5,000 variables fewer agents with
-    more steps each reach better cuts in the same time.
+    Every class takes dSB with few agents and long runs: at equal time 16 agents of 8,000
+    steps beat 128 of 2,000 on every G-set class. Dense problems (K2000) take the smaller
+    time step of the maxcut-dense preset, sparse ones the maxcut-sparse preset's 0.5.
+
+    >>> import torch, sb_native as sb
+    >>> sb.settings_for(sb.QuadraticPolynomial(torch.ones(3, 3)), domain="spin").time_step
+    0.25
     """
-    dense = coupling.density() >= 0.1
-    agents = 128 if coupling.n <= 5000 else 32
-    return Settings(mode="discrete", agents=agents, time_step=0.25 if dense else 0.5,
-                    max_steps=2000 if coupling.n <= 5000 else 4000)
+    coupling = problem if isinstance(problem, Coupling) else _Search(
+        problem, domain, "minimize").coupling
+    dense = coupling.density() >= SPARSE_DENSITY
+    return Settings(mode="discrete", agents=16, time_step=0.25 if dense else 0.5,
+                    max_steps=8000)
 
 
 @dataclass(frozen=True)
 class TimedResult:
     """What solve_within found: the best vector and its value (the polynomial's, or the
-    Ising energy), when it was found, the runs made, the steps of a full run, the time spent
+    Ising energy), when it was found, the runs made, the steps of the longest run, the time spent
     and the settings used; improvements lists (seconds, value) each time the best improved.
     """
 
@@ -77,6 +85,7 @@ class TimedResult:
     value: float
     found_at: float
     runs: int
+    seeds: Tuple[int, ...]  # each run's seed (run_seed(seed, r))
     steps: int
     seconds: float
     settings: Settings
@@ -84,6 +93,18 @@ class TimedResult:
 
 
 Problem = Union[QuadraticPolynomial, Ising]
+
+
+def run_seed(seed: int, run: int) -> int:
+    """Run run's seed: the run-th draw of a generator seeded with seed, so the runs of two
+    seeds share nothing (seed + run would share all runs but one with seed + 1).
+
+    >>> import sb_native as sb
+    >>> sb.timed.run_seed(0, 0) == sb.timed.run_seed(0, 0) != sb.timed.run_seed(1, 0)
+    True
+    """
+    generator = torch.Generator().manual_seed(seed)
+    return int(torch.randint(2**62, (run + 1,), generator=generator)[run])
 
 
 def _check(problem, time_limit, sense, seed, max_runs, steps) -> None:
@@ -95,7 +116,8 @@ def _check(problem, time_limit, sense, seed, max_runs, steps) -> None:
         raise ValueError(f"time_limit should be a positive number of seconds, got {time_limit!r}.")
     if sense not in ("minimize", "maximize"):
         raise ValueError(f"sense should be 'minimize' or 'maximize', got {sense!r}.")
-    _checks.check_seed(seed)
+    if seed is None or not _checks._is_int(seed):
+        raise TypeError(f"seed should be an integer, received {seed!r}.")
     _checks.check_positive_int("max_runs", max_runs, allow_none=True)
     _checks.check_positive_int("steps", steps, allow_none=True)
 
@@ -162,8 +184,8 @@ def solve_within(problem: Problem, time_limit: float, *, sense: str = "minimize"
 
     problem: a QuadraticPolynomial, a model (MaxCut, QUBO, ...; its own domain) or an Ising
     (its energy). sense: "minimize" or "maximize". domain: a polynomial's domain (as
-    minimize's). seed: run r uses seed + r, so two calls with the same seed and the same
-    runs give the same answer. settings: the runs' settings (default: settings_for the
+    minimize's). seed: run r uses run_seed(seed, r), so two calls with the same seed and the
+    same runs give the same answer. settings: the runs' settings (default: settings_for the
     problem). steps: the steps of every run, instead of the calibrated ones; max_runs: stop
     after that many runs (with steps, a result that does not depend on the clock). backend:
     "auto", "native" or "torch". verbose: a progress bar with the best value so far.
@@ -202,34 +224,41 @@ def solve_within(problem: Problem, time_limit: float, *, sense: str = "minimize"
     bar = tqdm(total=time_limit, disable=not verbose, desc="⏱ Best within limit",
                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s{postfix}")
     improvements = []
-    runs, total_steps, per_step, per_run_extra = 0, 0, 0.0, 0.0
+    seeds: list = []
+    runs, total_steps, longest, per_step, per_run_extra = 0, 0, 0, 0.0, 0.0
+    fixed = steps is not None  # every run of the given steps: no calibration, no shrinking
     try:
-        if steps is None:
+        if not fixed:
             timings = []
             for _ in range(2):  # the faster run: the first also pays one-off set-up
                 began = time.perf_counter()
                 run(CALIBRATION_STEPS, seed, None)
                 timings.append(time.perf_counter() - began)
+            # An upper bound: a run's first steps flip the most signs, which costs dSB's
+            # incremental field most; each run's own time then resizes the next.
             per_step = min(timings) / CALIBRATION_STEPS
-            budget = time_limit - (time.perf_counter() - start)
-            steps = max(MIN_STEPS, min(settings.max_steps, int(0.9 * budget / per_step)))
         while max_runs is None or runs < max_runs:
             remaining = time_limit - (time.perf_counter() - start)
+            if not fixed:
+                steps = max(MIN_STEPS, min(settings.max_steps, int(0.9 * time_limit / per_step)))
+            assert steps is not None
             run_steps = steps
-            if runs and per_step > 0:  # the last run shrinks to what is left, or is skipped
+            if runs and not fixed:  # the last run shrinks to what is left, or is skipped
                 run_steps = min(steps, int((remaining - per_run_extra) / per_step))
-            if remaining <= 0 or run_steps < min(MIN_STEPS, steps):
+            if remaining <= 0 or (not fixed and run_steps < max(MIN_STEPS, steps // 4)):
                 break
             began = time.perf_counter()
-            spins = run(run_steps, seed + runs, remaining if max_runs is None else None)
+            seeds.append(run_seed(seed, runs))
+            spins = run(run_steps, seeds[-1], remaining if max_runs is None else None)
             ran = time.perf_counter() - began
             if polish is not None:
                 spins, energies = polish(spins)
             else:
                 energies = torch.sum(spins * coupling.matmul(spins), dim=0)
-            per_step = ran / run_steps
+            per_step = ran / run_steps  # the whole run's pace sizes the next runs
             per_run_extra = time.perf_counter() - began - ran
             runs, total_steps = runs + 1, total_steps + run_steps
+            longest = max(longest, run_steps)
             now = time.perf_counter() - start
             value = search.consider(spins, energies)
             if value is not None:
@@ -249,5 +278,6 @@ def solve_within(problem: Problem, time_limit: float, *, sense: str = "minimize"
                          f"{MIN_STEPS} steps on this problem.")
     value, vector = search.best
     return TimedResult(vector=vector, value=value, found_at=improvements[-1][0], runs=runs,
-                       steps=steps, seconds=time.perf_counter() - start,
+                       seeds=tuple(seeds),
+                       steps=longest, seconds=time.perf_counter() - start,
                        settings=settings, improvements=tuple(improvements))

@@ -40,9 +40,6 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## G-set quality"
 CALIBRATION_STEPS = 20
 SA_SWEEPS = 1000  # sweeps per SA read, unless a read would not fit the budget
-# solve_within's run r uses seed + r, so seeds 0 and 1 would share all but one run; spacing
-# the repetitions' seeds this far apart keeps their runs distinct.
-SEED_STRIDE = 1_000_000
 # Tabu reads shorter than this mostly measure the sampler's per-call set-up.
 MIN_TABU_READ_S = 0.01
 
@@ -140,7 +137,7 @@ def solvers_available() -> bool:
 def run_sb(model: MaxCut, budget: float, seed: int, settings: Optional[sb_native.Settings],
            backend: str = "auto") -> Tuple[Run, sb_native.Settings]:
     """solve_within's best cut within budget, and the settings it used."""
-    result = sb_native.solve_within(model, budget, sense="maximize", seed=SEED_STRIDE * seed,
+    result = sb_native.solve_within(model, budget, sense="maximize", seed=seed,
                                     settings=settings, backend=backend, verbose=False)
     run = Run(result.value, result.improvements, f"{result.runs} × {result.steps}")
     return run, result.settings
@@ -278,6 +275,59 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heated", action="store_true", help="heated SB")
 
 
+def compare(instance: tuple, budget: float, seeds: range, args):
+    """SB's, SA's and tabu's best runs over the seeds (None for a solver left out), and
+    the settings SB used."""
+    nodes, _, model, bqm_total, settings = instance
+    sb_runs = [run_sb(model, budget, seed, settings, args.backend) for seed in seeds]
+    sa = None if args.no_sa else best_of(
+        [run_sa(*bqm_total, budget, seed, args.sa_sweeps) for seed in seeds])
+    tabu = None if args.no_tabu or nodes > args.tabu_max_nodes else best_of(
+        [run_tabu(*bqm_total, budget, seed, args.tabu_timeout) for seed in seeds])
+    return best_of([run for run, _ in sb_runs]), sb_runs[0][1], sa, tabu
+
+
+def row_cells(name: str, instance: tuple, known, sb: Run, sa: Optional[Run],
+              tabu: Optional[Run]) -> List[str]:
+    nodes, edges = instance[:2]
+    cells = [name, str(nodes), str(len(edges)), str(known or "–"), f"{sb.cut:.0f}",
+             percent(sb.cut, known), f"{sb.found_at:.1f}", sb.detail]
+    for other in (sa, tabu):
+        cells += ([f"{other.cut:.0f}", percent(other.cut, known), f"{other.found_at:.1f}"]
+                  if other else ["–"] * 3)
+    others = [other.cut for other in (sa, tabu) if other]
+    return cells + [("yes" if sb.cut >= max(others) else "no") if others else "–"]
+
+
+def seeds_text(first: int, count: int) -> str:
+    return f"seed {first}" if count == 1 else f"seeds {first}..{first + count - 1}"
+
+
+def describe_solvers(used: dict, override: dict, args) -> str:
+    """The solvers' settings in words; used: the SB settings per instance."""
+    groups: dict = {}
+    for name, settings in used.items():
+        groups.setdefault(describe(settings), []).append(name)
+    by_class = "; ".join(f"{text} ({', '.join(names)})" for text, names in groups.items())
+    given = ", ".join(f"{field}={value}" for field, value in override.items())
+    origin = (f"the class's settings (settings_for) with {given} from the command line"
+              if override else "settings by problem class (settings_for)")
+    parts = [f"SB: sb_native.solve_within(model, T, sense=\"maximize\"), {origin}: "
+             f"{by_class}; float32, backend {args.backend}, each run sized to the budget by a "
+             "calibration, restarts until T."]
+    if not args.no_sa:
+        parts.append(f"SA: dwave-samplers SimulatedAnnealingSampler, up to {args.sa_sweeps} "
+                     "sweeps per read (fewer where a read would not fit), reads until T.")
+    if not args.no_tabu:
+        parts.append(f"Tabu: dwave-samplers TabuSampler, reads of at most {args.tabu_timeout} "
+                     f"ms (and a quarter of T) until T, skipped above {args.tabu_max_nodes} "
+                     "nodes.")
+    parts.append(f"{seeds_text(args.seed, args.seeds).capitalize()}, best of {args.seeds} per "
+                 "solver (solve_within draws its runs' seeds from the seed, so repetitions "
+                 "share no run); SB on torch's threads, SA and tabu on one.")
+    return " ".join(parts)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=pathlib.Path, default=DATA, help="folder of instances")
@@ -310,8 +360,7 @@ def main(argv=None) -> int:
     have_dwave = solvers_available()
     if not have_dwave and not (args.no_sa and args.no_tabu):
         print("bench_gset: dwave-samplers not installed: SA and tabu skipped", file=sys.stderr)
-    use_sa, use_tabu = have_dwave and not args.no_sa, have_dwave and not args.no_tabu
-    override = settings_override(args)
+    args.no_sa, args.no_tabu = args.no_sa or not have_dwave, args.no_tabu or not have_dwave
     seeds = range(args.seed, args.seed + args.seeds)
     opening = measured()
 
@@ -330,23 +379,10 @@ def main(argv=None) -> int:
                 nodes, edges = sio.read_gset_edges(path)
                 model = MaxCut.from_gset(path)
                 loaded[name] = (nodes, edges, model, spin_bqm(edges, nodes) if have_dwave
-                                else None, sb_settings(model, override))
-            nodes, edges, model, bqm_total, settings = loaded[name]
-            sb_runs = [run_sb(model, budget, s, settings, args.backend) for s in seeds]
-            sb = best_of([run for run, _ in sb_runs])
-            used[name] = sb_runs[0][1]
-            sa = best_of([run_sa(*bqm_total, budget, s, args.sa_sweeps)
-                          for s in seeds]) if use_sa else None
-            tabu = best_of([run_tabu(*bqm_total, budget, s, args.tabu_timeout) for s in seeds]
-                           ) if use_tabu and nodes <= args.tabu_max_nodes else None
-            known = best_known.get(name)
-            cells = [name, str(nodes), str(len(edges)), str(known or "–"), f"{sb.cut:.0f}",
-                     percent(sb.cut, known), f"{sb.found_at:.1f}", sb.detail]
-            for other in (sa, tabu):
-                cells += ([f"{other.cut:.0f}", percent(other.cut, known),
-                           f"{other.found_at:.1f}"] if other else ["–"] * 3)
-            others = [other.cut for other in (sa, tabu) if other]
-            cells.append(("yes" if sb.cut >= max(others) else "no") if others else "–")
+                                else None, sb_settings(model, settings_override(args)))
+            sb, settings, sa, tabu = compare(loaded[name], budget, seeds, args)
+            used[name] = settings
+            cells = row_cells(name, loaded[name], best_known.get(name), sb, sa, tabu)
             row = "| " + " | ".join(cells) + " |"
             lines.append(row)
             print(row, flush=True)
@@ -357,23 +393,7 @@ def main(argv=None) -> int:
         tables += ["; ".join(f"{label}: {', '.join(rows)}" for label, rows in details.items())
                    + ".", ""] if details else []
 
-    groups: dict = {}
-    for name, settings in used.items():
-        groups.setdefault(describe(settings), []).append(name)
-    by_class = "; ".join(f"{text} ({', '.join(names)})" for text, names in groups.items())
-    given = ", ".join(f"{field}={value}" for field, value in override.items())
-    origin = (f"the class's settings (settings_for) with {given} from the command line"
-              if override else "settings by problem class (settings_for)")
-    settings_text = (
-        f"SB: sb_native.solve_within(model, T, sense=\"maximize\"), {origin}: {by_class}; "
-        f"float32, backend {args.backend}, each run sized to the budget by a calibration, "
-        f"restarts until T. SA: dwave-samplers SimulatedAnnealingSampler, up to "
-        f"{args.sa_sweeps} sweeps per read (fewer where a read would not fit), reads until T. "
-        f"Tabu: dwave-samplers TabuSampler, reads of at most {args.tabu_timeout} ms (and a "
-        f"quarter of T) until T, skipped above {args.tabu_max_nodes} nodes. Seeds "
-        f"{args.seed}..{args.seed + args.seeds - 1}, best of {args.seeds} per solver (SB's "
-        f"solve_within gets seed × {SEED_STRIDE:,} so that repetitions share no run); SB on "
-        f"torch's threads, SA and tabu on one.")
+    settings_text = describe_solvers(used, settings_override(args), args)
     section = "\n".join([
         SECTION, "", opening, "", f"Command: `{command_line('bench_gset.py', argv)}`", "",
         f"Settings: {settings_text}", "",

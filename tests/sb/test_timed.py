@@ -69,10 +69,12 @@ def test_equals_the_same_runs_made_with_maximize(polish):
     cuts = []
     with sb.presets.Preset(mode="discrete", agents=16, max_steps=60, time_step=0.5).environment():
         for run in range(3):
-            _, cut = model.maximize(agents=16, max_steps=60, mode="discrete", seed=7 + run,
+            _, cut = model.maximize(agents=16, max_steps=60, mode="discrete",
+                                    seed=sb.timed.run_seed(7, run),
                                     early_stopping=False, verbose=False, polish=polish)
             cuts.append(float(cut))
     assert result.value == max(cuts)
+    assert result.seeds == tuple(sb.timed.run_seed(7, run) for run in range(3))
     assert [value for _, value in result.improvements] == sorted(set(
         itertools.accumulate(cuts, max)))
 
@@ -129,7 +131,10 @@ def test_settings_follow_the_problem_class():
     dense = sb.settings_for(Coupling.dense(symmetric(50, torch.float32)))
     sparse = sb.settings_for(Coupling.dense(symmetric(50, torch.float32, density=0.02)))
     assert (dense.mode, dense.time_step) == ("discrete", 0.25)
-    assert sparse.time_step == 0.5 and sparse.agents == 128 and sparse.polish
+    assert sparse.time_step == 0.5 and sparse.agents == 16 and sparse.polish
+    model = MaxCut(torch.ones(6, 6))
+    assert sb.settings_for(model) == dense  # a model, its coupling
+    assert sb.settings_for(sb.Ising(symmetric(50, torch.float32, density=0.02))) == sparse
 
 
 @pytest.mark.parametrize("kwargs,error,message", [
@@ -140,6 +145,7 @@ def test_settings_follow_the_problem_class():
     (dict(sense="max"), ValueError, "sense should be 'minimize' or 'maximize'"),
     (dict(steps=0), ValueError, "steps"),
     (dict(max_runs=-1), ValueError, "max_runs"),
+    (dict(seed=None), TypeError, "seed should be an integer"),
     (dict(problem=[[1.0]]), TypeError, "problem should be a QuadraticPolynomial"),
     (dict(problem="polynomial"), ValueError, "domain: a QuadraticPolynomial needs its domain"),
     (dict(problem="ising", domain="binary"), ValueError, "domain: an Ising problem"),
