@@ -33,6 +33,9 @@ from .engine.polish import Polisher
 # cuts far below a full one's (bench/RESULTS.md, "Settings by problem class").
 CALIBRATION_STEPS = 20
 MIN_STEPS = 50
+# Variables above which settings_for's runs are twice as long (bench/RESULTS.md, "Settings by
+# problem class": 16,000 steps win at 5,000 and 10,000 variables, tie at 2,000).
+LONG_RUNS_ABOVE = 3000
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,10 @@ def settings_for(problem: Union["Problem", Coupling], domain: Optional[DomainLik
     The measurements behind each rule: bench/RESULTS.md, "Settings by problem class".
 
     Every class takes dSB with few agents and long runs: at equal time 16 agents of 8,000
-    steps beat 128 of 2,000 on every G-set class. Dense problems (K2000) take the smaller
-    time step of the maxcut-dense preset, sparse ones the maxcut-sparse preset's 0.5.
+    steps beat 128 of 2,000 on every G-set class, and above 3,000 variables runs of 16,000
+    steps beat 8,000 on random, toroidal and planar graphs alike. Dense problems (K2000)
+    take the smaller time step of the maxcut-dense preset, sparse ones the maxcut-sparse
+    preset's 0.5.
 
     >>> import torch, sb_native as sb
     >>> sb.settings_for(sb.QuadraticPolynomial(torch.ones(3, 3)), domain="spin").time_step
@@ -71,7 +76,7 @@ def settings_for(problem: Union["Problem", Coupling], domain: Optional[DomainLik
         problem, domain, "minimize").coupling
     dense = coupling.density() >= SPARSE_DENSITY
     return Settings(mode="discrete", agents=16, time_step=0.25 if dense else 0.5,
-                    max_steps=8000)
+                    max_steps=8000 if coupling.n <= LONG_RUNS_ABOVE else 16000)
 
 
 @dataclass(frozen=True)

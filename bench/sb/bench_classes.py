@@ -145,8 +145,8 @@ def main(argv=None) -> int:
     section = "\n".join([
         SECTION, "", opening, "", f"Command: `{command_line('bench_classes.py', argv)}`", "",
         f"Settings: {args.time:g} s per run, sb_native.solve_within(model, T, "
-        f"sense=\"maximize\", settings=candidate), {seeds_text(args.seed, args.seeds)} "
-        "; instances from bench/sb/instances.py with seed {args.graph_seed}. "
+        f"sense=\"maximize\", settings=candidate), {seeds_text(args.seed, args.seeds)}; "
+        f"instances from bench/sb/instances.py with seed {args.graph_seed}. "
         f"Class defaults (settings_for): {by_class}. Every other candidate changes one field "
         "of its default; steps per run are the candidate's max steps or fewer where a run "
         "would not fit the budget, so max steps above what fits change nothing.", "",

@@ -80,8 +80,17 @@ def history_of_all_agents(group):
     return vector, value, points
 
 
+def polished_agents(group):
+    """polish=True: each rank polishes its own agents before they are gathered."""
+    J = spin_problem(200, seed=13, integer=True, density=0.05).to_sparse_coo()
+    return sb.maximize(J, domain="spin", mode="discrete", agents=9, max_steps=60,
+                       early_stopping=False, best_only=False, seed=12, polish=True,
+                       process_group=group, verbose=False)
+
+
 CASES = [dsb_integer_dense, dsb_all_agents, bsb_float64_dense, bsb_float64_sparse,
-         integer_domain_no_early_stopping, fewer_agents_than_ranks, history_of_all_agents]
+         integer_domain_no_early_stopping, fewer_agents_than_ranks, history_of_all_agents,
+         polished_agents]
 
 
 # ── cases that only make sense across ranks ──
