@@ -65,6 +65,9 @@ CLASSES: Dict[str, Tuple[str, Callable[[int, int], instances.Instance]]] = {
                     lambda n, seed: instances.toroidal(*torus_shape(n), "pm1", seed)),
     "planar": ("two Delaunay triangulations over the same nodes, weights 1, like G14",
                lambda n, seed: instances.planar(n, seed, layers=2)),
+    "weighted sparse": ("uniform edges as random sparse, integer weights 1 to 100",
+                        lambda n, seed: instances.random_graph(n, sparse_density(n), "int",
+                                                               seed)),
     "dense ±1": ("complete graph, weights ±1, like K2000",
                  lambda n, seed: instances.complete_pm1(n, seed)),
 }

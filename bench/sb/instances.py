@@ -16,7 +16,9 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 Instance = Tuple[int, np.ndarray]
-WEIGHTS = ("one", "pm1")
+# "int": integers 1..100, uniform (weighted graphs: the integer form's scale is 1, but the
+# weights are far from the +-1 that SB's default time steps were tuned on).
+WEIGHTS = ("one", "pm1", "int")
 
 
 def _weights(count: int, weights: str, rng: np.random.Generator) -> np.ndarray:
@@ -24,6 +26,8 @@ def _weights(count: int, weights: str, rng: np.random.Generator) -> np.ndarray:
         raise ValueError(f"weights should be one of {WEIGHTS}, got {weights!r}.")
     if weights == "one":
         return np.ones(count)
+    if weights == "int":
+        return rng.integers(1, 101, size=count).astype(np.float64)
     return rng.choice(np.array([-1.0, 1.0]), size=count)
 
 

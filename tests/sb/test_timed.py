@@ -159,3 +159,12 @@ def test_errors_name_the_argument(kwargs, error, message):
     with pytest.raises(error, match=message):
         sb.solve_within(arguments.pop("problem"), arguments.pop("time_limit"), verbose=False,
                         **arguments)
+
+
+def test_progress_bar_shows_the_best_so_far(capsys):
+    model = graph(30, 0.2, seed=3)
+    result = sb.solve_within(model, 30.0, sense="maximize", steps=50, max_runs=2, verbose=True)
+    err = capsys.readouterr().err
+    assert "Best within limit" in err and f"best {result.value:g}" in err
+    sb.solve_within(model, 30.0, sense="maximize", steps=50, max_runs=1, verbose=False)
+    assert capsys.readouterr().err == ""
