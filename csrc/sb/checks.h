@@ -48,8 +48,9 @@ inline void check_dense_coupling(const at::Tensor& J, const at::Tensor& position
   TORCH_CHECK_VALUE(J.device() == position.device(), "J must be on the device of position");
 }
 
+// state names the (variables, agents) tensor the coupling multiplies in the messages.
 inline void check_csr_coupling(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
-                               const at::Tensor& position) {
+                               const at::Tensor& position, const char* state = "position") {
   const int64_t n = position.size(0);
   TORCH_CHECK_TYPE(crow.scalar_type() == at::kLong && col.scalar_type() == at::kLong,
                    "crow_indices and col_indices must be int64");
@@ -57,12 +58,11 @@ inline void check_csr_coupling(const at::Tensor& crow, const at::Tensor& col, co
                     n + 1, " (variables + 1), got shape ", crow.sizes());
   TORCH_CHECK_VALUE(col.dim() == 1 && values.dim() == 1 && col.numel() == values.numel(),
                     "col_indices and values must be 1-D of the same length");
-  TORCH_CHECK_TYPE(values.scalar_type() == position.scalar_type(),
-                   "values must have the dtype of position (", position.scalar_type(), "), got ",
-                   values.scalar_type());
+  TORCH_CHECK_TYPE(values.scalar_type() == position.scalar_type(), "values must have the dtype of ",
+                   state, " (", position.scalar_type(), "), got ", values.scalar_type());
   for (const at::Tensor* t : {&crow, &col, &values}) {
-    TORCH_CHECK_VALUE(t->device() == position.device(),
-                      "CSR tensors must be on the device of position");
+    TORCH_CHECK_VALUE(t->device() == position.device(), "CSR tensors must be on the device of ",
+                      state);
     TORCH_CHECK_VALUE(t->is_contiguous(), "CSR tensors must be contiguous");
   }
 }
@@ -189,18 +189,7 @@ inline void check_polish_args(const at::Tensor& crow, const at::Tensor& col, con
                     "spins and field must not overlap in memory");
   TORCH_CHECK_VALUE(max_sweeps >= 0, "max_sweeps must be non-negative, got ", max_sweeps);
   const int64_t n = spins.size(0);
-  TORCH_CHECK_TYPE(crow.scalar_type() == at::kLong && col.scalar_type() == at::kLong,
-                   "crow_indices and col_indices must be int64");
-  TORCH_CHECK_VALUE(crow.dim() == 1 && crow.numel() == n + 1, "crow_indices must be 1-D of length ",
-                    n + 1, " (variables + 1), got shape ", crow.sizes());
-  TORCH_CHECK_VALUE(col.dim() == 1 && values.dim() == 1 && col.numel() == values.numel(),
-                    "col_indices and values must be 1-D of the same length");
-  TORCH_CHECK_TYPE(values.scalar_type() == spins.scalar_type(), "values must have the dtype of spins (",
-                   spins.scalar_type(), "), got ", values.scalar_type());
-  for (const at::Tensor* t : {&crow, &col, &values}) {
-    TORCH_CHECK_VALUE(t->device() == spins.device(), "CSR tensors must be on the device of spins");
-    TORCH_CHECK_VALUE(t->is_contiguous(), "CSR tensors must be contiguous");
-  }
+  check_csr_coupling(crow, col, values, spins, "spins");
   check_csr_structure(crow, col, n, std::to_string(n) + " variables");
   if (spins.numel() > 0) {
     TORCH_CHECK_VALUE(spins.abs().ne(1).any().item<bool>() == false, "spins must all be -1 or 1");
