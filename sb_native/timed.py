@@ -58,24 +58,37 @@ class Settings:
 
 def settings_for(problem: Union["Problem", Coupling], domain: Optional[DomainLike] = None
                  ) -> Settings:
-    """The settings of a problem's class, from its size and density: problem is a
-    QuadraticPolynomial or model (domain: as solve_within's), an Ising, or an SB Coupling.
-    The measurements behind each rule: bench/RESULTS.md, "Settings by problem class".
+    """The settings of a problem's class, from its size, density and linear terms: problem
+    is a QuadraticPolynomial or model (domain: as solve_within's), an Ising, or an SB
+    Coupling (taken as having no linear terms). The measurements behind each rule:
+    bench/RESULTS.md, "Settings by problem class".
 
-    Every class takes dSB with few agents and long runs: at equal time 16 agents of 8,000
-    steps beat 128 of 2,000 on every G-set class, and above 3,000 variables runs of 16,000
-    steps beat 8,000 on random, toroidal and planar graphs alike. Dense problems (K2000)
-    take the smaller time step of the maxcut-dense preset, sparse ones the maxcut-sparse
-    preset's 0.5.
+    Max-Cut-like problems (no linear terms) take dSB with few agents and long runs: at equal
+    time 16 agents of 8,000 steps beat 128 of 2,000 on every G-set class, and above 3,000
+    variables runs of 16,000 steps beat 8,000 on random, toroidal and planar graphs alike.
+    Dense problems (K2000) take the smaller time step of the maxcut-dense preset, sparse ones
+    the maxcut-sparse preset's 0.5. Problems with linear terms (QUBO; SB runs them with one
+    extra spin coupled to every variable with a linear term) do better with more agents and
+    shorter runs: 64 agents of 2,000 steps.
 
     >>> import torch, sb_native as sb
     >>> sb.settings_for(sb.QuadraticPolynomial(torch.ones(3, 3)), domain="spin").time_step
     0.25
+    >>> sb.settings_for(sb.models.QUBO(torch.eye(3))).agents
+    64
     """
-    coupling = problem if isinstance(problem, Coupling) else _Search(
-        problem, domain, "minimize").coupling
+    if isinstance(problem, Coupling):
+        return _class_settings(problem, linear=False)
+    search = _Search(problem, domain, "minimize")
+    return _class_settings(search.coupling, search.ising.linear_term)
+
+
+def _class_settings(coupling: Coupling, linear: bool) -> Settings:
     dense = coupling.density() >= SPARSE_DENSITY
-    return Settings(mode="discrete", agents=16, time_step=0.25 if dense else 0.5,
+    time_step = 0.25 if dense else 0.5
+    if linear:
+        return Settings(mode="discrete", agents=64, time_step=time_step, max_steps=2000)
+    return Settings(mode="discrete", agents=16, time_step=time_step,
                     max_steps=8000 if coupling.n <= LONG_RUNS_ABOVE else 16000)
 
 
@@ -209,7 +222,7 @@ def solve_within(problem: Problem, time_limit: float, *, sense: str = "minimize"
     start = time.perf_counter()
     search = _Search(problem, domain, sense)
     coupling = search.coupling
-    settings = settings or settings_for(coupling)
+    settings = settings or _class_settings(coupling, search.ising.linear_term)
     run_backend = _ops.resolve_backend(backend, coupling.device)
     discrete = settings.mode == "discrete"
     coupling = coupling.for_run(run_backend, discrete)

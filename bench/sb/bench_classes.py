@@ -5,8 +5,8 @@ on generated instances of the G-set's classes.
     .venv/bin/python bench/sb/bench_classes.py --time 0.2 --sizes 800 --seeds 1 --no-write
 
 For every instance (instances.py; sizes 800, 2000, 5000, 10000; dense +/-1 up to 2000) the
-candidates are settings_for's choice and that choice with one field changed: agents 8, 32, 64
-or 128, time step 0.25, 0.5 or 0.75, max steps 2000, 4000 or 16000. Each runs
+candidates are settings_for's choice and that choice with one field changed: agents 8, 16, 32,
+64 or 128, time step 0.25, 0.5 or 0.75, max steps 1000, 2000, 4000, 8000 or 16000. Each runs
 sb_native.solve_within(model, T, sense="maximize", settings=candidate) once per seed; the
 table gives the best and mean cut over the seeds, and the best candidate's cut is in bold.
 Printed, and written into the "## Settings by problem class (issue 17)" section of
@@ -21,6 +21,7 @@ import statistics
 import sys
 from typing import Callable, Dict, List, Tuple
 
+import numpy as np
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -38,11 +39,11 @@ from bench_gset import (  # noqa: E402
 )
 
 import sb_native  # noqa: E402
-from sb_native.models import MaxCut  # noqa: E402
+from sb_native.models import QUBO, MaxCut  # noqa: E402
 
 SECTION = "## Settings by problem class (issue 17)"
-VARIED = {"agents": (8, 32, 64, 128), "time_step": (0.25, 0.5, 0.75),
-          "max_steps": (2000, 4000, 16000)}
+VARIED = {"agents": (8, 16, 32, 64, 128), "time_step": (0.25, 0.5, 0.75),
+          "max_steps": (1000, 2000, 4000, 8000, 16000)}
 DENSE_MAX_NODES = 2000  # a complete graph holds n^2 / 2 edges: K2000 is the G-set's largest
 
 
@@ -68,9 +69,19 @@ CLASSES: Dict[str, Tuple[str, Callable[[int, int], instances.Instance]]] = {
     "weighted sparse": ("uniform edges as random sparse, integer weights 1 to 100",
                         lambda n, seed: instances.random_graph(n, sparse_density(n), "int",
                                                                seed)),
+    "qubo": ("qbsolv-style random QUBO, entries and linear terms in [-100, 100]; minimized, "
+             "shown as the maximized -energy",
+             lambda n, seed: instances.random_qubo(n, sparse_density(n), seed)),
     "dense ±1": ("complete graph, weights ±1, like K2000",
                  lambda n, seed: instances.complete_pm1(n, seed)),
 }
+
+
+def qubo_model(n: int, entries) -> QUBO:
+    """The QUBO of entries negated: maximizing it minimizes the QUBO (run_sb maximizes)."""
+    indices = torch.from_numpy(entries[:, :2].T.astype(np.int64))
+    values = -torch.from_numpy(entries[:, 2])
+    return QUBO(torch.sparse_coo_tensor(indices, values, (n, n)).coalesce())
 
 
 def candidates(base: sb_native.Settings) -> List[Tuple[str, sb_native.Settings]]:
@@ -87,7 +98,7 @@ def candidates(base: sb_native.Settings) -> List[Tuple[str, sb_native.Settings]]
 def compare(model: MaxCut, budget: float, seeds: range) -> Tuple[str, List[List[str]]]:
     """The class default in words, and per candidate: name, best cut, mean cut, and the best
     seed's runs × steps; the best candidate's cut (by best, then mean) in bold."""
-    base = sb_native.settings_for(model.to_ising(model.domain)._coupling())
+    base = sb_native.settings_for(model)
     rows, scores = [], []
     for name, settings in candidates(base):
         runs = [run_sb(model, budget, seed, settings)[0] for seed in seeds]
@@ -135,7 +146,8 @@ def main(argv=None) -> int:
             if name == "dense ±1" and n > DENSE_MAX_NODES:
                 continue
             nodes, edges = build(n, args.graph_seed)
-            model = MaxCut.from_edges(edges, n_nodes=nodes)
+            model = qubo_model(nodes, edges) if name == "qubo" else MaxCut.from_edges(
+                edges, n_nodes=nodes)
             default, rows = compare(model, args.time, seeds)
             defaults.setdefault(default, []).append(f"{name} {n}")
             for row in rows:

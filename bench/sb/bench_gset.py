@@ -263,8 +263,7 @@ def sb_settings(model: MaxCut, override: dict) -> Optional[sb_native.Settings]:
     """None (solve_within picks by class) or the class's settings with `override` applied."""
     if not override:
         return None
-    coupling = model.to_ising(model.domain)._coupling()
-    return dataclasses.replace(sb_native.settings_for(coupling), **override)
+    return dataclasses.replace(sb_native.settings_for(model), **override)
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:

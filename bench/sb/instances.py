@@ -115,3 +115,21 @@ def complete_pm1(n: int, seed: int = 0) -> Instance:
     rng = np.random.default_rng(seed)
     i, j = np.triu_indices(n, k=1)
     return n, _table(i, j, _weights(len(i), "pm1", rng))
+
+
+def random_qubo(n: int, density: float, seed: int = 0) -> Tuple[int, np.ndarray]:
+    """A qbsolv-style random QUBO: (n, rows of i, j, q with i <= j), about density's share of
+    the off-diagonal pairs with integer q in [-100, 100] \\ {0}, and every diagonal entry (the
+    linear terms) likewise.
+
+    >>> n, entries = random_qubo(50, 0.1, seed=0)
+    >>> n, bool((entries[:, 0] <= entries[:, 1]).all()), bool((entries[:, 2] != 0).all())
+    (50, True, True)
+    """
+    rng = np.random.default_rng(seed)
+    _, pairs = random_graph(n, density, "one", seed)
+    diagonal = np.arange(n, dtype=np.float64)
+    i = np.concatenate([pairs[:, 0], diagonal])
+    j = np.concatenate([pairs[:, 1], diagonal])
+    q = rng.integers(1, 101, size=len(i)) * rng.choice(np.array([-1, 1]), size=len(i))
+    return n, _table(i, j, q.astype(np.float64))

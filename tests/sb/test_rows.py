@@ -343,6 +343,12 @@ def failing_callback(directory, rows):
         verbose=False, callback=callback)
 
 
+def polish_refused(directory, rows):
+    """polish=True needs each flip's neighbours, held by other ranks: refused on every rank."""
+    return sb.RowBlock.from_gset(os.path.join(directory, "g.txt")).maximize(
+        agents=4, max_steps=10, polish=True, verbose=False)
+
+
 def write_problems(directory):
     random_gset(directory / "g.txt", 53, 200, seed=1)  # 53: uneven blocks on 2 and 3 ranks
     random_gset(directory / "w.txt", 61, 250, seed=2, integer=False)
@@ -376,8 +382,12 @@ def test_variables_across_ranks_equal_one_process(world, tmp_path):
 @NATIVE_ONLY
 def test_rows_timeout_mismatch_and_failure(tmp_path):
     write_problems(tmp_path)
-    names = ["timeout_on_rank_zero", "mismatched_problems", "failing_rank", "failing_callback"]
+    names = ["timeout_on_rank_zero", "mismatched_problems", "failing_rank", "failing_callback",
+             "polish_refused"]
     ranks = spawn_ranks(_worker, 2, tmp_path, names)
+    for results in ranks:
+        status, kind, message = results["polish_refused"]
+        assert (status, kind) == ("error", "ValueError") and "polish is not available" in message
     first, second = (r["timeout_on_rank_zero"] for r in ranks)
     assert first[0] == second[0] == "ok", (first, second)
     assert all(torch.equal(a, b) for a, b in zip(first[1], second[1]))

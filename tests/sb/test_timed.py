@@ -135,6 +135,11 @@ def test_settings_follow_the_problem_class():
     model = MaxCut(torch.ones(6, 6))
     assert sb.settings_for(model) == dense  # a model, its coupling
     assert sb.settings_for(sb.Ising(symmetric(50, torch.float32, density=0.02))) == sparse
+    # Linear terms (an extra spin in SB's coupling): more agents, shorter runs.
+    qubo = QUBO(symmetric(50, torch.float32, integer=True, density=0.02) + torch.eye(50))
+    assert (sb.settings_for(qubo).agents, sb.settings_for(qubo).max_steps) == (64, 2000)
+    assert sb.solve_within(qubo, 30.0, steps=50, max_runs=1, verbose=False).settings == \
+        sb.settings_for(qubo)
 
 
 @pytest.mark.parametrize("kwargs,error,message", [
