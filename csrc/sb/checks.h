@@ -27,13 +27,15 @@ inline void check_state(const at::Tensor& position, const at::Tensor& momentum) 
   TORCH_CHECK_VALUE(momentum.is_contiguous(), "momentum must be contiguous");
 }
 
-inline void check_like_state(const at::Tensor& t, const at::Tensor& position, const char* name) {
-  TORCH_CHECK_VALUE(t.sizes() == position.sizes(), name, " must have the shape of position ",
+// t (named name) has position's shape, dtype and device and is contiguous; state names
+// position in the messages.
+inline void check_like_state(const at::Tensor& t, const at::Tensor& position, const char* name,
+                             const char* state = "position") {
+  TORCH_CHECK_VALUE(t.sizes() == position.sizes(), name, " must have the shape of ", state, " ",
                     position.sizes(), ", got ", t.sizes());
-  TORCH_CHECK_TYPE(t.scalar_type() == position.scalar_type(), name,
-                   " must have the dtype of position (", position.scalar_type(), "), got ",
-                   t.scalar_type());
-  TORCH_CHECK_VALUE(t.device() == position.device(), name, " must be on the device of position");
+  TORCH_CHECK_TYPE(t.scalar_type() == position.scalar_type(), name, " must have the dtype of ",
+                   state, " (", position.scalar_type(), "), got ", t.scalar_type());
+  TORCH_CHECK_VALUE(t.device() == position.device(), name, " must be on the device of ", state);
   TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
 }
 
@@ -179,12 +181,7 @@ inline void check_polish_args(const at::Tensor& crow, const at::Tensor& col, con
                     " dimensions");
   common::check_float_tensor(spins, "spins");
   TORCH_CHECK_VALUE(spins.is_contiguous(), "spins must be contiguous");
-  TORCH_CHECK_VALUE(field.sizes() == spins.sizes(), "field must have the shape of spins ",
-                    spins.sizes(), ", got ", field.sizes());
-  TORCH_CHECK_TYPE(field.scalar_type() == spins.scalar_type(), "field must have the dtype of spins (",
-                   spins.scalar_type(), "), got ", field.scalar_type());
-  TORCH_CHECK_VALUE(field.device() == spins.device(), "field must be on the device of spins");
-  TORCH_CHECK_VALUE(field.is_contiguous(), "field must be contiguous");
+  check_like_state(field, spins, "field", "spins");
   TORCH_CHECK_VALUE(at::get_overlap_status(spins, field) == at::MemOverlapStatus::No,
                     "spins and field must not overlap in memory");
   TORCH_CHECK_VALUE(max_sweeps >= 0, "max_sweeps must be non-negative, got ", max_sweeps);
