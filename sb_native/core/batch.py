@@ -211,10 +211,8 @@ class PolynomialBatch:
         runner = BatchRunner.from_options(options, backend, self.device)
         spins = runner.run_batch(batch, seeds)
         if options.polish:  # each problem's agents, as its own call polishes them
-            discrete = options.mode == "discrete"
             for b, coupling in enumerate(couplings):
-                polish = Polisher(coupling.for_run(backend, discrete), backend)
-                spins[b, :coupling.n], _ = polish(spins[b, :coupling.n])
+                spins[b, :coupling.n], _ = Polisher(coupling, backend)(spins[b, :coupling.n])
         if dense is not None:
             # (B, variables, agents), or one (variables, agents) tensor per problem below
             values: Union[torch.Tensor, List[torch.Tensor]] = dense_values(dense, spins,

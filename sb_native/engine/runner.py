@@ -253,7 +253,7 @@ class SBRunner:
             self.window.progress.close()
         spins = self.get_final_spins(reference.sample_spins(position), self.early_stopping)
         if self.polish:  # this rank's agents, before they are gathered
-            spins, _ = Polisher(coupling.for_run(self.backend, self.discrete), self.backend)(spins)
+            spins, _ = Polisher(coupling, self.backend)(spins)
         return spins if self.shard is None else self.shard.gather_spins(spins)
 
     def _check_stopping_rule(self) -> None:
