@@ -143,8 +143,6 @@ def _plot_bench(args, name: str, model, sense: str, kwargs: dict, backends) -> N
     plot.histories(runs, title=f"{name}: {args.agents} agents, {args.mode}", path=args.plot)
 
 
-
-
 # solve --time-limit
 
 def solve_within(args, files: List[str]) -> int:
