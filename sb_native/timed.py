@@ -4,9 +4,8 @@
 gives the time per step), ramps the pressure over each run (slope = 1 / (time_step *
 steps), as sb_native.presets do), polishes every agent's spins with a greedy single-flip
 descent (engine/polish.py), restarts with fresh seeds drawn from the user's seed and keeps
-the best. The
-settings (mode, agents, time step, steps) come from the problem's class (`settings_for`),
-chosen by measurement (bench/RESULTS.md, "Settings by problem class").
+the best. The settings (mode, agents, time step, steps) come from the problem's class
+(`settings_for`), chosen by measurement (bench/RESULTS.md, "Settings by problem class").
 
 The peer-compatible `timeout` of minimize/maximize keeps its meaning (stop one run); this
 is the "best in T seconds" of simulated annealing codes, Gurobi's TimeLimit or D-Wave's
@@ -95,8 +94,9 @@ def _class_settings(coupling: Coupling, linear: bool) -> Settings:
 @dataclass(frozen=True)
 class TimedResult:
     """What solve_within found: the best vector and its value (the polynomial's, or the
-    Ising energy), when it was found, the runs made, the steps of the longest run, the time spent
-    and the settings used; improvements lists (seconds, value) each time the best improved.
+    Ising energy), when it was found, the runs made and their seeds, the steps of the longest
+    run, the time spent and the settings used; improvements lists (seconds, value) each time
+    the best improved.
     """
 
     vector: torch.Tensor
@@ -296,6 +296,5 @@ def solve_within(problem: Problem, time_limit: float, *, sense: str = "minimize"
                          f"{MIN_STEPS} steps on this problem.")
     value, vector = search.best
     return TimedResult(vector=vector, value=value, found_at=improvements[-1][0], runs=runs,
-                       seeds=tuple(seeds),
-                       steps=longest, seconds=time.perf_counter() - start,
+                       seeds=tuple(seeds), steps=longest, seconds=time.perf_counter() - start,
                        settings=settings, improvements=tuple(improvements))
