@@ -3,6 +3,7 @@
 // the same errors with the same messages (the index contents are checked on host copies).
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "../common/checks.h"
@@ -134,6 +135,20 @@ inline void check_update_args(const at::Tensor& theta, const at::Tensor& square_
   TORCH_CHECK_VALUE(tunnel_noise.device() == theta.device(),
                     "tunnel_noise must be on the device of theta");
   TORCH_CHECK_VALUE(tunnel_noise.is_contiguous(), "tunnel_noise must be contiguous");
+}
+
+// qimad_update's optional box: (2, parameters) rows [lower; upper] like theta's (their order
+// is the caller's to check: sb_native/optim checks it once, when the bounds are set).
+inline void check_bounds(const std::optional<at::Tensor>& bounds, const at::Tensor& theta,
+                         const char* name) {
+  if (!bounds.has_value()) return;
+  const at::Tensor& b = *bounds;
+  TORCH_CHECK_VALUE(b.dim() == 2 && b.size(0) == 2 && b.size(1) == theta.size(1), name,
+                    " must be (2, parameters) = (2, ", theta.size(1), "), got shape ", b.sizes());
+  TORCH_CHECK_TYPE(b.scalar_type() == theta.scalar_type(), name, " must have the dtype of theta (",
+                   theta.scalar_type(), "), got ", b.scalar_type());
+  TORCH_CHECK_VALUE(b.device() == theta.device(), name, " must be on the device of theta");
+  TORCH_CHECK_VALUE(b.is_contiguous(), name, " must be contiguous");
 }
 
 // segments a partition of the p parameter columns, seg_w valid indices of k matrices (host

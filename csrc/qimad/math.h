@@ -62,6 +62,21 @@ SBN_HD T jump_scale(T mean_abs, T temperature) {
   return (mean_abs * T(0.8) + T(0.1)) * temperature;
 }
 
+// Scale of a tunnelling jump for a coordinate with box bounds: 0.4 * (upper - lower) *
+// temperature when the span is finite (the QIMAD authors' bound-scaled jump), else scale, its
+// parameter tensor's jump_scale. span - span is 0 exactly when span is finite.
+template <typename T>
+SBN_HD T box_jump_scale(T lower, T upper, T scale, T temperature) {
+  const T span = upper - lower;
+  return span - span == T(0) ? T(0.4) * span * temperature : scale;
+}
+
+// A coordinate clipped to its box [lower, upper] (a NaN stays NaN, as torch.clamp leaves it).
+template <typename T>
+SBN_HD T clip(T x, T lower, T upper) {
+  return x < lower ? lower : (x > upper ? upper : x);
+}
+
 // A tunnelling jump coordinate, U(-1, 1) * scale from a U(0, 1) draw, added after the step.
 template <typename T>
 SBN_HD T jump(T uniform, T scale) {

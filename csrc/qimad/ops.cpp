@@ -20,16 +20,23 @@ TORCH_LIBRARY_FRAGMENT(sb_native, m) {
   // state and step, attraction to best, communication W[seg_w] @ theta, tunnelling jumps.
   // Synchronous (every agent reads the positions from before the step) unless sequential:
   // then the rows move one after another in order, each reading the rows moved before it
-  // (the reference implementation's order).
+  // (the reference implementation's order). With bounds, (2, parameters) rows [lower; upper],
+  // each updated row is clipped to the box after its move, and a tunnelling jump in a column
+  // of finite span is U(-1, 1) * 0.4 * span * temperature (the QIMAD authors' dynamics).
   m.def("qimad_update(Tensor(a!) theta, Tensor(b!) square_avg, Tensor grad, Tensor best, "
         "Tensor W, Tensor rows, Tensor attract, Tensor segments, Tensor seg_eta, "
         "Tensor seg_gamma, Tensor seg_w, Tensor tunnel_rows, Tensor tunnel_noise, "
-        "float temperature, float rms_decay, float eps, bool sequential=False) -> ()");
+        "float temperature, float rms_decay, float eps, bool sequential=False, "
+        "Tensor? bounds=None) -> ()");
   // Everything a step does after its closures (csrc/qimad/step.h): the finiteness test, the
   // records (agent_loss, agent_best, stagnation, best_loss: CPU), this step's random draws
   // (rows of the blocks normal and uniform, drawn afresh from generator every normal.size(0)
   // steps), the tunnelling choice, qimad_angles, qimad_update per bucket (sequential as
-  // there) and the copy of the best weights into params. Returns each agent's fate: 0 not
+  // there, each bucket with its bounds) and the copy of the best weights into params. With
+  // global_stagnation an agent's stagnation counts the evaluations that did not lower the
+  // swarm's best, and every stagnating agent's counter restarts at its chance to tunnel,
+  // whether it jumps or not (the QIMAD authors' rule); otherwise it counts the evaluations that
+  // did not lower its own best, and restarts when it jumps. Returns each agent's fate: 0 not
   // evaluated, 1 updated, 2 updated and tunnelled, -1 reset to the best weights.
   m.def("qimad_step(Tensor(a!)[] theta, Tensor(b!)[] square_avg, Tensor(c!)[] grad, "
         "Tensor(d!)[] best, Tensor(e!)[] params, int[] bucket_params, Tensor[] segments, "
@@ -38,6 +45,6 @@ TORCH_LIBRARY_FRAGMENT(sb_native, m) {
         "Tensor(h!) agent_loss, Tensor(i!) agent_best, Tensor(j!) stagnation, "
         "Tensor(k!) best_loss, Tensor(l!) normal, Tensor(m!) uniform, int step, int[] rows, "
         "float[] losses, Generator? generator, float temperature, float alpha_step, "
-        "float beta_step, float rms_decay, float eps, int stagnation_limit, "
-        "bool sequential=False) -> Tensor");
+        "float beta_step, float rms_decay, float eps, int stagnation_limit, Tensor?[] bounds, "
+        "bool global_stagnation, bool sequential=False) -> Tensor");
 }

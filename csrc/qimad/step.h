@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "../common/checks.h"
+#include "checks.h"
 
 namespace sb_native {
 namespace qimad {
@@ -93,13 +94,17 @@ inline void check_step_args(at::TensorList theta, at::TensorList square_avg, at:
                             const at::Tensor& agent_best, const at::Tensor& stagnation,
                             const at::Tensor& best_loss, const at::Tensor& normal,
                             const at::Tensor& uniform, int64_t step, at::IntArrayRef rows,
-                            at::ArrayRef<double> losses) {
+                            at::ArrayRef<double> losses,
+                            const c10::List<std::optional<at::Tensor>>& bounds) {
   TORCH_CHECK_VALUE(alpha.dim() == 1 && alpha.scalar_type() == at::kDouble &&
                         alpha.is_contiguous(),
                     "alpha must be a contiguous 1-D float64 tensor (agents)");
   const int64_t n = alpha.size(0);
   check_step_buckets(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta,
                      seg_gamma, seg_w, n);
+  TORCH_CHECK_VALUE(bounds.size() == theta.size(), "bounds must hold one entry per bucket (",
+                    theta.size(), "), got ", bounds.size());
+  for (size_t b = 0; b < theta.size(); ++b) check_bounds(bounds.get(b), theta[b], "bounds");
   // The swarm's records, kept on the host: each agent's last loss (inf after a reset), its
   // best loss, its evaluations without improvement; the swarm's best loss.
   check_step_record(agent_loss, "agent_loss", at::kDouble, n);
@@ -160,12 +165,15 @@ constexpr int64_t kNotEvaluated = 0, kUpdated = 1, kTunnelled = 2, kReset = -1;
 // The records: finite[k] tells whether rows[k]'s loss and gradient are finite. A non-finite
 // agent sits the update out and is sent back to the best weights, so its values never reach
 // the others through communication; its last loss is recorded as inf. The swarm's best is the
-// first agent holding the lowest loss; stagnation counts an agent's evaluations without
-// improvement (by more than eps).
+// first agent holding the lowest loss. Stagnation counts an agent's evaluations without
+// improvement: of its own best by more than eps, or, global_stagnation, of the swarm's best
+// as the rows are taken in order (an agent that lowers it restarts its count, as in the QIMAD
+// authors' loop).
 inline StepPlan plan_records(at::IntArrayRef rows, at::ArrayRef<double> losses,
                              const std::vector<char>& finite, at::Tensor& agent_loss,
                              at::Tensor& agent_best, at::Tensor& stagnation,
-                             at::Tensor& best_loss, double eps, int64_t* fate) {
+                             at::Tensor& best_loss, double eps, bool global_stagnation,
+                             int64_t* fate) {
   const int64_t n = agent_loss.numel();
   double* loss = agent_loss.data_ptr<double>();
   double* own_best = agent_best.data_ptr<double>();
@@ -182,34 +190,36 @@ inline StepPlan plan_records(at::IntArrayRef rows, at::ArrayRef<double> losses,
   for (int64_t i = 1; i < n; ++i) {
     if (loss[i] < loss[best_i]) best_i = i;
   }
+  double running = *best_so_far;  // the swarm's best as the rows are taken in order
+  for (const int64_t i : rows) {
+    const bool improved = loss[i] < own_best[i] - eps;
+    if (improved) own_best[i] = loss[i];
+    const bool counts = global_stagnation ? loss[i] < running : improved;
+    if (loss[i] < running) running = loss[i];
+    stag[i] = counts ? 0 : stag[i] + 1;
+  }
   if (loss[best_i] < *best_so_far) {
     *best_so_far = loss[best_i];
     plan.new_best = best_i;
-  }
-  for (const int64_t i : rows) {
-    if (loss[i] < own_best[i] - eps) {
-      own_best[i] = loss[i];
-      stag[i] = 0;
-    } else {
-      stag[i] += 1;
-    }
   }
   return plan;
 }
 
 // Tunnelling: an updated, stagnating agent with neighbours jumps with probability
-// sin^2(alpha / 2), from this step's coin (uniform row 0) and alpha before the walk.
+// sin^2(alpha / 2), from this step's coin (uniform row 0) and alpha before the walk. Its
+// stagnation restarts when it jumps, or, global_stagnation, at every such chance.
 inline void plan_tunnels(StepPlan& plan, at::IntArrayRef can_tunnel, at::Tensor& stagnation,
                          const double* coin, const double* alpha, int64_t stagnation_limit,
-                         int64_t* fate) {
+                         bool global_stagnation, int64_t* fate) {
   int64_t* stag = stagnation.data_ptr<int64_t>();
   for (const int64_t i : plan.good) {
-    if (can_tunnel[i] && stag[i] > stagnation_limit &&
-        coin[i] < std::pow(std::sin(alpha[i] / 2), 2.0)) {
+    if (!can_tunnel[i] || stag[i] <= stagnation_limit) continue;
+    const bool jumps = coin[i] < std::pow(std::sin(alpha[i] / 2), 2.0);
+    if (jumps) {
       plan.tunnels.push_back(i);
-      stag[i] = 0;
       fate[i] = kTunnelled;
     }
+    if (jumps || global_stagnation) stag[i] = 0;
   }
 }
 
@@ -225,10 +235,10 @@ inline at::Tensor qimad_step_composite(
     at::Tensor& normal, at::Tensor& uniform, int64_t step, at::IntArrayRef rows,
     at::ArrayRef<double> losses, std::optional<at::Generator> generator, double temperature,
     double alpha_step, double beta_step, double rms_decay, double eps, int64_t stagnation_limit,
-    bool sequential) {
+    const c10::List<std::optional<at::Tensor>>& bounds, bool global_stagnation, bool sequential) {
   check_step_args(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta,
                   seg_gamma, seg_w, alpha, can_tunnel, agent_loss, agent_best, stagnation,
-                  best_loss, normal, uniform, step, rows, losses);
+                  best_loss, normal, uniform, step, rows, losses, bounds);
   const int64_t n = alpha.size(0);
   const size_t nb = theta.size();
   at::Tensor fates = at::zeros({n}, at::kLong);
@@ -246,7 +256,7 @@ inline at::Tensor qimad_step_composite(
     finite[j] = ok;
   }
   StepPlan plan = plan_records(rows, losses, finite, agent_loss, agent_best, stagnation,
-                               best_loss, eps, fate);
+                               best_loss, eps, global_stagnation, fate);
   if (plan.new_best >= 0) {
     for (size_t b = 0; b < nb; ++b) best[b].copy_(theta[b][plan.new_best]);
   }
@@ -261,7 +271,7 @@ inline at::Tensor qimad_step_composite(
   const at::Tensor walk = normal[slot], coins = uniform[slot];
   const at::Tensor alpha_host = alpha.to(at::kCPU), coin = coins[0].to(at::kCPU);
   plan_tunnels(plan, can_tunnel, stagnation, coin.data_ptr<double>(), alpha_host.data_ptr<double>(),
-               stagnation_limit, fate);
+               stagnation_limit, global_stagnation, fate);
 
   static const auto angles =
       c10::Dispatcher::singleton()
@@ -275,7 +285,8 @@ inline at::Tensor qimad_step_composite(
           .typed<void(at::Tensor&, at::Tensor&, const at::Tensor&, const at::Tensor&,
                       const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                       const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                      const at::Tensor&, double, double, double, bool)>();
+                      const at::Tensor&, double, double, double, bool,
+                      const std::optional<at::Tensor>&)>();
   const auto [W, attract] = angles.call(alpha, beta, mask, k, walk, coins, attract_on, alpha_step,
                                         beta_step, eps, dtype);
   size_t next = 0;
@@ -290,7 +301,7 @@ inline at::Tensor qimad_step_composite(
     update.call(th, sq, grad[b], best[b], W.to(th.device(), th.scalar_type()),
                 at::tensor(plan.good, index), attract.to(th.device(), th.scalar_type()),
                 segments[b], seg_eta[b], seg_gamma[b], seg_w[b], at::tensor(plan.tunnels, index),
-                noise, temperature, rms_decay, eps, sequential);
+                noise, temperature, rms_decay, eps, sequential, bounds.get(b));
     int64_t offset = 0;  // the model holds the best-known weights
     for (int64_t j = 0; j < bucket_params[b]; ++j, ++next) {
       at::Tensor p = params[next];

@@ -49,19 +49,32 @@ def _runs(seg_w: List[int]):
         a = b
 
 
-def _jump_scales(theta, tunnel_rows, bounds, temperature):
+def _jump_scales(theta, tunnel_rows, columns, temperature):
     """(tunnel rows, parameters): each parameter tensor's (mean |theta| * 0.8 + 0.1) * temp."""
     xt = theta.index_select(0, tunnel_rows)
     scales = torch.zeros_like(xt)
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in zip(columns, columns[1:]):
         if b > a:
             scales[:, a:b] = ((xt[:, a:b].abs().mean(1) * 0.8 + 0.1) * temperature)[:, None]
     return scales
 
 
+def _box_jump_scales(scales, bounds, temperature):
+    """scales with each column of finite span at 0.4 * span * temperature (math.h's
+    box_jump_scale)."""
+    span = bounds[1] - bounds[0]
+    return torch.where(torch.isfinite(span), 0.4 * span * temperature, scales)
+
+
+def _clip(x, bounds):
+    """x clipped to the box, as math.h's clip (a NaN stays NaN)."""
+    lower, upper = bounds[0], bounds[1]
+    return torch.where(x < lower, lower, torch.where(x > upper, upper, x))
+
+
 def qimad_update(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta, seg_gamma,
                  seg_w, tunnel_rows, tunnel_noise, temperature, rms_decay, eps,
-                 sequential=False) -> None:
+                 sequential=False, bounds=None) -> None:
     """Pure-torch qimad_update: same arguments, same in-place effect on theta and square_avg."""
     if rows.numel() == 0 or theta.shape[1] == 0:
         return
@@ -71,9 +84,9 @@ def qimad_update(theta, square_avg, grad, best, W, rows, attract, segments, seg_
             t = tunnels.index(r) if r in tunnels else len(tunnels)
             qimad_update(theta, square_avg, grad, best, W, rows[k:k + 1], attract, segments,
                          seg_eta, seg_gamma, seg_w, tunnel_rows[t:t + 1], tunnel_noise[t:t + 1],
-                         temperature, rms_decay, eps)
+                         temperature, rms_decay, eps, bounds=bounds)
         return
-    bounds = segments.tolist()
+    columns = segments.tolist()
     widx = seg_w.tolist()
     # theta is only written at the end, so every read below sees the positions before the step.
     W_rows = W.index_select(1, rows)
@@ -82,7 +95,7 @@ def qimad_update(theta, square_avg, grad, best, W, rows, attract, segments, seg_
     else:
         mix = theta.new_zeros(rows.numel(), theta.shape[1])
         for a, b in _runs(widx):
-            c0, c1 = bounds[a], bounds[b]
+            c0, c1 = columns[a], columns[b]
             mix[:, c0:c1] = W_rows[widx[a]] @ theta[:, c0:c1]
     wsum = W_rows.sum(2)  # (matrices, rows)
 
@@ -100,8 +113,12 @@ def qimad_update(theta, square_avg, grad, best, W, rows, attract, segments, seg_
     x = x + delta
     if tunnel_rows.numel():  # the jump lands after the step, as in the kernel's second pass
         at = torch.searchsorted(rows, tunnel_rows)
-        x[at] = x[at] + (tunnel_noise * 2 - 1) * _jump_scales(theta, tunnel_rows, bounds,
-                                                             temperature)
+        scales = _jump_scales(theta, tunnel_rows, columns, temperature)
+        if bounds is not None:
+            scales = _box_jump_scales(scales, bounds, temperature)
+        x[at] = x[at] + (tunnel_noise * 2 - 1) * scales
+    if bounds is not None:
+        x = _clip(x, bounds)
     theta.index_copy_(0, rows, x)
     square_avg.index_copy_(0, rows, v_new)
 
@@ -118,8 +135,8 @@ def draw_slot(normal, uniform, step: int, generator) -> int:
 def qimad_step(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta, seg_gamma,
                seg_w, alpha, beta, mask, attract_on, can_tunnel, k, dtype, agent_loss, agent_best,
                stagnation, best_loss, normal, uniform, step, rows, losses, generator, temperature,
-               alpha_step, beta_step, rms_decay, eps, stagnation_limit,
-               sequential=False) -> torch.Tensor:
+               alpha_step, beta_step, rms_decay, eps, stagnation_limit, bounds,
+               global_stagnation, sequential=False) -> torch.Tensor:
     """Pure-torch qimad_step (csrc/qimad/step.h): same arguments, in-place effects and fates."""
     n = alpha.shape[0]
     loss, own_best, stag = agent_loss.tolist(), agent_best.tolist(), stagnation.tolist()
@@ -135,16 +152,18 @@ def qimad_step(theta, square_avg, grad, best, params, bucket_params, segments, s
         loss[i] = losses[i] if f else math.inf
         fates[i] = 1 if f else -1
     best_i = loss.index(min(loss))
+    running = best_loss.item()  # the swarm's best as the rows are taken in order
+    for i in rows:
+        improved = loss[i] < own_best[i] - eps
+        if improved:
+            own_best[i] = loss[i]
+        counts = loss[i] < running if global_stagnation else improved
+        running = min(running, loss[i])
+        stag[i] = 0 if counts else stag[i] + 1
     if loss[best_i] < best_loss.item():
         best_loss.fill_(loss[best_i])
         for th, bs in zip(theta, best):
             bs.copy_(th[best_i])
-    for i in rows:
-        if loss[i] < own_best[i] - eps:
-            own_best[i] = loss[i]
-            stag[i] = 0
-        else:
-            stag[i] += 1
     for i in bad:
         for th, g, bs in zip(theta, grad, best):
             th[i].copy_(bs)
@@ -153,10 +172,11 @@ def qimad_step(theta, square_avg, grad, best, params, bucket_params, segments, s
     slot = draw_slot(normal, uniform, step, generator)
     walk, coins = normal[slot], uniform[slot]
     alphas, coin = alpha.tolist(), coins[0].tolist()
-    tunnels = [i for i in good if can_tunnel[i] and stag[i] > stagnation_limit
-               and coin[i] < math.sin(alphas[i] / 2) ** 2]  # plan_tunnels
-    for i in tunnels:
+    chances = [i for i in good if can_tunnel[i] and stag[i] > stagnation_limit]  # plan_tunnels
+    tunnels = [i for i in chances if coin[i] < math.sin(alphas[i] / 2) ** 2]
+    for i in chances if global_stagnation else tunnels:
         stag[i] = 0
+    for i in tunnels:
         fates[i] = 2
     agent_loss.copy_(torch.tensor(loss, dtype=torch.float64))
     agent_best.copy_(torch.tensor(own_best, dtype=torch.float64))
@@ -175,7 +195,7 @@ def qimad_step(theta, square_avg, grad, best, params, bucket_params, segments, s
         qimad_update(th, sq, grad[b], best[b], W.to(th.device, th.dtype),
                      torch.tensor(good, **index), attract.to(th.device, th.dtype), segments[b],
                      seg_eta[b], seg_gamma[b], seg_w[b], torch.tensor(tunnels, **index), noise,
-                     temperature, rms_decay, eps, sequential)
+                     temperature, rms_decay, eps, sequential, bounds[b])
         offset = 0  # the model holds the best-known weights
         for p in params[start:start + bucket_params[b]]:
             p.copy_(best[b][offset:offset + p.numel()].view_as(p))

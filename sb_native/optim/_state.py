@@ -19,8 +19,6 @@ RMS_DECAY = 0.99
 # The reference's epsilon, in its three roles: RMSProp's denominator, the fidelity rows'
 # normalisation, and the least improvement of an agent's own best that resets its stagnation.
 EPS = 1e-8
-# The pull towards the best weights: each step a fresh coin in [0, 1) times this.
-ATTRACTION = 0.2
 # An agent may tunnel once more than this many consecutive evaluations left its own best as it was.
 STAGNATION_LIMIT = 3
 # The random walk's normals and the coins are drawn for this many steps at a time: two generator
@@ -50,7 +48,7 @@ class QimadStepArgs(NamedTuple):
     alpha: torch.Tensor  # (agents,) float64 Bloch angles, walked in place
     beta: torch.Tensor
     mask: torch.Tensor  # (agents, agents) bool topology
-    attract_on: torch.Tensor  # (agents,) float64: ATTRACTION with neighbours, else 0
+    attract_on: torch.Tensor  # (agents,) float64: the attraction with neighbours, else 0
     can_tunnel: List[int]  # per agent: 1 with neighbours, else 0
     k: Optional[List[float]]  # the distinct fidelity exponents, one matrix each
     dtype: torch.dtype  # of the fidelity matrices and attraction coefficients
@@ -70,6 +68,8 @@ class QimadStepArgs(NamedTuple):
     rms_decay: float
     eps: float
     stagnation_limit: int
+    bounds: Optional[List[Optional[torch.Tensor]]]  # per bucket: its (2, P) box, or None
+    global_stagnation: bool
     sequential: bool = False
 
 
@@ -78,9 +78,9 @@ class QimadStepArgs(NamedTuple):
 SESSION_FIELDS = ("theta", "square_avg", "grad", "best", "params", "bucket_params", "segments",
                   "alpha", "beta", "mask", "attract_on", "can_tunnel", "dtype", "agent_loss",
                   "agent_best", "stagnation", "best_loss", "normal", "uniform", "generator",
-                  "rms_decay", "eps", "stagnation_limit", "sequential")
-# QimadSession.set_hyper's arguments: rebuilt when a group's eta, gamma or k changes.
-HYPER_FIELDS = ("seg_eta", "seg_gamma", "seg_w", "k")
+                  "rms_decay", "eps", "stagnation_limit", "global_stagnation", "sequential")
+# QimadSession.set_hyper's arguments: rebuilt when a group's lr, gamma, k or bounds changes.
+HYPER_FIELDS = ("seg_eta", "seg_gamma", "seg_w", "k", "bounds")
 
 
 def _records(agent_loss, agent_best, stagnation, best_loss) -> dict:
@@ -108,6 +108,9 @@ class SwarmState:
     agent_best: torch.Tensor
     stagnation: torch.Tensor
     best_loss: torch.Tensor
+    # (agents,) float64 CPU: each agent's moving average of its losses (loss_ema; NaN until its
+    # first finite loss and after a non-finite one).
+    loss_ema: torch.Tensor
 
     @classmethod
     def fresh(cls, n: int, topology: str, seed: Optional[int], device) -> "SwarmState":
@@ -127,6 +130,7 @@ class SwarmState:
         uniform = torch.rand(DRAW_BLOCK, 2, n, generator=gen, **f64)
         return cls(step=0, alpha=alpha, beta=beta, neighbours=neighbours, generator=gen,
                    normal=normal, uniform=uniform,
+                   loss_ema=torch.full((n,), math.nan, dtype=torch.float64),
                    **_records([math.inf] * n, [math.inf] * n, [0] * n, math.inf))
 
     def to_dict(self, last_agent_losses: Sequence[float]) -> dict:
@@ -139,7 +143,7 @@ class SwarmState:
             last_agent_losses=list(last_agent_losses), alpha=self.alpha.clone(),
             beta=self.beta.clone(), normal=self.normal.clone(),
             uniform=self.uniform.clone(), neighbours=[list(r) for r in self.neighbours],
-            generator=self.generator.get_state())
+            generator=self.generator.get_state(), loss_ema=self.loss_ema.tolist())
 
     @classmethod
     def from_dict(cls, saved: dict, device) -> "SwarmState":
@@ -151,6 +155,9 @@ class SwarmState:
         return cls(step=saved["step"], alpha=f64("alpha"), beta=f64("beta"),
                    neighbours=[list(r) for r in saved["neighbours"]], generator=gen,
                    normal=f64("normal"), uniform=f64("uniform"),
+                   # Checkpoints from before loss_ema have none: every average starts afresh.
+                   loss_ema=torch.tensor(saved.get("loss_ema", [math.nan] * len(saved["alpha"])),
+                                         dtype=torch.float64),
                    **_records(saved["cached_losses"], saved["agent_best"], saved["stagnation"],
                               saved["best_loss"]))
 
@@ -178,14 +185,14 @@ class SwarmRuntime:
     session: Any  # the native QimadSession, or None
     all_rows: List[int]  # every agent: the rows of a step that evaluates them all
     rows_cache: Dict[tuple, torch.Tensor] = field(default_factory=dict)  # (rows, device) -> index
-    hyper_key: Optional[tuple] = None  # the groups' (eta, gamma, k) the hyperparameters are for
+    hyper_key: Optional[tuple] = None  # the groups' values the hyperparameters are built from
 
     @classmethod
     def build(cls, state: SwarmState, buckets: List[_Bucket], slots: list, backend: str,
-              sequential: bool) -> "SwarmRuntime":
-        """The adjacency mask, the attraction and tunnelling switches per agent, the buckets'
-        buffers as qimad_step takes them and, on the native backend, the session. backend is the
-        one requested ("auto", "native" or "torch")."""
+              sequential: bool, global_stagnation: bool, session: bool) -> "SwarmRuntime":
+        """The adjacency mask, the tunnelling switches per agent, the buckets' buffers as
+        qimad_step takes them and, on the native backend when session is true, the session.
+        backend is the one requested ("auto", "native" or "torch")."""
         n = len(state.neighbours)
         home = state.alpha.device
         mask = torch.zeros(n, n, dtype=torch.bool)
@@ -193,8 +200,8 @@ class SwarmRuntime:
             mask[i, row] = True
         # The attraction to best and tunnelling only act in a swarm: a lone agent is RMSProp.
         can_tunnel = [int(bool(row)) for row in state.neighbours]
-        attract_on = torch.tensor([ATTRACTION * h for h in can_tunnel], dtype=torch.float64,
-                                  device=home)
+        # Filled in place by set_hyper from the groups' attraction, so the session sees it.
+        attract_on = torch.zeros(n, dtype=torch.float64, device=home)
         # One call runs every bucket, so it is native only when every bucket's device is.
         backends = ({_ops.resolve_backend(backend, home, algorithm="qimad")}
                     | {b.backend for b in buckets})
@@ -215,15 +222,19 @@ class SwarmRuntime:
             stagnation=state.stagnation, best_loss=state.best_loss, normal=state.normal,
             uniform=state.uniform, step=None, rows=None, losses=None, generator=state.generator,
             temperature=None, alpha_step=None, beta_step=None, rms_decay=RMS_DECAY, eps=EPS,
-            stagnation_limit=STAGNATION_LIMIT, sequential=sequential)
+            stagnation_limit=STAGNATION_LIMIT, bounds=None, global_stagnation=global_stagnation,
+            sequential=sequential)
         # Native: step(closure) is one call into the extension (closure loop and qimad_step).
-        session_cls = session_class() if chosen == "native" else None
+        session_cls = session_class() if chosen == "native" and session else None
         session = session_cls and session_cls(slots, *(getattr(args, f) for f in SESSION_FIELDS))
         return cls(backend=chosen, args=args, session=session, all_rows=list(range(n)))
 
-    def set_hyper(self, seg_eta, seg_gamma, seg_w, k) -> None:
-        """The buckets' per-segment hyperparameters and the distinct exponents k, into the
-        arguments and the session."""
-        self.args = self.args._replace(seg_eta=seg_eta, seg_gamma=seg_gamma, seg_w=seg_w, k=k)
+    def set_hyper(self, seg_eta, seg_gamma, seg_w, k, bounds, attraction: float) -> None:
+        """The buckets' per-segment hyperparameters, the distinct exponents k and the buckets'
+        boxes into the arguments and the session; the attraction into attract_on, in place."""
+        self.args = self.args._replace(seg_eta=seg_eta, seg_gamma=seg_gamma, seg_w=seg_w, k=k,
+                                       bounds=bounds)
+        on = torch.tensor(self.args.can_tunnel, dtype=torch.float64)
+        self.args.attract_on.copy_(on * attraction)
         if self.session is not None:
             self.session.set_hyper(*(getattr(self.args, f) for f in HYPER_FIELDS))

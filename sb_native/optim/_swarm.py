@@ -6,6 +6,8 @@ from typing import Dict, List
 
 import torch
 
+from ._groups import column_box
+
 
 def _neighbours(n: int, topology: str, generator: torch.Generator) -> List[List[int]]:
     """The reference's neighbour lists; 'random' draws from the optimizer's generator."""
@@ -88,9 +90,11 @@ class _Bucket:
                 for p, a, b in zip(self.params, self.bounds, self.bounds[1:])]
 
     def set_hyper(self, groups: List[dict], k_index: Dict[float, int]) -> None:
-        """Per-segment eta, gamma and fidelity matrix index from the groups' current values."""
+        """Per-segment learning rate, gamma and fidelity matrix index, and the columns' box,
+        from the groups' current values."""
         opts = dict(device=self.device, dtype=self.dtype)
-        self.seg_eta = torch.tensor([groups[g]["eta"] for g in self.groups], **opts)
+        self.seg_eta = torch.tensor([groups[g]["lr"] for g in self.groups], **opts)
+        self.box = column_box(self.params, self.groups, groups)
         self.seg_gamma = torch.tensor([groups[g]["gamma"] for g in self.groups], **opts)
         self.seg_w = torch.tensor([k_index[float(groups[g]["k"])] for g in self.groups],
                                   dtype=torch.int64, device=self.device)

@@ -16,12 +16,14 @@ model; `backend="torch"` runs their torch references instead (ops.py picks one p
 The swarm's saved state and what is derived from it live in _state.py.
 """
 
+import math
 from typing import Callable, Dict, List, Optional
 
 import torch
 
 from .. import _checks, _distributed, _ops
 from . import ops
+from ._groups import check_bounds, column_box, hyper_key, take_eta
 from ._state import SwarmRuntime, SwarmState
 from ._stepping import collect_grad, functional_loss, loss_value, step_hooks
 from ._swarm import _Bucket, temperature
@@ -30,10 +32,12 @@ _TOPOLOGIES = ("complete", "ring", "grid", "random")
 _COOLINGS = ("cosine", "linear", "exponential", None)
 _BACKENDS = ("auto", "native", "torch")
 _UPDATE_ORDERS = ("synchronous", "sequential")
-# Settings of the swarm as a whole (its angles, schedule and evaluation order), which every
-# parameter group must share; eta, gamma and k may differ per group.
+_STAGNATIONS = ("personal", "global")
+_INITS = ("model", "uniform")
+# Settings of the swarm as a whole (its angles, schedule, evaluation order and attraction),
+# which every parameter group must share; lr, gamma, k and bounds may differ per group.
 _SWARM_KEYS = ("num_agents", "alpha_lr", "beta_lr", "topology", "k_eval", "cooling",
-               "total_steps", "min_temp")
+               "total_steps", "min_temp", "attraction")
 
 
 def _resolve_backend(backend: str, device: torch.device) -> str:
@@ -43,19 +47,33 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
 class QIMADTorch(torch.optim.Optimizer):
     """QUIMAD as a torch optimizer (population based: `k_eval` evaluations per step).
 
-    Args: as the reference (see docs/qimad.md): params, num_agents=8, eta=0.05 (RMSProp rate),
-    gamma=0.05 (communication strength), k=2 (fidelity exponent), alpha_lr=0.03, beta_lr=0.03
-    (Bloch-angle random-walk rates), topology='complete'|'ring'|'grid'|'random', k_eval=None
-    (agents evaluated per step, all by default), seed=None, cooling='cosine'|'linear'|
-    'exponential'|None with total_steps and min_temp; plus backend='auto'|'native'|'torch' and
-    update_order='synchronous' (every agent moves from the positions before the step) or
-    'sequential' (agents move one after another in index order, each seeing the moves before
-    it: the reference's order, a lower final loss on the digits benchmark: bench/RESULTS.md),
-    and process_group (a torch.distributed group, True for the default one): the ranks share
-    out the closures, each evaluating a contiguous block of the agents, and exchange the
-    gradients and losses; every rank then makes the same update (docs/distributed.md).
-    eta, gamma and k may differ per parameter group; the other settings belong to the swarm and
-    must be equal in every group.
+    Args: as the reference (see docs/qimad.md): params, num_agents=8, eta=0.05 (the RMSProp
+    learning rate, also given as lr=: the group key is "lr", so torch.optim.lr_scheduler
+    drives it), gamma=0.05 (communication strength), k=2 (fidelity exponent), alpha_lr=0.03,
+    beta_lr=0.03 (Bloch-angle random-walk rates), topology='complete'|'ring'|'grid'|'random',
+    k_eval=None (agents evaluated per step, all by default), seed=None,
+    cooling='cosine'|'linear'|'exponential'|None with total_steps and min_temp. Keyword only:
+    - bounds=None or (lower, upper), floats or tensors broadcasting to each parameter: a box
+      every agent is clipped to after each move; a tunnelling jump in a bounded coordinate is
+      U(-1, 1) * 0.4 * (upper - lower) * temperature (the QIMAD authors' dynamics);
+    - init='model' (every agent starts at the model's weights) or 'uniform' (uniform in the
+      bounds, which every parameter must then have);
+    - attraction=0.2: the pull towards the best weights is attraction * U(0, 1) per step;
+    - stagnation='personal' (an agent stagnates while its own best does not improve; its count
+      restarts when it jumps) or 'global' (while the swarm's best does not; the count restarts
+      at every chance to jump: the authors' rule);
+    - loss_ema=None or a decay in [0, 1): agents are ranked, and the best weights chosen, by a
+      moving average of each agent's losses instead of its last loss (for mini-batch losses);
+    - update_order='sequential' (agents move one after another in index order, each seeing the
+      moves before it: the reference's order and the better one on the digits benchmark,
+      bench/RESULTS.md) or 'synchronous' (every agent moves from the positions before the step:
+      independent of how agents are numbered);
+    - backend='auto'|'native'|'torch' and process_group (a torch.distributed group, True for the
+      default one): the ranks share out the closures, each evaluating a contiguous block of the
+      agents, and exchange the gradients and losses; every rank then makes the same update
+      (docs/distributed.md).
+    lr, gamma, k and bounds may differ per parameter group; the other settings belong to the
+    swarm and must be equal in every group.
 
     >>> import torch, sb_native as sb
     >>> weights = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
@@ -70,13 +88,15 @@ class QIMADTorch(torch.optim.Optimizer):
     (5.0, True, True)
     """
 
-    def __init__(self, params, num_agents: int = 8, eta: float = 0.05, gamma: float = 0.05,
-                 k: float = 2, alpha_lr: float = 0.03, beta_lr: float = 0.03,
-                 topology: str = "complete", k_eval: Optional[int] = None,
-                 seed: Optional[int] = None, cooling: Optional[str] = "cosine",
-                 total_steps: Optional[int] = None, min_temp: float = 0.05, *,
-                 backend: str = "auto", update_order: str = "synchronous",
-                 process_group=None):
+    def __init__(self, params, num_agents: int = 8, eta: Optional[float] = None,
+                 gamma: float = 0.05, k: float = 2, alpha_lr: float = 0.03,
+                 beta_lr: float = 0.03, topology: str = "complete",
+                 k_eval: Optional[int] = None, seed: Optional[int] = None,
+                 cooling: Optional[str] = "cosine", total_steps: Optional[int] = None,
+                 min_temp: float = 0.05, *, lr: Optional[float] = None, bounds=None,
+                 init: str = "model", attraction: float = 0.2, stagnation: str = "personal",
+                 loss_ema: Optional[float] = None, backend: str = "auto",
+                 update_order: str = "sequential", process_group=None):
         if not isinstance(num_agents, int) or num_agents < 1:
             raise ValueError(f"num_agents must be a positive int, got {num_agents!r}")
         if topology not in _TOPOLOGIES:
@@ -89,14 +109,31 @@ class QIMADTorch(torch.optim.Optimizer):
             raise ValueError(f"update_order must be one of {_UPDATE_ORDERS}, got {update_order!r}")
         if k_eval is not None and k_eval < 1:
             raise ValueError(f"k_eval must be None or >= 1, got {k_eval!r}")
+        if stagnation not in _STAGNATIONS:
+            raise ValueError(f"stagnation must be one of {_STAGNATIONS}, got {stagnation!r}")
+        if init not in _INITS:
+            raise ValueError(f"init must be one of {_INITS}, got {init!r}")
+        if not (isinstance(attraction, (int, float)) and attraction >= 0):
+            raise ValueError(f"attraction must be a float >= 0, got {attraction!r}")
+        if loss_ema is not None and not (isinstance(loss_ema, (int, float))
+                                         and 0 <= loss_ema < 1):
+            raise ValueError(f"loss_ema must be None or a float in [0, 1), got {loss_ema!r}")
+        if eta is not None and lr is not None and eta != lr:
+            raise ValueError(f"QIMADTorch got lr={lr!r} and eta={eta!r}; eta is the old name "
+                             "of lr: give one of them")
+        lr = 0.05 if lr is None and eta is None else (lr if lr is not None else eta)
         k_eval = num_agents if k_eval is None else min(int(k_eval), num_agents)
         _checks.check_process_group(process_group)
         self._group = _distributed.resolve_group(process_group)
-        defaults = dict(num_agents=num_agents, eta=eta, gamma=gamma, k=k, alpha_lr=alpha_lr,
+        defaults = dict(num_agents=num_agents, lr=lr, gamma=gamma, k=k, alpha_lr=alpha_lr,
                         beta_lr=beta_lr, topology=topology, k_eval=k_eval, cooling=cooling,
-                        total_steps=total_steps, min_temp=min_temp)
+                        total_steps=total_steps, min_temp=min_temp, bounds=bounds,
+                        attraction=float(attraction))
         self._backend = backend
         self._sequential = update_order == "sequential"
+        self._global_stagnation = stagnation == "global"
+        self._uniform_init = init == "uniform"
+        self._loss_ema = loss_ema
         self._seed = seed
         self._swarm: Optional[SwarmState] = None  # saved by state_dict()
         self._runtime: Optional[SwarmRuntime] = None  # derived from it and the buckets
@@ -106,6 +143,7 @@ class QIMADTorch(torch.optim.Optimizer):
         super().__init__(params, defaults)
         for p in self._trainable():  # fail now, not at the first step
             _resolve_backend(backend, p.device)
+        self._check_init()
         self._track = False
         self._last_agent_losses: list = []
         self.reset_log()
@@ -114,27 +152,44 @@ class QIMADTorch(torch.optim.Optimizer):
 
     def add_param_group(self, param_group: dict) -> None:
         """torch.optim's add_param_group, before the first step only (RuntimeError after);
-        param_group may set its own eta, gamma and k, not the swarm's settings (ValueError).
+        param_group may set its own lr (or eta), gamma, k and bounds, not the swarm's settings
+        (ValueError).
 
         >>> import torch, sb_native as sb
         >>> first, second = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(3))
         >>> optimizer = sb.QIMADTorch([first], num_agents=4, seed=0)
         >>> optimizer.add_param_group({"params": [second], "eta": 0.1})
-        >>> [group["eta"] for group in optimizer.param_groups]
+        >>> [group["lr"] for group in optimizer.param_groups]
         [0.05, 0.1]
         """
         if getattr(self, "_swarm", None) is not None:
             raise RuntimeError("QIMADTorch cannot take new parameter groups after its first step")
+        param_group = dict(param_group)
+        take_eta(param_group, "add_param_group")
+        check_bounds(param_group.get("bounds"), "a parameter group's bounds")
         super().add_param_group(param_group)
         new, first = self.param_groups[-1], self.param_groups[0]
         bad = [key for key in _SWARM_KEYS if new[key] != first[key]]
         if bad:
             self.param_groups.pop()
-            raise ValueError(f"parameter groups must share the swarm settings {bad}; only eta, "
-                             "gamma and k may differ per group")
+            raise ValueError(f"parameter groups must share the swarm settings {bad}; only lr, "
+                             "gamma, k and bounds may differ per group")
 
     def _trainable(self) -> List[torch.Tensor]:
         return [p for g in self.param_groups for p in g["params"] if p.requires_grad]
+
+    def _check_init(self) -> None:
+        """init='uniform' needs finite bounds on every parameter (ValueError)."""
+        if not self._uniform_init:
+            return
+        for g in self.param_groups:
+            bounds = g["bounds"]
+            finite = bounds is not None and all(
+                bool(torch.isfinite(torch.as_tensor(b, dtype=torch.float64)).all())
+                for b in bounds)
+            if not finite and any(p.requires_grad for p in g["params"]):
+                raise ValueError("init='uniform' needs finite bounds=(lower, upper) for every "
+                                 "parameter group")
 
     # ── Swarm construction ───────────────────────────────────────────────────
 
@@ -167,6 +222,7 @@ class QIMADTorch(torch.optim.Optimizer):
         if not params:
             raise ValueError("QIMADTorch got no parameters that require grad")
         group = self.param_groups[0]
+        self._check_init()
         self._build_buckets()
         for b in self._buckets:
             b.best.copy_(torch.cat([p.detach().reshape(-1) for p in b.params]))
@@ -180,8 +236,26 @@ class QIMADTorch(torch.optim.Optimizer):
                 seed, "build the same model and optimizer")
         self._swarm = SwarmState.fresh(group["num_agents"], group["topology"], seed,
                                        params[0].device)
-        self._runtime = SwarmRuntime.build(self._swarm, self._buckets, self._slots,
-                                           self._backend, self._sequential)
+        if self._uniform_init:  # after the swarm's own draws, so other runs keep their streams
+            self._spread(self._swarm.generator)
+        self._runtime = self._build_runtime()
+
+    def _build_runtime(self) -> SwarmRuntime:
+        assert self._swarm is not None
+        # loss_ema smooths the losses between the closures and qimad_step, which the native
+        # session's single call leaves no room for: step(closure) then loops in Python.
+        return SwarmRuntime.build(self._swarm, self._buckets, self._slots, self._backend,
+                                  self._sequential, self._global_stagnation,
+                                  session=self._loss_ema is None)
+
+    def _spread(self, generator: torch.Generator) -> None:
+        """Every agent uniform in its box, bucket after bucket, from the swarm's generator."""
+        for b in self._buckets:
+            box = column_box(b.params, b.groups, self.param_groups)
+            assert box is not None  # _check_init: every parameter has finite bounds
+            u = torch.rand(b.theta.shape, generator=generator, device=generator.device,
+                           dtype=b.dtype).to(b.device)
+            b.theta.copy_(box[0] + (box[1] - box[0]) * u)
 
     # ── Evaluation order ─────────────────────────────────────────────────────
 
@@ -360,13 +434,15 @@ class QIMADTorch(torch.optim.Optimizer):
         return self._update(rows, losses)
 
     def _hyper(self) -> None:
-        """The buckets' per-segment eta, gamma and fidelity-matrix index, and the distinct
-        fidelity exponents k (one matrix each), into the runtime; rebuilt when a group's eta,
-        gamma or k changed since the last step."""
+        """The buckets' per-segment lr, gamma and fidelity-matrix index and boxes, the distinct
+        fidelity exponents k (one matrix each) and the attraction, into the runtime; rebuilt
+        when a group's value changed since the last step (an "eta" written is taken as lr)."""
         runtime = self._runtime
         assert runtime is not None  # built by _begin_step
-        key = tuple((g["eta"], g["gamma"], g["k"]) for g in self.param_groups)
+        key = hyper_key(self.param_groups)
         if key != runtime.hyper_key:
+            for g in self.param_groups:
+                check_bounds(g["bounds"], "a parameter group's bounds")
             runtime.hyper_key = key
             ks = sorted({float(g["k"]) for g in self.param_groups})
             k_index = {k: i for i, k in enumerate(ks)}
@@ -374,7 +450,8 @@ class QIMADTorch(torch.optim.Optimizer):
                 b.set_hyper(self.param_groups, k_index)
             bs = self._buckets
             runtime.set_hyper([b.seg_eta for b in bs], [b.seg_gamma for b in bs],
-                              [b.seg_w for b in bs], ks)
+                              [b.seg_w for b in bs], ks, [b.box for b in bs],
+                              self.param_groups[0]["attraction"])
 
     def _update(self, rows: List[int], losses: List[float]) -> float:
         """Records, random draws and the swarm update after evaluation: one qimad_step call."""
@@ -382,14 +459,32 @@ class QIMADTorch(torch.optim.Optimizer):
         assert state is not None and self._runtime is not None  # built by _begin_step
         temp = temperature(state.step, group)
         self._hyper()
+        raw = losses
+        if self._loss_ema is not None:
+            losses = self._smoothed(rows, losses)
         args = self._runtime.args._replace(
             step=state.step, rows=rows, losses=losses, temperature=temp,
             alpha_step=group["alpha_lr"] * temp, beta_step=group["beta_lr"] * temp)
         # An agent whose loss or gradient is not finite is sent back to the best weights and
         # sits this update out, so its values never reach the others through communication.
         fates = ops.qimad_step(*args, backend=self._runtime.backend)
-        self._finish_step(losses, fates, temp)
+        self._finish_step(raw, fates, temp)
         return state.best_loss.item()
+
+    def _smoothed(self, rows: List[int], losses: List[float]) -> List[float]:
+        """losses with each evaluated agent's replaced by its moving average (loss_ema): a
+        non-finite loss passes as it is (qimad_step resets the agent) and restarts the average."""
+        assert self._swarm is not None and self._loss_ema is not None
+        ema, decay = self._swarm.loss_ema, self._loss_ema
+        out = list(losses)
+        for i in rows:
+            value, last = losses[i], ema[i].item()
+            if not math.isfinite(value):
+                ema[i] = math.nan
+                continue
+            ema[i] = value if math.isnan(last) else decay * last + (1 - decay) * value
+            out[i] = ema[i].item()
+        return out
 
     def _finish_step(self, losses: List[float], fates: torch.Tensor, temp: float) -> None:
         """Keeps this step's losses and logs the step when tracking."""
@@ -491,6 +586,10 @@ class QIMADTorch(torch.optim.Optimizer):
         state_dict = dict(state_dict)
         saved = state_dict.pop("qimad", None)
         super().load_state_dict(state_dict)
+        for g in self.param_groups:  # groups saved before a key existed take its default
+            take_eta(g, "a saved parameter group")
+            for key, value in self.defaults.items():
+                g.setdefault(key, value)
         if saved is None:
             self._swarm = self._runtime = None
             self.state.clear()
@@ -502,5 +601,4 @@ class QIMADTorch(torch.optim.Optimizer):
                 self.state[p][key].copy_(st[key])
         self._swarm = SwarmState.from_dict(saved, self._trainable()[0].device)
         self._last_agent_losses = list(saved["last_agent_losses"])
-        self._runtime = SwarmRuntime.build(self._swarm, self._buckets, self._slots,
-                                           self._backend, self._sequential)
+        self._runtime = self._build_runtime()

@@ -240,7 +240,8 @@ def test_explicit_synchronous_step_with_per_group_hyperparameters(monkeypatch):
     groups = [{"params": params[:1], "eta": 0.03, "gamma": 0.3, "k": 1},
               {"params": params[1:2], "eta": 0.07, "gamma": 0.0, "k": 2},
               {"params": params[2:], "gamma": 0.5, "k": 4}]
-    opt = QIMADTorch(groups, num_agents=4, eta=0.05, seed=7, backend="torch")
+    opt = QIMADTorch(groups, num_agents=4, eta=0.05, seed=7, backend="torch",
+                     update_order="synchronous")
     quadratic = lambda *ps: sum(((p - 1.5) ** 2).sum() for p in ps)  # noqa: E731
     run(opt, params, 6, quadratic)  # spread the agents out (the first step starts them equal)
     sw = opt._swarm

@@ -15,13 +15,20 @@ from tests.qimad.test_qimad_ops import NATIVE_OPS, native_or_skip
 N = 6
 
 
-def step_case(device, step=1, block=3, seed=0, poison=True):
+# The float64 bucket's box: bounded columns, a half-bounded one and two without bounds.
+BOX_LOWER = [-0.5, -1.0, -0.2, -2.0, -0.6, -math.inf, -math.inf, -math.inf]
+BOX_UPPER = [0.7, 0.1, 0.3, 2.0, 0.6, 0.5, math.inf, math.inf]
+
+
+def step_case(device, step=1, block=3, seed=0, poison=True, box=False,
+              global_stagnation=False):
     """A swarm of N agents in two buckets (float64: parameters of 5 and 3 elements; float32:
-    one of 4), every qimad_step argument as QIMADTorch passes them. Agents 0, 2, 3 and 5 are
-    evaluated; with poison, agent 2's loss is NaN and agent 3's float32 gradient holds an inf.
-    Agents 0 and 5 stagnate with neighbours; agent 5 improves on the swarm's best loss. After
-    the first step of a block (step > 1) the blocks are filled and agent 5's coin, not agent
-    0's, lands under its jump odds."""
+    one of 4), every qimad_step argument as QIMADTorch passes them, but sequential. Agents 0,
+    2, 3 and 5 are evaluated; with poison, agent 2's loss is NaN and agent 3's float32
+    gradient holds an inf. Agents 0 and 5 stagnate on their own bests with neighbours; agent 5
+    improves on the swarm's best loss (which restarts its count under global_stagnation).
+    After the first step of a block (step > 1) the blocks are filled and agent 5's coin, not
+    agent 0's, lands under its jump odds. With box, the float64 bucket has the box above."""
     g = torch.Generator().manual_seed(seed)
     buckets = []
     for sizes, dtype in (([5, 3], torch.float64), ([4], torch.float32)):
@@ -67,7 +74,9 @@ def step_case(device, step=1, block=3, seed=0, poison=True):
             torch.tensor([9, 0, 1, 0, 2, 9]),  # stagnation
             torch.tensor(0.35, **f64),  # best_loss
             normal.to(device), uniform.to(device), step, rows, losses, gen, 0.6, 0.03, 0.05, 0.99,
-            1e-8, 3]
+            1e-8, 3,
+            [torch.tensor([BOX_LOWER, BOX_UPPER], **f64).to(device) if box else None, None],
+            global_stagnation]
 
 
 def cloned(args):
@@ -76,7 +85,7 @@ def cloned(args):
         if torch.is_tensor(x):
             out.append(x.clone())
         elif isinstance(x, list) and x and torch.is_tensor(x[0]):
-            out.append([t.clone() for t in x])
+            out.append([None if t is None else t.clone() for t in x])
         elif isinstance(x, torch.Generator):
             out.append(torch.Generator(device=x.device).set_state(x.get_state()))
         else:
@@ -88,7 +97,8 @@ def assert_same_state(a, b, tol):
     for x, y in zip(a, b):
         if isinstance(x, list) and x and torch.is_tensor(x[0]):
             for u, v in zip(x, y):
-                torch.testing.assert_close(u, v, **tol)
+                if u is not None:
+                    torch.testing.assert_close(u, v, **tol)
         elif torch.is_tensor(x):
             torch.testing.assert_close(x, y, **tol)
 
@@ -98,25 +108,36 @@ def assert_same_state(a, b, tol):
 @pytest.mark.parametrize("step", [1, 2, 3])  # a block's first step draws it afresh
 @pytest.mark.parametrize("poison", [True, False])
 @pytest.mark.parametrize("sequential", [False, True])
-def test_step_native_matches_torch(device, step, poison, sequential):
+@pytest.mark.parametrize("box", [False, True])
+@pytest.mark.parametrize("global_stagnation", [False, True])
+def test_step_native_matches_torch(device, step, poison, sequential, box, global_stagnation):
     native_or_skip(device)
-    args = step_case(device, step=step, poison=poison) + [sequential]
+    args = step_case(device, step=step, poison=poison, box=box,
+                     global_stagnation=global_stagnation) + [sequential]
     reference = cloned(args)
     fates = torch.ops.sb_native.qimad_step(*args)
     fates_ref = _reference.qimad_step(*reference)
     assert fates.tolist() == fates_ref.tolist()
-    if step > 1:
-        assert fates.tolist() == ([1, 0, -1, -1, 0, 2] if poison else [1, 0, 1, 1, 0, 2])
+    if step > 1:  # agent 5 jumps unless it improved on the swarm's best (global_stagnation)
+        jump = 1 if global_stagnation else 2
+        assert fates.tolist() == ([1, 0, -1, -1, 0, jump] if poison else [1, 0, 1, 1, 0, jump])
+        # Agent 0 had its chance and did not jump: its count restarts only under the global rule.
+        assert args[19].tolist()[0] == (0 if global_stagnation else 10)
     assert_same_state(args, reference, dict(rtol=1e-6, atol=1e-6))
     # The records exactly, and each reset agent holds the best weights (it was not updated).
     for index in (17, 18, 19, 20):
         assert torch.equal(args[index], reference[index])
     assert args[17].tolist()[2] == (math.inf if poison else 0.4)
-    assert args[19].tolist()[5] == 0, "a tunnelling agent's stagnation restarts"
+    assert args[19].tolist()[5] == 0, "a tunnelling or improving agent's stagnation restarts"
+    assert args[19].tolist()[3] == 1, "0.8 improves neither agent 3's best nor the swarm's"
     assert args[20].item() == 0.3, "agent 5 improved on the swarm's best"
     if poison:
         for th, bs in zip(args[0], args[3]):
             assert torch.equal(th[2], bs) and torch.equal(th[3], bs)
+    if box:  # every updated row inside the box, the others as they were
+        lower, upper = (torch.tensor(b, dtype=torch.float64) for b in (BOX_LOWER, BOX_UPPER))
+        moved = args[0][0][[i for i, f in enumerate(fates.tolist()) if f > 0]].cpu()
+        assert bool(((moved >= lower) & (moved <= upper)).all())
     # The model holds the best weights, in each parameter's shape.
     flat = torch.cat([p.reshape(-1).double() for p in args[4][:2]])
     assert torch.equal(flat, args[3][0])
@@ -126,8 +147,9 @@ def test_step_native_matches_torch(device, step, poison, sequential):
 @NATIVE_OPS
 @pytest.mark.parametrize("step", [1, 5])
 @pytest.mark.parametrize("sequential", [False, True])
-def test_step_cpu_kernel_matches_its_composite(step, sequential):
-    args = step_case("cpu", step=step, block=4) + [sequential]
+@pytest.mark.parametrize("box", [False, True])
+def test_step_cpu_kernel_matches_its_composite(step, sequential, box):
+    args = step_case("cpu", step=step, block=4, box=box, global_stagnation=box) + [sequential]
     composite = cloned(args)
     op = torch.ops.sb_native.qimad_step.default
     fates = op(*args)
@@ -162,7 +184,7 @@ def test_step_draws_a_block_once():
 def test_step_opcheck():
     torch.library.opcheck(torch.ops.sb_native.qimad_step.default, tuple(step_case("cpu")))
     torch.library.opcheck(torch.ops.sb_native.qimad_step.default,
-                          tuple(step_case("cpu")) + (True,))
+                          tuple(step_case("cpu", box=True, global_stagnation=True)) + (True,))
 
 
 @NATIVE_OPS
@@ -178,6 +200,11 @@ def test_step_opcheck():
     (14, [1] * 5, ValueError, r"can_tunnel must hold one flag per agent \(6\)"),
     (23, 0, ValueError, "step must be >= 1"),
     (10, torch.zeros(6, dtype=torch.float32), ValueError, "alpha must be a contiguous 1-D float64"),
+    (33, [None], ValueError, r"bounds must hold one entry per bucket \(2\), got 1"),
+    (33, [torch.zeros(2, 7, dtype=torch.float64), None], ValueError,
+     r"bounds must be \(2, parameters\) = \(2, 8\)"),
+    (33, [torch.zeros(2, 8), None], TypeError, "bounds must have the dtype of theta"),
+    (33, [None, torch.zeros(4, 2).t()], ValueError, "bounds must be contiguous"),
 ])
 def test_step_argument_checks(index, bad, error, match):
     args = step_case("cpu")

@@ -51,10 +51,10 @@ at::Tensor qimad_step_cpu(
     at::Tensor& normal, at::Tensor& uniform, int64_t step, at::IntArrayRef rows,
     at::ArrayRef<double> losses, std::optional<at::Generator> generator, double temperature,
     double alpha_step, double beta_step, double rms_decay, double eps, int64_t stagnation_limit,
-    bool sequential) {
+    const c10::List<std::optional<at::Tensor>>& bounds, bool global_stagnation, bool sequential) {
   check_step_args(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta,
                   seg_gamma, seg_w, alpha, can_tunnel, agent_loss, agent_best, stagnation,
-                  best_loss, normal, uniform, step, rows, losses);
+                  best_loss, normal, uniform, step, rows, losses, bounds);
   check_angles_args(alpha, beta, mask, k, normal[0], uniform[0], attract_on, dtype);
   const int64_t n = alpha.size(0), m = static_cast<int64_t>(k.size());
   const size_t nb = theta.size();
@@ -72,7 +72,7 @@ at::Tensor qimad_step_cpu(
                                [&] { rows_finite<scalar_t>(grad[b], rows, finite); });
   }
   StepPlan plan = plan_records(rows, losses, finite, agent_loss, agent_best, stagnation,
-                               best_loss, eps, fate);
+                               best_loss, eps, global_stagnation, fate);
   for (size_t b = 0; b < nb; ++b) {
     const size_t row = theta[b].size(1) * theta[b].element_size();
     if (plan.new_best >= 0) {
@@ -87,7 +87,7 @@ at::Tensor qimad_step_cpu(
   const int64_t slot = draw_slot(normal, uniform, step, generator);
   const at::Tensor walk = normal[slot], coins = uniform[slot];
   plan_tunnels(plan, can_tunnel, stagnation, coins.data_ptr<double>(), alpha.data_ptr<double>(),
-               stagnation_limit, fate);
+               stagnation_limit, global_stagnation, fate);
   at::Tensor W = at::empty({m, n, n}, alpha.options().dtype(dtype));
   at::Tensor attract = at::empty({n}, alpha.options().dtype(dtype));
   cpu::angles_into(alpha, beta, mask, k, walk, coins, attract_on, alpha_step, beta_step,
@@ -108,7 +108,8 @@ at::Tensor qimad_step_cpu(
     cpu::update_swarm(th, sq, grad[b], best[b], W.scalar_type() == type ? W : W.to(type),
                       plan.good, attract.scalar_type() == type ? attract : attract.to(type),
                       segments[b], seg_eta[b], seg_gamma[b], seg_w[b], plan.tunnels,
-                      tunnel_of, noise, temperature, rms_decay, eps, sequential);
+                      tunnel_of, noise, temperature, rms_decay, eps, sequential,
+                      bounds.get(b).value_or(at::Tensor()));
     // The model holds the best-known weights (its version counters: ../step.h).
     const char* src = static_cast<const char*>(best[b].data_ptr());
     for (int64_t j = 0; j < bucket_params[b]; ++j, ++next) {

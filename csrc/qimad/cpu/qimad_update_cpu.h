@@ -142,15 +142,34 @@ void mix_run(T* __restrict__ out, const T* w, const T* y, int64_t n, int64_t p, 
   }
 }
 
+// One agent's block after its update: the jump (rare: a separate pass keeps the main loop
+// branch-free), then the clip to the box. Without bounds (lo null) only the jump, at the
+// parameter tensor's scale sc; with them a column of finite span jumps at its bound scale.
+template <typename T>
+void finish_run(T* __restrict__ x, const T* u, const T* lo, const T* hi, int64_t len, T sc,
+                T temperature) {
+  if (u != nullptr) {
+    for (int64_t c = 0; c < len; ++c) {
+      const T scale = lo == nullptr ? sc : qimad::box_jump_scale(lo[c], hi[c], sc, temperature);
+      x[c] = x[c] + qimad::jump(u[c], scale);
+    }
+  }
+  if (lo != nullptr) {
+    for (int64_t c = 0; c < len; ++c) x[c] = qimad::clip(x[c], lo[c], hi[c]);
+  }
+}
+
 // rows: the updated agents, strictly increasing; tunnel_of[k]: the tunnel_noise row of rows[k],
-// or -1; segments, seg_eta, seg_gamma and seg_w as qimad_update takes them (CPU).
+// or -1; segments, seg_eta, seg_gamma and seg_w as qimad_update takes them (CPU); bounds:
+// undefined, or the (2, parameters) box [lower; upper] every updated row is clipped to.
 inline void update_swarm(at::Tensor& theta, at::Tensor& square_avg, const at::Tensor& grad,
                          const at::Tensor& best, const at::Tensor& W, at::IntArrayRef rows,
                          const at::Tensor& attract, const at::Tensor& segments,
                          const at::Tensor& seg_eta, const at::Tensor& seg_gamma,
                          const at::Tensor& seg_w, at::IntArrayRef tunnel_rows,
                          const std::vector<int64_t>& tunnel_of, const at::Tensor& tunnel_noise,
-                         double temperature, double rms_decay, double eps, bool sequential) {
+                         double temperature, double rms_decay, double eps, bool sequential,
+                         const at::Tensor& bounds) {
   const int64_t n = theta.size(0), p = theta.size(1), nr = static_cast<int64_t>(rows.size());
   const int64_t ns = segments.numel() - 1, nt = static_cast<int64_t>(tunnel_rows.size());
   const int64_t mats = W.size(0);
@@ -189,6 +208,9 @@ inline void update_swarm(at::Tensor& theta, at::Tensor& square_avg, const at::Te
     const int64_t* tr = tunnel_rows.data();
     const auto decay = static_cast<scalar_t>(rms_decay);
     const auto e = static_cast<scalar_t>(eps);
+    const auto temp = static_cast<scalar_t>(temperature);
+    const scalar_t* lower = bounds.defined() ? bounds.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* upper = bounds.defined() ? lower + p : nullptr;
 
     // Jump scale of each (tunnelling agent, parameter tensor), from its pre-step position.
     std::vector<scalar_t> scale(nt * ns, scalar_t(0));
@@ -199,8 +221,7 @@ inline void update_swarm(at::Tensor& theta, at::Tensor& square_avg, const at::Te
         const scalar_t* x = th + tr[t] * p + seg[s];
         acc_t sum = 0;
         for (int64_t c = 0; c < width; ++c) sum += std::abs(static_cast<acc_t>(x[c]));
-        scale[q] = qimad::jump_scale(static_cast<scalar_t>(sum / width),
-                                     static_cast<scalar_t>(temperature));
+        scale[q] = qimad::jump_scale(static_cast<scalar_t>(sum / width), temp);
       }
     });
 
@@ -236,10 +257,12 @@ inline void update_swarm(at::Tensor& theta, at::Tensor& square_avg, const at::Te
                 fused_gemm ? mix_block.data() + k * kBlock : mx + k * p + blk;
             const scalar_t wsk = ws[sw[s] * n + i], ai = att[i], es = eta[s], gs = gam[s];
             update_run(x, v, g, bs, m, len, wsk, es, gs, ai, decay, e);
-            if (tunnel_of[k] >= 0) {  // rare: a separate pass keeps the main loop branch-free
-              const scalar_t* u = noise + tunnel_of[k] * p + blk;
-              const scalar_t sc = scale[tunnel_of[k] * ns + s];
-              for (int64_t c = 0; c < len; ++c) x[c] = x[c] + qimad::jump(u[c], sc);
+            const int64_t t = tunnel_of[k];
+            if (t >= 0 || lower != nullptr) {
+              finish_run(x, t >= 0 ? noise + t * p + blk : nullptr,
+                         lower == nullptr ? nullptr : lower + blk,
+                         upper == nullptr ? nullptr : upper + blk, len,
+                         t >= 0 ? scale[t * ns + s] : scalar_t(0), temp);
             }
           }
         }

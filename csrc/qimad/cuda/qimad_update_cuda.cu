@@ -8,8 +8,9 @@
 //      as in the CPU kernel's large-swarm path;
 //   3. the jump scales, one block per (tunnelling agent, segment): mean |theta| from the
 //      pre-step positions, a fixed-order tree reduction accumulated in double like the CPU's;
-//   4. one fused elementwise kernel over (rows, parameters): RMSProp state, swarm_delta and
-//      the jump, the per-element math of csrc/qimad/math.h in the CPU kernel's order.
+//   4. one fused elementwise kernel over (rows, parameters): RMSProp state, swarm_delta, the
+//      jump and the clip to the box (with bounds), the per-element math of csrc/qimad/math.h
+//      in the CPU kernel's order.
 // All launches and GEMMs run on the current stream, so each sees the previous one's results;
 // the fused kernel reads and writes only its own element of theta, so updating in place
 // keeps the step synchronous.
@@ -27,6 +28,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "../../common/cuda/launch.cuh"
@@ -105,12 +107,14 @@ struct StepArgs {
   const scalar_t* gamma;     // (segments)
   const scalar_t* noise;     // (tunnel rows, P): U(0, 1) draws
   const scalar_t* scale;     // (tunnel rows, segments)
+  const scalar_t* lower;     // (P): the box's lower bounds, or null without bounds
+  const scalar_t* upper;     // (P)
   const int64_t* rows;       // (rows)
   const int64_t* seg;        // (segments + 1)
   const int64_t* seg_w;      // (segments)
   const int64_t* tunnel_of;  // (rows): the tunnel_noise row of each updated row, or -1
   int64_t n, nr, p, ns;
-  scalar_t decay, eps;
+  scalar_t decay, eps, temperature;
 };
 
 // Row k's (agent rows[k]'s) coordinate c in segment s, given its communication input mix.
@@ -126,7 +130,14 @@ __device__ __forceinline__ void update_element(const StepArgs<scalar_t>& a, int6
                                          a.wsum[a.seg_w[s] * a.nr + k], a.eta[s], a.gamma[s],
                                          a.attract[i], a.eps);
   const int64_t t = a.tunnel_of[k];
-  if (t >= 0) next = next + qimad::jump(a.noise[t * a.p + c], a.scale[t * a.ns + s]);
+  if (t >= 0) {
+    const scalar_t scale = a.scale[t * a.ns + s];
+    next = next + qimad::jump(a.noise[t * a.p + c],
+                              a.lower == nullptr ? scale
+                                                 : qimad::box_jump_scale(a.lower[c], a.upper[c],
+                                                                         scale, a.temperature));
+  }
+  if (a.lower != nullptr) next = qimad::clip(next, a.lower[c], a.upper[c]);
   a.theta[ix] = next;
 }
 
@@ -165,9 +176,10 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
                        const at::Tensor& seg_eta, const at::Tensor& seg_gamma,
                        const at::Tensor& seg_w, const at::Tensor& tunnel_rows,
                        const at::Tensor& tunnel_noise, double temperature, double rms_decay,
-                       double eps, bool sequential) {
+                       double eps, bool sequential, const std::optional<at::Tensor>& bounds) {
   check_update_args(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta, seg_gamma,
                     seg_w, tunnel_rows, tunnel_noise);
+  check_bounds(bounds, theta, "bounds");
   const at::cuda::CUDAGuard guard(theta.device());
   const int64_t n = theta.size(0), p = theta.size(1), nr = rows.numel();
   const int64_t ns = segments.numel() - 1, nt = tunnel_rows.numel();
@@ -205,10 +217,14 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
         W.data_ptr<scalar_t>(),         wsum.data_ptr<scalar_t>(),
         attract.data_ptr<scalar_t>(),   seg_eta.data_ptr<scalar_t>(),
         seg_gamma.data_ptr<scalar_t>(), tunnel_noise.data_ptr<scalar_t>(),
-        scale.data_ptr<scalar_t>(),     rows.data_ptr<int64_t>(),
+        scale.data_ptr<scalar_t>(),
+        bounds.has_value() ? bounds->data_ptr<scalar_t>() : nullptr,
+        bounds.has_value() ? bounds->data_ptr<scalar_t>() + p : nullptr,
+        rows.data_ptr<int64_t>(),
         segments.data_ptr<int64_t>(),   seg_w.data_ptr<int64_t>(),
         tunnel_of_dev.data_ptr<int64_t>(),
-        n, nr, p, ns, static_cast<scalar_t>(rms_decay), static_cast<scalar_t>(eps)};
+        n, nr, p, ns, static_cast<scalar_t>(rms_decay), static_cast<scalar_t>(eps),
+        static_cast<scalar_t>(temperature)};
     if (sequential) {
       launch(sequential_step_kernel<scalar_t>, grid_for(p), kThreads, 0, stream, args);
     } else {

@@ -38,7 +38,7 @@ class QimadSession {
                std::vector<int64_t> can_tunnel, at::ScalarType dtype, at::Tensor agent_loss,
                at::Tensor agent_best, at::Tensor stagnation, at::Tensor best_loss,
                at::Tensor normal, at::Tensor uniform, at::Generator generator, double rms_decay,
-               double eps, int64_t stagnation_limit, bool sequential)
+               double eps, int64_t stagnation_limit, bool global_stagnation, bool sequential)
       : slots_(std::move(slots)), theta_(std::move(theta)), square_avg_(std::move(square_avg)),
         grad_(std::move(grad)), best_(std::move(best)), params_(std::move(params)),
         bucket_params_(std::move(bucket_params)), segments_(std::move(segments)),
@@ -48,7 +48,7 @@ class QimadSession {
         stagnation_(std::move(stagnation)), best_loss_(std::move(best_loss)),
         normal_(std::move(normal)), uniform_(std::move(uniform)), generator_(std::move(generator)),
         rms_decay_(rms_decay), eps_(eps), stagnation_limit_(stagnation_limit),
-        sequential_(sequential) {
+        global_stagnation_(global_stagnation), sequential_(sequential) {
     TORCH_CHECK_VALUE(!slots_.empty(), "slots must hold one entry per agent");
     TORCH_CHECK_VALUE(agent_loss_.dim() == 1 && agent_loss_.scalar_type() == at::kDouble &&
                           agent_loss_.is_cpu() &&
@@ -56,13 +56,17 @@ class QimadSession {
                       "agent_loss must be a float64 CPU tensor with one entry per agent");
   }
 
-  // The groups' per-segment eta, gamma and matrix index, and the distinct exponents k.
+  // The groups' per-segment eta, gamma and matrix index, the distinct exponents k and each
+  // bucket's box (None without bounds).
   void set_hyper(std::vector<at::Tensor> seg_eta, std::vector<at::Tensor> seg_gamma,
-                 std::vector<at::Tensor> seg_w, std::vector<double> k) {
+                 std::vector<at::Tensor> seg_w, std::vector<double> k,
+                 const std::vector<std::optional<at::Tensor>>& bounds) {
     seg_eta_ = std::move(seg_eta);
     seg_gamma_ = std::move(seg_gamma);
     seg_w_ = std::move(seg_w);
     k_ = std::move(k);
+    bounds_ = c10::List<std::optional<at::Tensor>>();
+    for (const auto& b : bounds) bounds_.push_back(b);
   }
 
   // One step: the closures of the agents in rows, with grad mode on, then qimad_step without
@@ -94,7 +98,8 @@ class QimadSession {
                               at::ArrayRef<double>, at::ScalarType, at::Tensor&, at::Tensor&,
                               at::Tensor&, at::Tensor&, at::Tensor&, at::Tensor&, int64_t,
                               at::IntArrayRef, at::ArrayRef<double>, std::optional<at::Generator>,
-                              double, double, double, double, double, int64_t, bool)>();
+                              double, double, double, double, double, int64_t,
+                              const c10::List<std::optional<at::Tensor>>&, bool, bool)>();
     at::Tensor fates;
     {
       at::NoGradGuard no_grad;
@@ -103,7 +108,8 @@ class QimadSession {
                       seg_eta_, seg_gamma_, seg_w_, alpha_, beta_, mask_, attract_on_, can_tunnel_,
                       k_, dtype_, agent_loss_, agent_best_, stagnation_, best_loss_, normal_,
                       uniform_, step, rows, losses, generator_, temperature, alpha_step,
-                      beta_step, rms_decay_, eps_, stagnation_limit_, sequential_);
+                      beta_step, rms_decay_, eps_, stagnation_limit_, bounds_,
+                      global_stagnation_, sequential_);
     }
     return {std::move(losses), std::move(fates), *best_loss_.data_ptr<double>()};
   }
@@ -178,7 +184,8 @@ class QimadSession {
   at::Generator generator_;
   double rms_decay_, eps_;
   int64_t stagnation_limit_;
-  bool sequential_;
+  c10::List<std::optional<at::Tensor>> bounds_;
+  bool global_stagnation_, sequential_;
 };
 
 }  // namespace
@@ -190,7 +197,7 @@ void register_qimad_session(py::module_& m) {
                     std::vector<at::Tensor>, std::vector<int64_t>, std::vector<at::Tensor>,
                     at::Tensor, at::Tensor, at::Tensor, at::Tensor, std::vector<int64_t>,
                     at::ScalarType, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
-                    at::Tensor, at::Generator, double, double, int64_t, bool>())
+                    at::Tensor, at::Generator, double, double, int64_t, bool, bool>())
       .def("set_hyper", &QimadSession::set_hyper)
       .def("step", &QimadSession::step);
 }

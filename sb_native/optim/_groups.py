@@ -1,0 +1,81 @@
+"""QIMADTorch's parameter groups: the learning-rate key, box bounds and what the swarm's
+hyperparameters are rebuilt from.
+
+The learning rate is the group key "lr", as in every torch.optim optimizer, so that
+torch.optim.lr_scheduler drives it; "eta", the seed's name, is accepted wherever a group is
+given or written (docs/qimad.md, "Learning rate and schedulers").
+"""
+
+import math
+from typing import Dict, List, Optional
+
+import torch
+
+
+def take_eta(group: dict, where: str) -> None:
+    """Moves a group's "eta" to "lr" (ValueError when both are given and differ)."""
+    if "eta" not in group:
+        return
+    eta = group.pop("eta")
+    if "lr" in group and group["lr"] != eta:
+        raise ValueError(f"{where} sets both lr={group['lr']!r} and eta={eta!r}; eta is the "
+                         "old name of lr: give one of them")
+    group["lr"] = eta
+
+
+def check_bounds(bounds, where: str = "bounds") -> None:
+    """bounds: None or a pair (lower, upper) of floats or tensors, lower <= upper, no NaN."""
+    if bounds is None:
+        return
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise ValueError(f"{where} must be None or a pair (lower, upper), got {bounds!r}")
+    lower, upper = (torch.as_tensor(b, dtype=torch.float64) for b in bounds)
+    if lower.isnan().any() or upper.isnan().any():
+        raise ValueError(f"{where} must not hold NaN")
+    try:
+        ordered = bool((lower <= upper).all())
+    except RuntimeError as error:  # shapes that do not broadcast
+        raise ValueError(f"{where}: lower and upper do not broadcast: {error}") from None
+    if not ordered:
+        raise ValueError(f"{where} must have lower <= upper everywhere")
+
+
+def bounds_key(bounds) -> Optional[tuple]:
+    """What tells a group's bounds from its earlier ones: floats, or each tensor's identity and
+    version (a tensor changed in place counts as new)."""
+    if bounds is None:
+        return None
+    return tuple((id(b), b._version) if torch.is_tensor(b)
+                 else tuple(torch.as_tensor(b, dtype=torch.float64).reshape(-1).tolist())
+                 for b in bounds)
+
+
+def column_box(params: List[torch.Tensor], group_of: List[int],
+               groups: List[dict]) -> Optional[torch.Tensor]:
+    """The (2, P) box [lower; upper] of a bucket's columns (params in column order, group_of[j]
+    the group index of params[j]): each parameter's group bounds broadcast to its shape, +-inf
+    where a group has none; None when no group of the bucket has bounds."""
+    if all(groups[g].get("bounds") is None for g in group_of):
+        return None
+    ref = params[0]
+    rows: Dict[int, List[torch.Tensor]] = {0: [], 1: []}
+    for p, g in zip(params, group_of):
+        bounds = groups[g].get("bounds")
+        for side, default in ((0, -math.inf), (1, math.inf)):
+            value = default if bounds is None else bounds[side]
+            value = torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
+            try:
+                rows[side].append(value.broadcast_to(p.shape).reshape(-1))
+            except RuntimeError:
+                raise ValueError(f"bounds of shape {tuple(value.shape)} do not broadcast to a "
+                                 f"parameter of shape {tuple(p.shape)}") from None
+    return torch.stack([torch.cat(rows[0]), torch.cat(rows[1])]).contiguous()
+
+
+def hyper_key(groups: List[dict]) -> tuple:
+    """The groups' values the swarm's hyperparameters are built from: a step rebuilds them
+    when this changes (a scheduler's new lr, a write to gamma, k or bounds)."""
+    for g in groups:
+        take_eta(g, "a parameter group")
+    return tuple((g["lr"], g["gamma"], g["k"], g["attraction"], bounds_key(g.get("bounds")))
+                 for g in groups)
