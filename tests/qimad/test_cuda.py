@@ -13,7 +13,7 @@ from sb_native import _ops
 from sb_native.optim import QIMADTorch, _reference
 from tests.helpers import CUDA_ONLY
 from tests.qimad.test_qimad import bowl, make_params, run, swarm
-from tests.qimad.test_qimad_ops import angles, cloned, ring_mask, swarm_case
+from tests.qimad.test_qimad_ops import angles, box_for, cloned, ring_mask, swarm_case
 
 pytestmark = CUDA_ONLY
 CUDA = torch.device("cuda")
@@ -84,10 +84,12 @@ QIMAD_CASES = {
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("case", QIMAD_CASES)
 @pytest.mark.parametrize("sequential", [False, True])
-def test_qimad_update_cuda(dtype, case, sequential):
+@pytest.mark.parametrize("box", [False, True])
+def test_qimad_update_cuda(dtype, case, sequential, box):
     case = dict(QIMAD_CASES[case])
     sizes = case.pop("sizes", SIZES)
-    cpu = swarm_case(case.pop("n", 7), sizes, dtype, "cpu", seed=5, **case) + [sequential]
+    cpu = swarm_case(case.pop("n", 7), sizes, dtype, "cpu", seed=5, **case)
+    cpu += [sequential, box_for(cpu) if box else None]
     gpu = to_cuda(cpu)
     reference = cloned(gpu)
     torch.ops.sb_native.qimad_update(*cpu)

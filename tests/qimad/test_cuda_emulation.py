@@ -1,14 +1,14 @@
 """The QIMAD CUDA ops run on the CPU under the emulation (tests/emulation), from their entry
 (launchers included), against the CPU ops on the same inputs (test_qimad_ops's builders):
 qimad_fidelity (fidelity_rows_kernel) and qimad_update (jump_scales_kernel, swarm_step_kernel,
-sequential_step_kernel). The fidelity's transcendentals are the CPU's own functions here, so
+sequential_step_kernel), with and without a box. The fidelity's transcendentals are the CPU's own functions here, so
 its rows match to rounding; the update's per-element arithmetic is shared (csrc/qimad/math.h)."""
 
 import pytest
 import torch
 
 from tests.qimad.test_cuda import QIMAD_CASES, SIZES, fidelity_mask
-from tests.qimad.test_qimad_ops import angles, cloned, swarm_case
+from tests.qimad.test_qimad_ops import angles, box_for, cloned, swarm_case
 
 TOL = {torch.float64: dict(rtol=1e-12, atol=1e-14), torch.float32: dict(rtol=1e-5, atol=1e-6)}
 DTYPES = [torch.float32, torch.float64]
@@ -36,10 +36,12 @@ def test_qimad_fidelity_no_agents(emulated):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", QIMAD_CASES)
 @pytest.mark.parametrize("sequential", [False, True])
-def test_qimad_update(emulated, dtype, case, sequential):
+@pytest.mark.parametrize("box", [False, True])
+def test_qimad_update(emulated, dtype, case, sequential, box):
     case = dict(QIMAD_CASES[case])
     sizes = case.pop("sizes", SIZES)
-    cpu = swarm_case(case.pop("n", 7), sizes, dtype, "cpu", seed=5, **case) + [sequential]
+    cpu = swarm_case(case.pop("n", 7), sizes, dtype, "cpu", seed=5, **case)
+    cpu += [sequential, box_for(cpu) if box else None]
     got = cloned(cpu)
     torch.ops.sb_native.qimad_update(*cpu)
     emulated.qimad_update(*got)

@@ -90,14 +90,30 @@ def swarm_case(n, sizes, dtype, device, seed=0, rows=None, tunnel_rows=(), ks=(2
             f(seg_eta), f(seg_gamma), i64(seg_w), i64(tunnel_rows), f(noise), 0.7, 0.99, 1e-8]
 
 
+def box_for(args, seed=0):
+    """A (2, parameters) box for swarm_case's args, tight enough that the update leaves it
+    often: columns bounded on both sides, then bounded above only, then unbounded, in turn."""
+    theta = args[0]
+    p = theta.shape[1]
+    g = torch.Generator().manual_seed(seed)
+    width = 0.3 + 0.5 * torch.rand(2, p, generator=g, dtype=torch.float64)
+    lower, upper = -width[0], width[1]
+    kind = torch.arange(p) % 4
+    lower[kind >= 2] = -math.inf
+    upper[kind == 3] = math.inf
+    return torch.stack([lower, upper]).to(theta.device, theta.dtype)
+
+
 def cloned(args):
     return [x.clone() if torch.is_tensor(x) else x for x in args]
 
 
-def update_loops(args, sequential=False):
+def update_loops(args, sequential=False, box=None):
     """One step written agent by agent and neighbour by neighbour, as the reference's Phase 3:
     synchronous, the communication reads every position from before the step; sequential, as
-    the reference, it reads the positions of the agents moved before this one."""
+    the reference, it reads the positions of the agents moved before this one. With box, as
+    the QIMAD authors' loop: a jump in a column of finite span is U(-1, 1) * 0.4 * span * temp,
+    and each moved row is clipped to the box."""
     (theta, sq, grad, best, W, rows, attract, segments, seg_eta, seg_gamma, seg_w, trows, noise,
      temp, decay, eps) = [x.double().cpu() if torch.is_tensor(x) and x.is_floating_point()
                           else (x.cpu() if torch.is_tensor(x) else x) for x in args]
@@ -119,11 +135,17 @@ def update_loops(args, sequential=False):
                 if Wk[i, j] != 0:
                     comm += Wk[i, j] * (seen[j, c] - seen[i, c])
             delta += seg_gamma[s] * comm
+            new_theta[i, c] = old[i, c] + delta
             if i in trows:
                 t = trows.index(i)
-                scale = (float(old[i, c].abs().mean()) * 0.8 + 0.1) * temp
-                delta += (noise[t, c] * 2 - 1) * scale
-            new_theta[i, c] = old[i, c] + delta
+                scale = torch.full_like(delta, (float(old[i, c].abs().mean()) * 0.8 + 0.1) * temp)
+                if box is not None:
+                    span = box[1, c].double() - box[0, c].double()
+                    scale = torch.where(torch.isfinite(span), 0.4 * span * temp, scale)
+                new_theta[i, c] += (noise[t, c] * 2 - 1) * scale
+            if box is not None:
+                new_theta[i, c] = torch.minimum(torch.maximum(new_theta[i, c], box[0, c].double()),
+                                                box[1, c].double())
             new_sq[i, c] = v
     return new_theta, new_sq
 
@@ -248,11 +270,13 @@ CASES = {
 
 @pytest.mark.parametrize("sequential", [False, True])
 @pytest.mark.parametrize("case", CASES)
-def test_update_torch_matches_explicit_loops(case, sequential):
+@pytest.mark.parametrize("box", [False, True])
+def test_update_torch_matches_explicit_loops(case, sequential, box):
     case = dict(CASES[case])
     args = swarm_case(case.pop("n", 7), [5, 12, 1, 9], torch.float64, "cpu", seed=3, **case)
-    expected = update_loops(args, sequential)
-    _reference.qimad_update(*args, sequential)
+    bounds = box_for(args) if box else None
+    expected = update_loops(args, sequential, bounds)
+    _reference.qimad_update(*args, sequential, bounds)
     torch.testing.assert_close(args[0], expected[0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(args[1], expected[1], rtol=1e-12, atol=1e-12)
 
@@ -262,15 +286,17 @@ def test_update_torch_matches_explicit_loops(case, sequential):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("sequential", [False, True])
-def test_update_native_matches_torch(device, dtype, case, sequential):
+@pytest.mark.parametrize("box", [False, True])
+def test_update_native_matches_torch(device, dtype, case, sequential, box):
     native_or_skip(device)
     case = dict(CASES[case])
     if "seg_w" in case:
         case["seg_w"] = [1, 1, 0, 0, 1]
     args = swarm_case(case.pop("n", 7), [5, 12, 1, 0, 900], dtype, device, seed=5, **case)
+    bounds = box_for(args, seed=1) if box else None
     reference = cloned(args)
-    torch.ops.sb_native.qimad_update(*args, sequential)
-    _reference.qimad_update(*reference, sequential)
+    torch.ops.sb_native.qimad_update(*args, sequential, bounds)
+    _reference.qimad_update(*reference, sequential, bounds)
     torch.testing.assert_close(args[0], reference[0], **TOL[dtype])
     torch.testing.assert_close(args[1], reference[1], **TOL[dtype])
 
@@ -278,14 +304,16 @@ def test_update_native_matches_torch(device, dtype, case, sequential):
 @NATIVE_OPS
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 9), sizes=st.lists(st.integers(0, 700), min_size=1, max_size=4),
-       seed=st.integers(0, 2**16), sequential=st.booleans(), data=st.data())
-def test_update_native_matches_torch_hypothesis(n, sizes, seed, sequential, data):
+       seed=st.integers(0, 2**16), sequential=st.booleans(), box=st.booleans(),
+       data=st.data())
+def test_update_native_matches_torch_hypothesis(n, sizes, seed, sequential, box, data):
     rows = sorted(data.draw(st.sets(st.integers(0, n - 1))))
     tunnel_rows = sorted(data.draw(st.sets(st.sampled_from(rows)))) if rows else []
     args = swarm_case(n, sizes, torch.float64, "cpu", seed=seed, rows=rows, tunnel_rows=tunnel_rows)
+    bounds = box_for(args, seed) if box else None
     reference = cloned(args)
-    torch.ops.sb_native.qimad_update(*args, sequential)
-    _reference.qimad_update(*reference, sequential)
+    torch.ops.sb_native.qimad_update(*args, sequential, bounds)
+    _reference.qimad_update(*reference, sequential, bounds)
     torch.testing.assert_close(args[0], reference[0], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(args[1], reference[1], rtol=1e-12, atol=1e-12)
 
@@ -346,6 +374,8 @@ def test_opcheck():
     args = swarm_case(5, [6, 3], torch.float64, "cpu", rows=[0, 1, 3], tunnel_rows=[3])
     torch.library.opcheck(torch.ops.sb_native.qimad_update.default, tuple(args))
     torch.library.opcheck(torch.ops.sb_native.qimad_update.default, tuple(args) + (True,))
+    torch.library.opcheck(torch.ops.sb_native.qimad_update.default,
+                          tuple(args) + (False, box_for(args)))
     torch.library.opcheck(torch.ops.sb_native.qimad_angles.default,
                           tuple(angles_case(5, torch.float64, "cpu")))
 
@@ -363,9 +393,13 @@ def test_opcheck():
     (7, torch.tensor([0, 5, 20, 26]), ValueError, "segments must run from 0 to 27"),
     (10, torch.tensor([0, 0, 3]), ValueError, "seg_w must index"),
     (11, torch.tensor([1]), ValueError, "tunnel_noise must be"),
+    (17, torch.zeros(2, 26, dtype=torch.float64), ValueError,
+     r"bounds must be \(2, parameters\) = \(2, 27\)"),
+    (17, torch.zeros(2, 27), TypeError, "bounds must have the dtype of theta"),
+    (17, torch.zeros(27, 2, dtype=torch.float64).t(), ValueError, "bounds must be contiguous"),
 ])
 def test_update_argument_checks(index, bad, error, match):
-    args = swarm_case(7, [5, 12, 10], torch.float64, "cpu")
+    args = swarm_case(7, [5, 12, 10], torch.float64, "cpu") + [False, None]
     args[index] = bad
     with pytest.raises(error, match=match):
         torch.ops.sb_native.qimad_update(*args)
