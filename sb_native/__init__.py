@@ -14,7 +14,7 @@ from .api import build_model, maximize, minimize
 from .core import Ising, QuadraticPolynomial, RowBlock
 from .engine import ConvergenceWarning
 from .engine.history import History, HistoryPoint
-from .optim import QIMADTorch
+from .optim import QIMADTorch, QimadResult, qimad_minimize
 from .timed import Settings, TimedResult, settings_for, solve_within
 
 __version__ = "0.1.0"
@@ -25,6 +25,7 @@ __all__ = [
     "HistoryPoint",
     "Ising",
     "QIMADTorch",
+    "QimadResult",
     "QuadraticPolynomial",
     "RowBlock",
     "Settings",
@@ -40,6 +41,7 @@ __all__ = [
     "optimizer",
     "plot",
     "presets",
+    "qimad_minimize",
     "reset_env",
     "set_env",
     "settings_for",

@@ -12,12 +12,13 @@ from typing import Dict, List, Optional
 import torch
 
 
-def take_eta(group: dict, where: str) -> None:
-    """Moves a group's "eta" to "lr" (ValueError when both are given and differ)."""
+def take_eta(group: dict, where: Optional[str] = None) -> None:
+    """Moves a group's "eta" to "lr". Where a group is given (where names it), both given and
+    different is a ValueError; in a group already held, eta was written after lr: it wins."""
     if "eta" not in group:
         return
     eta = group.pop("eta")
-    if "lr" in group and group["lr"] != eta:
+    if where is not None and "lr" in group and group["lr"] != eta:
         raise ValueError(f"{where} sets both lr={group['lr']!r} and eta={eta!r}; eta is the "
                          "old name of lr: give one of them")
     group["lr"] = eta
@@ -76,6 +77,6 @@ def hyper_key(groups: List[dict]) -> tuple:
     """The groups' values the swarm's hyperparameters are built from: a step rebuilds them
     when this changes (a scheduler's new lr, a write to gamma, k or bounds)."""
     for g in groups:
-        take_eta(g, "a parameter group")
+        take_eta(g)
     return tuple((g["lr"], g["gamma"], g["k"], g["attraction"], bounds_key(g.get("bounds")))
                  for g in groups)

@@ -25,8 +25,9 @@ from .. import _checks, _distributed, _ops
 from . import ops
 from ._groups import check_bounds, column_box, hyper_key, take_eta
 from ._state import SwarmRuntime, SwarmState
-from ._stepping import collect_grad, functional_loss, loss_value, step_hooks
+from ._stepping import collect_grad, loss_value, step_hooks
 from ._swarm import _Bucket, temperature
+from ._vectorised import VectorisedSteps
 
 _TOPOLOGIES = ("complete", "ring", "grid", "random")
 _COOLINGS = ("cosine", "linear", "exponential", None)
@@ -44,7 +45,7 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
     return _ops.resolve_backend(backend, device, algorithm="qimad")
 
 
-class QIMADTorch(torch.optim.Optimizer):
+class QIMADTorch(VectorisedSteps, torch.optim.Optimizer):
     """QUIMAD as a torch optimizer (population based: `k_eval` evaluations per step).
 
     Args: as the reference (see docs/qimad.md): params, num_agents=8, eta=0.05 (the RMSProp
@@ -166,14 +167,17 @@ class QIMADTorch(torch.optim.Optimizer):
             raise RuntimeError("QIMADTorch cannot take new parameter groups after its first step")
         param_group = dict(param_group)
         take_eta(param_group, "add_param_group")
-        check_bounds(param_group.get("bounds"), "a parameter group's bounds")
         super().add_param_group(param_group)
         new, first = self.param_groups[-1], self.param_groups[0]
         bad = [key for key in _SWARM_KEYS if new[key] != first[key]]
-        if bad:
+        try:
+            check_bounds(new["bounds"])
+            if bad:
+                raise ValueError(f"parameter groups must share the swarm settings {bad}; only "
+                                 "lr, gamma, k and bounds may differ per group")
+        except ValueError:
             self.param_groups.pop()
-            raise ValueError(f"parameter groups must share the swarm settings {bad}; only lr, "
-                             "gamma, k and bounds may differ per group")
+            raise
 
     def _trainable(self) -> List[torch.Tensor]:
         return [p for g in self.param_groups for p in g["params"] if p.requires_grad]
@@ -372,67 +376,6 @@ class QIMADTorch(torch.optim.Optimizer):
             losses = [shared[i] if i in rows else losses[i] for i in range(n)]
             return self._update(rows, losses)
 
-    @torch.no_grad()
-    def step_batched(self, loss_fn: Callable, module: Optional[torch.nn.Module] = None, *,
-                     randomness: str = "error") -> float:
-        """One step evaluating all agents due this step in one vectorised call.
-
-        Without `module`, loss_fn(*params) takes the parameter tensors in the optimizer's order.
-        With `module`, loss_fn(forward) takes a function running `module` on one agent's
-        weights (torch.func.functional_call), e.g. lambda f: F.cross_entropy(f(X), y).
-        Gradients come from torch.func.vmap(torch.func.grad_and_value(...)); randomness is
-        vmap's ('error', 'different' or 'same'). Returns the best loss seen so far.
-
-        >>> import torch, sb_native as sb
-        >>> weights = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
-        >>> optimizer = sb.QIMADTorch([weights], num_agents=4, seed=0)
-        >>> best = [optimizer.step_batched(lambda w: (w ** 2).sum()) for _ in range(20)]
-        >>> best[0], best[-1] < 0.1
-        (5.0, True)
-        >>> model = torch.nn.utils.skip_init(torch.nn.Linear, 2, 1)  # no draw from the RNG
-        >>> _ = torch.nn.init.zeros_(model.weight), torch.nn.init.zeros_(model.bias)
-        >>> X, y = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]), torch.tensor([1.0, 2.0, 3.0])
-        >>> optimizer = sb.QIMADTorch(model.parameters(), num_agents=4, seed=0)
-        >>> loss = lambda forward: torch.nn.functional.mse_loss(forward(X).reshape(-1), y)
-        >>> best = [optimizer.step_batched(loss, model) for _ in range(20)]
-        >>> best[-1] < best[0]
-        True
-        """
-        if self._group is not None:
-            raise NotImplementedError("step_batched with a process_group is not built; "
-                                      "use step(closure)")
-        rows = self._begin_step()
-        assert self._swarm is not None  # built by _begin_step
-        n = self.param_groups[0]["num_agents"]
-        stacked, rows_by_bucket = [], []
-        for b in self._buckets:
-            if len(rows) == n:
-                theta = b.theta
-            else:
-                rows_by_bucket.append(self._rows(rows, b.device))
-                theta = b.theta.index_select(0, rows_by_bucket[-1])
-            stacked.extend(b.views(theta))
-        fn = loss_fn if module is None else functional_loss(
-            loss_fn, module, [p for b in self._buckets for p in b.params])
-        value_and_grads = torch.func.vmap(
-            torch.func.grad_and_value(fn, argnums=tuple(range(len(stacked)))),
-            randomness=randomness)
-        with torch.enable_grad():
-            grads, values = value_and_grads(*stacked)
-        start = 0
-        for bi, b in enumerate(self._buckets):
-            flat = torch.cat([g.reshape(len(rows), -1)
-                              for g in grads[start:start + len(b.params)]], dim=1)
-            start += len(b.params)
-            if len(rows) == n:
-                b.grad.copy_(flat)
-            else:
-                b.grad.index_copy_(0, rows_by_bucket[bi], flat)
-        losses = self._swarm.agent_loss.tolist()
-        for i, value in zip(rows, values.detach().reshape(-1).tolist()):
-            losses[i] = value
-        return self._update(rows, losses)
-
     def _hyper(self) -> None:
         """The buckets' per-segment lr, gamma and fidelity-matrix index and boxes, the distinct
         fidelity exponents k (one matrix each) and the attraction, into the runtime; rebuilt
@@ -442,7 +385,7 @@ class QIMADTorch(torch.optim.Optimizer):
         key = hyper_key(self.param_groups)
         if key != runtime.hyper_key:
             for g in self.param_groups:
-                check_bounds(g["bounds"], "a parameter group's bounds")
+                check_bounds(g["bounds"])
             runtime.hyper_key = key
             ks = sorted({float(g["k"]) for g in self.param_groups})
             k_index = {k: i for i, k in enumerate(ks)}
@@ -587,7 +530,7 @@ class QIMADTorch(torch.optim.Optimizer):
         saved = state_dict.pop("qimad", None)
         super().load_state_dict(state_dict)
         for g in self.param_groups:  # groups saved before a key existed take its default
-            take_eta(g, "a saved parameter group")
+            take_eta(g)
             for key, value in self.defaults.items():
                 g.setdefault(key, value)
         if saved is None:
