@@ -80,3 +80,24 @@ def hyper_key(groups: List[dict]) -> tuple:
         take_eta(g)
     return tuple((g["lr"], g["gamma"], g["k"], g["attraction"], bounds_key(g.get("bounds")))
                  for g in groups)
+
+
+def check_uniform_init(groups: List[dict]) -> None:
+    """init='uniform' needs finite bounds on every group with a trainable parameter."""
+    for g in groups:
+        bounds = g["bounds"]
+        finite = bounds is not None and all(
+            bool(torch.isfinite(torch.as_tensor(b, dtype=torch.float64)).all()) for b in bounds)
+        if not finite and any(p.requires_grad for p in g["params"]):
+            raise ValueError("init='uniform' needs finite bounds=(lower, upper) for every "
+                             "parameter group")
+
+
+def spread(buckets, groups: List[dict], generator: torch.Generator) -> None:
+    """Every agent uniform in its box (init='uniform'), bucket after bucket, from generator."""
+    for b in buckets:
+        box = column_box(b.params, b.groups, groups)
+        assert box is not None  # check_uniform_init: every parameter has finite bounds
+        u = torch.rand(b.theta.shape, generator=generator, device=generator.device,
+                       dtype=b.dtype).to(b.device)
+        b.theta.copy_(box[0] + (box[1] - box[0]) * u)

@@ -133,6 +133,20 @@ class SwarmState:
                    loss_ema=torch.full((n,), math.nan, dtype=torch.float64),
                    **_records([math.inf] * n, [math.inf] * n, [0] * n, math.inf))
 
+    def smooth(self, rows: Sequence[int], losses: Sequence[float], decay: float) -> List[float]:
+        """losses with each evaluated agent's replaced by its moving average (loss_ema), which
+        it updates: a non-finite loss passes as it is (qimad_step resets the agent) and
+        restarts the average."""
+        out = list(losses)
+        for i in rows:
+            value, last = losses[i], self.loss_ema[i].item()
+            if not math.isfinite(value):
+                self.loss_ema[i] = math.nan
+                continue
+            self.loss_ema[i] = value if math.isnan(last) else decay * last + (1 - decay) * value
+            out[i] = self.loss_ema[i].item()
+        return out
+
     def to_dict(self, last_agent_losses: Sequence[float]) -> dict:
         """state_dict()["qimad"]. last_agent_losses (get_agent_losses()) is the optimizer's, as
         it outlives a reset, but is saved here."""
@@ -189,9 +203,9 @@ class SwarmRuntime:
 
     @classmethod
     def build(cls, state: SwarmState, buckets: List[_Bucket], slots: list, backend: str,
-              sequential: bool, global_stagnation: bool, session: bool) -> "SwarmRuntime":
+              sequential: bool, global_stagnation: bool, use_session: bool) -> "SwarmRuntime":
         """The adjacency mask, the tunnelling switches per agent, the buckets' buffers as
-        qimad_step takes them and, on the native backend when session is true, the session.
+        qimad_step takes them and, on the native backend with use_session, the session.
         backend is the one requested ("auto", "native" or "torch")."""
         n = len(state.neighbours)
         home = state.alpha.device
@@ -225,7 +239,7 @@ class SwarmRuntime:
             stagnation_limit=STAGNATION_LIMIT, bounds=None, global_stagnation=global_stagnation,
             sequential=sequential)
         # Native: step(closure) is one call into the extension (closure loop and qimad_step).
-        session_cls = session_class() if chosen == "native" and session else None
+        session_cls = session_class() if chosen == "native" and use_session else None
         session = session_cls and session_cls(slots, *(getattr(args, f) for f in SESSION_FIELDS))
         return cls(backend=chosen, args=args, session=session, all_rows=list(range(n)))
 

@@ -2,14 +2,12 @@
 step_batched (a per-agent loss, vectorised by torch.func.vmap) and step_vectorized (a loss
 that already takes every agent at once, e.g. a test function of an (agents, d) tensor)."""
 
-from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
+from ._owner import SwarmOwner
 from ._stepping import functional_loss
-
-if TYPE_CHECKING:
-    from .qimad import QIMADTorch
 
 # An evaluation of the stacked due agents: their losses (rows,) and, per parameter, gradients
 # shaped like the stacked parameter.
@@ -20,7 +18,7 @@ class VectorisedSteps:
     """The vectorised steps of QIMADTorch (its base class: they use its swarm)."""
 
     @torch.no_grad()
-    def step_batched(self: "QIMADTorch", loss_fn: Callable,
+    def step_batched(self: SwarmOwner, loss_fn: Callable,
                      module: Optional[torch.nn.Module] = None, *,
                      randomness: str = "error") -> float:
         """One step evaluating all agents due this step in one vectorised call.
@@ -46,10 +44,10 @@ class VectorisedSteps:
         >>> best[-1] < best[0]
         True
         """
-        fn = loss_fn if module is None else functional_loss(
-            loss_fn, module, [p for b in self._buckets for p in b.params])
-
         def evaluate(stacked: List[torch.Tensor]) -> Evaluation:
+            # Built here, not before: the first step builds the buckets it reads.
+            fn = loss_fn if module is None else functional_loss(
+                loss_fn, module, [p for b in self._buckets for p in b.params])
             value_and_grads = torch.func.vmap(
                 torch.func.grad_and_value(fn, argnums=tuple(range(len(stacked)))),
                 randomness=randomness)
@@ -60,7 +58,7 @@ class VectorisedSteps:
         return self._step_rows(evaluate, "step_batched")
 
     @torch.no_grad()
-    def step_vectorized(self: "QIMADTorch", loss_fn: Callable,
+    def step_vectorized(self: SwarmOwner, loss_fn: Callable,
                         jac: Optional[Callable] = None) -> float:
         """One step evaluating all agents due this step in one call of loss_fn, which takes
         every parameter stacked over those agents (shape (agents, *param.shape), in the
@@ -91,7 +89,7 @@ class VectorisedSteps:
 
         return self._step_rows(evaluate, "step_vectorized")
 
-    def _step_rows(self: "QIMADTorch", evaluate: Callable[[List[torch.Tensor]], Evaluation],
+    def _step_rows(self: SwarmOwner, evaluate: Callable[[List[torch.Tensor]], Evaluation],
                    name: str) -> float:
         """A step whose due agents are evaluated at once: evaluate(stacked parameters) gives
         their losses and gradients, which go into the swarm's records and gradient rows."""

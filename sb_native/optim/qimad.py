@@ -16,14 +16,14 @@ model; `backend="torch"` runs their torch references instead (ops.py picks one p
 The swarm's saved state and what is derived from it live in _state.py.
 """
 
-import math
 from typing import Callable, Dict, List, Optional
 
 import torch
 
 from .. import _checks, _distributed, _ops
 from . import ops
-from ._groups import check_bounds, column_box, hyper_key, take_eta
+from ._groups import check_bounds, check_uniform_init, hyper_key, spread, take_eta
+from ._records import Records
 from ._state import SwarmRuntime, SwarmState
 from ._stepping import collect_grad, loss_value, step_hooks
 from ._swarm import _Bucket, temperature
@@ -45,7 +45,7 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
     return _ops.resolve_backend(backend, device, algorithm="qimad")
 
 
-class QIMADTorch(VectorisedSteps, torch.optim.Optimizer):
+class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
     """QUIMAD as a torch optimizer (population based: `k_eval` evaluations per step).
 
     Args: as the reference (see docs/qimad.md): params, num_agents=8, eta=0.05 (the RMSProp
@@ -183,17 +183,8 @@ class QIMADTorch(VectorisedSteps, torch.optim.Optimizer):
         return [p for g in self.param_groups for p in g["params"] if p.requires_grad]
 
     def _check_init(self) -> None:
-        """init='uniform' needs finite bounds on every parameter (ValueError)."""
-        if not self._uniform_init:
-            return
-        for g in self.param_groups:
-            bounds = g["bounds"]
-            finite = bounds is not None and all(
-                bool(torch.isfinite(torch.as_tensor(b, dtype=torch.float64)).all())
-                for b in bounds)
-            if not finite and any(p.requires_grad for p in g["params"]):
-                raise ValueError("init='uniform' needs finite bounds=(lower, upper) for every "
-                                 "parameter group")
+        if self._uniform_init:
+            check_uniform_init(self.param_groups)
 
     # ── Swarm construction ───────────────────────────────────────────────────
 
@@ -241,7 +232,7 @@ class QIMADTorch(VectorisedSteps, torch.optim.Optimizer):
         self._swarm = SwarmState.fresh(group["num_agents"], group["topology"], seed,
                                        params[0].device)
         if self._uniform_init:  # after the swarm's own draws, so other runs keep their streams
-            self._spread(self._swarm.generator)
+            spread(self._buckets, self.param_groups, self._swarm.generator)
         self._runtime = self._build_runtime()
 
     def _build_runtime(self) -> SwarmRuntime:
@@ -250,16 +241,7 @@ class QIMADTorch(VectorisedSteps, torch.optim.Optimizer):
         # session's single call leaves no room for: step(closure) then loops in Python.
         return SwarmRuntime.build(self._swarm, self._buckets, self._slots, self._backend,
                                   self._sequential, self._global_stagnation,
-                                  session=self._loss_ema is None)
-
-    def _spread(self, generator: torch.Generator) -> None:
-        """Every agent uniform in its box, bucket after bucket, from the swarm's generator."""
-        for b in self._buckets:
-            box = column_box(b.params, b.groups, self.param_groups)
-            assert box is not None  # _check_init: every parameter has finite bounds
-            u = torch.rand(b.theta.shape, generator=generator, device=generator.device,
-                           dtype=b.dtype).to(b.device)
-            b.theta.copy_(box[0] + (box[1] - box[0]) * u)
+                                  use_session=self._loss_ema is None)
 
     # ── Evaluation order ─────────────────────────────────────────────────────
 
@@ -404,7 +386,7 @@ class QIMADTorch(VectorisedSteps, torch.optim.Optimizer):
         self._hyper()
         raw = losses
         if self._loss_ema is not None:
-            losses = self._smoothed(rows, losses)
+            losses = state.smooth(rows, losses, self._loss_ema)
         args = self._runtime.args._replace(
             step=state.step, rows=rows, losses=losses, temperature=temp,
             alpha_step=group["alpha_lr"] * temp, beta_step=group["beta_lr"] * temp)
@@ -413,135 +395,3 @@ class QIMADTorch(VectorisedSteps, torch.optim.Optimizer):
         fates = ops.qimad_step(*args, backend=self._runtime.backend)
         self._finish_step(raw, fates, temp)
         return state.best_loss.item()
-
-    def _smoothed(self, rows: List[int], losses: List[float]) -> List[float]:
-        """losses with each evaluated agent's replaced by its moving average (loss_ema): a
-        non-finite loss passes as it is (qimad_step resets the agent) and restarts the average."""
-        assert self._swarm is not None and self._loss_ema is not None
-        ema, decay = self._swarm.loss_ema, self._loss_ema
-        out = list(losses)
-        for i in rows:
-            value, last = losses[i], ema[i].item()
-            if not math.isfinite(value):
-                ema[i] = math.nan
-                continue
-            ema[i] = value if math.isnan(last) else decay * last + (1 - decay) * value
-            out[i] = ema[i].item()
-        return out
-
-    def _finish_step(self, losses: List[float], fates: torch.Tensor, temp: float) -> None:
-        """Keeps this step's losses and logs the step when tracking."""
-        self._last_agent_losses = losses  # the caller's fresh list
-        if self._track:
-            assert self._swarm is not None  # a step has run
-            self._log["losses"].append(list(losses))
-            self._log["tunnels"].append(fates.tolist().count(2))
-            self._log["alphas"].append(self._swarm.alpha.tolist())
-            self._log["betas"].append(self._swarm.beta.tolist())
-            self._log["temperature"].append(temp)
-            b = self._buckets[0]
-            self._log["diversity"].append(float(b.theta[:, :b.bounds[1]].var(dim=0).mean()))
-
-    # ── Diagnostics (the reference's API) ────────────────────────────────────
-
-    def get_agent_losses(self) -> list:
-        """Losses of all agents at the last step (cached values for agents not evaluated).
-
-        >>> import torch, sb_native as sb
-        >>> weights = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
-        >>> optimizer = sb.QIMADTorch([weights], num_agents=4, seed=0)
-        >>> _ = optimizer.step_batched(lambda w: (w ** 2).sum())
-        >>> optimizer.get_agent_losses()  # every agent starts at the model's weights
-        [5.0, 5.0, 5.0, 5.0]
-        """
-        return list(self._last_agent_losses)
-
-    def enable_tracking(self) -> None:
-        """Log every following step (get_log; sb_native.plot.qimad draws it).
-
-        >>> import torch, sb_native as sb
-        >>> weights = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
-        >>> optimizer = sb.QIMADTorch([weights], num_agents=4, seed=0)
-        >>> optimizer.enable_tracking()
-        >>> for _ in range(3):
-        ...     _ = optimizer.step_batched(lambda w: (w ** 2).sum())
-        >>> log = optimizer.get_log()
-        >>> sorted(log), len(log["losses"]), len(log["losses"][0])
-        (['alphas', 'betas', 'diversity', 'losses', 'temperature', 'tunnels'], 3, 4)
-        """
-        self._track = True
-
-    def reset_log(self) -> None:
-        """Empty the log (tracking stays as it is).
-
-        >>> import torch, sb_native as sb
-        >>> weights = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
-        >>> optimizer = sb.QIMADTorch([weights], num_agents=4, seed=0)
-        >>> optimizer.enable_tracking()
-        >>> _ = optimizer.step_batched(lambda w: (w ** 2).sum())
-        >>> optimizer.reset_log()
-        >>> optimizer.get_log()["losses"]
-        []
-        """
-        self._log: Dict[str, list] = {"losses": [], "diversity": [], "tunnels": [], "alphas": [],
-                                      "betas": [], "temperature": []}
-
-    def get_log(self) -> dict:
-        """A copy of the log, one entry per tracked step: losses (every agent's), diversity
-        (the swarm's mean variance over the first bucket's first parameter), tunnels
-        (tunnelling agents), alphas and betas (the agents' Bloch angles) and temperature.
-        See enable_tracking for an example."""
-        return {k: list(v) for k, v in self._log.items()}
-
-    # ── Checkpoints ──────────────────────────────────────────────────────────
-
-    def state_dict(self) -> dict:
-        """The torch.optim state dict (per parameter: its swarm, RMS state and best weights)
-        plus "qimad": step, losses, stagnation, angles, topology and the generator state.
-
-        >>> import torch, sb_native as sb
-        >>> weights = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
-        >>> optimizer = sb.QIMADTorch([weights], num_agents=4, seed=0)
-        >>> _ = optimizer.step_batched(lambda w: (w ** 2).sum())
-        >>> sorted(optimizer.state_dict())
-        ['param_groups', 'qimad', 'state']
-        """
-        out = super().state_dict()
-        if self._swarm is not None:
-            out["qimad"] = self._swarm.to_dict(self._last_agent_losses)
-        return out
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a state_dict() (the swarm too, when it was saved after a step), so the run
-        continues as the saved one would have; the optimizer must hold the same parameters.
-
-        >>> import torch, sb_native as sb
-        >>> weights = torch.nn.Parameter(torch.tensor([2.0, -1.0]))
-        >>> optimizer = sb.QIMADTorch([weights], num_agents=4, seed=0)
-        >>> _ = optimizer.step_batched(lambda w: (w ** 2).sum())
-        >>> copy = torch.nn.Parameter(weights.detach().clone())
-        >>> resumed = sb.QIMADTorch([copy], num_agents=4, seed=0)
-        >>> resumed.load_state_dict(optimizer.state_dict())
-        >>> loss = lambda w: (w ** 2).sum()
-        >>> resumed.step_batched(loss) == optimizer.step_batched(loss)
-        True
-        """
-        state_dict = dict(state_dict)
-        saved = state_dict.pop("qimad", None)
-        super().load_state_dict(state_dict)
-        for g in self.param_groups:  # groups saved before a key existed take its default
-            take_eta(g)
-            for key, value in self.defaults.items():
-                g.setdefault(key, value)
-        if saved is None:
-            self._swarm = self._runtime = None
-            self.state.clear()
-            return
-        loaded = {p: dict(self.state[p]) for p in self._trainable()}
-        self._build_buckets()  # fresh flat buffers; self.state now views them
-        for p, st in loaded.items():
-            for key in ("swarm", "square_avg", "best"):
-                self.state[p][key].copy_(st[key])
-        self._swarm = SwarmState.from_dict(saved, self._trainable()[0].device)
-        self._last_agent_losses = list(saved["last_agent_losses"])
-        self._runtime = self._build_runtime()

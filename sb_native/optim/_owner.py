@@ -1,0 +1,36 @@
+"""What QIMADTorch's method groups in _records.py and _vectorised.py read of the optimizer:
+the self type of those methods (mypy's protocol for mixins), which QIMADTorch satisfies."""
+
+from typing import Any, Callable, Dict, List, Optional, Protocol
+
+import torch
+
+from ._state import SwarmRuntime, SwarmState
+from ._swarm import _Bucket
+
+
+class SwarmOwner(Protocol):
+    param_groups: List[Dict[str, Any]]
+    defaults: Dict[str, Any]
+    state: Any  # torch.optim.Optimizer's per-parameter state
+    _swarm: Optional[SwarmState]
+    _runtime: Optional[SwarmRuntime]
+    _buckets: List[_Bucket]
+    _group: Any  # the torch.distributed group, or None
+    _track: bool
+    _log: Dict[str, list]
+    _last_agent_losses: list
+
+    def _trainable(self) -> List[torch.Tensor]: ...
+
+    def _build_buckets(self) -> None: ...
+
+    def _build_runtime(self) -> SwarmRuntime: ...
+
+    def _begin_step(self) -> List[int]: ...
+
+    def _rows(self, rows: List[int], device) -> torch.Tensor: ...
+
+    def _update(self, rows: List[int], losses: List[float]) -> float: ...
+
+    def _step_rows(self, evaluate: Callable, name: str) -> float: ...
