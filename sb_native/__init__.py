@@ -14,7 +14,7 @@ from .api import build_model, maximize, minimize
 from .core import Ising, QuadraticPolynomial, RowBlock
 from .engine import ConvergenceWarning
 from .engine.history import History, HistoryPoint
-from .optim import QIMADTorch, QimadResult, qimad_minimize
+from .optim import QimadResult, QIMADTorch, qimad_minimize
 from .timed import Settings, TimedResult, settings_for, solve_within
 
 __version__ = "0.1.0"

@@ -349,7 +349,9 @@ def main():
                  "dual annealing without local search). The seed's class has no box and starts "
                  "all agents at one x0 ~ U(box); its global RNG is seeded "
                  f"{NOISE_SEED_OFFSET} + seed."]
-        write_section(args.write, SECTION, "\n".join([SECTION, "", *header, "", *notes, "",
+        # Fresh seeds (a check of choices made on the published ones) get a section of their own.
+        heading = SECTION if args.first_seed == 42 else f"{SECTION}, seeds from {args.first_seed}"
+        write_section(args.write, heading, "\n".join([heading, "", *header, "", *notes, "",
                                                       *out]))
 
 

@@ -43,11 +43,21 @@ def check_qimad(out: str) -> None:
     assert number(r"^loss after: (\d+\.\d+) ", out) < before
 
 
+def check_functions(out: str) -> None:
+    # Each mean best lies below what a random point of the box scores on average.
+    lines = re.findall(r"^(\w+): mean best (\d+\.\d+) .* random point (\d+\.\d+);", out,
+                       re.MULTILINE)
+    assert [name for name, _, _ in lines] == ["Rastrigin", "Ackley", "Rosenbrock"], out
+    for _, best, random_point in lines:
+        assert float(best) < float(random_point)
+
+
 CHECKS = {
     "maxcut_gset.py": check_maxcut,
     "portfolio.py": check_portfolio,
     "qubo_dimod.py": check_dimod,
     "qimad_network.py": check_qimad,
+    "qimad_functions.py": check_functions,
 }
 
 
