@@ -7,6 +7,9 @@ run:
              share out the work (the grid-stride step, or the launcher's grid rounding);
   reduction  a wrong step of a reduction; where the kernel has none, a wrong term of its
              update.
+The QIMAD update's box (issue 22) has two more, in the element update both its kernels run:
+  box clip     the clip to the box dropped;
+  box jump     a bounded coordinate's jump scaled by a span of 0.
 The persistent small-problem kernel's batch of problems (sb_run_batched) has three more:
   index        a wrong offset to a problem's coupling;
   inactive     the early return of an inactive problem's blocks dropped;
@@ -234,6 +237,13 @@ MUTATIONS = [
              "const int64_t numel = a.nr * a.p;\n  " + WRONG_STRIDE, QIMAD, "update"),
     Mutation("swarm_step_kernel", "reduction", UPDATE, "segment_of(a.seg, a.ns, c), a.mix[e]);",
              "segment_of(a.seg, a.ns, c), scalar_t(0));", QIMAD, "update"),
+    # The box (issue 22), in update_element, which both update kernels run:
+    Mutation("swarm_step_kernel", "box clip", UPDATE,
+             "  if (a.lower != nullptr) next = qimad::clip(next, a.lower[c], a.upper[c]);\n", "",
+             QIMAD, "update"),
+    Mutation("swarm_step_kernel", "box jump", UPDATE,
+             "qimad::box_jump_scale(a.lower[c], a.upper[c],",
+             "qimad::box_jump_scale(a.lower[c], a.lower[c],", QIMAD, "update"),
     Mutation("sequential_step_kernel", "index", UPDATE, "threadIdx.x; c < a.p;",
              "threadIdx.x + 1; c < a.p;", QIMAD, "update"),
     Mutation("sequential_step_kernel", "barrier", UPDATE, STRIDE + "\n  for (int64_t c =",

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sb_native import _ops
-from sb_native.optim import QIMADTorch, _reference
+from sb_native.optim import QIMADTorch, _reference, qimad_minimize
 from tests.helpers import CUDA_ONLY
 from tests.qimad.test_qimad import bowl, make_params, run, swarm
 from tests.qimad.test_qimad_ops import angles, box_for, cloned, ring_mask, swarm_case
@@ -220,3 +220,17 @@ def test_qimadtorch_native_cuda_equals_torch_cuda_with_tunnels():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
+
+
+@pytest.mark.parametrize("stagnation", ["personal", "global"])
+def test_qimad_minimize_on_cuda(stagnation):
+    """Bounds on the GPU run the swarm there: the native CUDA kernels follow the torch backend
+    on the same device (the same generator, so the same draws), inside the box."""
+    lower = torch.full((10,), -5.12, dtype=torch.float64, device=CUDA)
+    rastrigin = lambda X: 10 * X.shape[1] + (X * X - 10 * torch.cos(2 * torch.pi * X)).sum(1)  # noqa: E731
+    runs = [qimad_minimize(rastrigin, (lower, -lower), seed=3, maxiter=100, backend=backend,
+                           stagnation=stagnation) for backend in ("native", "torch")]
+    assert runs[0].x.device.type == "cuda"
+    assert bool(((runs[0].x >= lower) & (runs[0].x <= -lower)).all())
+    torch.testing.assert_close(runs[0].x, runs[1].x, **QIMAD_TOL[torch.float64])
+    assert runs[0].fun == pytest.approx(runs[1].fun, rel=1e-9)
