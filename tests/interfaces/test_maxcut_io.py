@@ -135,7 +135,11 @@ def test_from_networkx_sparse_and_optimum(nx):
     vector, cut = model.maximize(agents=16, max_steps=2000, seed=0, verbose=False,
                                  early_stopping=False)
     assert float(model.cut_value(vector)) == float(cut)
-    assert 360 <= float(cut) <= 400  # 400 is the optimum of an even cycle
+    # Checked against networkx's own count; a cycle crosses any partition an even number of
+    # times, and 400 is the optimum of an even cycle: within 10% of it.
+    side = {node for node, s in zip(model.nodes, vector.tolist()) if s > 0}
+    assert float(cut) == nx.cut_size(graph, side)
+    assert float(cut) % 2 == 0 and float(cut) >= 360
 
 
 def test_from_networkx_bad_weights_and_empty(nx):
@@ -163,5 +167,9 @@ def test_shared_gset_instances_read_consistently():
         weights = weights.coalesce().values() if weights.is_sparse else weights
         assert int(torch.count_nonzero(weights)) == 2 * edges, path.name  # no repeated edges
         if path.stem in best_known:
-            total = float(weights.abs().sum()) / 2
-            assert best_known[path.stem] <= total, path.name
+            # A random cut takes half of the total weight on average, so the best cut takes at
+            # least that; no cut takes more than the positive weights. A best-known value
+            # filed under the wrong instance, or weights read wrongly, falls outside.
+            total = float(weights.sum()) / 2
+            positive = float(weights.clamp(min=0).sum()) / 2
+            assert total / 2 <= best_known[path.stem] <= positive, path.name
