@@ -101,3 +101,27 @@ def spread(buckets, groups: List[dict], generator: torch.Generator) -> None:
         u = torch.rand(b.theta.shape, generator=generator, device=generator.device,
                        dtype=b.dtype).to(b.device)
         b.theta.copy_(box[0] + (box[1] - box[0]) * u)
+
+
+_STAGNATIONS = ("personal", "global")
+_INITS = ("model", "uniform")
+
+
+def check_swarm_options(group: dict) -> None:
+    """The swarm settings beyond the seed's: init, attraction, stagnation and loss_ema."""
+    if group["stagnation"] not in _STAGNATIONS:
+        raise ValueError(f"stagnation must be one of {_STAGNATIONS}, got {group['stagnation']!r}")
+    if group["init"] not in _INITS:
+        raise ValueError(f"init must be one of {_INITS}, got {group['init']!r}")
+    attraction = group["attraction"]
+    if isinstance(attraction, bool) or not isinstance(attraction, (int, float)) or attraction < 0:
+        raise ValueError(f"attraction must be a float >= 0, got {attraction!r}")
+    ema = group["loss_ema"]
+    if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float))
+                            or not 0 <= ema < 1):
+        raise ValueError(f"loss_ema must be None or a float in [0, 1), got {ema!r}")
+
+
+def structure_key(group: dict) -> tuple:
+    """The swarm settings the runtime (the native session) is built for: a change rebuilds it."""
+    return (group["stagnation"], group["loss_ema"] is None)

@@ -200,6 +200,7 @@ class SwarmRuntime:
     all_rows: List[int]  # every agent: the rows of a step that evaluates them all
     rows_cache: Dict[tuple, torch.Tensor] = field(default_factory=dict)  # (rows, device) -> index
     hyper_key: Optional[tuple] = None  # the groups' values the hyperparameters are built from
+    structure: tuple = ()  # the swarm settings it was built for (_groups.structure_key)
 
     @classmethod
     def build(cls, state: SwarmState, buckets: List[_Bucket], slots: list, backend: str,

@@ -22,7 +22,15 @@ import torch
 
 from .. import _checks, _distributed, _ops
 from . import ops
-from ._groups import check_bounds, check_uniform_init, hyper_key, spread, take_eta
+from ._groups import (
+    check_bounds,
+    check_swarm_options,
+    check_uniform_init,
+    hyper_key,
+    spread,
+    structure_key,
+    take_eta,
+)
 from ._records import Records
 from ._state import SwarmRuntime, SwarmState
 from ._stepping import collect_grad, loss_value, step_hooks
@@ -33,12 +41,10 @@ _TOPOLOGIES = ("complete", "ring", "grid", "random")
 _COOLINGS = ("cosine", "linear", "exponential", None)
 _BACKENDS = ("auto", "native", "torch")
 _UPDATE_ORDERS = ("synchronous", "sequential")
-_STAGNATIONS = ("personal", "global")
-_INITS = ("model", "uniform")
 # Settings of the swarm as a whole (its angles, schedule, evaluation order and attraction),
 # which every parameter group must share; lr, gamma, k and bounds may differ per group.
 _SWARM_KEYS = ("num_agents", "alpha_lr", "beta_lr", "topology", "k_eval", "cooling",
-               "total_steps", "min_temp", "attraction")
+               "total_steps", "min_temp", "attraction", "init", "stagnation", "loss_ema")
 
 
 def _resolve_backend(backend: str, device: torch.device) -> str:
@@ -110,15 +116,8 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
             raise ValueError(f"update_order must be one of {_UPDATE_ORDERS}, got {update_order!r}")
         if k_eval is not None and k_eval < 1:
             raise ValueError(f"k_eval must be None or >= 1, got {k_eval!r}")
-        if stagnation not in _STAGNATIONS:
-            raise ValueError(f"stagnation must be one of {_STAGNATIONS}, got {stagnation!r}")
-        if init not in _INITS:
-            raise ValueError(f"init must be one of {_INITS}, got {init!r}")
-        if not (isinstance(attraction, (int, float)) and attraction >= 0):
-            raise ValueError(f"attraction must be a float >= 0, got {attraction!r}")
-        if loss_ema is not None and not (isinstance(loss_ema, (int, float))
-                                         and 0 <= loss_ema < 1):
-            raise ValueError(f"loss_ema must be None or a float in [0, 1), got {loss_ema!r}")
+        check_swarm_options(dict(init=init, attraction=attraction, stagnation=stagnation,
+                                 loss_ema=loss_ema))
         if eta is not None and lr is not None and eta != lr:
             raise ValueError(f"QIMADTorch got lr={lr!r} and eta={eta!r}; eta is the old name "
                              "of lr: give one of them")
@@ -129,12 +128,10 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
         defaults = dict(num_agents=num_agents, lr=lr, gamma=gamma, k=k, alpha_lr=alpha_lr,
                         beta_lr=beta_lr, topology=topology, k_eval=k_eval, cooling=cooling,
                         total_steps=total_steps, min_temp=min_temp, bounds=bounds,
-                        attraction=float(attraction))
+                        attraction=float(attraction), init=init, stagnation=stagnation,
+                        loss_ema=loss_ema)
         self._backend = backend
         self._sequential = update_order == "sequential"
-        self._global_stagnation = stagnation == "global"
-        self._uniform_init = init == "uniform"
-        self._loss_ema = loss_ema
         self._seed = seed
         self._swarm: Optional[SwarmState] = None  # saved by state_dict()
         self._runtime: Optional[SwarmRuntime] = None  # derived from it and the buckets
@@ -183,7 +180,7 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
         return [p for g in self.param_groups for p in g["params"] if p.requires_grad]
 
     def _check_init(self) -> None:
-        if self._uniform_init:
+        if self.param_groups[0]["init"] == "uniform":
             check_uniform_init(self.param_groups)
 
     # ── Swarm construction ───────────────────────────────────────────────────
@@ -231,17 +228,20 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
                 seed, "build the same model and optimizer")
         self._swarm = SwarmState.fresh(group["num_agents"], group["topology"], seed,
                                        params[0].device)
-        if self._uniform_init:  # after the swarm's own draws, so other runs keep their streams
+        if group["init"] == "uniform":  # after the swarm's own draws: other runs keep their streams
             spread(self._buckets, self.param_groups, self._swarm.generator)
         self._runtime = self._build_runtime()
 
     def _build_runtime(self) -> SwarmRuntime:
         assert self._swarm is not None
+        group = self.param_groups[0]
         # loss_ema smooths the losses between the closures and qimad_step, which the native
         # session's single call leaves no room for: step(closure) then loops in Python.
-        return SwarmRuntime.build(self._swarm, self._buckets, self._slots, self._backend,
-                                  self._sequential, self._global_stagnation,
-                                  use_session=self._loss_ema is None)
+        runtime = SwarmRuntime.build(self._swarm, self._buckets, self._slots, self._backend,
+                                     self._sequential, group["stagnation"] == "global",
+                                     use_session=group["loss_ema"] is None)
+        runtime.structure = structure_key(group)
+        return runtime
 
     # ── Evaluation order ─────────────────────────────────────────────────────
 
@@ -250,6 +250,10 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
         if self._swarm is None:
             self._init_swarm()
         assert self._swarm is not None and self._runtime is not None  # built above, or loaded
+        group = self.param_groups[0]
+        if self._runtime.structure != structure_key(group):  # stagnation or loss_ema written
+            check_swarm_options(group)
+            self._runtime = self._build_runtime()
         self._swarm.step += 1
         n, k_eval = self.param_groups[0]["num_agents"], self.param_groups[0]["k_eval"]
         if k_eval == n:
@@ -385,8 +389,8 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
         temp = temperature(state.step, group)
         self._hyper()
         raw = losses
-        if self._loss_ema is not None:
-            losses = state.smooth(rows, losses, self._loss_ema)
+        if group["loss_ema"] is not None:
+            losses = state.smooth(rows, losses, group["loss_ema"])
         args = self._runtime.args._replace(
             step=state.step, rows=rows, losses=losses, temperature=temp,
             alpha_step=group["alpha_lr"] * temp, beta_step=group["beta_lr"] * temp)

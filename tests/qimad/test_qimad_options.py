@@ -320,3 +320,20 @@ def test_step_vectorized_checks_what_the_loss_returns():
     opt = QIMADTorch([x], num_agents=4, seed=0)
     with pytest.raises(ValueError, match=r"one value per agent evaluated \(4, got 1\)"):
         opt.step_vectorized(lambda X: X.sum())
+
+
+def test_swarm_options_are_group_settings_saved_and_read_at_the_next_step():
+    params = make_params("cpu", seed=2)
+    opt = QIMADTorch(params, num_agents=4, seed=0, stagnation="personal", loss_ema=None)
+    run(opt, params, 2)
+    saved = opt.state_dict()["param_groups"][0]
+    assert (saved["stagnation"], saved["loss_ema"], saved["init"]) == ("personal", None, "model")
+    assert not opt._runtime.args.global_stagnation
+    opt.param_groups[0]["stagnation"] = "global"
+    opt.param_groups[0]["loss_ema"] = 0.5
+    run(opt, params, 1)
+    assert opt._runtime.args.global_stagnation and opt._runtime.session is None
+    assert not math.isnan(opt._swarm.loss_ema[0].item())
+    opt.param_groups[0]["stagnation"] = "sometimes"
+    with pytest.raises(ValueError, match="stagnation must be one of"):
+        run(opt, params, 1)
