@@ -306,6 +306,8 @@ def write_section(path, heading, body):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=30, help="seeds FIRST..FIRST+N-1")
+    parser.add_argument("--note", default="",
+                        help="a line for the written section, e.g. what else the machine ran")
     parser.add_argument("--first-seed", type=int, default=42,
                         help="42 replays the published runs; another start checks a choice "
                              "made on those seeds on fresh ones")
@@ -348,7 +350,7 @@ def main():
                  "annealing get QIMAD's 1200 values (DE popsize 5, 23 generations, no polish; "
                  "dual annealing without local search). The seed's class has no box and starts "
                  "all agents at one x0 ~ U(box); its global RNG is seeded "
-                 f"{NOISE_SEED_OFFSET} + seed."]
+                 f"{NOISE_SEED_OFFSET} + seed.", *([args.note] if args.note else [])]
         # Fresh seeds (a check of choices made on the published ones) get a section of their own.
         heading = SECTION if args.first_seed == 42 else f"{SECTION}, seeds from {args.first_seed}"
         write_section(args.write, heading, "\n".join([heading, "", *header, "", *notes, "",
