@@ -14,7 +14,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Dict, Iterator
 
-from ._env import get_env, set_env
+from ._env import override_env
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,15 @@ class Preset:
 
     @contextlib.contextmanager
     def environment(self) -> Iterator["Preset"]:
-        """Sets the preset's time step and pressure slope, restoring the previous ones after.
+        """Sets the preset's time step and pressure slope for the block, restoring the
+        previous ones after.
+
+        The block's environment is a context variable (sb_native._env.override_env), not a
+        change of the process-wide set_env values: runs in other threads, even while this
+        block is open, keep their own environment, so several threads can each use a preset
+        at once. A thread started inside the block does not inherit it (each thread starts
+        with an empty context); start its target with contextvars.copy_context().run to hand
+        it over. set_env inside the block changes the block's environment, dropped at exit.
 
         >>> import sb_native as sb
         >>> sb.reset_env()
@@ -71,12 +79,8 @@ class Preset:
         >>> sb.get_env()["time_step"]
         0.1
         """
-        previous = get_env()
-        set_env(time_step=self.time_step, pressure_slope=self.pressure_slope)
-        try:
+        with override_env(time_step=self.time_step, pressure_slope=self.pressure_slope):
             yield self
-        finally:
-            set_env(**previous)
 
 
 PRESETS: Dict[str, Preset] = {

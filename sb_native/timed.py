@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import _checks, _ops
-from ._env import get_env, set_env
+from ._env import override_env
 from .core.ising import Ising
 from .core.polynomial import DomainLike, QuadraticPolynomial
 from .engine import SPARSE_DENSITY, Coupling, SBRunner
@@ -234,11 +234,12 @@ def solve_within(problem: Problem, time_limit: float, *, sense: str = "minimize"
                           mode=settings.mode, heated=settings.heated, verbose=False,
                           early_stopping=False, sampling_period=50, convergence_threshold=50,
                           backend=run_backend, generator=generator, seed=run_seed)
-        set_env(time_step=settings.time_step,
-                pressure_slope=1.0 / (settings.time_step * run_steps))
-        return runner.run(coupling)
+        # The run's own environment, seen by this thread only (the process-wide one of
+        # set_env is left alone, so runs in other threads are unaffected).
+        with override_env(time_step=settings.time_step,
+                          pressure_slope=1.0 / (settings.time_step * run_steps)):
+            return runner.run(coupling)
 
-    previous_env = get_env()
     bar = tqdm(total=time_limit, disable=not verbose, desc="⏱ Best within limit",
                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s{postfix}")
     improvements = []
@@ -289,7 +290,6 @@ def solve_within(problem: Problem, time_limit: float, *, sense: str = "minimize"
                                          mean=search.mean(energies), frozen=runs)):
                     break
     finally:
-        set_env(**previous_env)
         bar.close()
     if search.best is None:
         raise ValueError(f"time_limit: {time_limit} s is too short for one run of "

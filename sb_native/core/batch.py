@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .. import _checks, _ops
-from .._env import ENVIRONMENT
+from .._env import current_env
 from .._options import BackendChoice, Callback, GroupChoice, Mode, SolverOptions
 from ..engine.batched import BatchRunner, batch_couplings
 from ..engine.polish import Polisher
@@ -206,10 +206,11 @@ class PolynomialBatch:
                 isings.append(-ising if sense == "maximize" else ising)
             couplings = [ising._coupling() for ising in isings]
         backend = _ops.resolve_backend(options.backend, self.device)
+        env = current_env()  # read once for the whole run (sb_native/_env.py: threads)
         batch = batch_couplings(couplings, backend, options.mode == "discrete",
-                                ENVIRONMENT.time_step)
+                                env["time_step"])
         runner = BatchRunner.from_options(options, backend, self.device)
-        spins = runner.run_batch(batch, seeds)
+        spins = runner.run_batch(batch, seeds, env)
         if options.polish:  # each problem's agents, as its own call polishes them
             for b, coupling in enumerate(couplings):
                 spins[b, :coupling.n], _ = Polisher(coupling, backend)(spins[b, :coupling.n])

@@ -15,11 +15,11 @@ frozen becomes inactive, and sb_run_batched leaves it as it is from then on.
 import os
 import warnings
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from .._env import ENVIRONMENT
+from .._env import current_env
 from . import ops, reference
 from .coupling import Coupling
 from .runner import ConvergenceWarning, SBRunner, StopWindow, call_schedule, draw_oscillators
@@ -148,9 +148,9 @@ class _BatchStepper:
     """Advances the active problems by k steps (sb_run_batched); J @ spins for sampling."""
 
     def __init__(self, batch: CouplingBatch, window: BatchStopWindow, backend: str,
-                 heated: bool, discrete: bool) -> None:
+                 heated: bool, discrete: bool, env: Dict[str, float]) -> None:
         self.batch, self.window, self.backend, self.discrete = batch, window, backend, discrete
-        self.schedule = call_schedule(ENVIRONMENT.as_dict(), heated)
+        self.schedule = call_schedule(env, heated)
 
     def advance(self, position, momentum, start: int, steps: int) -> None:
         ops.sb_run_batched(self.batch.run_matrix, position, momentum, self.window.active,
@@ -170,16 +170,22 @@ class BatchRunner(SBRunner):
     # one call (bench/RESULTS.md, batched SB).
     chunk_seconds = BATCH_CHUNK_SECONDS
 
-    def run_batch(self, batch: CouplingBatch, seeds: Sequence[Optional[int]]) -> torch.Tensor:
+    def run_batch(self, batch: CouplingBatch, seeds: Sequence[Optional[int]],
+                  env: Optional[Dict[str, float]] = None) -> torch.Tensor:
         """Spins (B, n, agents) in {-1, 1} (padded variables included); problem b's initial
-        state is drawn with a generator seeded seeds[b], or from the global RNG when None."""
+        state is drawn with a generator seeded seeds[b], or from the global RNG when None.
+        env: the environment the batch's quadratic coefficients were computed with, captured
+        once by the caller (else read now) so that another thread's set_env cannot split
+        the run between two environments."""
         self._check_stopping_rule()
+        env = current_env() if env is None else env
         position, momentum = self._draw_batch(batch, seeds)
         window = BatchStopWindow(batch, self.agents, self.convergence_threshold,
                                  self.verbose and self.early_stopping)
         self.window = window
         try:
-            self._loop(_BatchStepper(batch, window, self.backend, self.heated, self.discrete),
+            self._loop(_BatchStepper(batch, window, self.backend, self.heated, self.discrete,
+                                     env),
                        position, momentum)
         except KeyboardInterrupt:
             warnings.warn(RuntimeWarning(

@@ -32,7 +32,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .._distributed import checksum, collective_device, handshake, raise_if_failed
-from .._env import ENVIRONMENT
+from .._env import current_env
 from . import ops
 from .coupling import quadratic_scale
 from .history import ISING, HistoryPoint, Objective
@@ -139,7 +139,7 @@ class RowRunner:
         self._setup_buffers(position, momentum)
         norm_sq, _ = self._all_reduce(torch.sum(coupling.values ** 2).reshape(1), False,
                                       "the set-up")
-        env = ENVIRONMENT.as_dict()
+        env = current_env()  # read once: the run keeps this copy (sb_native/_env.py)
         self.schedule = call_schedule(env, self.heated)
         xi0 = quadratic_scale(layout.size, norm_sq.to(dtype)[0])
         self.q = float(env["time_step"] * xi0)

@@ -15,7 +15,7 @@ from typing import Dict, Optional, Protocol, Type, TypeVar
 import torch
 from tqdm.auto import tqdm
 
-from .._env import ENVIRONMENT
+from .._env import current_env
 from . import distributed, ops, reference
 from .coupling import Coupling
 from .history import ISING, Callback, HistoryPoint, Objective
@@ -230,13 +230,15 @@ class SBRunner:
         """SB spins, shape (variables, agents), values in {-1, 1}; with a process group, this
         rank runs its block of the agents and every rank returns all of them."""
         self._check_stopping_rule()
+        # The environment (set_env, a preset's block) is read once, here: the run steps with
+        # this copy, whatever another thread sets meanwhile (sb_native/_env.py).
+        env = current_env()
         position, momentum = self._draw(coupling)
         self.window = StopWindow(coupling.n, position.shape[1], self.convergence_threshold,
                                  coupling.dtype, coupling.device,
                                  self.verbose and self.early_stopping)
         try:
-            stepper = _Stepper(coupling, self.backend, ENVIRONMENT.as_dict(), self.heated,
-                               self.discrete)
+            stepper = _Stepper(coupling, self.backend, env, self.heated, self.discrete)
             self._loop(stepper, position, momentum)
         except KeyboardInterrupt:
             if self.shard is not None:

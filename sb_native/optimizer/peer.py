@@ -8,7 +8,7 @@ from typing import Callable, Optional, Tuple, Union
 import torch
 
 from .. import _checks, _ops
-from .._env import ENVIRONMENT
+from .._env import current_env
 from ..engine import Coupling, SBRunner, draw_oscillators, reference
 from ..engine import StopWindow as _EngineStopWindow
 
@@ -155,9 +155,10 @@ class SimulatedBifurcationOptimizer(SBRunner):
                          convergence_threshold=convergence_threshold, backend="auto",
                          generator=None)
         self.engine = engine
-        self.time_step = ENVIRONMENT.time_step
-        self.pressure_slope = ENVIRONMENT.pressure_slope
-        self.heat_coefficient = ENVIRONMENT.heat_coefficient
+        env = current_env()  # a preset's block included (sb_native/_env.py)
+        self.time_step = env["time_step"]
+        self.pressure_slope = env["pressure_slope"]
+        self.heat_coefficient = env["heat_coefficient"]
 
     def run_integrator(self, matrix: torch.Tensor, early_stopping: bool) -> torch.Tensor:
         """SB spins of the matrix's Ising model, shape (matrix dimension, agents).

@@ -102,6 +102,8 @@ class QimadSession {
                               const c10::List<std::optional<at::Tensor>>&, bool, bool)>();
     at::Tensor fates;
     {
+      // The step touches no Python object: other Python threads run meanwhile.
+      py::gil_scoped_release no_gil;
       at::NoGradGuard no_grad;
       at::AutoDispatchBelowADInplaceOrView below_autograd;
       fates = op.call(theta_, square_avg_, grad_, best_, params_, bucket_params_, segments_,
