@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh') setup.py pyproject.toml
 
-.PHONY: run test lint build bench cmake-check cuda-check emulation-asan wheel-check mutations clean
+.PHONY: run test lint build bench cmake-check cuda-check emulation-asan sanitize wheel-check mutations clean
 
 $(VENV)/.deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ emulation-asan: build $(VENV)/.test-deps
 # fresh venv and run from outside the source tree.
 wheel-check: $(VENV)/.test-deps
 	bash scripts/wheel_check.sh
+
+# The native ops under AddressSanitizer and UndefinedBehaviorSanitizer: their own build in
+# build/sanitize, then the native-op and fuzzing tests against it (scripts/sanitize.sh).
+sanitize: $(VENV)/.test-deps
+	bash scripts/sanitize.sh
 
 # On demand (about 20 minutes): does every deliberate kernel bug fail the emulation tests?
 mutations: build $(VENV)/.test-deps

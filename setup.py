@@ -76,15 +76,22 @@ def extension():
     # "Build"). SB_NATIVE_DEBUG=1 keeps it.
     debug = os.environ.get("SB_NATIVE_DEBUG", "0") == "1"
     cxx.append("-g" if debug else "-g0")
+    # SB_NATIVE_SANITIZE=1 (make sanitize, scripts/sanitize.sh): AddressSanitizer and
+    # UndefinedBehaviorSanitizer, -O1 with frame pointers and line numbers for their reports.
+    sanitize = os.environ.get("SB_NATIVE_SANITIZE", "0") == "1"
+    sanitizers = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                  "-fno-sanitize-recover=undefined"]
+    if sanitize:
+        cxx = [f for f in cxx if f not in ("-O3", "-g0")] + ["-O1", "-g"] + sanitizers
     # The extension is always compiled on the machine that runs it, so it may use that
     # CPU's vector width (AVX2/AVX-512); SB_NATIVE_PORTABLE=1 builds for generic x86-64.
     if os.environ.get("SB_NATIVE_PORTABLE", "0") != "1":
         cxx.append("-march=native")
-    link = []
+    link = sanitizers[:1] if sanitize else []
     if torch.backends.openmp.is_available():
         cxx.append("-fopenmp")
         link.append("-fopenmp")
-    cuda = with_cuda() and bool(cuda_sources)
+    cuda = with_cuda() and bool(cuda_sources) and not sanitize
     if cuda:
         # The .cu units are written only for a CUDA build.
         cuda_sources = unity(cuda_sources, ".cu")

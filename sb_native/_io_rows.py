@@ -1,29 +1,77 @@
 """Reading one block of rows of a problem file (sb_native.io.read_gset_rows and
 read_qubo_rows), for variables across ranks: the file is streamed in pieces and only the
-entries of the block's rows are kept, so no rank ever holds the whole matrix. A malformed
-file is handed to the whole-file reader, whose ProblemFileError names the line."""
+entries of the block's rows are kept, so no rank ever holds the whole matrix (the lines
+come from sb_native._io_checks.lines). A line that numpy refuses sends the G-set reader to
+the whole-file reader, whose ProblemFileError names the line."""
 
-import gzip
 import itertools
-from typing import Iterator, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from . import _sparse
+from ._io_checks import ProblemFileError
 
-# Lines parsed at a time.
+# Lines parsed at a time, and the most characters in a piece (past a chunk's lines), so a
+# file of long lines (comments, say) costs no more memory than one of short ones.
 LINES_PER_PIECE = 1 << 20
+CHARS_PER_PIECE = 1 << 26
 
 
-def lines(path) -> Iterator[str]:
-    """The file's lines, streamed (gzip recognised by its magic bytes), split on "\\n" only
-    as the whole-file readers split them."""
-    with open(path, "rb") as handle:
-        compressed = handle.read(2) == b"\x1f\x8b"
-    opener = gzip.open if compressed else open
-    with opener(path, "rt", encoding="utf-8", newline="\n") as handle:
-        yield from handle
+def _pieces(blocks: Iterator[str]) -> Iterator[str]:
+    """Blocks of lines (joined by "\\n") joined in pieces of LINES_PER_PIECE lines, or fewer
+    when they pass CHARS_PER_PIECE characters (counted a block, a chunk's lines, at a time).
+
+    A line that is not text raises between two blocks: the lines before it are handed out
+    first, so that a format error on one of them is found first, as the whole-file reader
+    finds it.
+    """
+    parts: List[str] = []
+    count = chars = 0
+    try:
+        for block in blocks:
+            rest: Optional[str] = block
+            while rest is not None:
+                room, lines = LINES_PER_PIECE - count, rest.count("\n") + 1
+                if lines > room:  # the piece ends inside the block
+                    head = rest.split("\n", room)
+                    part, rest, lines = "\n".join(head[:room]), head[room], room
+                else:
+                    part, rest = rest, None
+                parts.append(part)
+                count, chars = count + lines, chars + len(part)
+                if count >= LINES_PER_PIECE or chars >= CHARS_PER_PIECE:
+                    yield "\n".join(parts)
+                    parts, count, chars = [], 0, 0
+    except ProblemFileError:
+        if parts:
+            yield "\n".join(parts)
+        raise
+    if parts:
+        yield "\n".join(parts)
+
+
+def split_header(blocks: Iterator[str]) -> Tuple[Iterator[str], Callable[[], Iterator[str]]]:
+    """(lines, rest) of blocks of lines: their lines one at a time, to read the header with,
+    then rest(), the blocks of the lines not read yet."""
+    where: List = ["", 0]  # the block being read, where its next line starts
+
+    def lines() -> Iterator[str]:
+        for block in blocks:
+            where[0], start = block, 0
+            while start <= len(block):
+                end = block.find("\n", start)
+                end = len(block) if end < 0 else end
+                line = block[start:end]
+                where[1] = start = end + 1
+                yield line
+
+    def rest() -> Iterator[str]:
+        block, start = where
+        return itertools.chain([block[start:]] if start <= len(block) else [], blocks)
+
+    return lines(), rest
 
 
 def _check_rows(rows, n: int) -> Tuple[int, int]:
@@ -52,14 +100,14 @@ def restrict(matrix: torch.Tensor, rows) -> torch.Tensor:
     return _sparse.coo(matrix.indices()[:, mine], matrix.values()[mine], matrix.shape)
 
 
-def gset_rows(stream, n: int, edges: int, rows, dtype, parse) -> Optional[torch.Tensor]:
-    """Rows lo..hi-1 of the G-set edges on the stream's lines after the header, as
-    read_gset's (N, N) COO, parse(body) giving each piece's (E, 3) table of 1-based ids;
-    None when a piece does not parse or the edges do not add up to the header's."""
+def gset_rows(blocks, n: int, rows, dtype, parse) -> Optional[Tuple[torch.Tensor, int]]:
+    """(rows lo..hi-1 of the G-set edges on the blocks' lines after the header, as
+    read_gset's (N, N) COO, the number of edges read), parse(body) giving each piece's (E, 3)
+    table of 1-based ids; None when a piece does not parse."""
     lo, hi = _check_rows(rows, n)
     kept, reverse, seen = [], [], 0
-    for piece in iter(lambda: list(itertools.islice(stream, LINES_PER_PIECE)), []):
-        table = parse("".join(piece))
+    for piece in _pieces(blocks):
+        table = parse(piece)
         if table is None:
             return None
         seen += len(table)
@@ -67,20 +115,18 @@ def gset_rows(stream, n: int, edges: int, rows, dtype, parse) -> Optional[torch.
         mine_i, mine_j = (lo <= i) & (i < hi), (lo <= j) & (j < hi)
         kept.append((i[mine_i], j[mine_i], w[mine_i]))
         reverse.append((j[mine_j], i[mine_j], w[mine_j]))
-    if seen != edges:
-        return None
     # read_gset's order, the edges then their reverses, so repeated edges add up alike.
-    return _block(kept + reverse, n, dtype)
+    return _block(kept + reverse, n, dtype), seen
 
 
 def read_qubo_rows(entries, n: int, rows: Tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
-    """The entries (i <= j, w) of a qbsolv file that touch rows lo..hi-1 as a row or a
+    """The entries (line, i <= j, w) of a qbsolv file that touch rows lo..hi-1 as a row or a
     column, upper-triangular (n, n) COO: what rows lo..hi-1 of Q + Q^T need."""
     lo, hi = _check_rows(rows, n)
     kept = []
     for chunk in iter(lambda: list(itertools.islice(entries, LINES_PER_PIECE)), []):
-        table = np.asarray(chunk, dtype=np.float64).reshape(-1, 3)
-        i, j = table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
+        table = np.asarray(chunk, dtype=np.float64).reshape(-1, 4)
+        i, j = table[:, 1].astype(np.int64), table[:, 2].astype(np.int64)
         touch = ((lo <= i) & (i < hi)) | ((lo <= j) & (j < hi))
-        kept.append((i[touch], j[touch], table[touch, 2]))
+        kept.append((i[touch], j[touch], table[touch, 3]))
     return _block(kept, n, dtype)

@@ -4,6 +4,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 
+from . import _memory
 from ._options import BackendChoice, Callback, GroupChoice, Mode, SolverOptions
 from .core.batch import PolynomialBatch, is_batch
 from .core.polynomial import DomainLike, QuadraticPolynomial
@@ -34,6 +35,17 @@ def build_model(*polynomial_data, dtype: Optional[torch.dtype] = None,
     if is_batch(polynomial_data):
         return PolynomialBatch.build(polynomial_data, dtype=dtype, device=device)
     return QuadraticPolynomial(*polynomial_data, dtype=dtype, device=device)
+
+
+def _checked_model(polynomial_data: tuple, domain, dtype, device, agents, max_steps,
+                   polish) -> Union[QuadraticPolynomial, PolynomialBatch]:
+    """build_model for a solve, with what the solve allocates by size checked first: the
+    dense quadratic build_model makes itself, then the dense Ising reduction and the state
+    (a MemoryError naming the sizes, sb_native/_memory.py), before any of it is made."""
+    _memory.check_polynomial_data(polynomial_data, dtype, device)
+    model = build_model(*polynomial_data, dtype=dtype, device=device)
+    _memory.check_solve(model, domain, agents, max_steps, polish)
+    return model
 
 
 def minimize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] = None,
@@ -88,7 +100,7 @@ def minimize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] 
     >>> x.tolist(), float(value)
     ([3.0], 0.0)
     """
-    model = build_model(*polynomial_data, dtype=dtype, device=device)
+    model = _checked_model(polynomial_data, domain, dtype, device, agents, max_steps, polish)
     return model._optimize("minimize", domain, SolverOptions.of(locals()))
 
 
@@ -112,5 +124,5 @@ def maximize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] 
     >>> vector.tolist(), float(value)  # x0 + 2 x1 - 3 x0 x1 is largest at (0, 1)
     ([0.0, 1.0], 2.0)
     """
-    model = build_model(*polynomial_data, dtype=dtype, device=device)
+    model = _checked_model(polynomial_data, domain, dtype, device, agents, max_steps, polish)
     return model._optimize("maximize", domain, SolverOptions.of(locals()))

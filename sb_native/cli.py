@@ -407,6 +407,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"{PROG}: error: {message}", file=sys.stderr)
     except (_UserError, ValueError, TypeError, RuntimeError) as err:
         print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)
+    except MemoryError as err:
+        # A problem too large for this machine's memory (sb_native/_memory.py checks before
+        # allocating): exit 2, apart from bad input (1), so a script can retry it smaller.
+        print(f"{PROG}: error: {' '.join(str(err).split()) or 'out of memory'}",
+              file=sys.stderr)
+        return 2
     return 1
 
 

@@ -16,57 +16,37 @@ Readers return torch sparse COO tensors (float64 unless `dtype` says otherwise),
 dense n x n matrix, and raise ProblemFileError naming the file and line of the first
 problem. Writers take dense or sparse tensors, numpy arrays, scipy.sparse matrices, or
 the matching model (MaxCut, QUBO).
+
+Any input gives a result or a ProblemFileError (sb_native/_io_checks.py says why): text is
+UTF-8, a BOM skipped, lines end in "\n", "\r\n" or "\r"; N is at most MAX_SIZE
+(3,037,000,499); a header's sizes are checked, never allocated (arrays grow with the lines
+read); a gzip file may expand to SB_NATIVE_MAX_DECOMPRESSED bytes (default 1 GiB).
 """
 
 import gzip
 import io
-import math
 import os
 import warnings
-from typing import IO, Iterable, Iterator, List, Optional, Tuple, Union
+from array import array
+from typing import IO, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from . import _io_rows, _sparse
-
-PathLike = Union[str, os.PathLike]
-GZIP_MAGIC = b"\x1f\x8b"
-
-
-class ProblemFileError(ValueError):
-    """A malformed problem file; `path` and `line` (1-based, None for the whole file).
-
-    >>> import os, tempfile
-    >>> from sb_native.io import ProblemFileError, read_gset
-    >>> folder = tempfile.TemporaryDirectory()
-    >>> path = os.path.join(folder.name, "bad.txt")
-    >>> with open(path, "w") as handle:
-    ...     _ = handle.write("2 1\\n1 3 1\\n")  # node 3 of a 2-node graph
-    >>> try:
-    ...     read_gset(path)
-    ... except ProblemFileError as err:
-    ...     print(err.line, err.message)
-    2 node id 3 out of range 1..2
-    >>> folder.cleanup()
-    """
-
-    def __init__(self, path: PathLike, line: Optional[int], message: str) -> None:
-        self.path, self.line, self.message = os.fspath(path), line, message
-        where = f"{self.path}:{line}" if line is not None else self.path
-        super().__init__(f"{where}: {message}")
-
-
-def _read_text(path: PathLike) -> str:
-    # Gzip is recognised by its magic bytes, so a compressed file needs no .gz suffix.
-    with open(path, "rb") as handle:
-        compressed = handle.read(2) == GZIP_MAGIC
-    opener = gzip.open if compressed else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            return handle.read()
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as err:
-        raise ProblemFileError(path, None, f"not a readable text file ({err})") from err
+from . import _io_checks, _io_rows, _sparse
+from ._io_checks import (
+    DEFAULT_MAX_DECOMPRESSED,  # noqa: F401 (the gzip limit, part of this module's interface)
+    MAX_COUNT,
+    MAX_DECOMPRESSED_ENV,  # noqa: F401
+    MAX_SIZE,
+    PathLike,
+    ProblemFileError,
+    content_lines,
+    count_text,
+    int_field,
+    show_integer,
+    weight_field,
+)
 
 
 def _open_for_writing(path: PathLike) -> IO[str]:
@@ -74,37 +54,6 @@ def _open_for_writing(path: PathLike) -> IO[str]:
         # Level 6: a third of level 9's time on K2000-sized files for a few % more bytes.
         return gzip.open(path, "wt", encoding="utf-8", compresslevel=6)
     return open(path, "w", encoding="utf-8")
-
-
-def _content_lines(text: Union[str, Iterable[str]], comment: str):
-    """(1-based line number, fields) of each line that is neither blank nor a comment, of a
-    text or of its lines.
-
-    Lines are split on "\n" only, as numpy's parser does, so both agree on line numbers
-    (a "\r" before it is whitespace to str.split).
-    """
-    lines = text.split("\n") if isinstance(text, str) else text
-    for number, line in enumerate(lines, start=1):
-        fields = line.split(comment, 1)[0].split() if comment == "#" else line.split()
-        if fields and not fields[0].startswith(comment):
-            yield number, fields
-
-
-def _int_field(path, number: int, value: str, what: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ProblemFileError(path, number, f"{what} must be an integer, got {value!r}") from None
-
-
-def _weight_field(path, number: int, value: str) -> float:
-    try:
-        weight = float(value)
-    except ValueError:
-        raise ProblemFileError(path, number, f"weight must be a number, got {value!r}") from None
-    if not math.isfinite(weight):
-        raise ProblemFileError(path, number, f"weight must be finite, got {value!r}")
-    return weight
 
 
 # G-set / rudy
@@ -115,27 +64,32 @@ def _gset_header(path, lines) -> Tuple[int, int, int]:
     except StopIteration:
         raise ProblemFileError(path, 1, "empty file: expected the header 'N E'") from None
     if len(fields) != 2:
-        raise ProblemFileError(path, number, f"bad header {' '.join(fields)!r}: expected 'N E' "
-                                             "(number of nodes, number of edges)")
-    nodes = _int_field(path, number, fields[0], "the number of nodes N")
-    edges = _int_field(path, number, fields[1], "the number of edges E")
+        shown = _io_checks.show(" ".join(fields))
+        raise ProblemFileError(path, number, f"bad header {shown}: expected 'N E' (number of "
+                                             "nodes, number of edges)")
+    nodes = int_field(path, number, fields[0], "the number of nodes N")
+    edges = int_field(path, number, fields[1], "the number of edges E")
     if nodes < 1 or edges < 0:
-        raise ProblemFileError(path, number, f"bad header: N must be >= 1 and E >= 0, "
-                                             f"got N={nodes}, E={edges}")
+        raise ProblemFileError(path, number, f"bad header: N must be >= 1 and E >= 0, got "
+                                             f"N={show_integer(fields[0])}, "
+                                             f"E={show_integer(fields[1])}")
+    _io_checks.check_size(path, number, fields[0], "the number of nodes N")
+    _io_checks.check_size(path, number, fields[1], "the number of edges E", MAX_COUNT)
     return number, nodes, edges
 
 
 def _gset_edge(path, number: int, fields: List[str], nodes: int) -> Tuple[int, int, float]:
     if len(fields) != 3:
-        raise ProblemFileError(path, number, f"expected 'i j w', got {len(fields)} fields")
-    i = _int_field(path, number, fields[0], "node id i")
-    j = _int_field(path, number, fields[1], "node id j")
-    for node in (i, j):
+        raise ProblemFileError(path, number, f"expected 'i j w', got {count_text(fields)} fields")
+    i = int_field(path, number, fields[0], "node id i")
+    j = int_field(path, number, fields[1], "node id j")
+    for node, text in ((i, fields[0]), (j, fields[1])):
         if not 1 <= node <= nodes:
-            raise ProblemFileError(path, number, f"node id {node} out of range 1..{nodes}")
+            raise ProblemFileError(path, number, f"node id {show_integer(text)} out of range "
+                                                 f"1..{nodes}")
     if i == j:
         raise ProblemFileError(path, number, f"self-loop on node {i}: an edge joins two nodes")
-    return i, j, _weight_field(path, number, fields[2])
+    return i, j, weight_field(path, number, fields[2])
 
 
 GSET_ROW = np.dtype([("i", np.int64), ("j", np.int64), ("w", np.float64)])
@@ -161,19 +115,47 @@ def _gset_table(body: str, nodes: int) -> Optional[np.ndarray]:
     return np.column_stack([i, j, w]).astype(np.float64)
 
 
-def _gset_fast(body: str, nodes: int, edges: int) -> Optional[np.ndarray]:
-    """The (E, 3) edge table of a whole body declaring `edges` edges, or None (see
-    _gset_table)."""
-    table = _gset_table(body, nodes) if edges else None
-    return table if table is not None and len(table) == edges else None
+def _gset_slow(path, lines, nodes: int) -> np.ndarray:
+    # Arrays, not a list of tuples: 24 bytes an edge instead of some 150.
+    ids, weights = array("q"), array("d")
+    for number, fields in lines:
+        i, j, w = _gset_edge(path, number, fields, nodes)
+        ids.extend((i, j))
+        weights.append(w)
+    table = np.empty((len(weights), 3))
+    table[:, :2] = np.frombuffer(ids, dtype=np.int64).reshape(-1, 2)
+    table[:, 2] = np.frombuffer(weights, dtype=np.float64)
+    return table
 
 
-def _gset_slow(path, lines, header_line: int, nodes: int, edges: int) -> np.ndarray:
-    rows = [_gset_edge(path, number, fields, nodes) for number, fields in lines]
-    if len(rows) != edges:
-        raise ProblemFileError(path, header_line, f"edge count mismatch: the header declares "
-                                                  f"{edges} edges, the file has {len(rows)}")
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+def _edge_count(path, header_line: int, edges: int, found: int) -> ProblemFileError:
+    return ProblemFileError(path, header_line, f"edge count mismatch: the header declares "
+                                               f"{edges} edges, the file has {found}")
+
+
+def _gset_entries(path) -> Iterator[Tuple[int, int, int, float]]:
+    """(line, i, j, w) of each edge, 0-based i < j, streamed (to find the line of an error)."""
+    lines = content_lines(_io_checks.lines(path), "#")
+    _, nodes, _ = _gset_header(path, lines)
+    for number, fields in lines:
+        i, j, w = _gset_edge(path, number, fields, nodes)
+        yield number, min(i, j) - 1, max(i, j) - 1, w
+
+
+def _finite(path, matrix: torch.Tensor, kind: str, dtype: torch.dtype) -> torch.Tensor:
+    """matrix, once sure that no value overflowed: repeated entries may add up past float64's
+    range, or a weight past that of dtype (float32: 3.4e38); the error names the line."""
+    bad = ~torch.isfinite(matrix.values())
+    if not bool(bad.any()):
+        return matrix
+    k = int(bad.nonzero()[0])
+    i, j = sorted(matrix.indices()[:, k].tolist())
+    entries = _gset_entries(path) if kind == "gset" else _qubo_entries(path, content_lines(
+        _io_checks.lines(path), "c"))[1]
+    line = _io_checks.first_overflow(entries, (i, j), dtype)
+    what = f"edge {i + 1}-{j + 1}" if kind == "gset" else f"entry ({i}, {j})"
+    raise ProblemFileError(path, line, f"the weight of {what}, summed over its lines, is "
+                                       f"{float(matrix.values()[k])} in {dtype}: out of range")
 
 
 def read_gset_edges(path: PathLike) -> Tuple[int, np.ndarray]:
@@ -192,15 +174,20 @@ def read_gset_edges(path: PathLike) -> Tuple[int, np.ndarray]:
     (3, [[0.0, 1.0, 1.0], [0.0, 2.0, 3.0], [1.0, 2.0, 2.0]])
     >>> folder.cleanup()
     """
-    text = _read_text(path)
-    lines = _content_lines(text, "#")
+    text, problem = _io_checks.read_text(path)
+    lines = content_lines(_io_checks.split_lines(text, problem), "#")
     header_line, nodes, edges = _gset_header(path, lines)
-    # The header is the first content line: the body is whatever follows its line.
+    # The header is the first content line: the body is whatever follows its line. The
+    # edges are allocated as numpy reads them, never from the header's E.
     parts = text.split("\n", header_line)
-    body = parts[header_line] if len(parts) > header_line else ""
-    table = _gset_fast(body, nodes, edges)
-    if table is None:
-        table = _gset_slow(path, lines, header_line, nodes, edges)
+    table = _gset_table(parts[header_line] if len(parts) > header_line else "", nodes)
+    del parts
+    if table is None:  # numpy refused a line: the line-by-line pass names it
+        table = _gset_slow(path, lines, nodes)
+    if problem is not None:  # every line before the one that is not text reads
+        raise problem
+    if len(table) != edges:
+        raise _edge_count(path, header_line, edges, len(table))
     table[:, :2] -= 1
     return nodes, table
 
@@ -225,7 +212,8 @@ def read_gset(path: PathLike, dtype: torch.dtype = torch.float64) -> torch.Tenso
     rows, cols = torch.from_numpy(table[:, :2].astype(np.int64)).t()
     weights = torch.from_numpy(table[:, 2]).to(dtype)
     indices = torch.stack([torch.cat([rows, cols]), torch.cat([cols, rows])])
-    return _sparse.coo(indices, torch.cat([weights, weights]), (nodes, nodes))
+    return _finite(path, _sparse.coo(indices, torch.cat([weights, weights]), (nodes, nodes)),
+                   "gset", dtype)
 
 
 def _as_coo(matrix, name: str) -> torch.Tensor:
@@ -293,17 +281,19 @@ def _qubo_header(path, number: int, fields: List[str]) -> Tuple[int, int, int]:
     if len(fields) != 6 or fields[1] != "qubo":
         raise ProblemFileError(path, number, "bad program line: expected "
                                              "'p qubo topology maxDiagonals nDiagonals nElements'")
-    counts = [_int_field(path, number, value, what) for value, what in
-              zip(fields[3:], ("maxDiagonals", "nDiagonals", "nElements"))]
+    whats = ("maxDiagonals", "nDiagonals", "nElements")
+    counts = [int_field(path, number, value, what) for value, what in zip(fields[3:], whats)]
     if counts[0] < 1 or min(counts) < 0:
         raise ProblemFileError(path, number, "bad program line: maxDiagonals must be >= 1 and "
                                              "the counts >= 0")
+    for value, what, most in zip(fields[3:], whats, (MAX_SIZE, MAX_COUNT, MAX_COUNT)):
+        _io_checks.check_size(path, number, value, what, most)
     return counts[0], counts[1], counts[2]
 
 
-def _qubo_entries(path, lines) -> Tuple[int, Iterator[Tuple[int, int, float]]]:
+def _qubo_entries(path, lines) -> Tuple[int, Iterator[Tuple[int, int, int, float]]]:
     """(n, entries) of a qbsolv file's content lines: n from the program line, then each
-    entry as (min(i, j), max(i, j), w), the counts checked once the last has been read."""
+    entry as (line, min(i, j), max(i, j), w), the counts checked once the last has been read."""
     header = None
     for number, fields in lines:
         if fields[0] != "p":
@@ -321,16 +311,20 @@ def _qubo_entries(path, lines) -> Tuple[int, Iterator[Tuple[int, int, float]]]:
             if fields[0] == "p":
                 raise ProblemFileError(path, line, "a second program line 'p qubo ...'")
             if len(fields) != 3:
-                raise ProblemFileError(path, line, f"expected 'i j w', got {len(fields)} fields")
-            i = _int_field(path, line, fields[0], "variable id i")
-            j = _int_field(path, line, fields[1], "variable id j")
-            for variable in (i, j):
-                if not 0 <= variable < size:
-                    raise ProblemFileError(path, line, f"variable id {variable} out of range "
-                                                       f"0..{size - 1}")
-            diagonals += i == j
-            couplers += i != j
-            yield min(i, j), max(i, j), _weight_field(path, line, fields[2])
+                raise ProblemFileError(path, line, f"expected 'i j w', got {count_text(fields)} "
+                                                   "fields")
+            i = int_field(path, line, fields[0], "variable id i")
+            j = int_field(path, line, fields[1], "variable id j")
+            if not (0 <= i < size and 0 <= j < size):
+                text = fields[0] if not 0 <= i < size else fields[1]
+                raise ProblemFileError(path, line, f"variable id {show_integer(text)} out of "
+                                                   f"range 0..{size - 1}")
+            if i == j:
+                diagonals += 1
+            else:
+                couplers += 1
+                i, j = (i, j) if i < j else (j, i)
+            yield line, i, j, weight_field(path, line, fields[2])
         if (diagonals, couplers) != (declared_diagonals, declared_couplers):
             raise ProblemFileError(
                 path, number, f"entry count mismatch: the program line declares "
@@ -356,10 +350,17 @@ def read_qubo(path: PathLike, dtype: torch.dtype = torch.float64) -> torch.Tenso
     [[-1.0, 2.5], [0.0, -2.0]]
     >>> folder.cleanup()
     """
-    size, entries = _qubo_entries(path, _content_lines(_read_text(path), "c"))
-    table = np.asarray(list(entries), dtype=np.float64).reshape(-1, 3)
-    indices = torch.from_numpy(table[:, :2].astype(np.int64)).t().reshape(2, -1)
-    return _sparse.coo(indices, torch.from_numpy(table[:, 2]).to(dtype), (size, size))
+    text, problem = _io_checks.read_text(path)
+    size, entries = _qubo_entries(path, content_lines(_io_checks.split_lines(text, problem),
+                                                       "c"))
+    # Arrays, allocated as the entries are read (never from the program line's counts).
+    ids, weights = array("q"), array("d")
+    for _, i, j, w in entries:
+        ids.extend((i, j))
+        weights.append(w)
+    indices = torch.from_numpy(np.frombuffer(ids, dtype=np.int64).reshape(-1, 2).T.copy())
+    values = torch.from_numpy(np.frombuffer(weights, dtype=np.float64).copy()).to(dtype)
+    return _finite(path, _sparse.coo(indices, values, (size, size)), "qubo", dtype)
 
 
 def read_gset_rows(path: PathLike, rows, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -378,17 +379,15 @@ def read_gset_rows(path: PathLike, rows, dtype: torch.dtype = torch.float64) -> 
     [[0.0, 0.0, 0.0], [1.0, 0.0, 2.0], [0.0, 0.0, 0.0]]
     >>> folder.cleanup()
     """
-    try:
-        stream = _io_rows.lines(path)
-        _, nodes, edges = _gset_header(path, _content_lines(stream, "#"))
-        block = _io_rows.gset_rows(stream, nodes, edges, rows, dtype,
-                                   lambda body: _gset_table(body, nodes))
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError):
-        block = None
-    if block is not None:
-        return block
-    # Anything wrong: the whole-file reader raises the error that names the line.
-    return _io_rows.restrict(read_gset(path, dtype), rows)
+    head, rest = _io_rows.split_header(_io_checks.text_blocks(path))
+    header_line, nodes, edges = _gset_header(path, content_lines(head, "#"))
+    found = _io_rows.gset_rows(rest(), nodes, rows, dtype, lambda body: _gset_table(body, nodes))
+    if found is None:  # numpy refused a line: the whole-file reader names it
+        return _io_rows.restrict(read_gset(path, dtype), rows)
+    block, seen = found
+    if seen != edges:
+        raise _edge_count(path, header_line, edges, seen)
+    return _finite(path, block, "gset", dtype)
 
 
 def read_qubo_rows(path: PathLike, rows, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -407,8 +406,8 @@ def read_qubo_rows(path: PathLike, rows, dtype: torch.dtype = torch.float64) -> 
     [[0.0, 2.5], [0.0, -2.0]]
     >>> folder.cleanup()
     """
-    size, entries = _qubo_entries(path, _content_lines(_io_rows.lines(path), "c"))
-    return _io_rows.read_qubo_rows(entries, size, rows, dtype)
+    size, entries = _qubo_entries(path, content_lines(_io_checks.lines(path), "c"))
+    return _finite(path, _io_rows.read_qubo_rows(entries, size, rows, dtype), "qubo", dtype)
 
 
 def write_qubo(path: PathLike, Q, comment: Optional[str] = "written by sb_native") -> None:
@@ -470,16 +469,13 @@ def detect_format(path: PathLike) -> str:
         return "qubo"
     if name.endswith((".gset", ".rudy")):
         return "gset"
-    try:  # streamed: only the first content line is read
-        for number, fields in _content_lines(_io_rows.lines(path), "#"):
-            if fields[0] == "p" or fields[0].startswith("c"):
-                return "qubo"
-            if len(fields) == 2:
-                return "gset"
-            raise ProblemFileError(path, number, "unknown format: expected a G-set header "
-                                                 "'N E' or a qbsolv 'p qubo ...' line")
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as err:
-        raise ProblemFileError(path, None, f"not a readable text file ({err})") from err
+    for number, fields in content_lines(_io_checks.lines(path), "#"):  # the first line only
+        if fields[0] == "p" or fields[0].startswith("c"):
+            return "qubo"
+        if len(fields) == 2:
+            return "gset"
+        raise ProblemFileError(path, number, "unknown format: expected a G-set header "
+                                             "'N E' or a qbsolv 'p qubo ...' line")
     raise ProblemFileError(path, None, "empty file")
 
 

@@ -1,11 +1,18 @@
 """Fixtures shared by every test area; plain helpers live in tests/helpers.py."""
 
+import os
+import sys
 import warnings
 
-import pytest
-import torch
+# make sanitize (scripts/sanitize.sh): its build of the package goes ahead of the repository
+# root, which pytest puts first on the path, before anything imports sb_native.
+if os.environ.get("SBN_SANITIZED"):
+    sys.path.insert(0, os.path.abspath(os.environ["SBN_SANITIZED"]))
 
-from tests.helpers import DEVICES
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from tests.helpers import DEVICES  # noqa: E402
 
 # torch's own notices on building sparse tensors in tests; the library silences its own.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")

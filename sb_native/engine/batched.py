@@ -12,13 +12,13 @@ Early stopping is per problem: at each sampling point a problem whose agents hav
 frozen becomes inactive, and sb_run_batched leaves it as it is from then on.
 """
 
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from .. import _memory
 from .._env import current_env
 from . import ops, reference
 from .coupling import Coupling
@@ -55,9 +55,9 @@ class CouplingBatch:
         return self.run_matrix.shape[1]
 
 
-def _run_form(coupling: Coupling, backend: str, discrete: bool, time_step: float):
-    """(dense matrix, q) that step this coupling as its own run does on backend."""
-    storage = coupling.for_run(backend, discrete)
+def _run_form(coupling: Coupling, storage: Coupling, time_step: float):
+    """(dense matrix, q) that step this coupling as its own run does, from the storage its
+    run uses (Coupling.for_run)."""
     q = float(time_step * storage.quadratic_scale())
     if storage.integer is not None:
         K, scale = storage.integer
@@ -69,11 +69,9 @@ def _dense(coupling: Coupling) -> torch.Tensor:
     return coupling.torch_csr().to_dense() if coupling.matrix is None else coupling.matrix
 
 
-def _memory_bytes(device: torch.device) -> int:
-    """Memory a batch may take: the free memory of a GPU, half the RAM on the CPU."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+def _memory_bytes(device: torch.device) -> Optional[int]:
+    """Memory a batch may take (sb_native/_memory.py; None where it cannot be told)."""
+    return _memory.available(device)
 
 
 def batch_couplings(couplings: Sequence[Coupling], backend: str, discrete: bool,
@@ -82,17 +80,24 @@ def batch_couplings(couplings: Sequence[Coupling], backend: str, discrete: bool,
     first = couplings[0]
     n = max(c.n for c in couplings)
     shape = (len(couplings), n, n)
-    forms = [_run_form(c, backend, discrete, time_step) for c in couplings]
-    # The energies need the couplings themselves only where a run steps another form (K).
-    separate = any(c.is_sparse or matrix is not c.matrix for c, (matrix, _) in zip(couplings,
-                                                                                   forms))
-    needed = (2 if separate else 1) * len(couplings) * n * n * first.matrix_itemsize()
-    if needed > _memory_bytes(first.device):
-        raise MemoryError(
-            f"A batch of {len(couplings)} problems of up to {n} spins needs "
-            f"{needed / 2**20:.1f} MiB of dense couplings, more than the "
-            f"{_memory_bytes(first.device) / 2**20:.1f} MiB available on {first.device}: solve "
-            "its large (sparse) problems one call each, or split the batch.")
+    storages = [c.for_run(backend, discrete) for c in couplings]
+    # A problem stepped on another form than its own dense matrix (a sparse one, an int8
+    # one) has that form made dense while the batch is filled, and the energies then need
+    # the couplings themselves apart from what the run steps (a second batch of matrices).
+    copied = [c.n for c, storage in zip(couplings, storages)
+              if c.is_sparse or storage.integer is not None]
+    batches = 2 if copied else 1
+    itemsize = first.matrix_itemsize()
+    _memory.check_fits(
+        f"A batch of {len(couplings)} problems of up to {n} spins",
+        (batches * len(couplings) * n * n + sum(size * size for size in copied)) * itemsize,
+        first.device, f"its dense couplings ({batches} x {len(couplings)} x {n} x {n} "
+        f"{_memory.dtype_name(first.dtype)}"
+        + (f", and {len(copied)} problems' own forms made dense)" if copied else ")"),
+        "solve its large (sparse) problems one call each, or split the batch",
+        free=_memory_bytes(first.device))
+    forms = [_run_form(c, storage, time_step) for c, storage in zip(couplings, storages)]
+    separate = bool(copied)  # the energies need the couplings themselves (K, CSR)
     run_matrix = torch.zeros(shape, dtype=first.dtype, device=first.device)
     field_matrix = torch.zeros(shape, dtype=first.dtype, device=first.device) if separate \
         else run_matrix
@@ -202,6 +207,8 @@ class BatchRunner(SBRunner):
 
     def _draw_batch(self, batch: CouplingBatch, seeds: Sequence[Optional[int]]) -> tuple:
         matrix = batch.run_matrix
+        _memory.check_run(batch.n, self.agents, self.max_steps, matrix.dtype, matrix.device,
+                          problems=len(batch.sizes), polish=self.polish)
         shape = (len(batch.sizes), batch.n, self.agents)
         position = torch.zeros(shape, dtype=matrix.dtype, device=matrix.device)
         momentum = torch.zeros_like(position)

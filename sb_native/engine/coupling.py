@@ -10,7 +10,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from .. import _sparse
+from .. import _memory, _sparse
 
 # Edge density below which the native engine stores a dense coupling as CSR
 # (bench/sb/bench_density.py measures the crossover; see bench/RESULTS.md).
@@ -91,10 +91,24 @@ class Coupling:
         assert self.matrix is not None  # a coupling is CSR or dense
         return int(torch.count_nonzero(self.matrix)) / max(1, self.n * self.n)
 
+    def check_run(self, agents, max_steps, polish: bool = False) -> None:
+        """Before a run's state is drawn on this coupling: agents and max_steps within the
+        ops' int64, the state within memory (sb_native/_memory.py)."""
+        _memory.check_run(self.n, agents, max_steps, self.dtype, self.device, polish=polish)
+
     def to_csr(self) -> "Coupling":
         if self.is_sparse:
             return self
         assert self.matrix is not None  # a coupling is CSR or dense
+        # The COO indices, then the CSR, of every non-zero: up to 10x the dense matrix itself
+        # (float32, no zeros) when polish asks a dense coupling for its CSR form.
+        nnz = int(torch.count_nonzero(self.matrix))
+        _memory.check_fits(
+            f"A dense {self.n} x {self.n} coupling with {nnz} non-zeros",
+            nnz * (_memory.CSR_BYTES_PER_NONZERO + 2 * self.matrix_itemsize())
+            + self.n * self.n, self.device, "its CSR form (the sparse kernels' and polish's)",
+            "pass the coupling sparse (a torch sparse tensor, a scipy.sparse matrix, or "
+            "sb_native.io's readers), or polish=False")
         return Coupling(self.n, self.dtype, self.device,
                         csr=_sparse.to_csr_parts(self.matrix.to_sparse_coo()))
 
@@ -120,6 +134,12 @@ class Coupling:
         them runs with int8 signs and an exact int32 local field (sb_run_int8).
         """
         if self.matrix is None:  # CSR
+            return None
+        # Its test takes a few temporaries the size of the matrix; where they do not fit the
+        # run keeps the float coupling, which gives the same spins, only slower.
+        entries = self.n * self.n
+        if not _memory.fits(entries * (_memory.INT8_FORM_ITEMS * self.matrix_itemsize()
+                                       + _memory.INT8_FORM_BYTES), self.device):
             return None
         magnitudes = self.matrix.abs()
         nonzero = magnitudes[magnitudes != 0]

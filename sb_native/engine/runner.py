@@ -233,6 +233,7 @@ class SBRunner:
         # The environment (set_env, a preset's block) is read once, here: the run steps with
         # this copy, whatever another thread sets meanwhile (sb_native/_env.py).
         env = current_env()
+        coupling.check_run(self.agents, self.max_steps, self.polish)  # before the state
         position, momentum = self._draw(coupling)
         self.window = StopWindow(coupling.n, position.shape[1], self.convergence_threshold,
                                  coupling.dtype, coupling.device,

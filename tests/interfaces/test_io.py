@@ -2,6 +2,9 @@
 
 import gzip
 import itertools
+import pickle
+import resource
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -216,3 +219,148 @@ def test_detect_format(tmp_path):
         sio.detect_format(write(tmp_path / "c.dat", "1 2 3\n"))
     with pytest.raises(sio.ProblemFileError, match="empty file"):
         sio.detect_format(write(tmp_path / "d.dat", "\n\n"))
+
+
+# Hardening (issue 19, item 3; tests/interfaces/test_io_fuzz.py fuzzes the same readers)
+
+
+def error_of(read, path):
+    """(line, message) of the ProblemFileError that read(path) raises, with peak bytes traced."""
+    tracemalloc.start()
+    try:
+        read(path)
+    except sio.ProblemFileError as err:
+        assert str(err).startswith(f"{path}:{err.line}: ")
+        return err.line, err.message, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    raise AssertionError(f"{path} was read")
+
+
+DECLARED = [
+    pytest.param("# comment\n\n1000000000000 3\n1 2 1\n2 3 1\n1 3 1\n", 3,
+                 "the number of nodes N = 1000000000000 is more than 3037000499", id="N=10^12"),
+    pytest.param("3 1000000000000\n1 2 1\n2 3 1\n1 3 1\n", 1,
+                 "the header declares 1000000000000 edges, the file has 3", id="E=10^12"),
+    pytest.param("3 100000000000000000000\n1 2 1\n", 1, "the number of edges E = "
+                 "100000000000000000000 is more than 9223372036854775807", id="E=10^20"),
+    pytest.param(f"{'9' * 5000} 3\n1 2 1\n", 1,
+                 "N = 999999999999999999999999... (5000 digits) is more", id="N-5000-digits"),
+    pytest.param("-3 2\n1 2 1\n", 1, "N must be >= 1 and E >= 0, got N=-3, E=2", id="N<0"),
+    pytest.param("c x\np qubo 0 1000000000000 1 0\n0 0 1\n", 2,
+                 "maxDiagonals = 1000000000000 is more than", id="qubo-n=10^12"),
+    pytest.param("p qubo 0 3 1000000000000 1000000000000\n0 0 1\n0 1 1\n", 1,
+                 "declares 1000000000000 diagonal and 1000000000000 coupler lines, the file "
+                 "has 1 and 1", id="qubo-counts=10^12"),
+    pytest.param("p qubo 0 0 0 0\n", 1, "maxDiagonals must be >= 1", id="qubo-n=0"),
+]
+
+
+@pytest.mark.parametrize("text, line, message", DECLARED)
+def test_declared_sizes_allocate_nothing(tmp_path, text, line, message):
+    """A header's sizes are checked, and nothing is allocated from them: the data decides."""
+    path = write(tmp_path / "declared.txt", text)
+    whole, rows = ((sio.read_qubo, sio.read_qubo_rows) if text.startswith(("c", "p")) else
+                   (sio.read_gset, sio.read_gset_rows))
+    for read in (whole, sio.read_problem, lambda p: rows(p, (0, 1))):
+        found, said, peak = error_of(read, path)
+        assert found == line and message in said
+        assert peak < 4 << 20  # a chunk read at most, nothing in proportion to the header
+
+
+def test_the_largest_size_reads_sparse(tmp_path):
+    # N = MAX_SIZE with 3 edges: an O(N) allocation would be 24 GB; this reads in kilobytes.
+    n = sio.MAX_SIZE
+    path = write(tmp_path / "largest.txt", f"{n} 3\n1 {n} 1\n{n} 2 2\n5 7 3\n")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    W, rows = sio.read_gset(path), sio.read_gset_rows(path, lambda size: (size - 1, size))
+    assert W.shape == (n, n) and W._nnz() == 6 and rows._nnz() == 2
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB
+    with pytest.raises(sio.ProblemFileError, match=r"over.txt:1: .* is more than 3037000499"):
+        sio.read_gset(write(tmp_path / "over.txt", f"{n + 1} 1\n1 2 1\n"))
+
+
+PLAIN = b"3 2\n1 2 1\n2 3 1\n"
+EXACT = [
+    pytest.param(gzip.compress(PLAIN) + b"trailing", 4, "data after the end of the gzip",
+                 id="gzip-trailing-garbage"),
+    pytest.param(gzip.compress(PLAIN)[:-6], 4, "the gzip data ends early", id="gzip-no-trailer"),
+    pytest.param(gzip.compress(PLAIN)[:12], 1, "the gzip data ends early", id="gzip-truncated"),
+    pytest.param(gzip.compress(PLAIN)[:-8] + bytes(8), 4, "incorrect data check", id="gzip-crc"),
+    pytest.param(b"\x1f\x8b", 1, "the gzip data ends early", id="gzip-magic-only"),
+    pytest.param(b"\x1f\x8bnot gzip at all", 1, "damaged gzip data", id="gzip-not"),
+    pytest.param("3 1\n1 2 1\n# caf\u00e9\n".encode("latin-1"), 3, "not UTF-8 text (byte 0xe9",
+                 id="latin-1"),
+    pytest.param("3 1\n1 2 1\n".encode("utf-16"), 1, "not UTF-8 text (byte 0xff", id="utf-16"),
+    pytest.param(b"3 1\n1 2 x\n\xff\n", 2, "weight must be a number",
+                 id="format-error-before-bad-byte"),
+    pytest.param(b"\xef\xbb\xbf# BOM\r\n\r\n3 2\r\n1 2 1\r\n1 4 1\r\n", 5,
+                 "node id 4 out of range 1..3", id="BOM-CRLF"),
+    pytest.param(b"3 2\r1 2 1\r1 4 1\r", 3, "node id 4 out of range 1..3", id="CR"),
+    pytest.param(b"3 2\r\n1 2 1\r2 3 1\r\n1 3 1", 1, "declares 2 edges, the file has 3",
+                 id="mixed-line-ends"),
+    pytest.param(b"3 1\n1 2 " + b"9" * 100_000 + b"\n", 2,
+                 "weight must be finite, got '999999999999", id="weight-10^100000"),
+    pytest.param(b"3 1\n1 2 1_0\n", 2, "weight must be a number, got '1_0'", id="underscore"),
+    pytest.param("3 1\n1 \u0662 1\n".encode(), 2, "node id j must be an integer, got '\u0662'",
+                 id="arabic-digit"),
+    pytest.param(b"3 1\n1 2 " + b"1 " * 100_000 + b"\n", 2,
+                 "expected 'i j w', got 8 or more fields", id="100000-fields"),
+    pytest.param(b"3 2\n1 2 1e308\n2 1 1e308\n", 3, "edge 1-2, summed over its lines, is inf",
+                 id="sum-overflow"),
+]
+
+
+@pytest.mark.parametrize("data, line, message", EXACT)
+def test_not_text_and_edge_cases_name_the_line(tmp_path, data, line, message):
+    path = tmp_path / "exact.bin"
+    path.write_bytes(data)
+    for read in (sio.read_gset, lambda p: sio.read_gset_rows(p, (0, 3)), sio.read_problem):
+        found, said, _ = error_of(read, path)
+        assert found == line and message in said, said
+    if data[:2] != b"\x1f\x8b":  # the same error, the same line, in a gzip file
+        packed = tmp_path / "exact.gz"
+        packed.write_bytes(gzip.compress(data))
+        assert error_of(sio.read_gset, packed)[:2] == error_of(sio.read_gset, path)[:2]
+
+
+def test_gzip_members_and_zero_padding_are_read(tmp_path):
+    path = tmp_path / "members.gz"
+    path.write_bytes(gzip.compress(b"3 2\n1 2 1\n") + gzip.compress(b"2 3 5\n") + bytes(9))
+    assert sio.read_gset(path).to_dense()[1, 2] == 5
+
+
+def test_weights_past_the_dtype_name_the_line(tmp_path):
+    path = write(tmp_path / "big.txt", "3 2\n1 2 1\n2 3 1e39\n")
+    assert sio.read_gset(path)[1, 2] == 1e39  # float64 holds it
+    for read in (sio.read_gset, lambda p, dtype: sio.read_gset_rows(p, (0, 3), dtype)):
+        with pytest.raises(sio.ProblemFileError, match=r"big.txt:3: the weight of edge 2-3, "
+                                                       r"summed over its lines, is inf in "
+                                                       r"torch.float32"):
+            read(path, dtype=torch.float32)
+    qubo = write(tmp_path / "big.qubo", "p qubo 0 2 1 2\n0 0 1\n0 1 1.5e308\n1 0 1.5e308\n")
+    for read in (sio.read_qubo, lambda p: sio.read_qubo_rows(p, (0, 1))):
+        with pytest.raises(sio.ProblemFileError, match=r"big.qubo:4: the weight of entry "
+                                                       r"\(0, 1\), summed over its lines, is inf"):
+            read(qubo)
+
+
+def test_decompression_limit_variable(tmp_path, monkeypatch):
+    path = tmp_path / "small.gz"
+    path.write_bytes(gzip.compress(b"2 1\n1 2 1\n"))  # 10 bytes of text
+    for value in ("lots", "-5", "0"):
+        monkeypatch.setenv("SB_NATIVE_MAX_DECOMPRESSED", value)
+        with pytest.raises(ValueError, match="SB_NATIVE_MAX_DECOMPRESSED must be a positive"):
+            sio.read_gset(path)
+    monkeypatch.setenv("SB_NATIVE_MAX_DECOMPRESSED", "9")
+    with pytest.raises(sio.ProblemFileError, match=r"small.gz:2: decompresses to more than 9 "
+                                                   r"bytes.*set SB_NATIVE_MAX_DECOMPRESSED"):
+        sio.read_gset(path)
+    monkeypatch.setenv("SB_NATIVE_MAX_DECOMPRESSED", "10")
+    assert sio.read_gset(path)._nnz() == 2
+    assert sio.DEFAULT_MAX_DECOMPRESSED == 1 << 30
+
+
+def test_error_pickles():
+    again = pickle.loads(pickle.dumps(sio.ProblemFileError("f.txt", 3, "bad")))
+    assert (again.path, again.line, again.message, str(again)) == ("f.txt", 3, "bad", "f.txt:3: bad")

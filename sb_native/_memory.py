@@ -1,0 +1,324 @@
+"""Memory checks made before a solve's large allocations (issue 19, memory limits).
+
+A request whose SB state or dense coupling cannot fit fails up front with a MemoryError that
+names what would be allocated, its size, the memory available and what to change, instead
+of torch's allocator error halfway through, a swap storm, or the kernel's OOM killer (which
+ends the process with no Python exception at all). Sizes past what the ops' int64 counters
+hold are a ValueError naming the argument.
+
+What is counted, in bytes of the run's dtype (each factor is the peak of resident memory
+over the input's, VmHWM of /proc/self/status, measured on the CPU in float32 and float64):
+
+* The SB state, (variables, agents) per problem: positions and momenta plus the buffers of
+  that size a run holds at once (the early-stopping window's frozen spins, a sampling
+  point's spins and field J @ spins, a call's scratch: dSB's signs and local field, a heated
+  run's start momenta, the torch reference's temporaries): STATE_BUFFERS of them (peaks of
+  5.2 to 5.7 measured), POLISH_BUFFERS more with polish (7.5 measured).
+* The Ising reduction of a dense polynomial of N spins (its variables' bits, plus one for the
+  field): DENSE_COPIES N x N matrices at once (Q + Q^T, the encoded product, J and its
+  scaling: 4.2 measured), DENSE_COPIES_INTEGER with integer variables, whose encoding is
+  itself a dense matrix (5.8 measured); a batch, BATCH_DENSE_COPIES of each problem's
+  (8.3 measured: the whole batch's reduction runs at once).
+* A batch's padded couplings (engine/batched.py): one B x n x n batch of dense matrices, two
+  when some problem runs on another form (sparse, int8), plus those problems' forms made
+  dense.
+* A dense quadratic that build_model makes itself (a linear-only polynomial, a sympy Poly)
+  or converts to another dtype or device: one n x n matrix.
+* A dense coupling's CSR form: CSR_BYTES_PER_NONZERO + 2 items per non-zero, plus a mask of
+  n x n bytes (the COO indices, then the CSR; 40 and 48 bytes per non-zero measured).
+* A dense coupling's int8 form (dSB's exact integer path): INT8_FORM_ITEMS items plus
+  INT8_FORM_BYTES bytes per entry (22 and 32 bytes per entry measured); when it does not fit
+  the run keeps the float coupling (the int8 form only makes it faster).
+
+Against what: available(device). CPU: MemAvailable of /proc/meminfo (free memory plus what
+the kernel can reclaim), or the physical memory where there is no /proc; capped by the
+headroom of a cgroup memory limit (a container's), which MemAvailable does not see. CUDA:
+the device's free memory plus what torch's caching allocator holds unused. Other devices:
+unknown, no check. SB_NATIVE_MEMORY_LIMIT (bytes, or with a K, M, G or T suffix of powers
+of 1024) caps it further: a budget on a shared machine, and what the tests use to check the
+errors without allocating anything large.
+"""
+
+import os
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+
+from . import _checks
+
+LIMIT_ENV = "SB_NATIVE_MEMORY_LIMIT"
+INT64_MAX = 2**63 - 1  # the ops' sizes, indices and step counters are int64
+
+STATE_BUFFERS = 6
+POLISH_BUFFERS = 2
+DENSE_COPIES = 4
+DENSE_COPIES_INTEGER = 6
+BATCH_DENSE_COPIES = 8
+# Per non-zero: the COO's two int64 indices and their transposed copy (40 bytes measured
+# with the two values, float32).
+CSR_BYTES_PER_NONZERO = 32
+INT8_FORM_ITEMS = 3
+INT8_FORM_BYTES = 10
+
+SPARSE_HINT = ("use a sparse coupling (a torch sparse tensor, a scipy.sparse matrix, or "
+               "sb_native.io's readers, which keep a problem sparse) or fewer variables")
+AGENTS_HINT = "use fewer agents"
+
+_UNITS = (("EiB", 2**60), ("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20))
+_SUFFIXES = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+DeviceLike = Union[str, torch.device]
+
+
+def human(nbytes: int) -> str:
+    """A size in binary units, one decimal: '1.5 GiB'; below 0.05 MiB, '1234 bytes'."""
+    if nbytes < 2**20 // 20:
+        return f"{nbytes} bytes"
+    name, unit = next(((name, unit) for name, unit in _UNITS if nbytes >= unit), _UNITS[-1])
+    return f"{nbytes / unit:.1f} {name}"
+
+
+def limit() -> Optional[int]:
+    """SB_NATIVE_MEMORY_LIMIT in bytes (read at each call, so a test can set it), or None."""
+    text = os.environ.get(LIMIT_ENV, "").strip()
+    if not text:
+        return None
+    scale = _SUFFIXES.get(text[-1].upper(), 1)
+    digits = text[:-1] if scale > 1 else text
+    if not digits.isdigit() or int(digits) < 1:
+        raise ValueError(f"{LIMIT_ENV} must be a positive number of bytes, optionally with a "
+                         f"K, M, G or T suffix (powers of 1024), got {text!r}")
+    return int(digits) * scale
+
+
+def _meminfo_available(path: str = "/proc/meminfo") -> Optional[int]:
+    try:
+        with open(path, encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the file's unit is kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _read_int(path: str) -> Optional[int]:
+    try:
+        with open(path, encoding="ascii") as handle:
+            return int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):  # absent, unreadable, or "max" (no limit)
+        return None
+
+
+def _inactive_file(path: str, key: str) -> int:
+    """The reclaimable page cache a cgroup's usage counts (memory.stat's inactive file)."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            for line in handle:
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def cgroup_headroom(root: str = "/sys/fs/cgroup") -> Optional[int]:
+    """What this process's memory cgroup still lets it take (limit - usage + the page cache
+    it can drop), or None without a limit. cgroup v2 at root, else v1 at root/memory; a
+    container's limit is invisible to MemAvailable, and going past it is an OOM kill."""
+    for limit_file, usage_file, stat_file, key in (
+            ("memory.max", "memory.current", "memory.stat", "inactive_file"),
+            ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes",
+             "memory/memory.stat", "total_inactive_file")):
+        cap = _read_int(os.path.join(root, limit_file))
+        usage = _read_int(os.path.join(root, usage_file))
+        # cgroup v1 writes "no limit" as a number near 2**63.
+        if cap is None or usage is None or cap >= INT64_MAX // 2:
+            continue
+        return max(0, cap - usage + _inactive_file(os.path.join(root, stat_file), key))
+    return None
+
+
+def _measured(device: torch.device) -> Optional[int]:
+    if device.type == "cpu":
+        free = _meminfo_available()
+        if free is None:
+            try:
+                free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            except (ValueError, OSError, AttributeError):  # no sysconf names (Windows)
+                return None
+        headroom = cgroup_headroom()
+        return free if headroom is None else min(free, headroom)
+    if device.type == "cuda":
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+            # Blocks the caching allocator holds unused are free to this process too.
+            cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        except (RuntimeError, AssertionError, ValueError):  # no CUDA, or a bad index
+            return None
+        return int(free) + int(cached)
+    return None
+
+
+def _available(device: DeviceLike) -> Tuple[Optional[int], str]:
+    """(bytes, how the message names them) of device, or (None, "") where unknown."""
+    device = torch.device(device)
+    measured, cap = _measured(device), limit()
+    if cap is not None and (measured is None or cap < measured):
+        return cap, f"allowed on {device} by {LIMIT_ENV}"
+    return measured, f"available on {device}"
+
+
+def available(device: DeviceLike) -> Optional[int]:
+    """Bytes a new allocation on device may take now, or None where it cannot be told."""
+    return _available(device)[0]
+
+
+def fits(nbytes: int, device: DeviceLike) -> bool:
+    """Whether nbytes fit in available(device) (True where that is unknown)."""
+    free = available(device)
+    return free is None or nbytes <= free
+
+
+def check_fits(what: str, nbytes: int, device: DeviceLike, use: str, hint: str, *,
+               free: Optional[int] = None) -> None:
+    """Raises MemoryError when nbytes exceed the memory of device (or `free` bytes, when
+    given), naming what, the size, its use and the memory there, and ending with hint."""
+    where = f"available on {torch.device(device)}"
+    if free is None:
+        free, where = _available(device)
+    if free is None or nbytes <= free:
+        return
+    raise MemoryError(f"{what} needs {human(nbytes)} of memory for {use}, more than the "
+                      f"{human(free)} {where}: {hint}.")
+
+
+def itemsize(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _check_count(name: str, value, what: str) -> None:
+    if _checks._is_int(value) and value > INT64_MAX:
+        raise ValueError(f"{name} should be at most 2**63 - 1 ({what}), received {value}.")
+
+
+def check_run(variables: int, agents, max_steps, dtype: torch.dtype, device: DeviceLike, *,
+              problems: int = 1, polish: bool = False) -> None:
+    """Before a run's state is drawn: agents and max_steps within int64 (ValueError naming
+    them), and the state within memory (MemoryError). Arguments of the wrong type or sign
+    are left to _checks (the run's options are validated before it starts)."""
+    _check_count("max_steps", max_steps, "the ops count steps in int64; max_steps=None sets "
+                                         "no step limit")
+    _check_count("agents", agents, "the ops index agents in int64")
+    if not (_checks._is_int(agents) and agents > 0):
+        return
+    elements = problems * variables * agents
+    shape = f"{problems} x {variables} x {agents}" if problems > 1 else \
+        f"{variables} x {agents}"
+    if elements > INT64_MAX:
+        raise ValueError(f"agents: a state of {shape} elements (variables x agents) is more "
+                         f"than the ops' int64 indices hold; use fewer agents, received "
+                         f"agents={agents}.")
+    buffers = STATE_BUFFERS + (POLISH_BUFFERS if polish else 0)
+    name = dtype_name(dtype)
+    what = (f"A run of {agents} agents on {problems} problems of up to {variables} spins"
+            if problems > 1 else f"A run of {agents} agents on {variables} spins")
+    hint = AGENTS_HINT + (", or dtype=torch.float32" if dtype == torch.float64 else "")
+    check_fits(what, buffers * elements * itemsize(dtype), device,
+               f"its state ({buffers} buffers of {shape} {name}: positions, momenta and the "
+               "run's buffers of that size)", hint)
+
+
+def _spins(polynomial, domain) -> Optional[Tuple[int, bool]]:
+    """(spins of the polynomial's Ising form over domain, without the field's; whether some
+    variable is an integer), or None for a bad domain, which _optimize reports itself."""
+    from .core.variable import parse_domain
+
+    try:
+        variables = parse_domain(domain if isinstance(domain, str) else list(domain),
+                                 polynomial.dimension, polynomial.dtype)
+    except (TypeError, ValueError):
+        return None
+    bits = sum(v.encoding_bits for v in variables)
+    return bits, bits != len(variables)
+
+
+def check_solve(model, domain, agents, max_steps, polish) -> None:
+    """Before a polynomial (or a batch) is reduced to Ising form and run: the state and the
+    dense reduction, each against the memory available (sb_native.minimize calls it; the
+    runner checks the state again, with the memory the reduction left)."""
+    polynomials: Sequence = getattr(model, "polynomials", [model])
+    counted = [_spins(p, domain) for p in polynomials]
+    if any(c is None for c in counted):
+        return
+    # + 1: the field's spin (Ising._coupling adds it to a problem with a linear part).
+    sizes = [(c[0] + 1, c[1]) for c in counted if c is not None]
+    spins = max(n for n, _ in sizes)
+    check_run(spins, agents, max_steps, model.dtype, model.device,
+              problems=len(polynomials), polish=bool(polish))
+    dense = [size for size, p in zip(sizes, polynomials) if p.quadratic.layout == torch.strided]
+    if not dense:
+        return
+    size, name = itemsize(model.dtype), dtype_name(model.dtype)
+    if len(polynomials) > 1:
+        check_fits(f"A batch of {len(polynomials)} problems of up to {spins} spins",
+                   BATCH_DENSE_COPIES * sum(n * n for n, _ in dense) * size, model.device,
+                   f"its dense Ising reduction ({BATCH_DENSE_COPIES} {name} copies of each "
+                   "dense problem's spins x spins coupling)", SPARSE_HINT + ", or split the batch")
+        return
+    n, integer = dense[0]
+    copies = DENSE_COPIES_INTEGER if integer else DENSE_COPIES
+    check_fits(f"A dense problem of {model.dimension} variables ({n} spins)",
+               copies * n * n * size, model.device,
+               f"its Ising reduction ({copies} dense {n} x {n} {name} matrices at once)",
+               SPARSE_HINT)
+
+
+def check_polynomial_data(polynomial_data: tuple, dtype: Optional[torch.dtype],
+                          device: Optional[DeviceLike]) -> None:
+    """Before build_model: the dense n x n quadratic it makes itself (none given, or a sympy
+    Poly) or converts (a dense one of another dtype or device). Batches, and data build_model
+    will refuse, are left to it."""
+    from sympy import Poly
+
+    try:
+        target = _checks.safe_get_dtype(dtype)
+        where = _checks.safe_get_device(device)
+    except (TypeError, ValueError):
+        return
+    if len(polynomial_data) == 1 and isinstance(polynomial_data[0], Poly):
+        n, made = len(polynomial_data[0].gens), "made from the sympy Poly"
+    else:
+        shapes = [getattr(d, "shape", None) for d in polynomial_data]
+        if any(s is not None and len(s) > 2 for s in shapes):
+            return  # a batch
+        vectors = [s[0] for s in shapes if s is not None and len(s) == 1]
+        quadratics = [d for d, s in zip(polynomial_data, shapes) if s is not None and len(s) == 2]
+        if not quadratics and vectors:
+            n, made = vectors[0], "made for a polynomial given no quadratic coefficients"
+        elif len(quadratics) == 1 and _converted_dense(quadratics[0], target, where):
+            n, made = quadratics[0].shape[0], f"converted to {target} on {where}"
+        else:
+            return
+    check_fits(f"A polynomial of {n} variables", n * n * itemsize(target), where,
+               f"its dense {n} x {n} quadratic coefficients ({made})", SPARSE_HINT)
+
+
+def _converted_dense(quadratic, dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether build_model copies this 2-D quadratic into a new dense tensor."""
+    if isinstance(quadratic, torch.Tensor):
+        # "cuda" without an index is taken as the tensor's own GPU (a no-op move).
+        moved = quadratic.device.type != device.type or (
+            device.index is not None and quadratic.device.index != device.index)
+        return quadratic.layout == torch.strided and (quadratic.dtype != dtype or moved)
+    import numpy as np
+
+    if isinstance(quadratic, np.ndarray):  # torch.from_numpy shares it; .to(dtype) copies
+        return quadratic.dtype != np.dtype(str(dtype).replace("torch.", "")) \
+            or device.type != "cpu"
+    return False
