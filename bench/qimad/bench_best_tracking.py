@@ -32,6 +32,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from results_section import write_section
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -181,19 +182,6 @@ def tables(runs, results, args, n_train, n_test):
             diff, better, p = paired(ema, plain, key, higher)
             lines.append(f"| {name} vs plain | {title} | {diff:+.4f} | {better}/{seeds} | {p} |")
     return lines
-
-
-def write_section(path: pathlib.Path, heading: str, body: str) -> None:
-    """Replace (or append) the section under heading in path, leaving other sections alone."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    lines = text.splitlines()
-    if heading in lines:
-        a = lines.index(heading)
-        b = next((i for i in range(a + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[a:b] = body.rstrip("\n").splitlines() + [""]
-    else:
-        lines += ["", *body.rstrip("\n").splitlines()]
-    path.write_text("\n".join(lines).rstrip("\n") + "\n")
 
 
 def main():

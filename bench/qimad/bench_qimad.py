@@ -25,6 +25,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from results_section import write_section
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -275,19 +276,6 @@ def emit(out, lines):
     out.extend(lines + [""])
 
 
-def write_section(path: pathlib.Path, body: str) -> None:
-    """Replace (or append) the '## QIMADTorch' section of path, leaving other sections alone."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    lines = text.splitlines()
-    if "## QIMADTorch" in lines:
-        a = lines.index("## QIMADTorch")
-        b = next((i for i in range(a + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[a:b] = body.rstrip("\n").splitlines() + [""]
-    else:
-        lines += ["", *body.rstrip("\n").splitlines()]
-    path.write_text("\n".join(lines).rstrip("\n") + "\n")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--digits-steps", type=int, default=200)
@@ -319,7 +307,7 @@ def main():
                   f"{NOISE_SEED_OFFSET} + seed, not with the model's init seed."]
         body = "\n".join(["## QIMADTorch", "", *header, "", *method, "", f"Command: `{command}`",
                           "", *out])
-        write_section(args.write, body)
+        write_section(args.write, "## QIMADTorch", body)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import time
 import function_baselines as fb
 import numpy as np
 import torch
+from results_section import write_section
 from scipy import stats
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -288,19 +289,6 @@ def bench_scale(seed_cls, ours, seeds, out):
 def emit(out, lines):
     print("\n".join(lines) + "\n", flush=True)
     out.extend(lines + [""])
-
-
-def write_section(path, heading, body):
-    """Replace (or append) the section `heading` of path, leaving the other sections alone."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    lines = text.splitlines()
-    if heading in lines:
-        a = lines.index(heading)
-        b = next((i for i in range(a + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[a:b] = body.rstrip("\n").splitlines() + [""]
-    else:
-        lines += ["", *body.rstrip("\n").splitlines()]
-    path.write_text("\n".join(lines).rstrip("\n") + "\n")
 
 
 def main():
