@@ -37,15 +37,13 @@ def build_model(*polynomial_data, dtype: Optional[torch.dtype] = None,
     return QuadraticPolynomial(*polynomial_data, dtype=dtype, device=device)
 
 
-def _checked_model(polynomial_data: tuple, domain, dtype, device, agents, max_steps,
-                   polish) -> Union[QuadraticPolynomial, PolynomialBatch]:
-    """build_model for a solve, with what the solve allocates by size checked first: the
-    dense quadratic build_model makes itself, then the dense Ising reduction and the state
-    (a MemoryError naming the sizes, sb_native/_memory.py), before any of it is made."""
+def _checked_model(polynomial_data: tuple, dtype, device
+                   ) -> Union[QuadraticPolynomial, PolynomialBatch]:
+    """build_model for a solve, with the dense quadratic build_model makes itself checked
+    first (a MemoryError naming the sizes, sb_native/_memory.py); the model's _optimize
+    checks the dense Ising reduction and the state."""
     _memory.check_polynomial_data(polynomial_data, dtype, device)
-    model = build_model(*polynomial_data, dtype=dtype, device=device)
-    _memory.check_solve(model, domain, agents, max_steps, polish)
-    return model
+    return build_model(*polynomial_data, dtype=dtype, device=device)
 
 
 def minimize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] = None,
@@ -100,7 +98,7 @@ def minimize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] 
     >>> x.tolist(), float(value)
     ([3.0], 0.0)
     """
-    model = _checked_model(polynomial_data, domain, dtype, device, agents, max_steps, polish)
+    model = _checked_model(polynomial_data, dtype, device)
     return model._optimize("minimize", domain, SolverOptions.of(locals()))
 
 
@@ -124,5 +122,5 @@ def maximize(*polynomial_data, domain: DomainLike, dtype: Optional[torch.dtype] 
     >>> vector.tolist(), float(value)  # x0 + 2 x1 - 3 x0 x1 is largest at (0, 1)
     ([0.0, 1.0], 2.0)
     """
-    model = _checked_model(polynomial_data, domain, dtype, device, agents, max_steps, polish)
+    model = _checked_model(polynomial_data, dtype, device)
     return model._optimize("maximize", domain, SolverOptions.of(locals()))

@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .. import _checks, _ops
+from .. import _checks, _memory, _ops
 from .._env import current_env
 from .._options import BackendChoice, Callback, GroupChoice, Mode, SolverOptions
 from ..engine.batched import BatchRunner, batch_couplings
@@ -179,6 +179,8 @@ class PolynomialBatch:
         """seeds: each problem's seed (default: seed + b, or None for every problem with no
         seed)."""
         options.validate()
+        # What the solve allocates by size, before any of it (sb_native/_memory.py).
+        _memory.check_solve(self, domain, options.agents, options.max_steps, options.polish)
         if options.callback is not None:
             raise ValueError("callback is not supported for a batch of problems yet: solve "
                              "one problem per call to follow its history")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from sympy import Poly
 
-from .. import _checks, _sparse
+from .. import _checks, _memory, _sparse
 from .._options import BackendChoice, Callback, GroupChoice, Mode, SolverOptions
 from ..engine.history import ISING, Objective
 from .ising import Ising
@@ -369,6 +369,8 @@ class QuadraticPolynomial:
     def _optimize(self, sense: str, domain: DomainLike,
                   options: SolverOptions) -> Tuple[torch.Tensor, torch.Tensor]:
         options.validate()
+        # What the solve allocates by size, before any of it (sb_native/_memory.py).
+        _memory.check_solve(self, domain, options.agents, options.max_steps, options.polish)
         ising = self.to_ising(domain)
         objective = ISING if options.callback is None else self._objective(ising, domain, sense)
         if sense == "maximize":
