@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 import warnings
 from typing import List, NoReturn, Optional
@@ -173,12 +174,22 @@ def _solver_kwargs(args, verbose: bool) -> dict:
 def _write_solution(path: str, kind: str, source: str, vector, value: float) -> None:
     # One "id value" line per variable, ids as the input file numbers them: 1-based spins
     # (±1, the side of the cut) for G-set, 0-based bits for qbsolv.
+    # Written to a temporary file beside it, then renamed over it: a run killed or interrupted
+    # while writing leaves the previous file (or none), never a half-written one.
     values = [int(v) for v in vector.tolist()]
     first = 1 if kind == "gset" else 0
     label = "cut" if kind == "gset" else "energy"
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(f"# sb-native solution of {source}: {label} {value:g}\n")
-        handle.write("".join(f"{k + first} {v}\n" for k, v in enumerate(values)))
+    folder, name = os.path.split(os.path.abspath(path))
+    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=f".{name}.",
+                                         suffix=".tmp", delete=False)
+    try:
+        with handle:
+            handle.write(f"# sb-native solution of {source}: {label} {value:g}\n")
+            handle.write("".join(f"{k + first} {v}\n" for k, v in enumerate(values)))
+        os.replace(handle.name, path)
+    except BaseException:
+        os.unlink(handle.name)
+        raise
 
 
 def _join_process_group(args) -> bool:

@@ -41,8 +41,9 @@ _TOPOLOGIES = ("complete", "ring", "grid", "random")
 _COOLINGS = ("cosine", "linear", "exponential", None)
 _BACKENDS = ("auto", "native", "torch")
 _UPDATE_ORDERS = ("synchronous", "sequential")
-# Settings of the swarm as a whole (its angles, schedule, evaluation order and attraction),
-# which every parameter group must share; lr, gamma, k and bounds may differ per group.
+# Settings of the swarm as a whole (its angles, schedule, evaluation order, attraction, start,
+# stagnation rule and best tracking), which every parameter group must share; lr, gamma, k and
+# bounds may differ per group.
 _SWARM_KEYS = ("num_agents", "alpha_lr", "beta_lr", "topology", "k_eval", "cooling",
                "total_steps", "min_temp", "attraction", "init", "stagnation", "loss_ema")
 

@@ -80,6 +80,28 @@ def test_solve_gset_output_file_holds_the_cut(capsys, gset_file, tmp_path):
     assert f"solution written to {output}" in out
 
 
+def test_output_is_written_atomically(capsys, gset_file, tmp_path, monkeypatch):
+    """--output goes to a temporary file renamed over the target: an interrupted write leaves
+    the previous file whole and no temporary behind; a finished one leaves only the file."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    output = folder / "cut.txt"
+    output.write_text("the previous solution\n")
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(capsys, "solve", gset_file, "--output", output, *FAST)
+    assert output.read_text() == "the previous solution\n"
+    assert sorted(p.name for p in folder.iterdir()) == ["cut.txt"]
+    monkeypatch.undo()
+    assert run(capsys, "solve", gset_file, "--output", output, *FAST)[0] == 0
+    assert output.read_text().startswith("# sb-native solution of")
+    assert sorted(p.name for p in folder.iterdir()) == ["cut.txt"]
+
+
 def test_solve_qubo_finds_the_minimum_and_writes_bits(capsys, tmp_path, qubo_matrix):
     path = tmp_path / "p.qubo"
     sio.write_qubo(path, qubo_matrix)
