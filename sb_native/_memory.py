@@ -181,13 +181,10 @@ def fits(nbytes: int, device: DeviceLike) -> bool:
     return free is None or nbytes <= free
 
 
-def check_fits(what: str, nbytes: int, device: DeviceLike, use: str, hint: str, *,
-               free: Optional[int] = None) -> None:
-    """Raises MemoryError when nbytes exceed the memory of device (or `free` bytes, when
-    given), naming what, the size, its use and the memory there, and ending with hint."""
-    where = f"available on {torch.device(device)}"
-    if free is None:
-        free, where = _available(device)
+def check_fits(what: str, nbytes: int, device: DeviceLike, use: str, hint: str) -> None:
+    """Raises MemoryError when nbytes exceed the memory of device, naming what, the size, its
+    use and the memory there, and ending with hint."""
+    free, where = _available(device)
     if free is None or nbytes <= free:
         return
     raise MemoryError(f"{what} needs {human(nbytes)} of memory for {use}, more than the "

@@ -69,11 +69,6 @@ def _dense(coupling: Coupling) -> torch.Tensor:
     return coupling.torch_csr().to_dense() if coupling.matrix is None else coupling.matrix
 
 
-def _memory_bytes(device: torch.device) -> Optional[int]:
-    """Memory a batch may take (sb_native/_memory.py; None where it cannot be told)."""
-    return _memory.available(device)
-
-
 def batch_couplings(couplings: Sequence[Coupling], backend: str, discrete: bool,
                     time_step: float) -> CouplingBatch:
     """The dense couplings of a batch (one per problem), padded to the largest."""
@@ -94,8 +89,7 @@ def batch_couplings(couplings: Sequence[Coupling], backend: str, discrete: bool,
         first.device, f"its dense couplings ({batches} x {len(couplings)} x {n} x {n} "
         f"{_memory.dtype_name(first.dtype)}"
         + (f", and {len(copied)} problems' own forms made dense)" if copied else ")"),
-        "solve its large (sparse) problems one call each, or split the batch",
-        free=_memory_bytes(first.device))
+        "solve its large (sparse) problems one call each, or split the batch")
     forms = [_run_form(c, storage, time_step) for c, storage in zip(couplings, storages)]
     separate = bool(copied)  # the energies need the couplings themselves (K, CSR)
     run_matrix = torch.zeros(shape, dtype=first.dtype, device=first.device)
