@@ -25,7 +25,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from results_section import write_section
+from results_section import emit, write_section
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -269,11 +269,6 @@ def bench_protocol(ref_cls, seeds, out):
         lines.append(f"| {name} | {statistics.mean(bests):.2f} | {statistics.stdev(bests):.2f} | "
                      f"{min(bests):.2f} | {max(bests):.2f} |")
     emit(out, lines)
-
-
-def emit(out, lines):
-    print("\n".join(lines) + "\n", flush=True)
-    out.extend(lines + [""])
 
 
 def main():

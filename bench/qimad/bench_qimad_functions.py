@@ -24,7 +24,7 @@ import time
 import function_baselines as fb
 import numpy as np
 import torch
-from results_section import write_section
+from results_section import emit, write_section
 from scipy import stats
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -284,11 +284,6 @@ def bench_scale(seed_cls, ours, seeds, out):
     if ratios:
         lines += ["", "| seconds per value, seed's class / ours | ratio |", "|---|---|", *ratios]
     emit(out, lines)
-
-
-def emit(out, lines):
-    print("\n".join(lines) + "\n", flush=True)
-    out.extend(lines + [""])
 
 
 def main():

@@ -1,4 +1,5 @@
-"""Writing one section of bench/RESULTS.md, shared by the QIMAD benchmark scripts."""
+"""Printing tables and writing one section of bench/RESULTS.md, shared by the QIMAD benchmark
+scripts."""
 
 import pathlib
 
@@ -15,3 +16,9 @@ def write_section(path: pathlib.Path, heading: str, body: str) -> None:
     else:
         lines += ["", *body.rstrip("\n").splitlines()]
     path.write_text("\n".join(lines).rstrip("\n") + "\n")
+
+
+def emit(out: list, lines: list) -> None:
+    """Prints lines (a table) and keeps them, with a blank line after, for the section."""
+    print("\n".join(lines) + "\n", flush=True)
+    out.extend(lines + [""])

@@ -273,17 +273,26 @@ NASTY_BYTES = [token.encode() for token in NASTY] + [b"\xff", b"\xc3", b"\xef\xb
                                                      b"\x1f\x8b", b"\x80\x80", b"\xf0\x9f\x98"]
 
 
+def truncated(draw, data: bytes) -> bytes:
+    return data[:draw(st.integers(0, len(data)))]
+
+
+def flipped(draw, data: bytes, most: int) -> bytes:
+    """data with 1 to `most` bytes set to random values."""
+    changed = bytearray(data)
+    for _ in range(draw(st.integers(1, most))):
+        changed[draw(st.integers(0, len(changed) - 1))] = draw(st.integers(0, 255))
+    return bytes(changed)
+
+
 @st.composite
 def mutated(draw, bases):
     data = draw(st.sampled_from(bases))
     kind = draw(st.sampled_from(["truncate", "flip", "insert", "token", "lines"]))
     if kind == "truncate":
-        return data[:draw(st.integers(0, len(data)))]
+        return truncated(draw, data)
     if kind == "flip":
-        data = bytearray(data)
-        for _ in range(draw(st.integers(1, 4))):
-            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
-        return bytes(data)
+        return flipped(draw, data, 4)
     if kind == "insert":
         at = draw(st.integers(0, len(data)))
         junk = draw(st.sampled_from(NASTY_BYTES) | st.binary(min_size=1, max_size=8))
@@ -363,12 +372,9 @@ def damaged_gzip(draw):
     data = gzip.compress(text, mtime=0)
     kind = draw(st.sampled_from(["truncate", "flip", "append", "members"]))
     if kind == "truncate":
-        return data[:draw(st.integers(0, len(data)))]
+        return truncated(draw, data)
     if kind == "flip":
-        data = bytearray(data)
-        for _ in range(draw(st.integers(1, 3))):
-            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
-        return bytes(data)
+        return flipped(draw, data, 3)
     if kind == "append":
         return data + draw(st.sampled_from([b"\0" * 7, b"garbage", b"\x1f", b"\x1f\x8b",
                                             b"\0\0\x1f\x8b\x08"]) | st.binary(max_size=16))
