@@ -21,7 +21,7 @@ import torch
 from .. import _memory
 from .._env import current_env
 from . import ops, reference
-from .coupling import Coupling
+from .coupling import FIELD_PERIOD_WORK, Coupling, dense_sums_exactly, field_period
 from .runner import ConvergenceWarning, SBRunner, StopWindow, call_schedule, draw_oscillators
 
 BATCH_CHUNK_SECONDS = 1.0
@@ -53,6 +53,16 @@ class CouplingBatch:
     @property
     def n(self) -> int:
         return self.run_matrix.shape[1]
+
+    def field_period(self, agents: int, backend: str, discrete: bool) -> Optional[int]:
+        """Coupling.field_period for the batch: sb_run_batched keeps dSB's field as the
+        one-problem kernels do, with the whole batch's work in each call."""
+        if backend != "native" or not discrete:
+            return None
+        if dense_sums_exactly(self.run_matrix):
+            return None
+        # Calls ten times as long as one problem's, as BATCH_CHUNK_SECONDS are.
+        return field_period(len(self.sizes) * self.n * agents, 10 * FIELD_PERIOD_WORK)
 
 
 def _run_form(coupling: Coupling, storage: Coupling, time_step: float):
@@ -150,6 +160,7 @@ class _BatchStepper:
                  heated: bool, discrete: bool, env: Dict[str, float]) -> None:
         self.batch, self.window, self.backend, self.discrete = batch, window, backend, discrete
         self.schedule = call_schedule(env, heated)
+        self.field_period = batch.field_period(window.agents, backend, discrete)
 
     def advance(self, position, momentum, start: int, steps: int) -> None:
         ops.sb_run_batched(self.batch.run_matrix, position, momentum, self.window.active,

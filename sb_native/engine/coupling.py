@@ -15,6 +15,45 @@ from .. import _memory, _sparse
 # Edge density below which the native engine stores a dense coupling as CSR
 # (bench/sb/bench_density.py measures the crossover; see bench/RESULTS.md).
 SPARSE_DENSITY = 0.1
+# dSB's native kernels keep the local field J @ sign(x) incrementally within an op call and
+# recompute it exactly at each call's start. On weights whose sums round, the result then
+# depends on where calls start, so those runs start calls on a grid of steps fixed by the
+# problem's size, never by the clock (field_period). FIELD_PERIOD_WORK is one call's work
+# (steps x variables x agents): the longest call that keeps timeouts and Ctrl-C responsive,
+# so each call's exact product is amortised over as many steps as that allows
+# (bench/RESULTS.md, "dSB on a fixed grid of calls").
+FIELD_PERIOD_WORK = 1 << 26
+MAX_FIELD_PERIOD = 1000
+# Entries that are multiples of 2^-FIELD_FRACTION_BITS with row sums below the mantissa's
+# range add up exactly in any order (integer Max-Cut weights, their QUBO halves and quarters).
+FIELD_FRACTION_BITS = 8
+
+
+def field_period(work_per_step: int, work: int = FIELD_PERIOD_WORK) -> int:
+    """Steps between exact field products for a dSB run of work_per_step = variables x
+    agents (x problems), with calls of about `work`."""
+    return max(1, min(MAX_FIELD_PERIOD, work // max(1, work_per_step)))
+
+
+def sums_exactly(values: torch.Tensor, row_sums: torch.Tensor) -> bool:
+    """True when entries `values` with absolute row sums `row_sums` add up exactly in any
+    order in their dtype."""
+    scale = float(1 << FIELD_FRACTION_BITS)
+    if row_sums.numel() == 0:
+        return True
+    # Integers up to 1 / eps * 2 (2^24 in float32, 2^53 in float64) are exact.
+    if float(row_sums.max()) * scale >= 2.0 / torch.finfo(values.dtype).eps:
+        return False
+    scaled = values * scale
+    return bool(torch.all(scaled == torch.round(scaled)))
+
+
+def dense_sums_exactly(matrix: torch.Tensor) -> bool:
+    """sums_exactly for the rows of a dense matrix (the last dimension), taken in blocks of
+    about 2^22 entries so the test's temporaries stay small."""
+    rows = matrix.reshape(-1, matrix.shape[-1])
+    block = max(1, (1 << 22) // max(1, rows.shape[1]))
+    return all(sums_exactly(part, part.abs().sum(dim=1)) for part in rows.split(block))
 
 
 def prefer_sparse(nnz: int, n: int) -> bool:
@@ -95,6 +134,28 @@ class Coupling:
         """Before a run's state is drawn on this coupling: agents and max_steps within the
         ops' int64, the state within memory (sb_native/_memory.py)."""
         _memory.check_run(self.n, agents, max_steps, self.dtype, self.device, polish=polish)
+
+    def exact_field(self) -> bool:
+        """True when J @ signs is exact whatever order its terms are added in (sums_exactly),
+        so dSB's incremental field never drifts from the exact one."""
+        if self.integer is not None:
+            return True
+        if self.csr is not None:
+            crow, _, values = self.csr
+            rows = torch.repeat_interleave(torch.arange(self.n, device=self.device),
+                                           crow.diff())
+            sums = torch.zeros(self.n, dtype=values.dtype, device=self.device)
+            return sums_exactly(values, sums.index_add_(0, rows, values.abs()))
+        assert self.matrix is not None  # a coupling is CSR or dense
+        return dense_sums_exactly(self.matrix)
+
+    def field_period(self, agents: int, backend: str, discrete: bool) -> Optional[int]:
+        """The grid of steps (field_period) a run's op calls must start on so its result does
+        not depend on how the calls split, or None when any split gives the same result
+        (bSB, the torch reference, exact fields). Called on the run's storage (for_run)."""
+        if backend != "native" or not discrete or self.exact_field():
+            return None
+        return field_period(self.n * agents)
 
     def to_csr(self) -> "Coupling":
         if self.is_sparse:

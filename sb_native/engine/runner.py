@@ -88,6 +88,9 @@ def call_schedule(env: Dict[str, float], heated: bool) -> Dict[str, float]:
 class Stepper(Protocol):
     """What SBRunner._loop steps: _Stepper here, batched._BatchStepper for a batch."""
 
+    # The grid op calls start on (Coupling.field_period), or None: calls sized by the clock.
+    field_period: Optional[int]
+
     def advance(self, position: torch.Tensor, momentum: torch.Tensor, start: int,
                 steps: int) -> None: ...
 
@@ -98,10 +101,12 @@ class _Stepper:
     """Advances the state by k steps and computes J @ spins, on the coupling's storage."""
 
     def __init__(self, coupling: Coupling, backend: str, env: Dict[str, float], heated: bool,
-                 discrete: bool) -> None:
+                 discrete: bool, agents: int) -> None:
         self.coupling = coupling.for_run(backend, discrete)
         self.backend = backend
         self.discrete = discrete
+        # agents: the run's, on every rank, so every world size splits its calls alike.
+        self.field_period = self.coupling.field_period(agents, backend, discrete)
         self.schedule = dict(call_schedule(env, heated), quadratic_coef=float(
             env["time_step"] * self.coupling.quadratic_scale()))
 
@@ -170,6 +175,7 @@ class SBRunner:
         self.sampling = early_stopping or callback is not None
         self.shard: Optional[distributed.AgentShard] = None
         self.window: Optional[StopWindow] = None
+        self.field_period: Optional[int] = None  # the stepper's, set by _loop
 
     @classmethod
     def from_options(cls: Type["_Runner"], options, backend: str, device: torch.device,
@@ -196,12 +202,17 @@ class SBRunner:
         calls of different lengths are known, the set-up and the time per step are told
         apart: a set-up of half the budget or more (an int8 GEMM on a large dense problem)
         gets calls of about twice the set-up, so it costs at most half of each call, instead
-        of single steps that each pay it (bench/RESULTS.md, the K2000 dSB run)."""
+        of single steps that each pay it (bench/RESULTS.md, the K2000 dSB run).
+
+        A run whose result depends on where calls start (a field_period) ignores the clock:
+        its calls end at the next multiple of the period (or sampling point, or max_steps)."""
         limit = MAX_CHUNK_STEPS
         if self.sampling:
             limit = min(limit, self.sampling_period - step % self.sampling_period)
         if self.max_steps != INFINITY:
             limit = min(limit, int(self.max_steps) - step)  # an int here, not INFINITY
+        if self.field_period is not None:
+            return max(1, min(limit, self.field_period - step % self.field_period))
         if last is None:
             return 1  # a first single step measures the speed that sizes the next chunks
         steps, seconds = last
@@ -239,7 +250,8 @@ class SBRunner:
                                  coupling.dtype, coupling.device,
                                  self.verbose and self.early_stopping)
         try:
-            stepper = _Stepper(coupling, self.backend, env, self.heated, self.discrete)
+            stepper = _Stepper(coupling, self.backend, env, self.heated, self.discrete,
+                               self.agents)
             self._loop(stepper, position, momentum)
         except KeyboardInterrupt:
             if self.shard is not None:
@@ -285,6 +297,7 @@ class SBRunner:
     def _loop(self, stepper: Stepper, position: torch.Tensor, momentum: torch.Tensor) -> None:
         """Chunks of steps until a stopping rule holds (agreed by every rank)."""
         assert self.window is not None  # set by run (run_batch) before the loop
+        self.field_period = stepper.field_period
         iterations = tqdm(total=self.max_steps, desc="🔁 Iterations       ",
                           disable=not self.verbose or self.max_steps == INFINITY,
                           smoothing=0.1, mininterval=0.5, unit=" steps")

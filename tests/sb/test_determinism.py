@@ -22,16 +22,13 @@ thread counts):
    therefore check 1 against 2 threads with the norm taken on one thread (`pin_norm`), which
    makes them bit-identical; integer couplings (exact sums while under 2^24 in float32) and
    small couplings are checked as they are.
-2. Repeated runs: a run is cut into op calls sized by their measured wall time
-   (SBRunner._chunk, CHUNK_SECONDS). dSB's incremental local field (small dense kernel,
-   agent-by-agent dense path, CSR) is recomputed exactly at the start of each call and
-   drifts by rounding within it, so on non-integer weights the result depends on where the
-   calls split, i.e. on the clock: two identical seeded calls at one thread count can
-   return different spins (seen in float32; docs/batched.md mentions the drift). Cases marked
-   `split_sensitive=True` pin the split (`pin_split`: every call as long as the sampling
-   point, max_steps or MAX_CHUNK_STEPS allow); test_dsb_result_depends_on_call_split
-   (xfail) shows the dependence, and the split-independence of bSB and of dSB on integer
-   weights is checked as it is.
+2. Fixed before this file's tests found it (repeated runs): dSB's incremental local field
+   (small dense kernel, agent-by-agent dense path, CSR, batches) is recomputed exactly at
+   the start of each op call and drifts by rounding within it, so on non-integer weights
+   the result depended on where calls split, and calls were sized by the clock. Such runs
+   now start their calls on a grid of steps fixed by the problem's size
+   (Coupling.field_period, SBRunner._chunk); test_result_does_not_depend_on_call_split
+   checks every case under one-step and unbounded call budgets.
 """
 
 import contextlib
@@ -105,9 +102,9 @@ def call_budget(monkeypatch, seconds: float) -> None:
     monkeypatch.setattr(BatchRunner, "chunk_seconds", seconds)
 
 
-def pin_split(monkeypatch) -> None:
-    """Deviation 2: an op call's budget no run reaches, so after the first single step every
-    call runs to the next sampling point, max_steps or MAX_CHUNK_STEPS, whatever the clock."""
+def long_calls(monkeypatch) -> None:
+    """An op call's budget no run reaches: after the first single step every call runs to
+    the next sampling point, max_steps or MAX_CHUNK_STEPS, whatever the clock."""
     call_budget(monkeypatch, 1e9)
 
 
@@ -164,7 +161,6 @@ class Case:
     problem: Callable[[torch.dtype], Any]  # dtype -> minimize's positional data
     options: Dict[str, Any] = field(default_factory=dict)
     serial_norm: bool = True  # False: deviation 1 (1 vs 2 threads checked with pin_norm)
-    split_sensitive: bool = False  # True: deviation 2 (every run with pin_split)
     native: bool = True
     ramp: Optional[sb.presets.Preset] = None  # a preset's environment, else the defaults
 
@@ -189,9 +185,9 @@ SB_CASES = [
     Case("hbsb-small-dense", lambda dt: symmetric(SMALL, dt, seed=1),
          dict(agents=128, heated=True)),
     Case("dsb-small-dense", lambda dt: symmetric(SMALL, dt, seed=2),
-         dict(agents=128, mode="discrete"), split_sensitive=True),
+         dict(agents=128, mode="discrete")),
     Case("hdsb-small-dense", lambda dt: symmetric(SMALL, dt, seed=2),
-         dict(agents=128, mode="discrete", heated=True), split_sensitive=True),
+         dict(agents=128, mode="discrete", heated=True)),
     # Dense bSB through ATen's GEMM (momentum.addmm_), element-wise passes over 25,600 > 16,384.
     Case("bsb-gemm", lambda dt: symmetric(LARGE, dt, seed=3), PER_STEP, serial_norm=False),
     Case("hbsb-gemm", lambda dt: symmetric(LARGE, dt, seed=3), dict(heated=True, **PER_STEP),
@@ -199,9 +195,9 @@ SB_CASES = [
     Case("bsb-gemm-integer", lambda dt: symmetric(LARGE, dt, seed=4, integer=True), PER_STEP),
     # Dense dSB agent by agent from one GEMM per call (sb_discrete.h, incremental field).
     Case("dsb-incremental", lambda dt: symmetric(LARGE, dt, seed=5),
-         dict(mode="discrete"), serial_norm=False, split_sensitive=True),
+         dict(mode="discrete"), serial_norm=False),
     Case("hdsb-incremental", lambda dt: symmetric(LARGE, dt, seed=5),
-         dict(mode="discrete", heated=True), serial_norm=False, split_sensitive=True),
+         dict(mode="discrete", heated=True), serial_norm=False),
     # dSB on integer weights: int8 signs and an exact int32 field (sb_run_int8).
     Case("dsb-int8", lambda dt: symmetric(LARGE, dt, seed=6, integer=True),
          dict(mode="discrete")),
@@ -210,7 +206,7 @@ SB_CASES = [
     # CSR (csr_ballistic.h row-parallel; dSB agent by agent with column corrections).
     Case("bsb-csr", lambda dt: csr(CSR_N, dt, seed=7, density=0.025), PER_STEP),
     Case("dsb-csr", lambda dt: csr(CSR_N, dt, seed=7, density=0.025),
-         dict(mode="discrete"), split_sensitive=True),
+         dict(mode="discrete")),
     Case("bsb-csr-many-nonzeros", lambda dt: csr(CSR_BIG, dt, seed=8, density=0.03),
          dict(agents=32, **PER_STEP), serial_norm=False),
     # Early stopping on (sb_sample, the stop window, frozen agents' spins), QUICK_RAMP.
@@ -229,7 +225,7 @@ SB_CASES = [
     Case("bsb-int2-linear", qubo_int, dict(domain="int2", agents=128), serial_norm=False),
     # Many problems in one call (sb_run_batched: (problem, agent block) tiles).
     Case("batch-bsb", batch, dict(agents=128)),
-    Case("batch-dsb", batch, dict(agents=128, mode="discrete"), split_sensitive=True),
+    Case("batch-dsb", batch, dict(agents=128, mode="discrete")),
     Case("batch-list-sizes",
          lambda dt: [symmetric(50, dt, seed=40), symmetric(300, dt, seed=41),
                      symmetric(120, dt, seed=42)],
@@ -252,8 +248,6 @@ def sb_params(cases: Sequence[Case]) -> list:
 @pytest.mark.parametrize("case", sb_params(SB_CASES))
 def test_sb_minimize_is_bit_identical(case, dtype, at_threads, monkeypatch):
     """Twice at 1 thread, twice at 2: every repeat identical, and 1 thread identical to 2."""
-    if case.split_sensitive:
-        pin_split(monkeypatch)
     runs = {t: [at_threads(t, lambda: case.call(dtype)) for _ in range(2)] for t in THREADS}
     for t in THREADS:
         assert_identical(runs[t][0], runs[t][1], f"repeat at {t} thread(s)")
@@ -263,40 +257,69 @@ def test_sb_minimize_is_bit_identical(case, dtype, at_threads, monkeypatch):
     assert_identical(runs[1][0], runs[2][0], "1 thread vs 2 threads")
 
 
-# Paths whose result does not depend on where the run's op calls split: bSB (every step
-# recomputes J @ x; the schedule's coefficients depend on the step, not the call) and dSB on
-# integer weights (the incremental field is exact), so these hold on any clock.
-SPLIT_FREE = ["bsb-small-dense", "hbsb-small-dense", "bsb-gemm", "hbsb-gemm", "bsb-csr",
-              "bsb-small-early-stopping", "bsb-gemm-early-stopping", "batch-bsb", "dsb-int8",
-              "dsb-int8-small", "dsb-int8-early-stopping", "torch-dsb", "torch-batch-dsb"]
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize(
-    "case", sb_params([case for case in SB_CASES if case.name in SPLIT_FREE]))
+@pytest.mark.parametrize("case", sb_params(SB_CASES))
 def test_result_does_not_depend_on_call_split(case, dtype, at_threads, monkeypatch):
-    """The clock only decides where calls split: one-step calls give the long calls' result
-    (at one thread: the split, not the thread count, is under test)."""
-    pin_split(monkeypatch)
-    long_calls = at_threads(1, lambda: case.call(dtype))
+    """The clock cannot change a result: one-step call budgets give the long calls' result
+    (at one thread: the split, not the thread count, is under test). bSB recomputes J @ x
+    every step and dSB's field is exact on integer weights; dSB on other weights starts its
+    calls on the field grid whatever the budget."""
+    long_calls(monkeypatch)
+    long = at_threads(1, lambda: case.call(dtype))
     one_step_calls(monkeypatch)
-    assert_identical(long_calls, at_threads(1, lambda: case.call(dtype)),
+    assert_identical(long, at_threads(1, lambda: case.call(dtype)),
                      "one-step calls vs long calls")
 
 
 @NATIVE_ONLY
-@pytest.mark.xfail(reason="deviation 2: dSB's incremental local field on non-integer weights "
-                          "drifts by rounding within an op call and is recomputed at each "
-                          "call, and calls are sized by wall time (SBRunner._chunk), so the "
-                          "result depends on the clock", strict=False)
-def test_dsb_result_depends_on_call_split(at_threads, monkeypatch):
-    # The dsb-incremental case in float32 (in this build one agent of 64 ends elsewhere).
-    case = next(case for case in SB_CASES if case.name == "dsb-incremental")
-    pin_split(monkeypatch)
-    long_calls = at_threads(1, lambda: case.call(torch.float32))
+@pytest.mark.parametrize("name,grid", [("dsb-incremental", True), ("dsb-csr", True),
+                                       ("dsb-int8", False), ("bsb-gemm", False)])
+def test_dsb_calls_start_on_the_field_grid(name, grid, monkeypatch):
+    """Non-integer dSB: every op call starts on a multiple of the coupling's field period
+    and runs to the next one (or max_steps) whatever the budget; elsewhere the clock sizes
+    calls."""
+    from sb_native.engine import coupling, runner
+    case = next(case for case in SB_CASES if case.name == name)
+    calls: List[tuple] = []
+    advance = runner._Stepper.advance
+
+    def recorded(self, position, momentum, start, steps):
+        calls.append((start, steps))
+        return advance(self, position, momentum, start, steps)
+
+    monkeypatch.setattr(runner._Stepper, "advance", recorded)
     one_step_calls(monkeypatch)
-    assert_identical(long_calls, at_threads(1, lambda: case.call(torch.float32)),
-                     "one-step calls vs long calls")
+    case.call(torch.float32)
+    steps = case.options.get("max_steps", 200)
+    n = CSR_N if name == "dsb-csr" else LARGE
+    period = coupling.field_period(n * 64)
+    grid_calls = [(start, min(period, steps - start)) for start in range(0, steps, period)]
+    if grid:
+        assert calls == grid_calls
+    else:  # the clock's calls: a first single step measures the speed
+        assert calls[0] == (0, 1) and calls != grid_calls
+
+
+def test_field_period_only_where_the_field_rounds():
+    """Coupling.field_period: None for bSB, the torch backend and couplings whose sums are
+    exact (integers, multiples of 2^-8 such as a QUBO's quarters), else the work grid."""
+    from sb_native.engine.coupling import FIELD_PERIOD_WORK, MAX_FIELD_PERIOD
+    integer = Coupling.dense(symmetric(50, torch.float32, seed=1, integer=True))
+    quarters = Coupling.dense(symmetric(50, torch.float32, seed=1, integer=True) / 4)
+    gaussian = Coupling.dense(symmetric(50, torch.float32, seed=1))
+    huge = Coupling.dense(torch.full((3, 3), 2.0 ** 23).fill_diagonal_(0))
+    sparse_gaussian = Coupling.dense(symmetric(50, torch.float64, seed=1)).to_csr()
+    sparse_integer = integer.to_csr()
+    assert integer.field_period(64, "native", True) is None
+    assert quarters.field_period(64, "native", True) is None
+    assert sparse_integer.field_period(64, "native", True) is None
+    assert gaussian.field_period(64, "native", False) is None
+    assert gaussian.field_period(64, "torch", True) is None
+    # Integers whose row sums pass float32's 2^24 round like any other weights.
+    assert huge.field_period(1, "native", True) == MAX_FIELD_PERIOD
+    assert gaussian.field_period(10_000, "native", True) == FIELD_PERIOD_WORK // 500_000
+    assert sparse_gaussian.field_period(10_000, "native", True) == FIELD_PERIOD_WORK // 500_000
+    assert gaussian.field_period(10 ** 9, "native", True) == 1
 
 
 @pytest.mark.xfail(reason="deviation 1: ||J||_F^2 is a torch.sum that ATen splits between "
@@ -344,9 +367,8 @@ def qubo(dtype) -> sb.QuadraticPolynomial:
 @pytest.mark.parametrize("kind", ["maxcut-int8", "qubo-incremental"])
 def test_solve_within_fixed_runs_is_bit_identical(kind, dtype, at_threads, monkeypatch):
     """Max-Cut's integer coupling (dSB on int8, exact norm) holds as it is; the non-integer
-    QUBO (dSB agent by agent, 301 spins) needs both deviations pinned."""
+    QUBO (dSB agent by agent, 301 spins) needs deviation 1 pinned."""
     if kind == "qubo-incremental":
-        pin_split(monkeypatch)
         problem, sense, domain = qubo(dtype), "minimize", "binary"
     else:
         problem, sense, domain = maxcut(dtype), "maximize", None
