@@ -5,12 +5,15 @@ its own message for the same mistake, that message is kept word for word.
 """
 
 import numbers
-from typing import Optional, Union, cast
+from typing import Any, Optional, Union, cast
 
 import torch
 
 BACKENDS = ("auto", "native", "torch")
 MODES = ("ballistic", "discrete")
+INT64_MAX = 2**63 - 1
+# torch.Generator.manual_seed's range: negative seeds are taken modulo 2**64.
+SEED_MIN, SEED_MAX = -2**63, 2**64 - 1
 
 
 def _is_int(value) -> bool:
@@ -76,18 +79,38 @@ def check_backend(backend) -> None:
 def check_seed(seed) -> None:
     if seed is not None and not _is_int(seed):
         raise TypeError(f"seed should be an integer or None, received {seed!r}.")
+    # Beyond manual_seed's range torch's own error is "Overflow when unpacking long long",
+    # raised once the problem is built.
+    if seed is not None and not SEED_MIN <= seed <= SEED_MAX:
+        raise ValueError(f"seed should be between -2**63 and 2**64 - 1 (torch's seed range), "
+                         f"received {seed}.")
+
+
+def check_callback(callback) -> None:
+    if callback is not None and not callable(callback):
+        raise TypeError(f"Expected callback to be a callable or None, "
+                        f"instead got {type(callback).__name__}.")
 
 
 def check_process_group(process_group) -> None:
+    """process_group: None, False, True (the default group, torch.distributed initialised) or
+    a ProcessGroup this rank belongs to."""
     import torch.distributed as dist
     if process_group is None or isinstance(process_group, bool):
         if process_group and not (dist.is_available() and dist.is_initialized()):
             raise ValueError("process_group=True needs torch.distributed initialised "
                              "(torch.distributed.init_process_group, or a torchrun launch).")
-        return
-    if not (dist.is_available() and isinstance(process_group, dist.ProcessGroup)):
+    elif (_is_int(process_group) and dist.is_available()
+          and process_group == dist.GroupMember.NON_GROUP_MEMBER):
+        raise ValueError("process_group: this rank is not a member of the group "
+                         "(torch.distributed.new_group returned GroupMember.NON_GROUP_MEMBER "
+                         "here); call the solver on the group's ranks only.")
+    elif not (dist.is_available() and isinstance(process_group, dist.ProcessGroup)):
         raise TypeError("process_group should be a torch.distributed ProcessGroup, True (the "
                         f"default group) or None, received {process_group!r}.")
+    elif not dist.is_initialized():
+        raise ValueError("process_group: torch.distributed is not initialised (or its default "
+                         "group was destroyed); a ProcessGroup needs init_process_group first.")
 
 
 def safe_get_dtype(dtype: Optional[torch.dtype]) -> torch.dtype:
@@ -107,9 +130,30 @@ def safe_get_device(device: Optional[Union[str, torch.device]]) -> torch.device:
     if not isinstance(device, (str, torch.device)):
         raise TypeError(f"device should be a string or a torch.device, received {device!r}.")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError as err:
         raise ValueError(f"device {device!r} is not a valid torch device: {err}") from None
+    check_device_available(resolved)
+    return resolved
+
+
+def check_device_available(device: torch.device, name: str = "device") -> None:
+    """A device the solvers can compute on: not meta (no data), and for a backend torch can
+    query (cuda, xpu, mps...), one it has, with that index. Unavailable ones otherwise fail at
+    the first allocation, with torch's AssertionError or a CUDA "invalid device ordinal"."""
+    if device.type == "meta":
+        raise ValueError(f"{name}: meta tensors hold no values; use cpu or a GPU.")
+    module: Any = getattr(torch, device.type, None)
+    if device.type == "cpu" or not callable(getattr(module, "is_available", None)):
+        return
+    if not module.is_available():
+        raise ValueError(f"{name} {str(device)!r} is not available: torch.{device.type}."
+                         "is_available() is False (no such device, or this torch is not built "
+                         "for it).")
+    count = getattr(module, "device_count", None)
+    if device.index is not None and callable(count) and device.index >= count():
+        raise ValueError(f"{name} {str(device)!r} is not available: torch.{device.type} has "
+                         f"{count()} device(s).")
 
 
 def check_solver_arguments(
@@ -139,14 +183,15 @@ def check_solver_arguments(
     check_bool("verbose", verbose)
     check_bool("early_stopping", early_stopping)
     check_positive_int("sampling_period", sampling_period)
+    if sampling_period > INT64_MAX:  # agents' and max_steps' bound: _memory.check_run
+        raise ValueError("sampling_period should be at most 2**63 - 1 (the ops count steps in "
+                         f"int64), received {sampling_period}.")
     check_convergence_threshold(convergence_threshold)
     check_timeout(timeout)
     check_backend(backend)
     check_seed(seed)
     check_process_group(process_group)
-    if callback is not None and not callable(callback):
-        raise TypeError(f"Expected callback to be a callable or None, "
-                        f"instead got {type(callback).__name__}.")
+    check_callback(callback)
     check_bool("polish", polish)
     if max_steps is None and timeout is None and not early_stopping:
         raise ValueError("No stopping criterion provided.")

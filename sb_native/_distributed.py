@@ -50,16 +50,27 @@ def raise_if_failed(failed_rank_plus_one: int, what: str) -> None:
                          f"{what} (its own error says why)")
 
 
+# Rank 0's seed travels in an int64 all_reduce(MAX) against the other ranks' zeros, so it is
+# sent as non-negative 31-bit pieces of seed - SEED_MIN: torch's whole seed range, [-2**63,
+# 2**64 - 1], in three pieces (a negative seed sent as it is would lose to the zeros).
+SEED_MIN = -2**63
+_PIECE_BITS, _PIECES = 31, 3
+
+
 def handshake(group, digest: int, seed, what: str) -> int:
-    """Checks every rank has the same digest; returns the seed (rank 0's draw when None)."""
+    """Checks every rank has the same digest; returns rank 0's seed (its draw when None)."""
     rank = dist.get_rank(group)
     if seed is None:
         seed = int(torch.randint(0, 2**62, (1,))) if rank == 0 else 0
-    shared = all_reduce_max([digest, -digest, seed if rank == 0 else 0], group)
+    offset = seed - SEED_MIN if rank == 0 else 0
+    mask = (1 << _PIECE_BITS) - 1
+    pieces = [(offset >> (_PIECE_BITS * k)) & mask for k in range(_PIECES)]
+    shared = all_reduce_max([digest, -digest, *pieces], group)
     if int(shared[0]) != -int(shared[1]):
         raise ValueError(f"the ranks of process_group were given different problems or "
                          f"settings: every rank must {what}")
-    return int(shared[2])
+    return SEED_MIN + sum(int(piece) << (_PIECE_BITS * k)
+                          for k, piece in enumerate(shared[2:].tolist()))
 
 
 def checksum(tensors: Sequence[torch.Tensor], settings) -> int:

@@ -13,6 +13,7 @@ hybrid time_limit.
 """
 
 import math
+import numbers
 import time
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
@@ -53,6 +54,18 @@ class Settings:
     max_steps: int
     heated: bool = False
     polish: bool = True
+
+    def __post_init__(self) -> None:
+        # Checked here, not at the first run: solve_within's calibration would fail deep in
+        # the ops (agents=0 in an argmax, a negative time step, an unknown mode run as bSB).
+        _checks.check_mode(self.mode)
+        _checks.check_positive_int("agents", self.agents)
+        _checks.check_positive_int("max_steps", self.max_steps)
+        if isinstance(self.time_step, bool) or not isinstance(self.time_step, numbers.Real) \
+                or not (math.isfinite(self.time_step) and self.time_step > 0):
+            raise ValueError(f"time_step should be a positive number, got {self.time_step!r}.")
+        _checks.check_bool("heated", self.heated)
+        _checks.check_bool("polish", self.polish)
 
 
 def settings_for(problem: Union["Problem", Coupling], domain: Optional[DomainLike] = None
@@ -125,7 +138,8 @@ def run_seed(seed: int, run: int) -> int:
     return int(torch.randint(2**62, (run + 1,), generator=generator)[run])
 
 
-def _check(problem, time_limit, sense, seed, max_runs, steps) -> None:
+def _check(problem, time_limit, sense, seed, settings, max_runs, steps, backend, verbose,
+           callback) -> None:
     if not isinstance(problem, (QuadraticPolynomial, Ising)):
         raise TypeError("problem should be a QuadraticPolynomial, a model or an Ising, got "
                         f"{type(problem).__name__}.")
@@ -136,8 +150,15 @@ def _check(problem, time_limit, sense, seed, max_runs, steps) -> None:
         raise ValueError(f"sense should be 'minimize' or 'maximize', got {sense!r}.")
     if seed is None or not _checks._is_int(seed):
         raise TypeError(f"seed should be an integer, received {seed!r}.")
+    _checks.check_seed(seed)  # its range: run_seed seeds a generator with it
+    if settings is not None and not isinstance(settings, Settings):
+        raise TypeError("settings should be a sb_native.Settings or None, received "
+                        f"{type(settings).__name__}.")
     _checks.check_positive_int("max_runs", max_runs, allow_none=True)
     _checks.check_positive_int("steps", steps, allow_none=True)
+    _checks.check_backend(backend)
+    _checks.check_bool("verbose", verbose)
+    _checks.check_callback(callback)
 
 
 class _Search:
@@ -154,6 +175,7 @@ class _Search:
             if domain is None:
                 raise ValueError("domain: a QuadraticPolynomial needs its domain ('spin', "
                                  "'binary', 'intN' or one per variable).")
+            problem._check_domain(domain)  # consider() decodes the best spins after a run
             ising = problem.to_ising(domain)
         self.domain: DomainLike = domain if domain is not None else "spin"
         if isinstance(problem, Ising):  # its energy: -0.5 of the runner's (of +0.5 on -ising)
@@ -218,7 +240,8 @@ def solve_within(problem: Problem, time_limit: float, *, sense: str = "minimize"
     >>> result.value, result.runs
     (5.0, 3)
     """
-    _check(problem, time_limit, sense, seed, max_runs, steps)
+    _check(problem, time_limit, sense, seed, settings, max_runs, steps, backend, verbose,
+           callback)
     start = time.perf_counter()
     search = _Search(problem, domain, sense)
     coupling = search.coupling

@@ -77,7 +77,8 @@ def _checked_polynomials(by_degree: dict, dtype, device) -> Optional[List[Quadra
     count, n = Q.shape[0], Q.shape[1]
     shapes = {3: (count, n, n), 2: (count, n), 1: (count,)}
     if n == 0 or any(t.shape != shapes[k] or t.dtype == torch.bool or t.is_complex()
-                     or t.layout != torch.strided for k, t in by_degree.items()):
+                     or t.layout != torch.strided or t.device.type == "meta"
+                     for k, t in by_degree.items()):
         return None
     converted = {k: t.to(dtype=dtype, device=device) for k, t in by_degree.items()}
     if not all(bool(torch.all(torch.isfinite(t))) for t in converted.values()):
@@ -179,23 +180,27 @@ class PolynomialBatch:
         """seeds: each problem's seed (default: seed + b, or None for every problem with no
         seed)."""
         options.validate()
-        # What the solve allocates by size, before any of it (sb_native/_memory.py).
-        _memory.check_solve(self, domain, options.agents, options.max_steps, options.polish)
         if options.callback is not None:
             raise ValueError("callback is not supported for a batch of problems yet: solve "
                              "one problem per call to follow its history")
-        if seeds is None:
-            check_seed_range(options.seed, len(self))
-            seeds = ([None] * len(self) if options.seed is None
-                     else [options.seed + b for b in range(len(self))])
         if options.process_group not in (None, False):
             raise ValueError(
                 "process_group: a batch of problems runs in one process; spread the agents "
                 "of one problem over ranks, or give each rank its own batch.")
-        try:
-            dense = dense_isings(self.polynomials, domain, sense)
-        except (ValueError, TypeError) as err:  # the domain: the same for every problem
-            raise _problem_error(0, err) from err
+        if seeds is None:
+            check_seed_range(options.seed, len(self))
+            seeds = ([None] * len(self) if options.seed is None
+                     else [options.seed + b for b in range(len(self))])
+        # Every problem's domain before any run: a list of domains fits one size only, and
+        # the values are decoded problem by problem after the run.
+        for b, polynomial in enumerate(self.polynomials):
+            try:
+                polynomial._check_domain(domain)
+            except (ValueError, TypeError) as err:
+                raise _problem_error(b, err) from err
+        # What the solve allocates by size, before any of it (sb_native/_memory.py).
+        _memory.check_solve(self, domain, options.agents, options.max_steps, options.polish)
+        dense = dense_isings(self.polynomials, domain, sense)
         if dense is not None:
             couplings = dense.couplings
         else:

@@ -40,6 +40,14 @@ class Ising:
             J = torch.from_numpy(J)
         if isinstance(h, np.ndarray):
             h = torch.from_numpy(h)
+        # The peer fails on J.ndim with an AttributeError, and on meta tensors when moving them.
+        for name, tensor in (("J", J), ("h", h)):
+            if name == "h" and tensor is None:  # h is optional, J is not
+                continue
+            if not isinstance(tensor, torch.Tensor):
+                raise TypeError(f"{name} should be a torch.Tensor or a numpy.ndarray, received "
+                                f"{type(tensor).__name__}.")
+            _checks.check_device_available(tensor.device, name)
         if J.ndim != 2:
             raise ValueError(f"Expected J to be 2-dimensional, but got {J.ndim} dimensions.")
         rows, cols = J.shape

@@ -5,9 +5,8 @@ plus: `backend` and `seed` keywords on minimize/maximize, and sparse quadratic
 coefficients (torch sparse COO/CSR or scipy.sparse), kept sparse end to end.
 """
 
-import functools
 import numbers
-from typing import Dict, List, Optional, Sequence, Tuple, Union, overload
+from typing import Dict, List, Optional, Tuple, Union, overload
 
 import numpy as np
 import torch
@@ -17,9 +16,7 @@ from .. import _checks, _memory, _sparse
 from .._options import BackendChoice, Callback, GroupChoice, Mode, SolverOptions
 from ..engine.history import ISING, Objective
 from .ising import Ising
-from .variable import Variable, parse_domain
-
-DomainLike = Union[str, Sequence[str]]
+from .variable import DomainLike, Variable, domain_key, encoded, parse_domain
 
 
 def _check_finite(name: str, tensor: torch.Tensor) -> None:
@@ -27,45 +24,6 @@ def _check_finite(name: str, tensor: torch.Tensor) -> None:
         tensor.values() if tensor.layout == torch.sparse_csr else tensor)
     if values.is_floating_point() and not bool(torch.all(torch.isfinite(values))):
         raise ValueError(f"The {name} coefficients must be finite (no NaN or infinity).")
-
-
-def _domain_key(domain: DomainLike, dimension: int, dtype: torch.dtype):
-    """A hashable form of domain (a list of domains becomes a tuple); anything else is not a
-    domain, and parse_domain raises its error."""
-    if isinstance(domain, str):
-        return domain
-    if isinstance(domain, (list, tuple)) and all(isinstance(d, str) for d in domain):
-        return tuple(domain)
-    parse_domain(domain, dimension, dtype)
-    raise TypeError(f"domain should be a string or a list of strings, received {domain!r}.")
-
-
-def _encode(variables: Sequence[Variable], dtype: torch.dtype,
-            device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Spin indicator (n, 1) and the spin-weighted integer-to-binary encoding.
-
-    The encoding is a (n, bits) matrix, or its diagonal (n,) when every variable has
-    one bit; the diagonal form gives bitwise the same numbers without n x n work.
-    """
-    spin = torch.tensor([[float(v.is_spin)] for v in variables], dtype=dtype, device=device)
-    if all(v.encoding_bits == 1 for v in variables):
-        return spin, spin.reshape(-1) + 1
-    bits = sum(v.encoding_bits for v in variables)
-    binary = torch.zeros(len(variables), bits, dtype=dtype, device=device)
-    offset = 0
-    for row, variable in enumerate(variables):
-        binary[row, offset:offset + variable.encoding_bits] = torch.tensor(
-            [2.0 ** b for b in range(variable.encoding_bits)], dtype=dtype)
-        offset += variable.encoding_bits
-    return spin, (spin + 1) * binary
-
-
-@functools.lru_cache(maxsize=64)
-def _encoded(domain, dimension: int, dtype: torch.dtype, device: torch.device):
-    """(variables, spin, encoding) of a domain; cached, read-only (never modified in place)."""
-    variables = tuple(parse_domain(domain if isinstance(domain, str) else list(domain),
-                                   dimension, dtype))
-    return (variables, *_encode(variables, dtype, device))
 
 
 class QuadraticPolynomial:
@@ -184,12 +142,14 @@ class QuadraticPolynomial:
                     )
             if data.dtype == torch.bool or data.is_complex():
                 raise TypeError(f"Coefficients must be real numbers, got dtype {data.dtype}.")
+            name = {0: "constant", 1: "linear", 2: "quadratic"}[data.ndim]
+            _checks.check_device_available(data.device, f"the {name} coefficients")
             converted = data.to(dtype=self._dtype, device=self._device)
             if converted.layout == torch.sparse_csr:
                 converted = converted.to_sparse_coo()
             if converted.layout == torch.sparse_coo:
                 converted = converted.coalesce()
-            _check_finite({0: "constant", 1: "linear", 2: "quadratic"}[data.ndim], converted)
+            _check_finite(name, converted)
             given[attribute] = converted
         if dimension is None:
             raise ValueError(
@@ -233,6 +193,9 @@ class QuadraticPolynomial:
             )
         if value.dtype != self._dtype:
             value = value.to(self._dtype)
+        if value.device != self._linear_coefficients.device:  # torch's error names neither
+            raise ValueError(f"value is on {value.device}, the polynomial's coefficients on "
+                             f"{self._linear_coefficients.device}: move it there first.")
         Q = self._quadratic_coefficients
         if Q.layout == torch.strided:
             quadratic_term = torch.squeeze(
@@ -278,8 +241,14 @@ class QuadraticPolynomial:
     def _encoded(self, domain: DomainLike):
         """(variables, spin indicator, encoding) of domain for this polynomial's size, made
         once per (domain, size, dtype, device): a batch of problems shares them."""
-        key = _domain_key(domain, self._dimension, self._dtype)
-        return _encoded(key, self._dimension, self._dtype, self._device)
+        key = domain_key(domain, self._dimension, self._dtype)
+        return encoded(key, self._dimension, self._dtype, self._device)
+
+    def _check_domain(self, domain: DomainLike) -> None:
+        """Raises for a domain this polynomial cannot be solved over: not a domain, or integer
+        values its dtype does not hold exactly (to_ising takes them while its Ising form is
+        finite)."""
+        parse_domain(domain, self._dimension, self._dtype, exact=True)
 
     def to_ising(self, domain: DomainLike) -> Ising:
         """Equivalent Ising form (-0.5 s^T J s + h^T s) whose ground states map to optima.
@@ -357,6 +326,7 @@ class QuadraticPolynomial:
         >>> polynomial.convert_spins(torch.tensor([[1.0], [1.0], [-1.0], [1.0]]), "int2").tolist()
         [[3.0], [2.0]]
         """
+        self._check_domain(domain)
         _, spin, weighted = self._encoded(domain)
         if optimized_spins is None:
             return None
@@ -369,6 +339,7 @@ class QuadraticPolynomial:
     def _optimize(self, sense: str, domain: DomainLike,
                   options: SolverOptions) -> Tuple[torch.Tensor, torch.Tensor]:
         options.validate()
+        self._check_domain(domain)
         # What the solve allocates by size, before any of it (sb_native/_memory.py).
         _memory.check_solve(self, domain, options.agents, options.max_steps, options.polish)
         ising = self.to_ising(domain)

@@ -88,9 +88,17 @@ def polished_agents(group):
                        process_group=group, verbose=False)
 
 
+def seeds_at_the_range_ends(group):
+    """torch's whole seed range: the ranks once shared the seed in an int64 MAX against
+    zeros, which turned a negative seed into 0 and failed past 2**63 on rank 0 only."""
+    return [sb.minimize(spin_problem(20, seed=14, integer=True), domain="spin", agents=5,
+                        max_steps=100, best_only=False, seed=seed, process_group=group,
+                        **COMMON)[0] for seed in (-2**63, -5, 2**63, 2**64 - 1)]
+
+
 CASES = [dsb_integer_dense, dsb_all_agents, bsb_float64_dense, bsb_float64_sparse,
          integer_domain_no_early_stopping, fewer_agents_than_ranks, history_of_all_agents,
-         polished_agents]
+         polished_agents, seeds_at_the_range_ends]
 
 
 # ── cases that only make sense across ranks ──
