@@ -4,6 +4,7 @@ Each error names the argument it is about. Where simulated-bifurcation 2.0.0 rai
 its own message for the same mistake, that message is kept word for word.
 """
 
+import math
 import numbers
 from typing import Any, Optional, Union, cast
 
@@ -67,6 +68,19 @@ def check_mode(mode) -> None:
             f"Unknwown Simulated Bifurcation engine: {mode}. "
             'The argument mode must be "ballistic" or "discrete".'
         )
+
+
+def check_run_settings(mode, agents, max_steps, time_step, heated) -> None:
+    """A preset's or solve_within's Settings: checked when made, not at the first run, which
+    would fail deep in the ops (agents=0 in an argmax, a time step of 0 in the pressure
+    slope, an unknown mode run as bSB)."""
+    check_mode(mode)
+    check_positive_int("agents", agents)
+    check_positive_int("max_steps", max_steps)
+    if isinstance(time_step, bool) or not isinstance(time_step, numbers.Real) \
+            or not (math.isfinite(time_step) and time_step > 0):
+        raise ValueError(f"time_step should be a positive number, got {time_step!r}.")
+    check_bool("heated", heated)
 
 
 def check_backend(backend) -> None:

@@ -14,6 +14,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Dict, Iterator
 
+from . import _checks
 from ._env import override_env
 
 
@@ -37,6 +38,10 @@ class Preset:
     max_steps: int
     time_step: float
     heated: bool = False
+
+    def __post_init__(self) -> None:
+        _checks.check_run_settings(self.mode, self.agents, self.max_steps, self.time_step,
+                                   self.heated)
 
     @property
     def pressure_slope(self) -> float:

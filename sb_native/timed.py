@@ -13,7 +13,6 @@ hybrid time_limit.
 """
 
 import math
-import numbers
 import time
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
@@ -56,15 +55,8 @@ class Settings:
     polish: bool = True
 
     def __post_init__(self) -> None:
-        # Checked here, not at the first run: solve_within's calibration would fail deep in
-        # the ops (agents=0 in an argmax, a negative time step, an unknown mode run as bSB).
-        _checks.check_mode(self.mode)
-        _checks.check_positive_int("agents", self.agents)
-        _checks.check_positive_int("max_steps", self.max_steps)
-        if isinstance(self.time_step, bool) or not isinstance(self.time_step, numbers.Real) \
-                or not (math.isfinite(self.time_step) and self.time_step > 0):
-            raise ValueError(f"time_step should be a positive number, got {self.time_step!r}.")
-        _checks.check_bool("heated", self.heated)
+        _checks.check_run_settings(self.mode, self.agents, self.max_steps, self.time_step,
+                                   self.heated)
         _checks.check_bool("polish", self.polish)
 
 

@@ -37,6 +37,12 @@ class SequentialMarkowitz(ABCModel):
                  risk_coefficient: float = 1, number_of_bits: int = 1,
                  dtype: Optional[torch.dtype] = None,
                  device: Optional[Union[str, torch.device]] = None) -> None:
+        # The peer builds "int{number_of_bits}" and fails on it, naming the domain, at the
+        # first solve for True or 2.5.
+        if isinstance(number_of_bits, bool) or not isinstance(number_of_bits, int) \
+                or number_of_bits <= 0:
+            raise ValueError("number_of_bits should be a positive integer, received "
+                             f"{number_of_bits!r}.")
         self.covariances = _as_tensor(covariances, dtype, device)
         self.expected_returns = _as_tensor(expected_returns, dtype, device)
         self.rebalancing_costs = _as_tensor(rebalancing_costs, dtype, device)

@@ -220,9 +220,19 @@ def test_a_group_of_a_destroyed_default_group(one_rank_group):
     (dict(polish=None), TypeError, "polish should be a boolean"),
 ])
 def test_settings_name_the_field(fields, error, message):
+    base = dict(mode="discrete", agents=4, time_step=0.5, max_steps=100)
     with pytest.raises(error, match=message):
-        sb.Settings(**{**dict(mode="discrete", agents=4, time_step=0.5, max_steps=100),
-                       **fields})
+        sb.Settings(**{**base, **fields})
+    if "polish" not in fields:  # a preset has the same fields but polish
+        with pytest.raises(error, match=message):
+            sb.presets.Preset(**{**base, **fields})
+
+
+@pytest.mark.parametrize("bits", [0, -1, True, 2.5, "2"])
+def test_markowitz_number_of_bits(bits):
+    """The peer fails on its domain string, for True and 2.5 only at the first solve."""
+    with pytest.raises(ValueError, match="number_of_bits should be a positive integer"):
+        sb.models.Markowitz(torch.eye(2), torch.ones(2), number_of_bits=bits)
 
 
 @pytest.mark.parametrize("kwargs,error,message", [
