@@ -13,13 +13,14 @@ from ._ops import backend_info
 from .api import build_model, maximize, minimize
 from .core import Ising, QuadraticPolynomial, RowBlock
 from .engine import ConvergenceWarning
-from .engine.history import History, HistoryPoint
+from .engine.history import BatchHistoryPoint, History, HistoryPoint
 from .optim import QimadResult, QIMADTorch, qimad_minimize
 from .timed import Settings, TimedResult, settings_for, solve_within
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchHistoryPoint",
     "ConvergenceWarning",
     "History",
     "HistoryPoint",

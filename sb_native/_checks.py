@@ -78,7 +78,7 @@ def check_run_settings(mode, agents, max_steps, time_step, heated) -> None:
     check_positive_int("agents", agents)
     check_positive_int("max_steps", max_steps)
     if isinstance(time_step, bool) or not isinstance(time_step, numbers.Real) \
-            or not (math.isfinite(time_step) and time_step > 0):
+            or not (math.isfinite(time_step) and float(time_step) > 0):
         raise ValueError(f"time_step should be a positive number, got {time_step!r}.")
     check_bool("heated", heated)
 

@@ -42,7 +42,8 @@ class SolverOptions:
     backend: BackendChoice = "auto"
     seed: Optional[int] = None
     process_group: GroupChoice = None
-    # Called at each sampling point with a HistoryPoint; returning True stops the run.
+    # Called at each sampling point with a HistoryPoint (a BatchHistoryPoint for a batch of
+    # problems); returning True stops the run.
     callback: Optional[Callback] = None
     # Every agent's final spins polished by a greedy single-flip descent (engine/polish.py).
     polish: bool = False

@@ -239,10 +239,9 @@ def _solve(args) -> int:
         if args.distributed is not None:
             raise _UserError("--distributed solves one problem file; got "
                              f"{len(files)} problems")
-        if args.plot:
-            raise _UserError("--plot draws one problem's run; got "
-                             f"{len(files)} problems")
-        return _solve_batch(args, files)
+        from ._cli_tools import solve_batch
+
+        return solve_batch(args, files)
     args.file = files[0]
     created = args.distributed is not None and _join_process_group(args)
     try:
@@ -250,61 +249,6 @@ def _solve(args) -> int:
     finally:
         if created:
             dist.destroy_process_group()
-
-
-def _solve_batch(args, files: List[str]) -> int:
-    """Every file in one batched run per format (G-set maximized, qbsolv minimized); one
-    result per file, in order, as `solve FILE --seed seed + b` gives it alone."""
-    from ._ops import resolve_backend
-    from ._options import SolverOptions
-    from .core.batch import PolynomialBatch
-
-    dtype = getattr(torch, args.dtype)
-    problems = []
-    for path in files:
-        start = time.perf_counter()
-        kind, model, size = _load(path, args.format, dtype, args.device)
-        problems.append((path, kind, model, size, time.perf_counter() - start))
-    if args.output:
-        os.makedirs(args.output, exist_ok=True)
-    verbose = not args.quiet and not args.json and sys.stderr.isatty()
-    kwargs = _solver_kwargs(args, verbose)
-    kwargs.update(timeout=args.timeout, early_stopping=not args.no_early_stopping,
-                  polish=args.polish)
-    results: List[Optional[dict]] = [None] * len(problems)
-    for kind, sense in (("gset", "maximize"), ("qubo", "minimize")):
-        rows = [b for b, problem in enumerate(problems) if problem[1] == kind]
-        if not rows:
-            continue
-        batch = PolynomialBatch([problems[b][2] for b in rows])
-        seeds = None if args.seed is None else [args.seed + b for b in rows]
-        start = time.perf_counter()
-        vectors, values = batch._optimize(sense, problems[rows[0]][2].domain,
-                                          SolverOptions(**kwargs), seeds=seeds)
-        elapsed = time.perf_counter() - start
-        for row, b in enumerate(rows):
-            path, _, model, size, loaded = problems[b]
-            vector = vectors[row, :model.dimension]
-            result = _result(path, kind, size, model, float(values[row]), dict(
-                backend=resolve_backend(args.backend, model.device), read_s=round(loaded, 4),
-                solve_s=round(elapsed, 4), batch_size=len(rows), batch_index=b, ranks=1,
-                settings={k: v for k, v in kwargs.items() if k != "verbose"} | {
-                    "seed": None if seeds is None else seeds[row]}))
-            if args.output:
-                result["output"] = os.path.join(args.output, os.path.basename(path) + ".sol")
-                _write_solution(result["output"], kind, path, vector, float(values[row]))
-            results[b] = result
-    records = [result for result in results if result is not None]  # all: gset or qubo each
-    for result in records:
-        if args.json:
-            print(json.dumps(result))
-        else:
-            label = "cut" if result["format"] == "gset" else "energy"
-            print(f"{result['file']}: {label} {result[label]:g}"
-                  + (f" -> {result['output']}" if "output" in result else ""))
-    if not args.json:
-        print(f"{len(records)} problems, {records[0]['backend']} backend, batched")
-    return 0
 
 
 def _result(path: str, kind: str, size: dict, model, value: float, fields: dict) -> dict:

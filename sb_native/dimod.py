@@ -21,14 +21,34 @@ except ImportError as err:  # pragma: no cover - depends on the environment
     raise ImportError("sb_native.dimod needs dimod: pip install 'sb_native[dimod]'") from err
 
 from . import _ops, _sparse
-from ._options import BackendChoice, Mode, SolverOptions
+from ._options import BackendChoice, Callback, Mode, SolverOptions
 from .core.batch import PolynomialBatch
 from .core.polynomial import QuadraticPolynomial
 from .engine import prefer_sparse
+from .engine.history import BatchHistoryPoint
 
 __all__ = ["SimulatedBifurcationSampler"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _every_bqm(callback: Callback, bqms: Sequence["dimod.BinaryQuadraticModel"],
+               solved: List[int]) -> Callback:
+    """callback with its points widened from the solved BQMs to every BQM: one with no
+    variables is left out of the batch, and its only energy is its offset."""
+    rows = {b: row for row, b in enumerate(solved)}
+
+    def widened(point: BatchHistoryPoint):
+        def column(values, empty):
+            return tuple(values[rows[b]] if b in rows else empty(b) for b in range(len(bqms)))
+
+        return callback(BatchHistoryPoint(
+            step=point.step, seconds=point.seconds,
+            best=column(point.best, lambda b: float(bqms[b].offset)),
+            mean=column(point.mean, lambda b: float(bqms[b].offset)),
+            frozen=column(point.frozen, lambda b: 0)))
+
+    return widened
 
 
 class SimulatedBifurcationSampler(dimod.Sampler):
@@ -53,7 +73,7 @@ class SimulatedBifurcationSampler(dimod.Sampler):
         "agents": [], "max_steps": [], "mode": ["modes"], "heated": [], "timeout": [],
         "seed": [], "best_only": [], "early_stopping": [], "sampling_period": [],
         "convergence_threshold": [], "backend": ["backends"], "dtype": ["dtypes"],
-        "time_limit": [], "polish": [],
+        "time_limit": [], "polish": [], "callback": [],
     }
 
     properties = {
@@ -70,12 +90,15 @@ class SimulatedBifurcationSampler(dimod.Sampler):
                early_stopping: bool = True, sampling_period: int = 50,
                convergence_threshold: int = 50, backend: BackendChoice = "auto",
                dtype: str = "float32", time_limit: Optional[float] = None,
-               polish: bool = False) -> "dimod.SampleSet":
+               polish: bool = False,
+               callback: Optional[Callback] = None) -> "dimod.SampleSet":
         """Minimize the energy of `bqm`; returns a SampleSet in the bqm's vartype.
 
         bqm: a dimod.BinaryQuadraticModel (SPIN or BINARY); the keywords are the class's.
         The SampleSet's info holds the backend used and solve_time_s. polish: every agent's
-        spins polished by a greedy single-flip descent.
+        spins polished by a greedy single-flip descent. callback: receives a
+        sb_native.HistoryPoint of the agents' energies every sampling_period steps (one per
+        run with time_limit), as minimize's does; returning True stops.
 
         time_limit: the best sample within that many seconds (sb_native.solve_within: runs
         seeded from seed (0 when None), each polished by local search): one
@@ -102,21 +125,21 @@ class SimulatedBifurcationSampler(dimod.Sampler):
         if time_limit is not None:
             return self._sample_within(bqm, variables, polynomial, time_limit, dict(
                 agents=agents, max_steps=max_steps, mode=mode, heated=heated), timeout=timeout,
-                seed=seed, backend=backend)
+                seed=seed, backend=backend, callback=callback)
         start = time.perf_counter()
         spins, _ = polynomial.minimize(
             domain="spin", agents=agents, max_steps=max_steps, best_only=False, mode=mode,
             heated=heated, verbose=False, early_stopping=early_stopping,
             sampling_period=sampling_period, convergence_threshold=convergence_threshold,
-            timeout=timeout, backend=backend, seed=seed, polish=polish)
+            timeout=timeout, backend=backend, seed=seed, polish=polish, callback=callback)
         elapsed = time.perf_counter() - start
         return self._sampleset(bqm, variables, spins, best_only, info={
             "backend": _ops.resolve_backend(backend, polynomial.device),
             "solve_time_s": elapsed})
 
     def _sample_within(self, bqm, variables, polynomial: QuadraticPolynomial,
-                       time_limit: float, chosen: dict, *, timeout, seed, backend
-                       ) -> "dimod.SampleSet":
+                       time_limit: float, chosen: dict, *, timeout, seed, backend,
+                       callback) -> "dimod.SampleSet":
         """sample(time_limit=...): solve_within's best, one sample."""
         from .timed import settings_for, solve_within
 
@@ -130,7 +153,8 @@ class SimulatedBifurcationSampler(dimod.Sampler):
                              "count to ramp over)")
         settings = replace(settings_for(polynomial, domain="spin"), **given)
         result = solve_within(polynomial, time_limit, domain="spin", settings=settings,
-                              seed=0 if seed is None else seed, backend=backend, verbose=False)
+                              seed=0 if seed is None else seed, backend=backend, verbose=False,
+                              callback=callback)
         return self._sampleset(bqm, variables, result.vector.reshape(1, -1), False, info={
             "backend": _ops.resolve_backend(backend, polynomial.device),
             "solve_time_s": result.seconds, "found_s": result.found_at, "runs": result.runs,
@@ -143,10 +167,13 @@ class SimulatedBifurcationSampler(dimod.Sampler):
                         best_only: bool = False, early_stopping: bool = True,
                         sampling_period: int = 50, convergence_threshold: int = 50,
                         backend: BackendChoice = "auto", dtype: str = "float32",
-                        polish: bool = False) -> List["dimod.SampleSet"]:
+                        polish: bool = False, callback: Optional[Callback] = None
+                        ) -> List["dimod.SampleSet"]:
         """Several BQMs in one batched SB run (docs/batched.md): one SampleSet per BQM, in
         order; BQM b's is the one `sample(bqm, seed=seed + b)` returns. Same keywords as
         sample; bqms: a sequence of dimod.BinaryQuadraticModel (of any sizes and vartypes).
+        callback: receives a sb_native.BatchHistoryPoint with one entry per BQM (a BQM with
+        no variables: its offset, and no frozen agents).
 
         >>> import dimod
         >>> from sb_native.dimod import SimulatedBifurcationSampler
@@ -171,7 +198,8 @@ class SimulatedBifurcationSampler(dimod.Sampler):
             agents=agents, max_steps=max_steps, best_only=False, mode=mode, heated=heated,
             verbose=False, early_stopping=early_stopping, sampling_period=sampling_period,
             convergence_threshold=convergence_threshold, timeout=timeout, backend=backend,
-            seed=seed, polish=polish)
+            seed=seed, polish=polish,
+            callback=None if callback is None else _every_bqm(callback, bqms, solved))
         start = time.perf_counter()
         # A BQM with no variables takes no place in the batch but keeps its seed offset.
         spins, _ = batch._optimize("minimize", "spin", options, seeds=None if seed is None

@@ -15,7 +15,8 @@ import torch
 from .. import _checks, _memory, _ops
 from .._env import current_env
 from .._options import BackendChoice, Callback, GroupChoice, Mode, SolverOptions
-from ..engine.batched import BatchRunner, batch_couplings
+from ..engine.batched import BatchRunner, CouplingBatch, batch_couplings
+from ..engine.history import Objective
 from ..engine.polish import Polisher
 from .batch_ising import dense_isings, dense_values
 from .polynomial import DomainLike, QuadraticPolynomial
@@ -180,9 +181,6 @@ class PolynomialBatch:
         """seeds: each problem's seed (default: seed + b, or None for every problem with no
         seed)."""
         options.validate()
-        if options.callback is not None:
-            raise ValueError("callback is not supported for a batch of problems yet: solve "
-                             "one problem per call to follow its history")
         if options.process_group not in (None, False):
             raise ValueError(
                 "process_group: a batch of problems runs in one process; spread the agents "
@@ -217,6 +215,8 @@ class PolynomialBatch:
         batch = batch_couplings(couplings, backend, options.mode == "discrete",
                                 env["time_step"])
         runner = BatchRunner.from_options(options, backend, self.device)
+        if options.callback is not None:
+            runner.objectives = self._objectives(batch, domain, sense)
         spins = runner.run_batch(batch, seeds, env)
         if options.polish:  # each problem's agents, as its own call polishes them
             for b, coupling in enumerate(couplings):
@@ -228,6 +228,22 @@ class PolynomialBatch:
         else:
             values = self._values(domain, isings, spins)
         return self._results(sense, values, options.best_only)
+
+    def _objectives(self, batch: CouplingBatch, domain: DomainLike,
+                    sense: str) -> List[Objective]:
+        """Each problem's value of the runner's energies, as its own call's callback has it
+        (QuadraticPolynomial._objective): read off at all spins 1, where the runner's energy
+        is the sum of the problem's coupling (of -ising when maximizing)."""
+        raw = batch.field_matrix.sum(dim=(1, 2), dtype=torch.float64).tolist()
+        sign = 1.0 if sense == "minimize" else -1.0
+        objectives = []
+        for polynomial, coupling_sum in zip(self.polynomials, raw):
+            bits = polynomial._encoded(domain)[2].shape[-1]  # the Ising form's spins
+            ones = torch.ones((bits, 1), dtype=polynomial.dtype, device=polynomial.device)
+            value = float(polynomial(polynomial.convert_spins(ones, domain).t())[0])
+            objectives.append(Objective(scale=-0.5 * sign, offset=value + 0.5 * sign * coupling_sum,
+                                        maximize=sense == "maximize"))
+        return objectives
 
     def _values(self, domain, isings, spins) -> List[torch.Tensor]:
         """Each problem's domain values (variables, agents) from its spins, as its own call

@@ -22,6 +22,7 @@ from .. import _memory
 from .._env import current_env
 from . import ops, reference
 from .coupling import FIELD_PERIOD_WORK, Coupling, dense_sums_exactly, field_period
+from .history import BatchHistoryPoint, Objective
 from .runner import ConvergenceWarning, SBRunner, StopWindow, call_schedule, draw_oscillators
 
 BATCH_CHUNK_SECONDS = 1.0
@@ -172,7 +173,10 @@ class _BatchStepper:
 
 
 class BatchRunner(SBRunner):
-    """SBRunner's loop and stopping rules over a batch of problems."""
+    """SBRunner's loop and stopping rules over a batch of problems; with a callback,
+    `objectives` (one per problem) give its BatchHistoryPoints' values."""
+
+    objectives: Sequence[Objective] = ()
 
     # Each call reads every active problem's state and coupling into the cores' caches (and
     # dSB recomputes every field): on a large batch that set-up alone can take a few tenths
@@ -209,6 +213,26 @@ class BatchRunner(SBRunner):
         if unfrozen:
             warnings.warn(BatchConvergenceWarning(unfrozen), stacklevel=3)
         return window.get_bifurcated_spins(spins)
+
+    def _report(self, step: int, seconds: float) -> bool:
+        """Gives the callback this sampling point, one entry per problem; True: stop."""
+        assert isinstance(self.window, BatchStopWindow) and self.callback is not None
+        window = self.window
+        device = window.energies.device
+
+        def column(values: List[float]) -> torch.Tensor:
+            return torch.tensor(values, dtype=torch.float64, device=device).reshape(-1, 1)
+
+        values = window.energies.reshape(window.problems, window.agents).to(torch.float64)
+        values = (values * column([o.scale for o in self.objectives])
+                  + column([o.offset for o in self.objectives]))
+        # One sense for the whole batch.
+        best = values.amax(dim=1) if self.objectives[0].maximize else values.amin(dim=1)
+        frozen = window.bifurcated.reshape(window.problems, window.agents).sum(dim=1)
+        point = BatchHistoryPoint(step=step, seconds=seconds, best=tuple(best.tolist()),
+                                  mean=tuple(values.mean(dim=1).tolist()),
+                                  frozen=tuple(frozen.tolist()))
+        return bool(self.callback(point))
 
     def _draw_batch(self, batch: CouplingBatch, seeds: Sequence[Optional[int]]) -> tuple:
         matrix = batch.run_matrix

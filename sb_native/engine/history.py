@@ -8,7 +8,7 @@ polynomial's value, the Ising energy), so a point's `best` and `mean` read like 
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
 
@@ -29,8 +29,34 @@ class HistoryPoint(NamedTuple):
     frozen: int  # agents whose energy has stopped changing (early stopping's bifurcated agents)
 
 
-# Receives each point; returning True stops the run (the current spins are returned).
-Callback = Callable[[HistoryPoint], Optional[bool]]
+class BatchHistoryPoint(NamedTuple):
+    """One sampling point of a batch of problems (minimize/maximize on a batch, the dimod
+    sampler's sample_multiple, `sb-native solve FOLDER`): best, mean and frozen hold one
+    entry per problem, in the batch's order. A problem whose agents all froze keeps its
+    last values.
+
+    >>> import sb_native as sb
+    >>> point = sb.BatchHistoryPoint(step=50, seconds=0.01, best=(-2.0, -3.0),
+    ...                              mean=(-1.5, -3.0), frozen=(3, 4))
+    >>> point.problem(1)
+    HistoryPoint(step=50, seconds=0.01, best=-3.0, mean=-3.0, frozen=4)
+    """
+
+    step: int
+    seconds: float
+    best: Tuple[float, ...]
+    mean: Tuple[float, ...]
+    frozen: Tuple[int, ...]
+
+    def problem(self, index: int) -> HistoryPoint:
+        """Problem index's point, as its own run's callback would see it."""
+        return HistoryPoint(step=self.step, seconds=self.seconds, best=self.best[index],
+                            mean=self.mean[index], frozen=self.frozen[index])
+
+
+# Receives each point (a BatchHistoryPoint for a batch of problems); returning True stops
+# the run (the current spins are returned).
+Callback = Callable[[Any], Optional[bool]]
 
 
 @dataclass
@@ -46,10 +72,23 @@ class History:
     (10, [10, 20, 30], -2.0)
     """
 
-    points: List[HistoryPoint] = field(default_factory=list)
+    points: List[Any] = field(default_factory=list)  # HistoryPoint or BatchHistoryPoint
 
-    def __call__(self, point: HistoryPoint) -> None:
+    def __call__(self, point: Any) -> None:
         self.points.append(point)
+
+    def problem(self, index: int) -> "History":
+        """A batch's history of problem index alone (its points are BatchHistoryPoints).
+
+        >>> import torch, sb_native as sb
+        >>> history = sb.History()
+        >>> Q = torch.tensor([[[0.0, 1.0], [1.0, 0.0]], [[0.0, -1.0], [-1.0, 0.0]]])
+        >>> _ = sb.minimize(Q, domain="spin", agents=4, max_steps=1000, seed=0, verbose=False,
+        ...                 early_stopping=False, sampling_period=500, callback=history)
+        >>> history.steps, history.problem(1).best
+        ([500, 1000], [-2.0, -2.0])
+        """
+        return History([point.problem(index) for point in self.points])
 
     def __len__(self) -> int:
         return len(self.points)

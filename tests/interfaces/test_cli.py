@@ -273,8 +273,21 @@ def test_solve_folder_batches_and_equals_each_file_alone(capsys, tmp_path, qubo_
         expected = json.loads(single)
         label = "cut" if line["format"] == "gset" else "energy"
         assert line[label] == expected[label]
+        # Each problem's history: its own run's points (wall time aside) and then, while
+        # other problems run, its frozen values.
+        own = expected["history"]
+        for column in ("step", "best", "mean", "frozen"):
+            assert line["history"][column][:len(own[column])] == own[column], column
         assert (tmp_path / "alone.txt").read_text().splitlines()[1:] == \
             pathlib.Path(line["output"]).read_text().splitlines()[1:]
+
+
+def test_solve_several_files_plots_every_history(capsys, tmp_path, gset_file):
+    pytest.importorskip("matplotlib")
+    image = tmp_path / "runs.png"
+    status, out, _ = run(capsys, "solve", gset_file, gset_file, "--plot", image, *FAST)
+    assert status == 0 and f"histories drawn to {image}" in out
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_solve_several_files_text_and_errors(capsys, tmp_path, gset_file):

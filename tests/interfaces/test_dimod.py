@@ -12,6 +12,7 @@ import pytest
 dimod = pytest.importorskip("dimod")
 import dimod.testing  # noqa: E402,F811  (the submodule, once dimod is known present)
 
+import sb_native as sb  # noqa: E402
 from sb_native.dimod import SimulatedBifurcationSampler  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -194,3 +195,33 @@ def test_time_limit_errors_and_polish():
                               polish=True)
     assert polished.record.energy.sum() <= raw.record.energy.sum()
     dimod.testing.assert_sampleset_energies(polished, bqm, precision=9)
+
+
+def test_callbacks_see_the_bqm_energies():
+    """sample's points are the agents' BQM energies; sample_multiple's carry one entry per
+    BQM, each its own sample call's (an empty BQM: its offset), and a True stops both."""
+    bqms = _random_bqms(4, dimod.SPIN)
+    bqms[2].offset = 1.5
+    sampler = SimulatedBifurcationSampler()
+    options = dict(agents=5, max_steps=100, sampling_period=10, early_stopping=False, seed=3,
+                   dtype="float64")
+    batch = sb.History()
+    samplesets = sampler.sample_multiple(bqms, callback=batch, **options)
+    assert batch.steps == list(range(10, 101, 10))
+    assert [point.best[2] for point in batch] == [1.5] * 10
+    for b, bqm in enumerate(bqms):
+        if not bqm.num_variables:
+            continue
+        alone = sb.History()
+        sampleset = sampler.sample(bqm, callback=alone, **dict(options, seed=3 + b))
+        assert alone.best[-1] == pytest.approx(float(sampleset.first.energy), abs=1e-9)
+        assert alone.mean[-1] == pytest.approx(float(sampleset.record.energy.mean()), abs=1e-9)
+        mine = batch.problem(b)
+        assert mine.steps == alone.steps and mine.frozen == alone.frozen
+        assert mine.best == pytest.approx(alone.best, abs=1e-9)
+        assert mine.mean == pytest.approx(alone.mean, abs=1e-9)
+        assert float(samplesets[b].first.energy) == float(sampleset.first.energy)
+    stopped = sb.History()
+    sampler.sample(bqms[0], callback=lambda point: stopped(point) or point.step == 30,
+                   **options)
+    assert stopped.steps == [10, 20, 30]

@@ -104,9 +104,8 @@ def test_callback_errors():
     Q = torch.eye(3)
     with pytest.raises(TypeError, match="Expected callback to be a callable or None"):
         sb.minimize(Q, domain="spin", callback=5, verbose=False)
-    batch = [Q, 2 * Q]
-    with pytest.raises(ValueError, match="callback is not supported for a batch"):
-        sb.minimize(batch, domain="spin", callback=sb.History(), verbose=False)
+    with pytest.raises(TypeError, match="Expected callback to be a callable or None"):
+        sb.minimize([Q, 2 * Q], domain="spin", callback=5, verbose=False)
 
 
 def test_a_failing_callback_raises_its_error():
