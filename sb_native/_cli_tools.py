@@ -227,7 +227,7 @@ def solve_batch(args, files: List[str]) -> int:
         batch = PolynomialBatch([problems[b][2] for b in rows])
         seeds = None if args.seed is None else [args.seed + b for b in rows]
         # As for one file (_solve_here): recorded with early stopping, or for --plot.
-        wanted = args.plot or (args.json and not args.no_early_stopping)
+        wanted = args.plot or (args.json and (args.history or not args.no_early_stopping))
         history = History() if wanted else None
         start = time.perf_counter()
         vectors, values = batch._optimize(sense, problems[rows[0]][2].domain,

@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--plot", metavar="FILE.png",
                        help="draw the run's history (best value and frozen agents against "
                             "time) to this image; needs matplotlib (sb_native[plot])")
+    solve.add_argument("--history", action="store_true",
+                       help="record the run's history for --json even with "
+                            "--no-early-stopping, where its sampling costs time (with early "
+                            "stopping --json always carries it)")
     solve.add_argument("--distributed", choices=("agents", "rows"), default=None,
                        help="spread a torchrun launch's ranks over the agents, or over the "
                             "variables (rows: each rank reads and holds only its rows of the "
@@ -284,8 +288,8 @@ def _solve_here(args) -> int:
         kwargs.update(process_group=True)
     # With early stopping the history reuses its sampling points (no measurable cost); with
     # --no-early-stopping sampling would cost 1.3-1.5x (G22, bench/RESULTS.md), so --json
-    # carries a history there only when --plot asks for one.
-    wanted = args.plot or (args.json and not args.no_early_stopping)
+    # carries a history there only when --history or --plot asks for one.
+    wanted = args.plot or (args.json and (args.history or not args.no_early_stopping))
     history = History() if wanted else None
     start = time.perf_counter()
     if kind == "gset":

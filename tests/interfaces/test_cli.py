@@ -282,6 +282,17 @@ def test_solve_folder_batches_and_equals_each_file_alone(capsys, tmp_path, qubo_
             pathlib.Path(line["output"]).read_text().splitlines()[1:]
 
 
+def test_json_history_without_early_stopping_on_request(capsys, gset_file):
+    options = ["--json", "--no-early-stopping", "--agents", "8", "--max-steps", "200",
+               "--seed", "0", "--quiet"]
+    status, out, _ = run(capsys, "solve", gset_file, *options)
+    assert status == 0 and "history" not in json.loads(out)
+    status, out, _ = run(capsys, "solve", gset_file, "--history", *options)
+    result = json.loads(out)
+    assert status == 0 and result["history"]["step"] == [50, 100, 150, 200]
+    assert result["history"]["best"][-1] == result["cut"]
+
+
 def test_solve_several_files_plots_every_history(capsys, tmp_path, gset_file):
     pytest.importorskip("matplotlib")
     image = tmp_path / "runs.png"
