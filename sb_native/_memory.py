@@ -1,34 +1,53 @@
 """Memory checks made before a solve's large allocations (issue 19, memory limits).
 
-A request whose SB state or dense coupling cannot fit fails up front with a MemoryError that
-names what would be allocated, its size, the memory available and what to change, instead
-of torch's allocator error halfway through, a swap storm, or the kernel's OOM killer (which
-ends the process with no Python exception at all). Sizes past what the ops' int64 counters
-hold are a ValueError naming the argument.
+A request whose SB state, dense coupling, dense graph or QIMAD swarm cannot fit fails up
+front with a MemoryError that names what would be allocated, its size, the memory available
+and what to change, instead of torch's allocator error halfway through, a swap storm, or the
+kernel's OOM killer (which ends the process with no Python exception at all). Sizes past
+what the ops' int64 counters hold are a ValueError naming the argument.
 
-What is counted, in bytes of the run's dtype (each factor is the peak of resident memory
-over the input's, VmHWM of /proc/self/status, measured on the CPU in float32 and float64):
+What is counted, in bytes of the run's dtype. Each factor is measured by
+bench/sb/bench_memory.py (its command and table in bench/RESULTS.md): the peak of resident
+memory over the input's (VmHWM of /proc/self/status) on the CPU, buffers over 32 MiB, the
+most of two runs; the figures below are its (a run moves some by up to a buffer, the torch
+backend's state by more: 6.3 to 7.6). A check compares its count with the memory
+available when it runs, so what is already resident then (the input, an earlier phase's
+result) is not in its count.
 
 * The SB state, (variables, agents) per problem: positions and momenta plus the buffers of
   that size a run holds at once (the early-stopping window's frozen spins, a sampling
   point's spins and field J @ spins, a call's scratch: dSB's signs and local field, a heated
-  run's start momenta, the torch reference's temporaries): STATE_BUFFERS of them (peaks of
-  5.2 to 5.7 measured), POLISH_BUFFERS more with polish (7.5 measured).
+  run's start momenta, the torch reference's temporaries): STATE_BUFFERS of them, for the
+  worst path (peaks of 5.5 to 5.7 measured natively, 6.3 with a sparse coupling, 7.6 on the
+  torch backend), POLISH_BUFFERS more with polish (7.8 measured natively).
 * The Ising reduction of a dense polynomial of N spins (its variables' bits, plus one for the
   field): DENSE_COPIES N x N matrices at once (Q + Q^T, the encoded product, J and its
-  scaling: 4.2 measured), DENSE_COPIES_INTEGER with integer variables, whose encoding is
-  itself a dense matrix (5.8 measured); a batch, BATCH_DENSE_COPIES of each problem's
-  (8.3 measured: the whole batch's reduction runs at once).
+  scaling: 4.0 to 4.7 measured), DENSE_COPIES_INTEGER with integer variables, whose encoding
+  is itself a dense matrix (4.6 measured); a batch, BATCH_DENSE_COPIES of each problem's
+  (6.0 measured: the whole batch's reduction runs at once).
 * A batch's padded couplings (engine/batched.py): one B x n x n batch of dense matrices, two
   when some problem runs on another form (sparse, int8), plus those problems' forms made
   dense.
 * A dense quadratic that build_model makes itself (a linear-only polynomial, a sympy Poly)
   or converts to another dtype or device: one n x n matrix.
 * A dense coupling's CSR form: CSR_BYTES_PER_NONZERO + 2 items per non-zero, plus a mask of
-  n x n bytes (the COO indices, then the CSR; 40 and 48 bytes per non-zero measured).
+  n x n bytes (the COO indices, then the CSR; 40 bytes per entry of a full float32 matrix
+  measured, 41 counted).
 * A dense coupling's int8 form (dSB's exact integer path): INT8_FORM_ITEMS items plus
-  INT8_FORM_BYTES bytes per entry (22 and 32 bytes per entry measured); when it does not fit
-  the run keeps the float coupling (the int8 form only makes it faster).
+  INT8_FORM_BYTES bytes per entry (22 bytes per entry measured in float32); when it does
+  not fit the run keeps the float coupling (the int8 form only makes it faster).
+* MaxCut's dense weights made from a graph's edges (from_gset, from_edges; models/maxcut.py):
+  GRAPH_BYTES_PER_ENTRY bytes per entry of N x N, on the CPU whatever the model's device (the
+  dense adjacency, its symmetric weights and their scaled negative in float64, the model's
+  weights and quadratic in its dtype, a finiteness mask: 39.2 bytes measured in float32,
+  35.2 in float64).
+* QIMADTorch's swarm of the P parameters sharing a (device, dtype) (optim/_swarm.py):
+  SWARM_BUFFERS agents x P buffers (positions, RMSProp averages, gradients) and SWARM_VECTORS
+  vectors of P (the best weights, a closure's gradient, the first step's copies: 3.3 agents x
+  P buffers measured with 16 agents, 4.1 with 2, on the native backend, whose step makes
+  nothing of that size). The torch backend's step (optim/_state.py) adds the reference's
+  temporaries: SWARM_STEP_BUFFERS more, 3 in sequential order and 9 in synchronous order
+  (6.0 and 11.6 buffers in all measured with 16 agents).
 
 Against what: available(device). CPU: MemAvailable of /proc/meminfo (free memory plus what
 the kernel can reclaim), or the physical memory where there is no /proc; capped by the
@@ -49,9 +68,9 @@ from . import _checks
 LIMIT_ENV = "SB_NATIVE_MEMORY_LIMIT"
 INT64_MAX = 2**63 - 1  # the ops' sizes, indices and step counters are int64
 
-STATE_BUFFERS = 6
+STATE_BUFFERS = 8
 POLISH_BUFFERS = 2
-DENSE_COPIES = 4
+DENSE_COPIES = 5
 DENSE_COPIES_INTEGER = 6
 BATCH_DENSE_COPIES = 8
 # Per non-zero: the COO's two int64 indices and their transposed copy (40 bytes measured
@@ -59,6 +78,11 @@ BATCH_DENSE_COPIES = 8
 CSR_BYTES_PER_NONZERO = 32
 INT8_FORM_ITEMS = 3
 INT8_FORM_BYTES = 10
+GRAPH_BYTES_PER_ENTRY = 40
+SWARM_BUFFERS = 3
+SWARM_VECTORS = 8
+# Keyed by update_order == "sequential".
+SWARM_STEP_BUFFERS = {True: 3, False: 9}
 
 SPARSE_HINT = ("use a sparse coupling (a torch sparse tensor, a scipy.sparse matrix, or "
                "sb_native.io's readers, which keep a problem sparse) or fewer variables")
@@ -274,6 +298,51 @@ def check_solve(model, domain, agents, max_steps, polish) -> None:
                copies * n * n * size, model.device,
                f"its Ising reduction ({copies} dense {n} x {n} {name} matrices at once)",
                SPARSE_HINT)
+
+
+def check_dense_graph(nodes: int, dtype: Optional[torch.dtype], source: str) -> None:
+    """Before MaxCut makes a graph's dense n x n weights from its sparse edges (from_gset,
+    from_edges with sparse=False or a dense graph): the constructor's copies, on the CPU, where
+    the edges are, whatever the model's device (MemoryError). A bad dtype is left to the
+    constructor."""
+    try:
+        dtype = _checks.safe_get_dtype(dtype)
+    except ValueError:
+        return
+    check_fits(f"A dense graph of {nodes} nodes ({source})",
+               GRAPH_BYTES_PER_ENTRY * nodes * nodes, "cpu",
+               f"its dense weights ({GRAPH_BYTES_PER_ENTRY} bytes per entry of {nodes} x "
+               f"{nodes}: the float64 copies the constructor works in and the model's "
+               f"{dtype_name(dtype)} weights and quadratic)", "keep it sparse (sparse=True)")
+
+
+def check_swarm(agents: int, parameters: int, dtype: torch.dtype, device: DeviceLike) -> None:
+    """Before QIMADTorch makes the swarm of the parameters sharing one (device, dtype): its
+    agents x parameters buffers and vectors of the parameters' size (optim/_swarm.py: at the
+    first step and at a load_state_dict, never per step)."""
+    name = dtype_name(dtype)
+    check_fits(f"A QIMADTorch swarm of {agents} agents over {parameters} {name} parameters",
+               (SWARM_BUFFERS * agents + SWARM_VECTORS) * parameters * itemsize(dtype), device,
+               f"its state ({SWARM_BUFFERS} buffers of {agents} x {parameters}: positions, "
+               f"RMSProp averages and gradients, and {SWARM_VECTORS} vectors of {parameters})",
+               "use fewer agents (num_agents) or fewer parameters"
+               + (", or float32 parameters" if dtype == torch.float64 else ""))
+
+
+def check_swarm_step(agents: int, parameters: int, dtype: torch.dtype, device: DeviceLike,
+                     sequential: bool) -> None:
+    """Before a QIMADTorch swarm's steps on the torch backend (optim/_state.py: at the first
+    step and at a load_state_dict): the temporaries of the torch reference's step, beyond the
+    swarm itself (the native step makes none of that size)."""
+    name, buffers = dtype_name(dtype), SWARM_STEP_BUFFERS[sequential]
+    order = "sequential" if sequential else "synchronous"
+    check_fits(f"A QIMADTorch step of {agents} agents over {parameters} {name} parameters "
+               "on the torch backend", buffers * agents * parameters * itemsize(dtype), device,
+               f"its temporaries ({buffers} buffers of {agents} x {parameters} in "
+               f"update_order={order!r})",
+               "use the native backend (whose step needs none)"
+               + (", update_order='sequential'" if not sequential else "")
+               + ", fewer agents (num_agents) or fewer parameters")
 
 
 def check_polynomial_data(polynomial_data: tuple, dtype: Optional[torch.dtype],

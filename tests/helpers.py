@@ -3,7 +3,9 @@ loaders. Fixtures live in tests/conftest.py."""
 
 import contextlib
 import importlib.util
+import os
 import pathlib
+from typing import NoReturn
 
 import pytest
 import torch
@@ -14,8 +16,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SHARED_DATA = SHARED / "data"
 GSET = SHARED_DATA / "gset"
-# The seed's QIMADTorch implementation: the reference QIMADTorch is measured against.
-SEED_REFERENCE = SHARED / "seeds" / "000_qimad_seed_reformatted.py"
+# The seed's QIMADTorch implementation: the reference QIMADTorch is measured against, vendored
+# (from shared/seeds/000_qimad_seed_reformatted.py) so that a clean clone has it.
+SEED_REFERENCE = ROOT / "tests" / "oracles" / "qimad_seed_reference.py"
 
 DEVICES = [
     "cpu",
@@ -82,12 +85,34 @@ def import_reference(torch_module=torch):
     return module
 
 
+def missing_oracle(what: str, remedy: str) -> NoReturn:
+    """A test's oracle is absent: the test fails under CI (CI=true or 1, as .ci/run sets), where
+    a skip would hide that the comparison never ran, and skips elsewhere."""
+    message = f"{what} is missing: {remedy}"
+    if os.environ.get("CI", "").strip().lower() in ("true", "1"):
+        pytest.fail(f"{message} (CI={os.environ['CI']}: every oracle must be present)",
+                    pytrace=False)
+    pytest.skip(message)
+
+
 def load_reference(torch_module=torch):
-    """import_reference for a test: skips it when the seed is absent."""
+    """import_reference for a test: missing_oracle when the seed is absent."""
     module = import_reference(torch_module)
     if module is None:
-        pytest.skip(f"reference seed not found at {SEED_REFERENCE}")
+        missing_oracle(f"the QIMAD seed reference {SEED_REFERENCE}",
+                       "git checkout -- tests/oracles/qimad_seed_reference.py restores it (a "
+                       "copy of shared/seeds/000_qimad_seed_reformatted.py under a header)")
     return module
+
+
+def load_peer():
+    """The simulated-bifurcation 2.0.0 package (the parity oracle), or missing_oracle."""
+    try:
+        return importlib.import_module("simulated_bifurcation")
+    except ImportError:
+        missing_oracle("the peer package simulated_bifurcation (the oracle of the parity tests)",
+                       "pip install simulated-bifurcation==2.0.0 (pinned in "
+                       "requirements-test.txt; make test installs it)")
 
 
 @contextlib.contextmanager

@@ -10,8 +10,9 @@
    reference's step, best values per seed.
 3. The reference's published protocol: Rastrigin d=10, 8 agents, 150 iterations, 30 seeds.
 
-The reference is loaded from ../shared/seeds/000_qimad_seed_reformatted.py beside the
-repository; without it the reference columns are left out. Times are medians over steps.
+The reference is the seed's code, vendored as the test oracle
+tests/oracles/qimad_seed_reference.py; without it the reference columns are left out. Times
+are medians over steps.
 """
 
 import argparse
@@ -288,7 +289,7 @@ def main():
     out = []
     header = [f"{datetime.date.today()}, {platform.processor() or platform.machine()}, "
               f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
-              "reference " + (f"loaded from {SEED_REFERENCE.relative_to(ROOT.parent)}"
+              "reference " + (f"loaded from {SEED_REFERENCE.relative_to(ROOT)}"
                               if ref_cls else "absent")]
     print(header[0], flush=True)
     bench_digits(ref_cls, args.digits_steps, list(range(args.digits_seeds)), out)

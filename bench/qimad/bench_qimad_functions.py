@@ -51,7 +51,7 @@ def load_seed_class():
         print(f"seed's class: tests.helpers failed to import ({exc!r}); its rows are left out")
         return None
     if module is None:
-        print("seed's class: ../shared/seeds/000_qimad_seed_reformatted.py absent; rows left out")
+        print("seed's class: tests/oracles/qimad_seed_reference.py absent; rows left out")
         return None
     return module.QIMADTorch
 

@@ -4,7 +4,7 @@ from typing import Dict, Iterable, List, Optional, Union
 import numpy as np
 import torch
 
-from .. import _sparse
+from .. import _memory, _sparse
 from ..engine import prefer_sparse
 from ..io import read_gset
 from .abc_model import ABCModel
@@ -96,6 +96,8 @@ class MaxCut(ABCModel):
         upper = _sparse.coo(torch.stack([rows, cols]), weights, (n, n))
         if sparse is None:
             sparse = prefer_sparse(upper.values().numel() * 2, n)
+        if not sparse:
+            _memory.check_dense_graph(n, dtype, "MaxCut.from_edges")
         return cls(upper if sparse else upper.to_dense(), dtype=dtype, device=device)
 
     @classmethod
@@ -124,6 +126,8 @@ class MaxCut(ABCModel):
         n = adjacency.shape[0]
         if sparse is None:
             sparse = prefer_sparse(adjacency._nnz(), n)
+        if not sparse:
+            _memory.check_dense_graph(n, dtype, "MaxCut.from_gset")
         return cls(adjacency if sparse else adjacency.to_dense(), dtype=dtype, device=device)
 
     @classmethod

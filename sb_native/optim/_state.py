@@ -8,10 +8,10 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import torch
 
-from .. import _ops
+from .. import _memory, _ops
 from ._swarm import _Bucket, _neighbours
 
-# The reference's constants (shared/seeds/000_qimad_seed_reformatted.py), kept so that
+# The reference's constants (tests/oracles/qimad_seed_reference.py, the seed's), kept so that
 # update_order='sequential' follows its trajectory exactly.
 # RMSProp's running-average decay: the reference's, and torch.optim.RMSprop's default alpha, so
 # that a lone agent is RMSprop (test_single_agent_is_rmsprop).
@@ -221,6 +221,9 @@ class SwarmRuntime:
         backends = ({_ops.resolve_backend(backend, home, algorithm="qimad")}
                     | {b.backend for b in buckets})
         chosen = "native" if backends == {"native"} else "torch"
+        if chosen == "torch":  # before the first step: the reference's temporaries
+            for b in buckets:
+                _memory.check_swarm_step(n, b.P, b.dtype, b.device, sequential)
         # W and the attraction come in the buckets' dtype when they share one (float64, the
         # angles' dtype, otherwise).
         dtypes = {b.dtype for b in buckets}

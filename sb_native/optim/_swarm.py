@@ -6,6 +6,7 @@ from typing import Dict, List
 
 import torch
 
+from .. import _memory
 from ._groups import column_box
 
 
@@ -72,6 +73,8 @@ class _Bucket:
             bounds.append(bounds[-1] + p.numel())
         self.bounds = bounds
         self.P = bounds[-1]
+        # Once per swarm, before its buffers (the torch backend's step: SwarmRuntime.build).
+        _memory.check_swarm(n, self.P, self.dtype, self.device)
         opts = dict(device=self.device, dtype=self.dtype)
         self.theta = torch.empty(n, self.P, **opts)
         self.square_avg = torch.zeros(n, self.P, **opts)

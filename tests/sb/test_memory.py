@@ -24,6 +24,7 @@ from sb_native.cli import main
 from sb_native.core.polynomial import QuadraticPolynomial
 from sb_native.engine import batched, runner
 from sb_native.engine.coupling import Coupling
+from sb_native.models import MaxCut
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUICK = dict(agents=8, max_steps=20, seed=0, verbose=False, early_stopping=False)
@@ -126,8 +127,8 @@ def test_dense_reduction_fails_before_it_starts(small_limit, no_reduction):
     with pytest.raises(MemoryError) as caught:
         sb_native.minimize(torch.randn(400, 400), domain="spin", **QUICK)
     assert str(caught.value) == (
-        "A dense problem of 400 variables (401 spins) needs 2.5 MiB of memory for its Ising "
-        "reduction (4 dense 401 x 401 float32 matrices at once), more than the 1.0 MiB "
+        "A dense problem of 400 variables (401 spins) needs 3.1 MiB of memory for its Ising "
+        "reduction (5 dense 401 x 401 float32 matrices at once), more than the 1.0 MiB "
         f"allowed on cpu by {LIMIT}: use a sparse coupling (a torch sparse tensor, a "
         "scipy.sparse matrix, or sb_native.io's readers, which keep a problem sparse) or "
         "fewer variables.")
@@ -187,11 +188,62 @@ def test_the_int8_form_gives_way_when_it_does_not_fit(monkeypatch):
     assert coupling.for_run("native", True).integer is None
 
 
+# MaxCut's dense graphs
+
+@pytest.fixture
+def no_constructor(monkeypatch):
+    """MaxCut's constructor must not run: the check comes before the dense copies."""
+    def reached(self, *args, **kwargs):
+        raise AssertionError("the dense weights were made")
+    monkeypatch.setattr(MaxCut, "__init__", reached)
+
+
+def complete_graph_file(tmp_path, n: int) -> pathlib.Path:
+    path = tmp_path / f"complete{n}.txt"
+    sio.write_gset(path, torch.triu(torch.ones(n, n), 1))
+    return path
+
+
+@pytest.mark.parametrize("sparse", [False, None])  # None: a complete graph is made dense
+def test_a_dense_gset_graph_fails_before_its_copies(tmp_path, small_limit, no_constructor,
+                                                   sparse):
+    path = complete_graph_file(tmp_path, 300)
+    with pytest.raises(MemoryError) as caught:
+        MaxCut.from_gset(path, sparse=sparse)
+    assert str(caught.value) == (
+        "A dense graph of 300 nodes (MaxCut.from_gset) needs 3.4 MiB of memory for its dense "
+        "weights (40 bytes per entry of 300 x 300: the float64 copies the constructor works in "
+        "and the model's float32 weights and quadratic), more than the 1.0 MiB allowed on cpu "
+        f"by {LIMIT}: keep it sparse (sparse=True).")
+
+
+def test_a_dense_edge_list_fails_and_a_sparse_one_fits(tmp_path, small_limit, monkeypatch):
+    edges = torch.triu_indices(300, 300, 1).t()
+    with monkeypatch.context() as patch:
+        patch.setattr(MaxCut, "__init__", lambda *a, **k: pytest.fail("the weights were made"))
+        with pytest.raises(MemoryError, match=r"^A dense graph of 300 nodes "
+                                              r"\(MaxCut.from_edges\) needs 3\.4 MiB .* model's "
+                                              r"float64 weights"):
+            MaxCut.from_edges(edges, dtype=torch.float64)
+    # The same graph kept sparse, from either source, makes no dense copy.
+    assert MaxCut.from_edges(edges, sparse=True).quadratic.is_sparse
+    assert MaxCut.from_gset(complete_graph_file(tmp_path, 300), sparse=True).quadratic.is_sparse
+
+
+def test_a_dense_graph_within_the_limit_is_built(tmp_path, monkeypatch):
+    monkeypatch.setenv(LIMIT, "4M")  # 40 bytes x 300 x 300 = 3.4 MiB
+    model = MaxCut.from_gset(complete_graph_file(tmp_path, 300))
+    assert not model.quadratic.is_sparse and float(model.weights.sum()) == 300 * 299
+    # A bad dtype is the constructor's error, not the check's.
+    with pytest.raises(ValueError, match="float32 or a torch.float64"):
+        MaxCut.from_gset(complete_graph_file(tmp_path, 3), dtype=torch.int32, sparse=False)
+
+
 # The state
 
 def test_state_fails_before_it_is_drawn(small_limit, no_draw):
-    message = (r"A run of 10000 agents on 31 spins needs 7\.1 MiB of memory for its state "
-               r"\(6 buffers of 31 x 10000 float32: positions, momenta and the run's buffers "
+    message = (r"A run of 10000 agents on 31 spins needs 9\.5 MiB of memory for its state "
+               r"\(8 buffers of 31 x 10000 float32: positions, momenta and the run's buffers "
                r"of that size\), more than the 1\.0 MiB allowed on cpu by "
                rf"{LIMIT}: use fewer agents\.$")
     Q = torch.randn(30, 30)
@@ -201,7 +253,7 @@ def test_state_fails_before_it_is_drawn(small_limit, no_draw):
     with pytest.raises(MemoryError, match=message):
         QuadraticPolynomial(Q, torch.ones(30)).minimize(domain="spin",
                                                         **dict(QUICK, agents=10000))
-    with pytest.raises(MemoryError, match=r"\(8 buffers .* float64.*dtype=torch\.float32\.$"):
+    with pytest.raises(MemoryError, match=r"\(10 buffers .* float64.*dtype=torch\.float32\.$"):
         QuadraticPolynomial(Q, dtype=torch.float64).minimize(
             domain="spin", polish=True, **dict(QUICK, agents=10000))
 
@@ -209,7 +261,7 @@ def test_state_fails_before_it_is_drawn(small_limit, no_draw):
 def test_a_batch_state_fails_before_it_is_drawn(small_limit, no_draw):
     batch = sb_native.build_model(torch.randn(3, 5, 5))
     with pytest.raises(MemoryError, match=r"A run of 20000 agents on 3 problems of up to 6 "
-                                          r"spins needs .* \(6 buffers of 3 x 6 x 20000"):
+                                          r"spins needs .* \(8 buffers of 3 x 6 x 20000"):
         batch.minimize(domain="spin", **dict(QUICK, agents=20000))
 
 
@@ -222,7 +274,7 @@ def test_huge_agents_and_steps_name_the_argument(solve, no_draw):
                                                            **dict(QUICK, **options))
     # 4 spins counted up front (one for a field), 3 by the runner (there is none).
     with pytest.raises(MemoryError, match=r"A run of 1125899906842624 agents on [34] spins "
-                                          r"needs (96|72)\.0 PiB of memory .* fewer agents\.$"):
+                                          r"needs (128|96)\.0 PiB of memory .* fewer agents\.$"):
         run(agents=2**50)
     with pytest.raises(ValueError, match=r"^agents: a state of [34] x 4611686018427387904 "
                                          r"elements \(variables x agents\) is more than the "
@@ -252,7 +304,8 @@ def test_cuda_memory_is_measured():
     free = _memory.available("cuda")
     assert free is not None and 0 < free <= torch.cuda.mem_get_info()[1]
     with pytest.raises(MemoryError, match="available on cuda"):
-        sb_native.minimize(torch.eye(3, device="cuda"), domain="spin",
+        # device= as the peer's: the model lives there (the CPU by default, whatever Q's).
+        sb_native.minimize(torch.eye(3, device="cuda"), domain="spin", device="cuda",
                            **dict(QUICK, agents=2**50))
 
 
@@ -267,7 +320,7 @@ def test_cli_exits_2_with_one_line(tmp_path, capsys, monkeypatch):
     assert out == "" and err.count("\n") == 1
     # The model's _optimize checks first, counting the field's spin a linear part would add.
     assert err.startswith("sb-native: error: A run of 128 agents on 31 spins needs 0.1 MiB "
-                          "of memory for its state (6 buffers of 31 x 128 float32")
+                          "of memory for its state (8 buffers of 31 x 128 float32")
     assert err.rstrip().endswith(f"allowed on cpu by {LIMIT}: use fewer agents.")
 
 
