@@ -25,6 +25,8 @@ result) is not in its count.
   scaling: 4.0 to 4.7 measured), DENSE_COPIES_INTEGER with integer variables, whose encoding
   is itself a dense matrix (4.6 measured); a batch, BATCH_DENSE_COPIES of each problem's
   (6.0 measured: the whole batch's reduction runs at once).
+* A RowBlock rank: the state of its rows, and what a step gathers from every rank
+  (check_rows).
 * A batch's padded couplings (engine/batched.py): one B x n x n batch of dense matrices, two
   when some problem runs on another form (sparse, int8), plus those problems' forms made
   dense.
@@ -69,6 +71,9 @@ LIMIT_ENV = "SB_NATIVE_MEMORY_LIMIT"
 INT64_MAX = 2**63 - 1  # the ops' sizes, indices and step counters are int64
 
 STATE_BUFFERS = 8
+# A RowBlock's dSB step gathers its signs, its spins at sampling points and, on a step with a
+# zero position, a second plane: 4 planes of the gathered rows at most (engine/rows.py).
+ROWS_GATHERED_WORDS = 4
 POLISH_BUFFERS = 2
 DENSE_COPIES = 5
 DENSE_COPIES_INTEGER = 6
@@ -253,6 +258,26 @@ def check_run(variables: int, agents, max_steps, dtype: torch.dtype, device: Dev
     check_fits(what, buffers * elements * itemsize(dtype), device,
                f"its state ({buffers} buffers of {shape} {name}: positions, momenta and the "
                "run's buffers of that size)", hint)
+
+
+def check_rows(rows: int, gathered: int, agents, max_steps, dtype: torch.dtype,
+               device: DeviceLike, discrete: bool) -> None:
+    """Before a rank's block of a RowBlock run is drawn: check_run's count on its rows, plus
+    what each step's all_gather receives, gathered rows of every rank (bSB: positions in the
+    dtype; dSB: ROWS_GATHERED_WORDS planes of one int64 word per 64 agents)."""
+    check_run(rows, agents, max_steps, dtype, device)
+    if not (_checks._is_int(agents) and agents > 0):
+        return
+    if discrete:
+        nbytes = ROWS_GATHERED_WORDS * gathered * -(-agents // 64) * 8
+        use = (f"the packed signs every rank gathers ({ROWS_GATHERED_WORDS} planes of "
+               f"{gathered} x {-(-agents // 64)} int64 words)")
+    else:
+        nbytes = gathered * agents * itemsize(dtype)
+        use = f"the positions every rank gathers ({gathered} x {agents} {dtype_name(dtype)})"
+    check_fits(f"A rank of a run of {agents} agents on {gathered} gathered rows", nbytes,
+               device, use, AGENTS_HINT + ("" if discrete else ", or mode='discrete' (1 bit "
+                                                              "per spin gathered)"))
 
 
 def _spins(polynomial, domain) -> Optional[Tuple[int, bool]]:

@@ -31,6 +31,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from .. import _memory
 from .._distributed import checksum, collective_device, handshake, raise_if_failed
 from .._env import current_env
 from . import ops
@@ -133,6 +134,12 @@ class RowRunner:
         digest = checksum([], (layout.bounds, str(dtype), settings, self._settings()))
         seed = handshake(self.group, digest, self.seed, "build the same problem (the same "
                          "file or sizes) and call with the same options")
+        # Every rank's memory before any rank draws: one that lacks it makes all raise.
+        self._guard(lambda: _memory.check_rows(
+            layout.rows, self.world * (layout.block + 1), self.agents, self.max_steps, dtype,
+            device, self.discrete))
+        self._all_reduce(torch.zeros(0, device=collective_device(self.group)), False,
+                         "the memory check")
         position, momentum = self._draw(layout, dtype, device, seed)
         self.layout, self.coupling = layout, coupling
         self.columns = layout.gathered_rows(coupling.col)

@@ -343,6 +343,18 @@ def failing_callback(directory, rows):
         verbose=False, callback=callback)
 
 
+def memory_short_on_rank_one(directory, rows):
+    """Rank 1's memory budget cannot hold its block: it raises MemoryError naming the sizes,
+    rank 0 RankFailed, before either draws its state."""
+    if dist.get_rank() == 1:
+        os.environ["SB_NATIVE_MEMORY_LIMIT"] = "1K"
+    try:
+        return sb.RowBlock.from_gset(os.path.join(directory, "g.txt")).maximize(
+            agents=64, max_steps=10, seed=9, verbose=False)
+    finally:
+        os.environ.pop("SB_NATIVE_MEMORY_LIMIT", None)
+
+
 def polish_refused(directory, rows):
     """polish=True needs each flip's neighbours, held by other ranks: refused on every rank."""
     return sb.RowBlock.from_gset(os.path.join(directory, "g.txt")).maximize(
@@ -383,8 +395,14 @@ def test_variables_across_ranks_equal_one_process(world, tmp_path):
 def test_rows_timeout_mismatch_and_failure(tmp_path):
     write_problems(tmp_path)
     names = ["timeout_on_rank_zero", "mismatched_problems", "failing_rank", "failing_callback",
-             "polish_refused"]
+             "polish_refused", "memory_short_on_rank_one"]
     ranks = spawn_ranks(_worker, 2, tmp_path, names)
+    status, kind, message = ranks[1]["memory_short_on_rank_one"]
+    assert (status, kind) == ("error", "MemoryError"), message
+    assert message.startswith("A run of 64 agents on 26 spins needs")  # 53 = 27 + 26 rows
+    assert "more than the 1024 bytes allowed on cpu by SB_NATIVE_MEMORY_LIMIT" in message
+    status, kind, message = ranks[0]["memory_short_on_rank_one"]
+    assert (status, kind) == ("error", "RankFailed") and "the memory check" in message
     for results in ranks:
         status, kind, message = results["polish_refused"]
         assert (status, kind) == ("error", "ValueError") and "polish is not available" in message
