@@ -7,6 +7,7 @@ given or written (docs/qimad.md, "Learning rate and schedulers").
 """
 
 import math
+import numbers
 from typing import Dict, List, Optional
 
 import torch
@@ -105,6 +106,51 @@ def spread(buckets, groups: List[dict], generator: torch.Generator) -> None:
 
 _STAGNATIONS = ("personal", "global")
 _INITS = ("model", "uniform")
+_TOPOLOGIES = ("complete", "ring", "grid", "random")
+_COOLINGS = ("cosine", "linear", "exponential", None)
+_BACKENDS = ("auto", "native", "torch")
+_UPDATE_ORDERS = ("synchronous", "sequential")
+
+
+def check_options(group: dict, *, backend: str, update_order: str) -> None:
+    """QIMADTorch's constructor arguments (its defaults group, and the two kept apart)."""
+    check_counts(group)
+    for key, value, choices in (("topology", group["topology"], _TOPOLOGIES),
+                                ("cooling", group["cooling"], _COOLINGS),
+                                ("backend", backend, _BACKENDS),
+                                ("update_order", update_order, _UPDATE_ORDERS)):
+        if value not in choices:
+            raise ValueError(f"{key} must be one of {choices}, got {value!r}")
+    check_numbers(group, GROUP_NUMBERS + SWARM_NUMBERS)
+    check_swarm_options(group)
+
+
+# The settings that are numbers >= 0: each group's (GROUP_NUMBERS may differ per group) and
+# the swarm's.
+GROUP_NUMBERS = ("lr", "gamma", "k")
+SWARM_NUMBERS = ("alpha_lr", "beta_lr", "min_temp", "attraction")
+
+
+def check_numbers(group: dict, keys) -> None:
+    """Each of keys a finite real >= 0 (a NaN would pass every comparison and spread through
+    the swarm; a string fails deep in the step)."""
+    for key in keys:
+        value = group[key]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                or not (math.isfinite(value) and float(value) >= 0):
+            raise ValueError(f"{key} must be a finite number >= 0, got {value!r}")
+
+
+def check_counts(group: dict) -> None:
+    """num_agents, k_eval (None: every agent) and total_steps (None: no cooling horizon) as
+    positive ints; a float k_eval used to be truncated and a bool taken as 1."""
+    for key, optional in (("num_agents", False), ("k_eval", True), ("total_steps", True)):
+        value = group[key]
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{key} must be {'None or ' if optional else ''}a positive int, "
+                             f"got {value!r}")
 
 
 def check_swarm_options(group: dict) -> None:
@@ -113,9 +159,7 @@ def check_swarm_options(group: dict) -> None:
         raise ValueError(f"stagnation must be one of {_STAGNATIONS}, got {group['stagnation']!r}")
     if group["init"] not in _INITS:
         raise ValueError(f"init must be one of {_INITS}, got {group['init']!r}")
-    attraction = group["attraction"]
-    if isinstance(attraction, bool) or not isinstance(attraction, (int, float)) or attraction < 0:
-        raise ValueError(f"attraction must be a float >= 0, got {attraction!r}")
+    check_numbers(group, ("attraction",))
     ema = group["loss_ema"]
     if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float))
                             or not 0 <= ema < 1):

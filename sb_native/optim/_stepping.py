@@ -3,6 +3,7 @@ collecting a gradient a closure left elsewhere, and step_batched's functional fo
 loss."""
 
 import functools
+import numbers
 from typing import Any, Callable, Dict, List, Optional, TypeVar, cast
 
 import torch
@@ -30,6 +31,9 @@ def step_hooks(step: _Step) -> _Step:
     return cast(_Step, wrapper)  # functools.wraps: step's signature
 
 
+CLOSURE_LOSS = "the closure must return the loss, a one-element tensor or a number"
+
+
 def loss_value(loss) -> float:
     """loss.item(), read with tolist() when loss is a 0-dim float tensor: tolist() takes no
     dispatcher call, which per agent costs most right after a closure has evicted the caches
@@ -37,7 +41,20 @@ def loss_value(loss) -> float:
     if isinstance(loss, torch.Tensor):
         value = loss.tolist()
         return value if isinstance(value, float) else loss.item()
+    if not isinstance(loss, numbers.Real):
+        raise TypeError(f"{CLOSURE_LOSS}, got {type(loss).__name__}")
     return float(loss)
+
+
+def session_step(session, closure, *args):
+    """QimadSession.step(closure, *args): its C++ loop reads each loss as loss_value does, and
+    pybind11's cast error on anything else ("Unable to cast") becomes loss_value's TypeError."""
+    try:
+        return session.step(closure, *args)
+    except RuntimeError as error:
+        if "Unable to cast" not in str(error):
+            raise
+        raise TypeError(CLOSURE_LOSS) from None
 
 
 @torch.no_grad()

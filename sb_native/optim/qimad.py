@@ -23,7 +23,11 @@ import torch
 from .. import _checks, _distributed, _ops
 from . import ops
 from ._groups import (
+    GROUP_NUMBERS,
+    SWARM_NUMBERS,
     check_bounds,
+    check_numbers,
+    check_options,
     check_swarm_options,
     check_uniform_init,
     hyper_key,
@@ -33,14 +37,10 @@ from ._groups import (
 )
 from ._records import Records
 from ._state import SwarmRuntime, SwarmState
-from ._stepping import collect_grad, loss_value, step_hooks
+from ._stepping import collect_grad, loss_value, session_step, step_hooks
 from ._swarm import _Bucket, temperature
 from ._vectorised import VectorisedSteps
 
-_TOPOLOGIES = ("complete", "ring", "grid", "random")
-_COOLINGS = ("cosine", "linear", "exponential", None)
-_BACKENDS = ("auto", "native", "torch")
-_UPDATE_ORDERS = ("synchronous", "sequential")
 # Settings of the swarm as a whole (its angles, schedule, evaluation order, attraction, start,
 # stagnation rule and best tracking), which every parameter group must share; lr, gamma, k and
 # bounds may differ per group.
@@ -105,32 +105,21 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
                  init: str = "model", attraction: float = 0.2, stagnation: str = "personal",
                  loss_ema: Optional[float] = None, backend: str = "auto",
                  update_order: str = "sequential", process_group=None):
-        if not isinstance(num_agents, int) or num_agents < 1:
-            raise ValueError(f"num_agents must be a positive int, got {num_agents!r}")
-        if topology not in _TOPOLOGIES:
-            raise ValueError(f"topology must be one of {_TOPOLOGIES}, got {topology!r}")
-        if cooling not in _COOLINGS:
-            raise ValueError(f"cooling must be one of {_COOLINGS}, got {cooling!r}")
-        if backend not in _BACKENDS:
-            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
-        if update_order not in _UPDATE_ORDERS:
-            raise ValueError(f"update_order must be one of {_UPDATE_ORDERS}, got {update_order!r}")
-        if k_eval is not None and k_eval < 1:
-            raise ValueError(f"k_eval must be None or >= 1, got {k_eval!r}")
-        check_swarm_options(dict(init=init, attraction=attraction, stagnation=stagnation,
-                                 loss_ema=loss_ema))
         if eta is not None and lr is not None and eta != lr:
             raise ValueError(f"QIMADTorch got lr={lr!r} and eta={eta!r}; eta is the old name "
                              "of lr: give one of them")
         lr = 0.05 if lr is None and eta is None else (lr if lr is not None else eta)
-        k_eval = num_agents if k_eval is None else min(int(k_eval), num_agents)
-        _checks.check_process_group(process_group)
-        self._group = _distributed.resolve_group(process_group)
         defaults = dict(num_agents=num_agents, lr=lr, gamma=gamma, k=k, alpha_lr=alpha_lr,
                         beta_lr=beta_lr, topology=topology, k_eval=k_eval, cooling=cooling,
                         total_steps=total_steps, min_temp=min_temp, bounds=bounds,
-                        attraction=float(attraction), init=init, stagnation=stagnation,
+                        attraction=attraction, init=init, stagnation=stagnation,
                         loss_ema=loss_ema)
+        check_options(defaults, backend=backend, update_order=update_order)
+        _checks.check_seed(seed)
+        defaults.update(k_eval=num_agents if k_eval is None else min(k_eval, num_agents),
+                        attraction=float(attraction))
+        _checks.check_process_group(process_group)
+        self._group = _distributed.resolve_group(process_group)
         self._backend = backend
         self._sequential = update_order == "sequential"
         self._seed = seed
@@ -169,6 +158,7 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
         new, first = self.param_groups[-1], self.param_groups[0]
         bad = [key for key in _SWARM_KEYS if new[key] != first[key]]
         try:
+            check_numbers(new, GROUP_NUMBERS + SWARM_NUMBERS)
             check_bounds(new["bounds"])
             if bad:
                 raise ValueError(f"parameter groups must share the swarm settings {bad}; only "
@@ -304,7 +294,7 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
         if session is not None:  # the loop below and _update, in one native call
             temp = temperature(step, group)
             self._hyper()
-            losses, fates, best = session.step(closure, self, rows, step, temp,
+            losses, fates, best = session_step(session, closure, self, rows, step, temp,
                                                group["alpha_lr"] * temp, group["beta_lr"] * temp)
             self._finish_step(losses, fates, temp)
             return best

@@ -174,7 +174,7 @@ def test_uniform_start_needs_finite_bounds():
 @pytest.mark.parametrize("keyword, value, match", [
     ("stagnation", "own", "stagnation must be one of"),
     ("init", "zeros", "init must be one of"),
-    ("attraction", -0.1, "attraction must be a float >= 0"),
+    ("attraction", -0.1, "attraction must be a finite number >= 0"),
     ("loss_ema", 1.0, r"loss_ema must be None or a float in \[0, 1\)"),
 ])
 def test_option_validation(keyword, value, match):
