@@ -31,7 +31,8 @@ echo "sanitize: built in $(( $(date +%s) - start )) s"
 SANITIZE_TESTS=(tests/sb/test_ops.py tests/sb/test_polish.py tests/qimad/test_qimad_ops.py
   tests/qimad/test_qimad_step.py tests/qimad/test_qimad_options.py
   tests/interfaces/test_op_table.py tests/sb/test_properties.py tests/sb/test_sparse.py
-  tests/sb/test_batched.py tests/sb/test_threads.py tests/sb/test_sanitized.py)
+  tests/sb/test_batched.py tests/sb/test_threads.py tests/sb/test_op_fuzz.py
+  tests/qimad/test_qimad_op_fuzz.py tests/sb/test_sanitized.py)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:halt_on_error=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export SBN_SANITIZED="$OUT/lib"

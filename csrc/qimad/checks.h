@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "../common/checks.h"
@@ -56,6 +57,14 @@ inline void check_angles_args(const at::Tensor& alpha, const at::Tensor& beta,
   check_agent_table(attract_on, alpha, 0, "attract_on");
   TORCH_CHECK_TYPE(dtype == at::kFloat || dtype == at::kDouble,
                    "dtype must be float32 or float64, got ", dtype);
+  // The walk writes alpha and beta element by element after reading them all.
+  common::check_apart(alpha, beta, "alpha", "beta");
+  for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{mask, "mask"},
+                                {normal, "normal"}, {uniform, "uniform"},
+                                {attract_on, "attract_on"}}) {
+    common::check_apart(alpha, t, "alpha", name);
+    common::check_apart(beta, t, "beta", name);
+  }
 }
 
 inline void check_index(const at::Tensor& t, const at::Tensor& theta, const char* name) {
@@ -99,12 +108,27 @@ inline void check_segment_shapes(const at::Tensor& theta, const at::Tensor& segm
                     seg_w.numel());
 }
 
+// qimad_update's optional box: (2, parameters) rows [lower; upper] like theta's (their order
+// is the caller's to check: sb_native/optim checks it once, when the bounds are set).
+inline void check_bounds(const std::optional<at::Tensor>& bounds, const at::Tensor& theta,
+                         const char* name) {
+  if (!bounds.has_value()) return;
+  const at::Tensor& b = *bounds;
+  TORCH_CHECK_VALUE(b.dim() == 2 && b.size(0) == 2 && b.size(1) == theta.size(1), name,
+                    " must be (2, parameters) = (2, ", theta.size(1), "), got shape ", b.sizes());
+  TORCH_CHECK_TYPE(b.scalar_type() == theta.scalar_type(), name, " must have the dtype of theta (",
+                   theta.scalar_type(), "), got ", b.scalar_type());
+  TORCH_CHECK_VALUE(b.device() == theta.device(), name, " must be on the device of theta");
+  TORCH_CHECK_VALUE(b.is_contiguous(), name, " must be contiguous");
+}
+
 inline void check_update_args(const at::Tensor& theta, const at::Tensor& square_avg,
                               const at::Tensor& grad, const at::Tensor& best, const at::Tensor& W,
                               const at::Tensor& rows, const at::Tensor& attract,
                               const at::Tensor& segments, const at::Tensor& seg_eta,
                               const at::Tensor& seg_gamma, const at::Tensor& seg_w,
-                              const at::Tensor& tunnel_rows, const at::Tensor& tunnel_noise) {
+                              const at::Tensor& tunnel_rows, const at::Tensor& tunnel_noise,
+                              const std::optional<at::Tensor>& bounds) {
   TORCH_CHECK_VALUE(theta.dim() == 2, "theta must be 2-D (agents, parameters), got ", theta.dim(),
                     " dimensions");
   common::check_float_tensor(theta, "theta");
@@ -135,20 +159,22 @@ inline void check_update_args(const at::Tensor& theta, const at::Tensor& square_
   TORCH_CHECK_VALUE(tunnel_noise.device() == theta.device(),
                     "tunnel_noise must be on the device of theta");
   TORCH_CHECK_VALUE(tunnel_noise.is_contiguous(), "tunnel_noise must be contiguous");
-}
-
-// qimad_update's optional box: (2, parameters) rows [lower; upper] like theta's (their order
-// is the caller's to check: sb_native/optim checks it once, when the bounds are set).
-inline void check_bounds(const std::optional<at::Tensor>& bounds, const at::Tensor& theta,
-                         const char* name) {
-  if (!bounds.has_value()) return;
-  const at::Tensor& b = *bounds;
-  TORCH_CHECK_VALUE(b.dim() == 2 && b.size(0) == 2 && b.size(1) == theta.size(1), name,
-                    " must be (2, parameters) = (2, ", theta.size(1), "), got shape ", b.sizes());
-  TORCH_CHECK_TYPE(b.scalar_type() == theta.scalar_type(), name, " must have the dtype of theta (",
-                   theta.scalar_type(), "), got ", b.scalar_type());
-  TORCH_CHECK_VALUE(b.device() == theta.device(), name, " must be on the device of theta");
-  TORCH_CHECK_VALUE(b.is_contiguous(), name, " must be contiguous");
+  check_bounds(bounds, theta, "bounds");
+  // The update writes theta and square_avg block by block, reading the other rows and
+  // every other argument as it goes.
+  common::check_apart(theta, square_avg, "theta", "square_avg");
+  const std::pair<const at::Tensor&, const char*> read[] = {
+      {grad, "grad"}, {best, "best"}, {W, "W"}, {rows, "rows"}, {attract, "attract"},
+      {segments, "segments"}, {seg_eta, "seg_eta"}, {seg_gamma, "seg_gamma"}, {seg_w, "seg_w"},
+      {tunnel_rows, "tunnel_rows"}, {tunnel_noise, "tunnel_noise"}};
+  for (const auto& [t, name] : read) {
+    common::check_apart(theta, t, "theta", name);
+    common::check_apart(square_avg, t, "square_avg", name);
+  }
+  if (bounds.has_value()) {
+    common::check_apart(theta, *bounds, "theta", "bounds");
+    common::check_apart(square_avg, *bounds, "square_avg", "bounds");
+  }
 }
 
 // segments a partition of the p parameter columns, seg_w valid indices of k matrices (host

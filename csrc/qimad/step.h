@@ -18,7 +18,9 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "../common/checks.h"
@@ -136,6 +138,66 @@ inline void check_step_args(at::TensorList theta, at::TensorList square_avg, at:
   }
 }
 
+// qimad_step's tensors apart in memory: everything the step writes (each bucket's theta,
+// square_avg, grad and best; alpha and beta; the records; the draw blocks) from everything
+// else it reads or writes, and params, into which the best weights are copied, from all but
+// each other (each receives its own slice of best, in the same order on every device).
+inline void check_step_apart(at::TensorList theta, at::TensorList square_avg,
+                             at::TensorList grad, at::TensorList best, at::TensorList params,
+                             at::TensorList segments, at::TensorList seg_eta,
+                             at::TensorList seg_gamma, at::TensorList seg_w,
+                             const at::Tensor& alpha, const at::Tensor& beta,
+                             const at::Tensor& mask, const at::Tensor& attract_on,
+                             const at::Tensor& agent_loss, const at::Tensor& agent_best,
+                             const at::Tensor& stagnation, const at::Tensor& best_loss,
+                             const at::Tensor& normal, const at::Tensor& uniform,
+                             const c10::List<std::optional<at::Tensor>>& bounds) {
+  enum Kind { kWritten, kParam, kRead };
+  struct Named {
+    at::Tensor t;
+    const char* name;
+    int64_t index;  // in its list, or -1
+    Kind kind;
+  };
+  std::vector<Named> all;
+  auto add_list = [&](at::TensorList list, const char* name, Kind kind) {
+    for (size_t i = 0; i < list.size(); ++i) all.push_back({list[i], name, int64_t(i), kind});
+  };
+  add_list(theta, "theta", kWritten);
+  add_list(square_avg, "square_avg", kWritten);
+  add_list(grad, "grad", kWritten);
+  add_list(best, "best", kWritten);
+  add_list(params, "params", kParam);
+  add_list(segments, "segments", kRead);
+  add_list(seg_eta, "seg_eta", kRead);
+  add_list(seg_gamma, "seg_gamma", kRead);
+  add_list(seg_w, "seg_w", kRead);
+  for (size_t b = 0; b < bounds.size(); ++b) {
+    const std::optional<at::Tensor> box = bounds.get(b);
+    if (box.has_value()) all.push_back({*box, "bounds", int64_t(b), kRead});
+  }
+  for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{alpha, "alpha"},
+                                {beta, "beta"}, {agent_loss, "agent_loss"},
+                                {agent_best, "agent_best"}, {stagnation, "stagnation"},
+                                {best_loss, "best_loss"}, {normal, "normal"},
+                                {uniform, "uniform"}}) {
+    all.push_back({t, name, -1, kWritten});
+  }
+  all.push_back({mask, "mask", -1, kRead});
+  all.push_back({attract_on, "attract_on", -1, kRead});
+  auto named = [](const Named& x) {
+    return x.index < 0 ? std::string(x.name) : c10::str(x.name, "[", x.index, "]");
+  };
+  for (size_t i = 0; i < all.size(); ++i) {
+    for (size_t j = i + 1; j < all.size(); ++j) {
+      const Kind a = all[i].kind, b = all[j].kind;
+      if (a == b && a != kWritten) continue;  // reads, or params, may share memory
+      TORCH_CHECK_VALUE(!common::may_overlap(all[i].t, all[j].t), named(all[i]), " and ",
+                        named(all[j]), " must not overlap in memory");
+    }
+  }
+}
+
 // This step's row of the draw blocks; the blocks are drawn afresh (normal first) every
 // normal.size(0) steps, so the generator is touched once per block, not twice per step.
 inline int64_t draw_slot(at::Tensor& normal, at::Tensor& uniform, int64_t step,
@@ -186,7 +248,7 @@ inline StepPlan plan_records(at::IntArrayRef rows, at::ArrayRef<double> losses,
     loss[i] = finite[k] ? losses[i] : std::numeric_limits<double>::infinity();
     fate[i] = finite[k] ? kUpdated : kReset;
   }
-  int64_t best_i = 0;
+  int64_t best_i = 0;  // with no agents, no best: best_so_far stays
   for (int64_t i = 1; i < n; ++i) {
     if (loss[i] < loss[best_i]) best_i = i;
   }
@@ -198,7 +260,7 @@ inline StepPlan plan_records(at::IntArrayRef rows, at::ArrayRef<double> losses,
     if (loss[i] < running) running = loss[i];
     stag[i] = counts ? 0 : stag[i] + 1;
   }
-  if (loss[best_i] < *best_so_far) {
+  if (n > 0 && loss[best_i] < *best_so_far) {
     *best_so_far = loss[best_i];
     plan.new_best = best_i;
   }
@@ -239,6 +301,9 @@ inline at::Tensor qimad_step_composite(
   check_step_args(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta,
                   seg_gamma, seg_w, alpha, can_tunnel, agent_loss, agent_best, stagnation,
                   best_loss, normal, uniform, step, rows, losses, bounds);
+  check_step_apart(theta, square_avg, grad, best, params, segments, seg_eta, seg_gamma, seg_w,
+                   alpha, beta, mask, attract_on, agent_loss, agent_best, stagnation, best_loss,
+                   normal, uniform, bounds);
   const int64_t n = alpha.size(0);
   const size_t nb = theta.size();
   at::Tensor fates = at::zeros({n}, at::kLong);

@@ -3,9 +3,11 @@
 // names the argument; TORCH_CHECK_VALUE / TORCH_CHECK_TYPE surface as ValueError / TypeError.
 
 #include <ATen/ATen.h>
-#include <ATen/MemoryOverlap.h>
 
+#include <cmath>
+#include <limits>
 #include <string>
+#include <utility>
 
 #include "../common/checks.h"
 
@@ -25,6 +27,14 @@ inline void check_state(const at::Tensor& position, const at::Tensor& momentum) 
                     "momentum must be on the device of position");
   TORCH_CHECK_VALUE(position.is_contiguous(), "position must be contiguous");
   TORCH_CHECK_VALUE(momentum.is_contiguous(), "momentum must be contiguous");
+  common::check_apart(position, momentum, "position", "momentum");
+}
+
+// t (named name), which the op reads, shares no memory with the state it writes.
+inline void check_apart_from_state(const at::Tensor& t, const char* name,
+                                   const at::Tensor& position, const at::Tensor& momentum) {
+  common::check_apart(position, t, "position", name);
+  common::check_apart(momentum, t, "momentum", name);
 }
 
 // t (named name) has position's shape, dtype and device and is contiguous; state names
@@ -39,7 +49,8 @@ inline void check_like_state(const at::Tensor& t, const at::Tensor& position, co
   TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
 }
 
-inline void check_dense_coupling(const at::Tensor& J, const at::Tensor& position) {
+inline void check_dense_coupling(const at::Tensor& J, const at::Tensor& position,
+                                 const at::Tensor& momentum) {
   TORCH_CHECK_VALUE(J.layout() == at::kStrided, "J must be a dense (strided) tensor");
   TORCH_CHECK_VALUE(J.dim() == 2 && J.size(0) == J.size(1), "J must be a square matrix, got shape ",
                     J.sizes());
@@ -48,6 +59,7 @@ inline void check_dense_coupling(const at::Tensor& J, const at::Tensor& position
   TORCH_CHECK_TYPE(J.scalar_type() == position.scalar_type(), "J must have the dtype of position (",
                    position.scalar_type(), "), got ", J.scalar_type());
   TORCH_CHECK_VALUE(J.device() == position.device(), "J must be on the device of position");
+  check_apart_from_state(J, "J", position, momentum);
 }
 
 // state names the (variables, agents) tensor the coupling multiplies in the messages.
@@ -62,11 +74,19 @@ inline void check_csr_coupling(const at::Tensor& crow, const at::Tensor& col, co
                     "col_indices and values must be 1-D of the same length");
   TORCH_CHECK_TYPE(values.scalar_type() == position.scalar_type(), "values must have the dtype of ",
                    state, " (", position.scalar_type(), "), got ", values.scalar_type());
-  for (const at::Tensor* t : {&crow, &col, &values}) {
-    TORCH_CHECK_VALUE(t->device() == position.device(), "CSR tensors must be on the device of ",
-                      state);
-    TORCH_CHECK_VALUE(t->is_contiguous(), "CSR tensors must be contiguous");
+  for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{crow, "crow_indices"},
+                                {col, "col_indices"}, {values, "values"}}) {
+    TORCH_CHECK_VALUE(t.device() == position.device(), name, " must be on the device of ", state);
+    TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
   }
+}
+
+// The CSR tensors, which the op reads, share no memory with written (named name).
+inline void check_csr_apart(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
+                            const at::Tensor& written, const char* name) {
+  common::check_apart(written, crow, name, "crow_indices");
+  common::check_apart(written, col, name, "col_indices");
+  common::check_apart(written, values, name, "values");
 }
 
 // The structure of a CSR matrix whose columns index `columns` rows of what it multiplies
@@ -97,18 +117,28 @@ inline void check_csr_structure(const at::Tensor& crow, const at::Tensor& col, i
   }
 }
 
+// The step indices start_step .. start_step + num_steps - 1 are int64 in every kernel.
 inline void check_steps(int64_t start_step, int64_t num_steps) {
   TORCH_CHECK_VALUE(start_step >= 0, "start_step must be non-negative, got ", start_step);
   TORCH_CHECK_VALUE(num_steps >= 0, "num_steps must be non-negative, got ", num_steps);
+  TORCH_CHECK_VALUE(num_steps <= std::numeric_limits<int64_t>::max() - start_step,
+                    "start_step + num_steps must fit int64, got start_step ", start_step,
+                    " and num_steps ", num_steps);
 }
 
-inline void check_int8_coupling(const at::Tensor& K, const at::Tensor& position) {
+// K (int8) and its scale: a finite scale, since J = scale * K is never formed (the momentum
+// receives (q * scale) * (K @ s)), so a non-finite one would not spread through J's zeros as
+// it does through the reference's product.
+inline void check_int8_coupling(const at::Tensor& K, double scale, const at::Tensor& position,
+                                const at::Tensor& momentum) {
   TORCH_CHECK_TYPE(K.scalar_type() == at::kChar, "K must be int8, got ", K.scalar_type());
+  TORCH_CHECK_VALUE(std::isfinite(scale), "scale must be finite, got ", scale);
   TORCH_CHECK_VALUE(K.dim() == 2 && K.size(0) == K.size(1), "K must be a square matrix, got shape ",
                     K.sizes());
   TORCH_CHECK_VALUE(K.size(0) == position.size(0), "K has ", K.size(0),
                     " rows but position has ", position.size(0), " variables");
   TORCH_CHECK_VALUE(K.device() == position.device(), "K must be on the device of position");
+  check_apart_from_state(K, "K", position, momentum);
 }
 
 // sb_run_batched's arguments: states (B, n, agents), J (B, n, n), active (B,) bool and
@@ -121,8 +151,7 @@ inline void check_batched_run_args(const at::Tensor& J, const at::Tensor& positi
   common::check_float_tensor(position, "position");
   check_like_state(momentum, position, "momentum");
   TORCH_CHECK_VALUE(position.is_contiguous(), "position must be contiguous");
-  TORCH_CHECK_VALUE(at::get_overlap_status(position, momentum) == at::MemOverlapStatus::No,
-                    "position and momentum must not overlap in memory");
+  common::check_apart(position, momentum, "position", "momentum");
   const int64_t problems = position.size(0), n = position.size(1);
   TORCH_CHECK_VALUE(J.layout() == at::kStrided, "J must be a dense (strided) tensor");
   TORCH_CHECK_VALUE(J.dim() == 3 && J.size(0) == problems && J.size(1) == n && J.size(2) == n,
@@ -143,34 +172,58 @@ inline void check_batched_run_args(const at::Tensor& J, const at::Tensor& positi
                    "quadratic_coef must be float64, got ", quadratic_coef.scalar_type());
   TORCH_CHECK_VALUE(quadratic_coef.device() == position.device(),
                     "quadratic_coef must be on the device of position");
+  check_apart_from_state(J, "J", position, momentum);
+  check_apart_from_state(active, "active", position, momentum);
+  check_apart_from_state(quadratic_coef, "quadratic_coef", position, momentum);
 }
 
-// sb_sample's arguments: the stop-window state next to position (variables, agents).
+// sb_sample's arguments: the stop-window state next to position (variables, agents), the
+// written tensors apart from each other and from what the op reads. threshold - 1 must fit
+// stability's int16: the reference compares an int16 tensor with it, which wraps larger ones.
 inline void check_sample_args(const at::Tensor& position, const at::Tensor& field,
-                       const at::Tensor& energies, const at::Tensor& stability,
-                       const at::Tensor& bifurcated, const at::Tensor& final_spins,
-                       int64_t threshold) {
-  TORCH_CHECK_VALUE(position.dim() == 2, "position must be 2-D (variables, agents)");
+                              const at::Tensor& energies, const at::Tensor& stability,
+                              const at::Tensor& bifurcated, const at::Tensor& final_spins,
+                              int64_t threshold) {
+  TORCH_CHECK_VALUE(position.dim() == 2, "position must be 2-D (variables, agents), got ",
+                    position.dim(), " dimensions");
   common::check_float_tensor(position, "position");
   TORCH_CHECK_VALUE(position.is_contiguous(), "position must be contiguous");
   check_like_state(field, position, "field");
   check_like_state(final_spins, position, "final_spins");
   const int64_t agents = position.size(1);
   TORCH_CHECK_VALUE(energies.dim() == 1 && energies.size(0) == agents,
-                    "energies must have shape (agents,) = (", agents, ",)");
+                    "energies must have shape (agents,) = (", agents, ",), got ", energies.sizes());
   TORCH_CHECK_TYPE(energies.scalar_type() == position.scalar_type(),
-                   "energies must have the dtype of position");
+                   "energies must have the dtype of position (", position.scalar_type(), "), got ",
+                   energies.scalar_type());
   TORCH_CHECK_VALUE(stability.dim() == 1 && stability.size(0) == agents,
-                    "stability must have shape (agents,)");
-  TORCH_CHECK_TYPE(stability.scalar_type() == at::kShort, "stability must be int16");
+                    "stability must have shape (agents,) = (", agents, ",), got ",
+                    stability.sizes());
+  TORCH_CHECK_TYPE(stability.scalar_type() == at::kShort, "stability must be int16, got ",
+                   stability.scalar_type());
   TORCH_CHECK_VALUE(bifurcated.dim() == 1 && bifurcated.size(0) == agents,
-                    "bifurcated must have shape (agents,)");
-  TORCH_CHECK_TYPE(bifurcated.scalar_type() == at::kBool, "bifurcated must be bool");
-  for (const at::Tensor* t : {&energies, &stability, &bifurcated}) {
-    TORCH_CHECK_VALUE(t->device() == position.device() && t->is_contiguous(),
-                      "energies, stability and bifurcated must be contiguous and on the device of position");
+                    "bifurcated must have shape (agents,) = (", agents, ",), got ",
+                    bifurcated.sizes());
+  TORCH_CHECK_TYPE(bifurcated.scalar_type() == at::kBool, "bifurcated must be bool, got ",
+                   bifurcated.scalar_type());
+  for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{energies, "energies"},
+                                {stability, "stability"}, {bifurcated, "bifurcated"}}) {
+    TORCH_CHECK_VALUE(t.device() == position.device(), name, " must be on the device of position");
+    TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
   }
-  TORCH_CHECK_VALUE(threshold > 0, "threshold must be positive, got ", threshold);
+  TORCH_CHECK_VALUE(threshold > 0 && threshold <= 32768,
+                    "threshold must be in [1, 32768] (stability is int16), got ", threshold);
+  const std::pair<const at::Tensor&, const char*> written[] = {
+      {energies, "energies"}, {stability, "stability"}, {bifurcated, "bifurcated"},
+      {final_spins, "final_spins"}};
+  for (size_t w = 0; w < 4; ++w) {
+    common::check_apart(written[w].first, position, written[w].second, "position");
+    common::check_apart(written[w].first, field, written[w].second, "field");
+    for (size_t o = w + 1; o < 4; ++o) {
+      common::check_apart(written[w].first, written[o].first, written[w].second,
+                          written[o].second);
+    }
+  }
 }
 
 // sb_polish's arguments: spins and field (variables, agents), apart in memory, spins all +-1,
@@ -182,11 +235,12 @@ inline void check_polish_args(const at::Tensor& crow, const at::Tensor& col, con
   common::check_float_tensor(spins, "spins");
   TORCH_CHECK_VALUE(spins.is_contiguous(), "spins must be contiguous");
   check_like_state(field, spins, "field", "spins");
-  TORCH_CHECK_VALUE(at::get_overlap_status(spins, field) == at::MemOverlapStatus::No,
-                    "spins and field must not overlap in memory");
+  common::check_apart(spins, field, "spins", "field");
   TORCH_CHECK_VALUE(max_sweeps >= 0, "max_sweeps must be non-negative, got ", max_sweeps);
   const int64_t n = spins.size(0);
   check_csr_coupling(crow, col, values, spins, "spins");
+  check_csr_apart(crow, col, values, spins, "spins");
+  check_csr_apart(crow, col, values, field, "field");
   check_csr_structure(crow, col, n, std::to_string(n) + " variables");
   if (spins.numel() > 0) {
     TORCH_CHECK_VALUE(spins.abs().ne(1).any().item<bool>() == false, "spins must all be -1 or 1");

@@ -32,6 +32,16 @@ SBN_HD T spin_of(T x) {
   return x >= T(0) ? T(1) : T(-1);
 }
 
+// One agent's stop-window bookkeeping after a sampling (simulated-bifurcation 2.0.0's, which
+// the reference runs on whole tensors): a free agent's streak of equal energies grows or
+// restarts, a frozen one's stays, and the agent is frozen exactly when its streak stands at
+// threshold - 1. Returns the new flag; the caller saves the agent's spins when it changes
+// (which, for the states a run reaches, is only when the agent freezes).
+SBN_HD bool stop_window_update(bool stable, bool frozen, int16_t& streak, int64_t threshold) {
+  if (!frozen) streak = stable ? static_cast<int16_t>(streak + 1) : int16_t(0);
+  return streak == threshold - 1;
+}
+
 // First half of a step: momentum kicked by the pressure term, then the position drifts.
 template <typename T>
 SBN_HD void kick_drift(T& x, T& m, T momentum_coef, T position_coef) {

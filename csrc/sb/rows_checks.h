@@ -4,7 +4,8 @@
 // buffer's rows, is checks.h's check_csr_structure (gathered_range names that range).
 
 #include <ATen/ATen.h>
-#include <ATen/MemoryOverlap.h>
+
+#include <string>
 
 #include "checks.h"
 #include "rows_math.h"
@@ -15,12 +16,6 @@ namespace sb {
 // What the block's columns index, as check_csr_structure's messages name it.
 inline std::string gathered_range(const at::Tensor& gathered) {
   return c10::str("gathered's ", gathered.size(0), " rows");
-}
-
-inline void check_not_overlapping(const at::Tensor& out, const at::Tensor& in, const char* out_name,
-                                  const char* in_name) {
-  TORCH_CHECK_VALUE(at::get_overlap_status(out, in) == at::MemOverlapStatus::No, out_name,
-                    " and ", in_name, " must not overlap in memory");
 }
 
 // The gathered buffer of f(x) for a state of `agents` columns: 2-D, contiguous, on the
@@ -54,17 +49,18 @@ inline void check_rows_step_args(const at::Tensor& crow, const at::Tensor& col,
                                  const at::Tensor& values, const at::Tensor& gathered,
                                  const at::Tensor& position, const at::Tensor& momentum,
                                  const at::Tensor& start_momentum, bool heated) {
-  check_state(position, momentum);
+  check_state(position, momentum);  // position and momentum apart
   check_csr_coupling(crow, col, values, position);  // a row per row of position
   check_gathered(gathered, position);
-  check_not_overlapping(position, momentum, "position", "momentum");
-  check_not_overlapping(position, gathered, "position", "gathered");
-  check_not_overlapping(momentum, gathered, "momentum", "gathered");
+  check_apart_from_state(gathered, "gathered", position, momentum);
+  check_csr_apart(crow, col, values, position, "position");
+  check_csr_apart(crow, col, values, momentum, "momentum");
   if (heated) {
     check_like_state(start_momentum, position, "start_momentum");
-    check_not_overlapping(start_momentum, position, "start_momentum", "position");
-    check_not_overlapping(start_momentum, momentum, "start_momentum", "momentum");
-    check_not_overlapping(start_momentum, gathered, "start_momentum", "gathered");
+    common::check_apart(start_momentum, position, "start_momentum", "position");
+    common::check_apart(start_momentum, momentum, "start_momentum", "momentum");
+    common::check_apart(start_momentum, gathered, "start_momentum", "gathered");
+    check_csr_apart(crow, col, values, start_momentum, "start_momentum");
   }
 }
 
@@ -83,7 +79,7 @@ inline void check_rows_pack_args(const at::Tensor& position, const at::Tensor& p
                     words, "), got ", packed.sizes());
   TORCH_CHECK_VALUE(packed.device() == position.device(), "packed must be on the device of position");
   TORCH_CHECK_VALUE(packed.is_contiguous(), "packed must be contiguous");
-  check_not_overlapping(packed, position, "packed", "position");
+  common::check_apart(packed, position, "packed", "position");
 }
 
 // sb_rows_energy: the block, packed spins of every variable, position and energies (agents,).
@@ -108,9 +104,9 @@ inline void check_rows_energy_args(const at::Tensor& crow, const at::Tensor& col
                    energies.scalar_type());
   TORCH_CHECK_VALUE(energies.device() == position.device() && energies.is_contiguous(),
                     "energies must be contiguous and on the device of position");
-  check_not_overlapping(energies, position, "energies", "position");
-  check_not_overlapping(energies, gathered, "energies", "gathered");
-  check_not_overlapping(energies, values, "energies", "values");
+  common::check_apart(energies, position, "energies", "position");
+  common::check_apart(energies, gathered, "energies", "gathered");
+  check_csr_apart(crow, col, values, energies, "energies");
 }
 
 }  // namespace sb

@@ -7,6 +7,7 @@ exact tensor operations of simulated-bifurcation 2.0.0, so the torch backend rep
 its results bit for bit under the same seed.
 """
 
+import math
 from typing import Optional
 
 import torch
@@ -58,6 +59,8 @@ def sb_run_csr(crow_indices, col_indices, values, position, momentum, start_step
 def sb_run_int8(K, scale, position, momentum, start_step, num_steps, time_step, pressure_slope,
                 quadratic_coef, heat_coef) -> None:
     """In place, like sb_native::sb_run_int8: dSB on the coupling scale * K."""
+    if not math.isfinite(scale):  # the kernel's check: it never forms scale * K
+        raise ValueError(f"scale must be finite, got {scale}")
     J = K.to(position.dtype) * scale
     sb_run(J, position, momentum, start_step, num_steps, time_step, pressure_slope,
            quadratic_coef, heat_coef, True)
@@ -96,6 +99,8 @@ def sample_spins(position: torch.Tensor) -> torch.Tensor:
 
 def sb_sample(position, field, energies, stability, bifurcated, final_spins, threshold) -> None:
     """In place, like sb_native::sb_sample (the stop window of simulated-bifurcation 2.0.0)."""
+    if not 1 <= threshold <= 32768:  # the kernel's check: threshold - 1 must fit int16
+        raise ValueError(f"threshold must be in [1, 32768] (stability is int16), got {threshold}")
     new_energies = torch.sum(sample_spins(position) * field, dim=0)
     update_stop_window(new_energies, position, energies, stability, bifurcated, final_spins,
                        threshold)
@@ -174,7 +179,7 @@ def sb_rows_pack(position, packed, spins) -> None:
     padded[:, :agents] = bits.to(torch.int64)
     weights = torch.ones(64, dtype=torch.int64, device=position.device) << torch.arange(
         64, device=position.device)
-    packed[:rows] = (padded.reshape(rows, -1, 64) * weights).sum(dim=2)
+    packed[:rows] = (padded.reshape(rows, packed.shape[1], 64) * weights).sum(dim=2)
     packed[rows] = 0
     if not spins:
         packed[rows, 0] = int(torch.count_nonzero(~(position > 0) & ~(position < 0)))
@@ -198,9 +203,11 @@ def sb_polish(crow_indices, col_indices, values, spins, field, max_sweeps) -> No
             if not bool(flip.any()):
                 continue
             flipped = True
-            delta = torch.where(flip, -2 * spins[i], 0)
             spins[i] = torch.where(flip, -spins[i], spins[i])
             lo, hi = bounds[i], bounds[i + 1]
-            field.index_add_(0, col_indices[lo:hi], values[lo:hi, None] * delta[None, :])
+            # Only the flipped agents' fields move (the kernel touches no other): a weight
+            # times a zero delta would turn an infinite weight into NaN.
+            change = values[lo:hi, None] * (2 * spins[i])[None, :]
+            field.index_add_(0, col_indices[lo:hi], torch.where(flip[None, :], change, 0))
         if not flipped:
             break

@@ -50,12 +50,15 @@ def _runs(seg_w: List[int]):
 
 
 def _jump_scales(theta, tunnel_rows, columns, temperature):
-    """(tunnel rows, parameters): each parameter tensor's (mean |theta| * 0.8 + 0.1) * temp."""
+    """(tunnel rows, parameters): each parameter tensor's (mean |theta| * 0.8 + 0.1) * temp,
+    the mean taken in float64 as the kernels take it (a float32 sum of large weights would
+    overflow where theirs does not)."""
     xt = theta.index_select(0, tunnel_rows)
     scales = torch.zeros_like(xt)
     for a, b in zip(columns, columns[1:]):
         if b > a:
-            scales[:, a:b] = ((xt[:, a:b].abs().mean(1) * 0.8 + 0.1) * temperature)[:, None]
+            mean = xt[:, a:b].abs().to(torch.float64).mean(1).to(xt.dtype)
+            scales[:, a:b] = ((mean * 0.8 + 0.1) * temperature)[:, None]
     return scales
 
 
@@ -151,7 +154,7 @@ def qimad_step(theta, square_avg, grad, best, params, bucket_params, segments, s
     for i, f in zip(rows, finite):
         loss[i] = losses[i] if f else math.inf
         fates[i] = 1 if f else -1
-    best_i = loss.index(min(loss))
+    best_i = loss.index(min(loss)) if n else None  # no agents: no best to take
     running = best_loss.item()  # the swarm's best as the rows are taken in order
     for i in rows:
         improved = loss[i] < own_best[i] - eps
@@ -160,7 +163,7 @@ def qimad_step(theta, square_avg, grad, best, params, bucket_params, segments, s
         counts = loss[i] < running if global_stagnation else improved
         running = min(running, loss[i])
         stag[i] = 0 if counts else stag[i] + 1
-    if loss[best_i] < best_loss.item():
+    if n and loss[best_i] < best_loss.item():
         best_loss.fill_(loss[best_i])
         for th, bs in zip(theta, best):
             bs.copy_(th[best_i])

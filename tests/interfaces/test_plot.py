@@ -120,11 +120,6 @@ def test_cli_bench_plot(capsys, tmp_path):
     png_size(path)
 
 
-def test_cli_plot_errors(capsys, gset_file, tmp_path):
-    status, _, err = run(capsys, "solve", gset_file, gset_file, "--plot", tmp_path / "x.png")
-    assert status == 1 and "--plot draws one problem's run; got 2 problems" in err
-
-
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"sb-native {sb.__version__}\n"

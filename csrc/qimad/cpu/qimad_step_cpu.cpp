@@ -55,6 +55,9 @@ at::Tensor qimad_step_cpu(
   check_step_args(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta,
                   seg_gamma, seg_w, alpha, can_tunnel, agent_loss, agent_best, stagnation,
                   best_loss, normal, uniform, step, rows, losses, bounds);
+  check_step_apart(theta, square_avg, grad, best, params, segments, seg_eta, seg_gamma, seg_w,
+                   alpha, beta, mask, attract_on, agent_loss, agent_best, stagnation, best_loss,
+                   normal, uniform, bounds);
   check_angles_args(alpha, beta, mask, k, normal[0], uniform[0], attract_on, dtype);
   const int64_t n = alpha.size(0), m = static_cast<int64_t>(k.size());
   const size_t nb = theta.size();
@@ -75,6 +78,7 @@ at::Tensor qimad_step_cpu(
                                best_loss, eps, global_stagnation, fate);
   for (size_t b = 0; b < nb; ++b) {
     const size_t row = theta[b].size(1) * theta[b].element_size();
+    if (row == 0) continue;  // no parameters: null buffers, which memcpy must not get
     if (plan.new_best >= 0) {
       std::memcpy(best[b].data_ptr(), row_bytes(theta[b], plan.new_best), row);
     }
@@ -116,7 +120,7 @@ at::Tensor qimad_step_cpu(
       at::Tensor p = params[next];
       const size_t bytes = p.numel() * p.element_size();
       if (p.is_contiguous()) {
-        std::memcpy(p.data_ptr(), src, bytes);
+        if (bytes > 0) std::memcpy(p.data_ptr(), src, bytes);  // an empty one's may be null
       } else {
         p.copy_(at::from_blob(const_cast<char*>(src), p.sizes(), p.options()));
       }

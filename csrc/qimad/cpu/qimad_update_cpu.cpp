@@ -22,8 +22,7 @@ void qimad_update_cpu(at::Tensor& theta, at::Tensor& square_avg, const at::Tenso
                       const at::Tensor& tunnel_noise, double temperature, double rms_decay,
                       double eps, bool sequential, const std::optional<at::Tensor>& bounds) {
   check_update_args(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta, seg_gamma,
-                    seg_w, tunnel_rows, tunnel_noise);
-  check_bounds(bounds, theta, "bounds");
+                    seg_w, tunnel_rows, tunnel_noise, bounds);
   const std::vector<int64_t> tunnel_of = check_indices(rows, segments, seg_w, tunnel_rows,
                                                        theta.size(0), theta.size(1), W.size(0));
   cpu::update_swarm(theta, square_avg, grad, best, W,

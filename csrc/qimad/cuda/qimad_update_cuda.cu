@@ -178,8 +178,7 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
                        const at::Tensor& tunnel_noise, double temperature, double rms_decay,
                        double eps, bool sequential, const std::optional<at::Tensor>& bounds) {
   check_update_args(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta, seg_gamma,
-                    seg_w, tunnel_rows, tunnel_noise);
-  check_bounds(bounds, theta, "bounds");
+                    seg_w, tunnel_rows, tunnel_noise, bounds);
   const at::cuda::CUDAGuard guard(theta.device());
   const int64_t n = theta.size(0), p = theta.size(1), nr = rows.numel();
   const int64_t ns = segments.numel() - 1, nt = tunnel_rows.numel();

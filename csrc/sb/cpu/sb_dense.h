@@ -3,8 +3,8 @@
 // sb_run and sb_run_batched (whose problems above the small size run one after another).
 // bSB: J @ x through ATen's GEMM, accumulated straight into the momentum (beta = 1).
 // dSB: the incremental local field of sb_discrete.h, agent by agent, from one GEMM per
-// call. Small problems (both variants) run agent block by agent block with a
-// register-blocked product instead (sb_small_dense.h).
+// call (or bSB's GEMM per step when J holds inf or NaN). Small problems (both variants) run
+// agent block by agent block with a register-blocked product instead (sb_small_dense.h).
 
 #include <ATen/ATen.h>
 
@@ -34,21 +34,23 @@ void run_dense(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
                int64_t num_steps, double quadratic_coef, double heat_coef, bool discrete,
                CallCoefs coefs) {
   const at::Tensor Jc = J.contiguous();
-  if (position.size(0) <= kSmallDenseMaxVariables) {
+  const int64_t n = position.size(0);
+  if (n <= kSmallDenseMaxVariables) {
     const at::Tensor JT = discrete ? Jc.t().contiguous() : at::Tensor();
     const std::vector<SmallProblem<scalar_t>> problems{small_problem<scalar_t>(
-        Jc, discrete ? &JT : nullptr, position, momentum, quadratic_coef)};
-    run_small_dense<scalar_t>(problems, position.size(0), position.size(1), num_steps,
-                              heat_coef, discrete, coefs);
-  } else if (discrete) {
+        Jc.data_ptr<scalar_t>(), discrete ? JT.data_ptr<scalar_t>() : nullptr, n,
+        position.data_ptr<scalar_t>(), momentum.data_ptr<scalar_t>(), quadratic_coef)};
+    run_small_dense<scalar_t>(problems, n, position.size(1), num_steps, heat_coef, discrete,
+                              coefs);
+  } else if (discrete && all_finite(Jc.data_ptr<scalar_t>(), n * n)) {
     const DenseAgentField<scalar_t, scalar_t> field(Jc);
     run_discrete_variant<scalar_t, scalar_t, scalar_t>(
         position, momentum, num_steps, quadratic_coef, heat_coef, position.scalar_type(),
         position.scalar_type(), coefs,
         [&](const at::Tensor& signs, at::Tensor& f) { at::mm_out(f, Jc, signs); }, field);
-  } else {
+  } else {  // bSB, or dSB with inf or NaN in J (all_finite): a GEMM per step
     run_variant<scalar_t>(
-        position, momentum, num_steps, heat_coef, false, coefs,
+        position, momentum, num_steps, heat_coef, discrete, coefs,
         [&](const at::Tensor& fx) { momentum.addmm_(J, fx, 1.0, quadratic_coef); });
   }
 }

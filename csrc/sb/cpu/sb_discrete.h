@@ -226,6 +226,23 @@ void run_discrete_variant(at::Tensor& position, at::Tensor& momentum, int64_t nu
   });
 }
 
+// True when the count values at p are all finite (x - x is 0 exactly then; an integer AND of
+// the comparisons vectorises). A flip corrects the field by a column of J, and a column
+// holding inf or NaN would poison it for good (inf - inf), where the reference's product of
+// the new signs is again +-inf; so with such a coupling the callers take a fresh product
+// every step instead, as the reference does (one pass over J per call, beside a product).
+template <typename T>
+bool all_finite(const T* p, int64_t count) {
+  return at::parallel_reduce(
+      0, count, at::internal::GRAIN_SIZE, true,
+      [&](int64_t b, int64_t e, bool ok) {
+        int finite = 1;
+        for (int64_t i = b; i < e; ++i) finite &= p[i] - p[i] == T(0);
+        return ok && finite != 0;
+      },
+      [](bool a, bool b) { return a && b; });
+}
+
 // True when the dense row-major n x n matrix equals its transpose, compared tile by tile
 // (64 x 64, cache-resident). Tile rows are paired first with last so both threads get
 // the same share of the upper triangle.

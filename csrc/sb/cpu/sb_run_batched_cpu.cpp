@@ -46,9 +46,9 @@ void sb_run_batched_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& m
     std::vector<SmallProblem<scalar_t>> problems;
     for (int64_t b = 0; b < batch; ++b) {
       if (!runs[b]) continue;
-      problems.push_back({Jp + b * n * n, discrete ? JTp + b * n * n : nullptr,
-                          xp + b * n * agents, mp + b * n * agents,
-                          static_cast<scalar_t>(q[b])});
+      problems.push_back(small_problem<scalar_t>(Jp + b * n * n,
+                                                 discrete ? JTp + b * n * n : nullptr, n,
+                                                 xp + b * n * agents, mp + b * n * agents, q[b]));
     }
     run_small_dense<scalar_t>(problems, n, agents, num_steps, heat_coef, discrete, coefs);
   });

@@ -15,7 +15,7 @@ void sb_run_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
                 int64_t start_step, int64_t num_steps, double time_step, double pressure_slope,
                 double quadratic_coef, double heat_coef, bool discrete) {
   check_state(position, momentum);
-  check_dense_coupling(J, position);
+  check_dense_coupling(J, position, momentum);
   check_steps(start_step, num_steps);
   if (position.numel() == 0 || num_steps == 0) return;
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_cpu", [&] {

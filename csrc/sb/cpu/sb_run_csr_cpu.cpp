@@ -1,7 +1,8 @@
 // sb_run_csr on the CPU: the SB schedule with the coupling matrix in CSR form, memory
 // O(nnz + variables * agents). bSB: one fused row-parallel pass per step (csr_ballistic.h).
 // dSB: the incremental local field of sb_discrete.h, agent by agent from one SpMM per call;
-// a flip of spin i touches only the non-zeros of column i, so it costs the degree of i.
+// a flip of spin i touches only the non-zeros of column i, so it costs the degree of i (with
+// inf or NaN among the values, an SpMM per step instead).
 
 #include <torch/library.h>
 
@@ -48,12 +49,36 @@ struct CsrAgentField {
   }
 };
 
+// dSB with inf or NaN among the values, which no incremental field can carry
+// (all_finite, sb_discrete.h): every step takes a fresh product, m += q * (J @ sign(x)) in the
+// reference's rounding (the product, then q times it, then the sum), around sb_loop.h's
+// per-element passes.
+template <typename scalar_t, typename Coefs>
+void run_csr_discrete_recomputed(const cpu::CsrView& J, const scalar_t* values,
+                                 at::Tensor& position, at::Tensor& momentum, int64_t num_steps,
+                                 double quadratic_coef, double heat_coef, Coefs coefs) {
+  const int64_t agents = position.size(1), numel = position.numel();
+  at::Tensor product = at::empty_like(position);
+  scalar_t* f = product.data_ptr<scalar_t>();
+  scalar_t* m = momentum.data_ptr<scalar_t>();
+  const scalar_t q = static_cast<scalar_t>(quadratic_coef);
+  cpu::run_variant<scalar_t>(
+      position, momentum, num_steps, heat_coef, true, coefs, [&](const at::Tensor& signs) {
+        cpu::csr_spmm<scalar_t>(J, values, signs.data_ptr<scalar_t>(), f, agents);
+        at::parallel_for(0, numel, cpu::kElementGrain, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) m[i] = m[i] + q * f[i];
+        });
+      });
+}
+
 void sb_run_csr_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
                     at::Tensor& position, at::Tensor& momentum, int64_t start_step,
                     int64_t num_steps, double time_step, double pressure_slope,
                     double quadratic_coef, double heat_coef, bool discrete) {
   check_state(position, momentum);
   check_csr_coupling(crow, col, values, position);
+  check_csr_apart(crow, col, values, position, "position");
+  check_csr_apart(crow, col, values, momentum, "momentum");
   check_steps(start_step, num_steps);
   if (position.numel() == 0 || num_steps == 0) return;
   const int64_t rows = position.size(0);
@@ -66,7 +91,10 @@ void sb_run_csr_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Ten
   };
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_csr_cpu", [&] {
     const scalar_t* vals = values.data_ptr<scalar_t>();
-    if (discrete) {
+    if (discrete && !cpu::all_finite(vals, values.numel())) {
+      run_csr_discrete_recomputed<scalar_t>(J, vals, position, momentum, num_steps,
+                                            quadratic_coef, heat_coef, coefs);
+    } else if (discrete) {
       const CsrAgentField<scalar_t> field(J, vals);
       cpu::run_discrete_variant<scalar_t, scalar_t, scalar_t>(
           position, momentum, num_steps, quadratic_coef, heat_coef, position.scalar_type(),

@@ -23,7 +23,7 @@ void sb_run_int8_cpu(const at::Tensor& K, double scale, at::Tensor& position,
                      double time_step, double pressure_slope, double quadratic_coef,
                      double heat_coef) {
   check_state(position, momentum);
-  check_int8_coupling(K, position);
+  check_int8_coupling(K, scale, position, momentum);
   check_steps(start_step, num_steps);
   if (position.numel() == 0 || num_steps == 0) return;
   const at::Tensor Kc = K.contiguous();
@@ -37,8 +37,9 @@ void sb_run_int8_cpu(const at::Tensor& K, double scale, at::Tensor& position,
       // int8 weights at this size, so the state is the one the int32 field gives.
       const at::Tensor J = Kc.to(position.scalar_type());
       const at::Tensor JT = J.t().contiguous();
-      const std::vector<cpu::SmallProblem<scalar_t>> problems{
-          cpu::small_problem<scalar_t>(J, &JT, position, momentum, quadratic_coef * scale)};
+      const std::vector<cpu::SmallProblem<scalar_t>> problems{cpu::small_problem<scalar_t>(
+          J.data_ptr<scalar_t>(), JT.data_ptr<scalar_t>(), position.size(0),
+          position.data_ptr<scalar_t>(), momentum.data_ptr<scalar_t>(), quadratic_coef * scale)};
       cpu::run_small_dense<scalar_t>(problems, position.size(0), position.size(1), num_steps,
                                      heat_coef, true, coefs);
       return;

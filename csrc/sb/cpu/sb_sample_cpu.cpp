@@ -34,12 +34,11 @@ void sb_sample_cpu(const at::Tensor& position, const at::Tensor& field, at::Tens
         for (int64_t i = 0; i < n; ++i) energy += spin_of(x[i * agents + a]) * f[i * agents + a];
         const bool stable = energy == e[a];
         e[a] = energy;
-        if (bif[a]) continue;  // frozen: its streak and its saved spins no longer change
-        stab[a] = stable ? static_cast<int16_t>(stab[a] + 1) : int16_t(0);
-        if (stab[a] == threshold - 1) {
-          bif[a] = true;
-          for (int64_t i = 0; i < n; ++i) out[i * agents + a] = spin_of(x[i * agents + a]);
-        }
+        const bool was = bif[a];
+        const bool now = stop_window_update(stable, was, stab[a], threshold);
+        bif[a] = now;
+        if (now == was) continue;
+        for (int64_t i = 0; i < n; ++i) out[i * agents + a] = spin_of(x[i * agents + a]);
       }
     });
   });

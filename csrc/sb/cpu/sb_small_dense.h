@@ -143,7 +143,9 @@ inline void finish_block(scalar_t* __restrict__ x, scalar_t* __restrict__ m,
 }
 
 // One problem of a call: its coupling J (n, n) and, for dSB, J^T, both contiguous; its
-// (n, agents) position and momentum; the coefficient q of J @ f(x) in the momentum update.
+// (n, agents) position and momentum; the coefficient q of J @ f(x) in the momentum update;
+// for dSB whether the field may be corrected per flip (J finite: all_finite, sb_discrete.h)
+// or must be recomputed every step.
 template <typename scalar_t>
 struct SmallProblem {
   const scalar_t* J;
@@ -151,14 +153,14 @@ struct SmallProblem {
   scalar_t* x;
   scalar_t* m;
   scalar_t q;
+  bool incremental;
 };
 
+// The problem of one (n, n) coupling J; JT is its transpose for dSB, null for bSB.
 template <typename scalar_t>
-SmallProblem<scalar_t> small_problem(const at::Tensor& J, const at::Tensor* JT,
-                                     at::Tensor& position, at::Tensor& momentum, double q) {
-  return {J.data_ptr<scalar_t>(), JT != nullptr ? JT->data_ptr<scalar_t>() : nullptr,
-          position.data_ptr<scalar_t>(), momentum.data_ptr<scalar_t>(),
-          static_cast<scalar_t>(q)};
+SmallProblem<scalar_t> small_problem(const scalar_t* J, const scalar_t* JT, int64_t n,
+                                     scalar_t* x, scalar_t* m, double q) {
+  return {J, JT, x, m, static_cast<scalar_t>(q), JT != nullptr && all_finite(J, n * n)};
 }
 
 // Runs block(problem, agent block, scratch) for every tile, in parallel; the scratch
@@ -266,7 +268,7 @@ void run_small_dense_discrete(const std::vector<SmallProblem<scalar_t>>& problem
   const auto cs = step_coefficients<scalar_t>(num_steps, coefs);
   const scalar_t heat = static_cast<scalar_t>(heat_coef);
   const int64_t len = n * kB;
-  const int64_t max_flips = max_incremental_flips(flip_fraction, len);
+  const int64_t flip_limit = max_incremental_flips(flip_fraction, len);
   struct Scratch {
     AgentBlock<scalar_t> blk;
     std::vector<scalar_t> F, S, M0;
@@ -289,6 +291,8 @@ void run_small_dense_discrete(const std::vector<SmallProblem<scalar_t>>& problem
     scalar_t* __restrict__ s = scratch.S.data();
     scalar_t* __restrict__ m0 = scratch.M0.data();
     const scalar_t q = p.q;
+    // A coupling with inf or NaN: every step recomputes (no flip count exceeds -1).
+    const int64_t max_flips = p.incremental ? flip_limit : -1;
     for (int64_t e = 0; e < len; ++e) s[e] = sign_of(x[e]);
     block_product(p.J, s, f, n);
     for (int64_t k = 0; k < num_steps; ++k) {

@@ -16,7 +16,7 @@ void sb_step_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum
                  double momentum_coef, double position_coef, double quadratic_coef,
                  double heat_coef, bool discrete) {
   check_state(position, momentum);
-  check_dense_coupling(J, position);
+  check_dense_coupling(J, position, momentum);
   if (position.numel() == 0) return;
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_step_cpu", [&] {
     cpu::run_variant<scalar_t>(

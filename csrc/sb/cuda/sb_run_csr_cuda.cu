@@ -122,6 +122,8 @@ void sb_run_csr_cuda(const at::Tensor& crow, const at::Tensor& col, const at::Te
                      double quadratic_coef, double heat_coef, bool discrete) {
   check_state(position, momentum);
   check_csr_coupling(crow, col, values, position);
+  check_csr_apart(crow, col, values, position, "position");
+  check_csr_apart(crow, col, values, momentum, "momentum");
   check_steps(start_step, num_steps);
   const at::cuda::CUDAGuard guard(position.device());
   if (position.numel() == 0 || num_steps == 0) return;

@@ -134,7 +134,7 @@ void sb_run_int8_cuda(const at::Tensor& K, double scale, at::Tensor& position,
                       double time_step, double pressure_slope, double quadratic_coef,
                       double heat_coef) {
   check_state(position, momentum);
-  check_int8_coupling(K, position);
+  check_int8_coupling(K, scale, position, momentum);
   check_steps(start_step, num_steps);
   const at::cuda::CUDAGuard guard(position.device());
   if (position.numel() == 0 || num_steps == 0) return;

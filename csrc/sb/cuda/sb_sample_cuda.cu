@@ -4,7 +4,8 @@
 //   1. energy partials: each block sums spin * field over a chunk of rows for 32
 //      consecutive agents (coalesced), reduced in shared memory in a fixed order;
 //   2. stop window: one thread per agent sums its partials in chunk order and updates
-//      energies / stability / bifurcated, flagging the agents frozen by this call;
+//      energies / stability / bifurcated, flagging the agents whose frozen flag changed
+//      (those frozen by this call, in the states a run reaches);
 //   3. final spins: an elementwise copy of spin(x) for the flagged agents.
 // Every reduction order is fixed, so the same spins always give the same energy (which
 // is what the stability streak compares); for integer couplings the energies equal the
@@ -53,33 +54,28 @@ __global__ void energy_partials_kernel(const scalar_t* x, const scalar_t* field,
 
 template <typename scalar_t>
 __global__ void stop_window_kernel(const scalar_t* partials, int64_t chunks, scalar_t* energies,
-                                   int16_t* stability, bool* bifurcated, bool* frozen_now,
+                                   int16_t* stability, bool* bifurcated, bool* flag_changed,
                                    int64_t agents, int64_t threshold) {
   const int64_t a = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (a >= agents) return;
   scalar_t energy = 0;
   for (int64_t c = 0; c < chunks; ++c) energy += partials[c * agents + a];
-  // Same bookkeeping as the CPU kernel: a frozen agent keeps its streak and saved spins.
+  // Same bookkeeping as the CPU kernel (../math.h): the spins are saved when the flag changes.
   const bool stable = energy == energies[a];
   energies[a] = energy;
-  bool frozen = false;
-  if (!bifurcated[a]) {
-    stability[a] = stable ? static_cast<int16_t>(stability[a] + 1) : int16_t(0);
-    if (stability[a] == threshold - 1) {
-      bifurcated[a] = true;
-      frozen = true;
-    }
-  }
-  frozen_now[a] = frozen;
+  const bool was = bifurcated[a];
+  const bool now = stop_window_update(stable, was, stability[a], threshold);
+  bifurcated[a] = now;
+  flag_changed[a] = now != was;
 }
 
 template <typename scalar_t>
-__global__ void final_spins_kernel(const scalar_t* x, const bool* frozen_now, scalar_t* out,
+__global__ void final_spins_kernel(const scalar_t* x, const bool* flag_changed, scalar_t* out,
                                    int64_t numel, int64_t agents) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < numel;
        e += stride) {
-    if (frozen_now[e % agents]) out[e] = spin_of(x[e]);
+    if (flag_changed[e % agents]) out[e] = spin_of(x[e]);
   }
 }
 
@@ -100,7 +96,7 @@ void sb_sample_cuda(const at::Tensor& position, const at::Tensor& field, at::Ten
   const auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_sample_cuda", [&] {
     at::Tensor partials = at::empty({chunks, agents}, position.options());
-    at::Tensor frozen_now = at::empty({agents}, position.options().dtype(at::kBool));
+    at::Tensor flag_changed = at::empty({agents}, position.options().dtype(at::kBool));
     const scalar_t* x = position.data_ptr<scalar_t>();
     cuda::launch(energy_partials_kernel<scalar_t>,
                  dim3(static_cast<unsigned int>(agent_blocks), static_cast<unsigned int>(chunks)),
@@ -110,10 +106,10 @@ void sb_sample_cuda(const at::Tensor& position, const at::Tensor& field, at::Ten
                  static_cast<unsigned int>((agents + cuda::kThreads - 1) / cuda::kThreads),
                  cuda::kThreads, 0, stream, partials.data_ptr<scalar_t>(), chunks,
                  energies.data_ptr<scalar_t>(), stability.data_ptr<int16_t>(),
-                 bifurcated.data_ptr<bool>(), frozen_now.data_ptr<bool>(), agents, threshold);
+                 bifurcated.data_ptr<bool>(), flag_changed.data_ptr<bool>(), agents, threshold);
     if (n == 0) return;
     cuda::launch(final_spins_kernel<scalar_t>, cuda::grid_for(position.numel()), cuda::kThreads,
-                 0, stream, x, frozen_now.data_ptr<bool>(), final_spins.data_ptr<scalar_t>(),
+                 0, stream, x, flag_changed.data_ptr<bool>(), final_spins.data_ptr<scalar_t>(),
                  position.numel(), agents);
   });
 }

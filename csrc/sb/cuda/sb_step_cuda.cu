@@ -17,7 +17,7 @@ void sb_step_cuda(const at::Tensor& J, at::Tensor& position, at::Tensor& momentu
                   double momentum_coef, double position_coef, double quadratic_coef,
                   double heat_coef, bool discrete) {
   check_state(position, momentum);
-  check_dense_coupling(J, position);
+  check_dense_coupling(J, position, momentum);
   const at::cuda::CUDAGuard guard(position.device());
   if (position.numel() == 0) return;
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_step_cuda", [&] {
