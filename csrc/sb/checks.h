@@ -118,6 +118,16 @@ inline void check_csr_structure(const at::Tensor& crow, const at::Tensor& col, i
 }
 
 // The step indices start_step .. start_step + num_steps - 1 are int64 in every kernel.
+// The CUDA dSB kernels keep J @ sign(x) by flips (F += J[:, i] * delta), which turns an
+// infinite weight into inf - inf = NaN where the reference's full product keeps +-inf; the CPU
+// kernels recompute the field instead (sb_discrete.h). On the GPU a coupling that is not
+// finite is refused: one reduction and one read-back per call, amortised over its steps.
+inline void check_finite_for_dsb(const at::Tensor& values, const char* name) {
+  TORCH_CHECK_VALUE(values.numel() == 0 || at::isfinite(values).all().item<bool>(), name,
+                    " must be finite for dSB on CUDA (its incremental local field would turn an "
+                    "infinite weight into NaN); run on the CPU or pass finite weights");
+}
+
 inline void check_steps(int64_t start_step, int64_t num_steps) {
   TORCH_CHECK_VALUE(start_step >= 0, "start_step must be non-negative, got ", start_step);
   TORCH_CHECK_VALUE(num_steps >= 0, "num_steps must be non-negative, got ", num_steps);

@@ -211,6 +211,26 @@ def test_device_checks_run_before_the_launch(emulated):
         emulated.sb_run(J, x, m, 0, 1, 0.1, 0.01, 0.1, 0.0, True)
 
 
+@pytest.mark.parametrize("n", [20, 300])  # the persistent kernel, the incremental one
+def test_dsb_refuses_a_coupling_that_is_not_finite(emulated, n):
+    """The per-flip field would turn inf into NaN (the reference keeps +-inf): a clear error
+    naming the argument instead, on every dSB path; bSB still runs."""
+    J = symmetric(n, torch.float32, seed=1)
+    J[0, 1] = J[1, 0] = float("inf")
+    x, m = state(n, 8, torch.float32)
+    args = (0, 3, 0.1, 0.01, 0.1, 0.0)
+    with pytest.raises(ValueError, match="J must be finite for dSB on CUDA"):
+        emulated.sb_run(J, x, m, *args, True)
+    with pytest.raises(ValueError, match="values must be finite for dSB on CUDA"):
+        emulated.sb_run_csr(*csr_of(J), x, m, *args, True)
+    active = torch.ones(1, dtype=torch.bool)
+    q = torch.full((1,), 0.1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="J must be finite for dSB on CUDA"):
+        emulated.sb_run_batched(J[None], x[None].clone(), m[None].clone(), active, 0, 3, 0.1,
+                                0.01, q, 0.0, True)
+    emulated.sb_run(J, x, m, *args, False)
+
+
 # ── sb_run_batched: small_run_kernel over (problem, tile) blocks; sb_run's paths above ──
 # (B, n, agents): one problem and many; n of one variable, under a warp, just over one, two
 # warps; agents of one, and counts that are multiples of neither tile (2 and 8 agents).

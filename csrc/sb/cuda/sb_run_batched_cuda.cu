@@ -48,6 +48,7 @@ void sb_run_batched_cuda(const at::Tensor& J, at::Tensor& position, at::Tensor& 
   check_steps(start_step, num_steps);
   const at::cuda::CUDAGuard guard(position.device());
   if (position.numel() == 0 || num_steps == 0) return;
+  if (discrete) check_finite_for_dsb(J, "J");
   // The kernel indexes both arrays by problem.
   const at::Tensor act = active.contiguous();
   const at::Tensor qs = quadratic_coef.contiguous();

@@ -131,6 +131,7 @@ void sb_run_csr_cuda(const at::Tensor& crow, const at::Tensor& col, const at::Te
                     " variables, more than the CUDA kernel's grid supports (", INT32_MAX, ")");
   // One reduction and one read-back per call, amortised over the call's steps.
   check_csr_structure(crow, col, position.size(0), c10::str(position.size(0), " variables"));
+  if (discrete) check_finite_for_dsb(values, "values");
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_csr_cuda", [&] {
     run_csr<scalar_t>(crow, col, values, position, momentum, start_step, num_steps, time_step,
                       pressure_slope, quadratic_coef, heat_coef, discrete);

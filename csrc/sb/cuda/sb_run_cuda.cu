@@ -20,6 +20,7 @@ void sb_run_cuda(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum
   check_steps(start_step, num_steps);
   const at::cuda::CUDAGuard guard(position.device());
   if (position.numel() == 0 || num_steps == 0) return;
+  if (discrete) check_finite_for_dsb(J, "J");
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_run_cuda", [&] {
     run_dense_problem<scalar_t>(J, position, momentum, start_step, num_steps, time_step,
                                 pressure_slope, quadratic_coef, heat_coef, discrete);
