@@ -4,7 +4,7 @@
 # py.typed, the version), installs it into a fresh venv with the pinned run-time
 # requirements and runs `sb-native --version`, `sb-native info` and a small solve from
 # outside the source tree. The wheel is portable (SB_NATIVE_PORTABLE=1: generic x86-64, no
-# -march=native) and carries no debug information.
+# -march=native), carries no debug information and is repaired into a manylinux wheel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -21,8 +21,19 @@ tree = ast.parse(open("sb_native/__init__.py").read())
 print(next(n.value.value for n in tree.body if isinstance(n, ast.Assign)
            and getattr(n.targets[0], "id", "") == "__version__"))')
 sdist=$(ls "$OUT"/sb_native-"$version".tar.gz)
-wheel=$(ls "$OUT"/sb_native-"$version"-*.whl)
-echo "wheel-check: built $(basename "$sdist") and $(basename "$wheel") ($((SECONDS - start)) s)"
+built=$(ls "$OUT"/sb_native-"$version"-*-linux_x86_64.whl)
+echo "wheel-check: built $(basename "$sdist") and $(basename "$built") ($((SECONDS - start)) s)"
+# A manylinux wheel (auditwheel, pinned in requirements-test.txt): the OpenMP runtime is
+# bundled; torch's libraries are not (the wheel requires the torch it was built with, which
+# loads them first). The tag is the oldest glibc the extension's symbols allow on the build
+# machine; a manylinux container would give an older one (README, "Install").
+PATH="$(dirname "$PY"):$PATH" "$PY" -m auditwheel repair --plat "${MANYLINUX:-manylinux_2_34_x86_64}" \
+  --exclude libtorch.so --exclude libtorch_cpu.so --exclude libtorch_python.so \
+  --exclude libc10.so -w "$OUT" "$built" > "$OUT/repair.log" 2>&1 \
+  || { tail -n 20 "$OUT/repair.log"; exit 1; }
+rm "$built"
+wheel=$(ls "$OUT"/sb_native-"$version"-*manylinux*.whl)
+echo "wheel-check: repaired as $(basename "$wheel")"
 
 # The release extension stays small: no debug information (setup.py; SB_NATIVE_DEBUG=1
 # keeps it for a debug build).
