@@ -36,8 +36,8 @@ result) is not in its count.
   n x n bytes (the COO indices, then the CSR; 40 bytes per entry of a full float32 matrix
   measured, 41 counted).
 * A dense coupling's int8 form (dSB's exact integer path): INT8_FORM_ITEMS items plus
-  INT8_FORM_BYTES bytes per entry (22 bytes per entry measured in float32); when it does
-  not fit the run keeps the float coupling (the int8 form only makes it faster).
+  INT8_FORM_BYTES bytes per entry (22 bytes per entry measured in float32, 23 counted); when
+  it does not fit the run keeps the float coupling (the int8 form only makes it faster).
 * MaxCut's dense weights made from a graph's edges (from_gset, from_edges; models/maxcut.py):
   GRAPH_BYTES_PER_ENTRY bytes per entry of N x N, on the CPU whatever the model's device (the
   dense adjacency, its symmetric weights and their scaled negative in float64, the model's
@@ -82,7 +82,7 @@ BATCH_DENSE_COPIES = 8
 # with the two values, float32).
 CSR_BYTES_PER_NONZERO = 32
 INT8_FORM_ITEMS = 3
-INT8_FORM_BYTES = 10
+INT8_FORM_BYTES = 11
 GRAPH_BYTES_PER_ENTRY = 40
 SWARM_BUFFERS = 3
 SWARM_VECTORS = 8
