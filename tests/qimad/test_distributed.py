@@ -3,14 +3,13 @@ evaluates its block of the agents; the run equals the single-process run, every 
 with the same swarm, a state_dict saved mid-run resumes identically, and a rank whose closure
 raises ends every rank with an error."""
 
-import os
 
 import pytest
 import torch
 import torch.distributed as dist
 
 from sb_native.optim import QIMADTorch
-from tests.helpers import join_gloo, spawn_ranks
+from tests.helpers import join_gloo, leave_rank, spawn_ranks
 from tests.qimad.test_qimad import bumpy, closure_for, make_params, run, swarm
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="no torch.distributed")
@@ -78,8 +77,7 @@ def _worker(rank, world, port, directory):
         except Exception as error:  # noqa: BLE001 - the test compares what each rank saw
             results["failing"] = (type(error).__name__, str(error))
     finally:
-        torch.save(results, os.path.join(directory, f"{rank}.pt"))
-        dist.destroy_process_group()
+        leave_rank(rank, directory, results)
 
 
 def assert_close(got, expected):
