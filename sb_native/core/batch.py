@@ -235,15 +235,10 @@ class PolynomialBatch:
         (QuadraticPolynomial._objective): read off at all spins 1, where the runner's energy
         is the sum of the problem's coupling (of -ising when maximizing)."""
         raw = batch.field_matrix.sum(dim=(1, 2), dtype=torch.float64).tolist()
-        sign = 1.0 if sense == "minimize" else -1.0
-        objectives = []
-        for polynomial, coupling_sum in zip(self.polynomials, raw):
-            bits = polynomial._encoded(domain)[2].shape[-1]  # the Ising form's spins
-            ones = torch.ones((bits, 1), dtype=polynomial.dtype, device=polynomial.device)
-            value = float(polynomial(polynomial.convert_spins(ones, domain).t())[0])
-            objectives.append(Objective(scale=-0.5 * sign, offset=value + 0.5 * sign * coupling_sum,
-                                        maximize=sense == "maximize"))
-        return objectives
+        sign = 1.0 if sense == "minimize" else -1.0  # the couplings are -ising's to maximize
+        return [polynomial._objective_at_ones(polynomial._encoded(domain)[2].shape[-1],
+                                              sign * coupling_sum, domain, sense)
+                for polynomial, coupling_sum in zip(self.polynomials, raw)]
 
     def _values(self, domain, isings, spins) -> List[torch.Tensor]:
         """Each problem's domain values (variables, agents) from its spins, as its own call

@@ -361,9 +361,16 @@ class QuadraticPolynomial:
 
         The value is the Ising energy -0.5 * (runner's energy) plus a constant (the
         diagonal and the encoding's offsets), read off at all spins 1."""
-        ones = torch.ones((ising.dimension, 1), dtype=self._dtype, device=self._device)
+        return self._objective_at_ones(ising.dimension, ising._coupling_energy_at_ones(),
+                                       domain, sense)
+
+    def _objective_at_ones(self, spins: int, raw: float, domain: DomainLike,
+                           sense: str) -> Objective:
+        """_objective from the Ising form's number of spins and its runner's energy raw at
+        all spins 1 (of ising, not -ising, when maximizing); a batch has raw from its
+        couplings (PolynomialBatch._objectives)."""
+        ones = torch.ones((spins, 1), dtype=self._dtype, device=self._device)
         value = float(self(self.convert_spins(ones, domain).t())[0])
-        raw = ising._coupling_energy_at_ones()
         # Maximizing runs on -ising, whose energies are the negated ones.
         scale = -0.5 if sense == "minimize" else 0.5
         return Objective(scale=scale, offset=value + 0.5 * raw,
