@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh') setup.py pyproject.toml
 
-.PHONY: run test lint build bench cmake-check cuda-check emulation-asan sanitize wheel-check mutations clean
+.PHONY: run test lint build bench cmake-check cuda-check emulation-asan sanitize wheel-check cuda-wheel-check mutations clean
 
 $(VENV)/.deps: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ emulation-asan: build $(VENV)/.test-deps
 # fresh venv and run from outside the source tree.
 wheel-check: $(VENV)/.test-deps
 	bash scripts/wheel_check.sh
+
+# The same for the CUDA wheel (nvcc, torch 2.14.1 cu130 in its own venv; no GPU needed).
+cuda-wheel-check: $(VENV)/.test-deps
+	WHEEL_CUDA=1 bash scripts/wheel_check.sh
 
 # The native ops under AddressSanitizer and UndefinedBehaviorSanitizer: their own build in
 # build/sanitize, then the native-op and fuzzing tests against it (scripts/sanitize.sh).

@@ -3,7 +3,9 @@ torch has CUDA and nvcc is found, or when FORCE_CUDA=1."""
 
 import glob
 import os
+import platform
 import shutil
+import sys
 
 import torch
 from setuptools import setup
@@ -88,6 +90,11 @@ def extension():
     if os.environ.get("SB_NATIVE_PORTABLE", "0") != "1":
         cxx.append("-march=native")
     link = sanitizers[:1] if sanitize else []
+    # pow's glibc 2.29 symbol version would make the wheel need glibc 2.29: every call goes
+    # to csrc/common/glibc_compat.cpp instead, which binds the older version.
+    if sys.platform == "linux" and platform.machine() == "x86_64" \
+            and platform.libc_ver()[0] == "glibc":
+        link.append("-Wl,--wrap=pow")
     if torch.backends.openmp.is_available():
         cxx.append("-fopenmp")
         link.append("-fopenmp")
