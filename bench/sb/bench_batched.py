@@ -3,6 +3,7 @@ calls (sb_native and simulated-bifurcation 2.0.0), and against the floor of the 
 
     python bench/sb/bench_batched.py                       # the two RESULTS configurations
     python bench/sb/bench_batched.py --problems 500 --n 64 --loop-problems 50 --peer-problems 5
+    python bench/sb/bench_batched.py --op --problems 1000 --n 256 --modes discrete
 
 Every solver runs whole `minimize` calls: spin domain, random integer couplings in [-3, 3]
 (so dSB's incremental field is exact and each problem of the batch must equal its own call,
@@ -12,6 +13,8 @@ whose problem b uses seed 0 + b). The loops run on the first problems only and t
 per problem is scaled to the whole batch (stated in the table). The floor is the product
 alone: 2 n^2 agents FLOP per problem-step at the rate of a bare GEMM measured in the same
 run, both the machine's large-GEMM rate and a batched product (bmm) of the problems' shape.
+--op times sb_run_batched's calls alone instead: a call's fixed set-up shows in a call of one
+step beside one of 16.
 """
 
 import argparse
@@ -45,6 +48,27 @@ def bmm_rate(n: int, agents: int, batch: int = 256, reps: int = 20) -> float:
     torch.bmm(J, x)
     return 2 * n * n * agents * batch * reps / timed(
         lambda: [torch.bmm(J, x) for _ in range(reps)])
+
+
+def op_calls(problems: int, n: int, agents: int, mode: str, reps: int = 5) -> None:
+    """sb_run_batched alone on symmetric integer couplings: the best of reps calls of 1 and of
+    16 steps (a call's set-up, each problem's columns and field, is in both)."""
+    g = torch.Generator().manual_seed(n)
+    J = torch.randint(-3, 4, (problems, n, n), generator=g).float().triu(1)
+    J = J + J.transpose(1, 2)
+    x = 2 * torch.rand(problems, n, agents, generator=g) - 1
+    m = 2 * torch.rand(problems, n, agents, generator=g) - 1
+    active = torch.ones(problems, dtype=torch.bool)
+    q = torch.full((problems,), 0.1 * 0.5 * (n - 1) ** 0.5 / float(J[0].norm()),
+                   dtype=torch.float64)
+    times = {}
+    for steps in (1, 16):
+        def call():
+            torch.ops.sb_native.sb_run_batched(J, x.clone(), m.clone(), active, 0, steps, 0.1,
+                                               0.01, q, 0.0, mode == "discrete")
+        times[steps] = min(timed(call) for _ in range(reps))
+    print(f"| {problems} | {n} | {mode} | {times[1] * 1e3:.1f} | {times[16] * 1e3:.1f} |",
+          flush=True)
 
 
 def run(problems: int, n: int, agents: int, steps: int, mode: str, loop_problems: int,
@@ -93,6 +117,8 @@ def main() -> None:
                         help="problems timed in the sb_native loop (scaled to the batch)")
     parser.add_argument("--peer-problems", type=int, default=30,
                         help="problems timed in the peer loop (scaled to the batch)")
+    parser.add_argument("--op", action="store_true",
+                        help="time the op's calls alone (1 and 16 steps), not whole runs")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     try:
@@ -104,6 +130,13 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, native {info['native']}, agents {args.agents}, "
           f"steps {args.steps}, float32, early stopping off")
+    if args.op:
+        print("| problems | n | mode | call of 1 step ms | call of 16 steps ms |")
+        print("|---|---|---|---|---|")
+        for config in configs:
+            for mode in args.modes:
+                op_calls(config["problems"], config["n"], args.agents, mode)
+        return
     print("| problems | n | mode | batched s | sb_native loop s | peer loop s | floor s (GEMM) "
           "| floor s (bmm) | loop/batched | peer/batched | batched/floor (GEMM) "
           "| batched/floor (bmm) | identical |")

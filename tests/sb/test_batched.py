@@ -57,6 +57,30 @@ def test_op_equals_sb_run_problem_by_problem(device, dtype, discrete, heat, B, n
     assert torch.equal(bx, x) and torch.equal(bm, m)
 
 
+@NATIVE_ONLY
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", [7, 64, 256])
+def test_op_on_asymmetric_couplings(dtype, n):
+    # dSB's flip corrections read J's columns: from J itself when it is symmetric (as the
+    # engine's couplings are), from a transposed copy when it is not, problem by problem; a
+    # row read in place of a column would leave the reference (which takes J @ sign(x)).
+    J, x, m, active, q = batched_problem(4, n, 9, dtype, True)
+    g = torch.Generator().manual_seed(n)
+    J[1] += torch.randint(-2, 3, (n, n), generator=g).to(dtype)  # asymmetric
+    J[3] = torch.triu(J[3])  # asymmetric, with zeros below the diagonal
+    active[1] = True
+    for b in (1, 3):
+        assert n == 1 or not torch.equal(J[b], J[b].t())
+    bx, bm, rx, rm = x.clone(), m.clone(), x.clone(), m.clone()
+    torch.ops.sb_native.sb_run_batched(J, bx, bm, active, 3, 40, 0.1, 0.01, q, 0.0, True)
+    torch_ref.sb_run_batched(J, rx, rm, active, 3, 40, 0.1, 0.01, q, 0.0, True)
+    run_alone(torch.ops.sb_native.sb_run, J, x, m, q, active, 3, 40, 0.1, 0.01, 0.0, True)
+    assert torch.equal(bx, x) and torch.equal(bm, m)
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    torch.testing.assert_close(bx, rx, rtol=0, atol=tol)
+    torch.testing.assert_close(bm, rm, rtol=0, atol=tol)
+
+
 @pytest.mark.parametrize("discrete", [False, True])
 @pytest.mark.parametrize("heat", [0.0, 0.05])
 def test_reference_equals_sb_run_reference_problem_by_problem(discrete, heat):

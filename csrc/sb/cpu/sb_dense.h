@@ -36,9 +36,9 @@ void run_dense(const at::Tensor& J, at::Tensor& position, at::Tensor& momentum,
   const at::Tensor Jc = J.contiguous();
   const int64_t n = position.size(0);
   if (n <= kSmallDenseMaxVariables) {
-    const at::Tensor JT = discrete ? Jc.t().contiguous() : at::Tensor();
+    at::Tensor copy;
     const std::vector<SmallProblem<scalar_t>> problems{small_problem<scalar_t>(
-        Jc.data_ptr<scalar_t>(), discrete ? JT.data_ptr<scalar_t>() : nullptr, n,
+        Jc.data_ptr<scalar_t>(), discrete ? small_columns<scalar_t>(Jc, copy) : nullptr, n,
         position.data_ptr<scalar_t>(), momentum.data_ptr<scalar_t>(), quadratic_coef)};
     run_small_dense<scalar_t>(problems, n, position.size(1), num_steps, heat_coef, discrete,
                               coefs);

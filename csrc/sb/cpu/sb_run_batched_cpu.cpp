@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "../../common/parallel.h"
 #include "../checks.h"
 #include "sb_dense.h"
 
@@ -38,17 +39,25 @@ void sb_run_batched_cpu(const at::Tensor& J, at::Tensor& position, at::Tensor& m
       }
       return;
     }
-    const at::Tensor JT = discrete ? Jc.transpose(1, 2).contiguous() : at::Tensor();
     const scalar_t* Jp = Jc.data_ptr<scalar_t>();
-    const scalar_t* JTp = discrete ? JT.data_ptr<scalar_t>() : nullptr;
     scalar_t* xp = position.data_ptr<scalar_t>();
     scalar_t* mp = momentum.data_ptr<scalar_t>();
+    // Each problem's set-up (its columns for dSB, the finiteness of J) reads its coupling
+    // once: in parallel over the problems, as the tiles then read them.
+    std::vector<SmallProblem<scalar_t>> all(batch);
+    std::vector<at::Tensor> copies(batch);  // the columns of a problem whose J is asymmetric
+    at::parallel_for(0, batch, common::work_grain(n * n), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        if (!runs[b]) continue;
+        const scalar_t* columns =
+            discrete ? small_columns<scalar_t>(Jc.select(0, b), copies[b]) : nullptr;
+        all[b] = small_problem<scalar_t>(Jp + b * n * n, columns, n, xp + b * n * agents,
+                                         mp + b * n * agents, q[b]);
+      }
+    });
     std::vector<SmallProblem<scalar_t>> problems;
     for (int64_t b = 0; b < batch; ++b) {
-      if (!runs[b]) continue;
-      problems.push_back(small_problem<scalar_t>(Jp + b * n * n,
-                                                 discrete ? JTp + b * n * n : nullptr, n,
-                                                 xp + b * n * agents, mp + b * n * agents, q[b]));
+      if (runs[b]) problems.push_back(all[b]);
     }
     run_small_dense<scalar_t>(problems, n, agents, num_steps, heat_coef, discrete, coefs);
   });

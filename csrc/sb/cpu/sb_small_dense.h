@@ -142,10 +142,10 @@ inline void finish_block(scalar_t* __restrict__ x, scalar_t* __restrict__ m,
   }
 }
 
-// One problem of a call: its coupling J (n, n) and, for dSB, J^T, both contiguous; its
-// (n, agents) position and momentum; the coefficient q of J @ f(x) in the momentum update;
-// for dSB whether the field may be corrected per flip (J finite: all_finite, sb_discrete.h)
-// or must be recomputed every step.
+// One problem of a call: its coupling J (n, n), contiguous, and for dSB its columns as rows
+// (small_columns); its (n, agents) position and momentum; the coefficient q of J @ f(x) in
+// the momentum update; for dSB whether the field may be corrected per flip (J finite:
+// all_finite, sb_discrete.h) or must be recomputed every step.
 template <typename scalar_t>
 struct SmallProblem {
   const scalar_t* J;
@@ -156,7 +156,21 @@ struct SmallProblem {
   bool incremental;
 };
 
-// The problem of one (n, n) coupling J; JT is its transpose for dSB, null for bSB.
+// J's columns as contiguous rows, for dSB's flip corrections: J itself when it is
+// symmetric, as every coupling the engine runs is (J^T = J), else a transposed copy held in
+// `copy` (a direct op call may pass any J). J is a contiguous (n, n) tensor. The test reads J
+// once and stops at the first mismatch, where a copy per call read and wrote every coupling
+// of a batch (bench/RESULTS.md, issue 21).
+template <typename scalar_t>
+const scalar_t* small_columns(const at::Tensor& J, at::Tensor& copy) {
+  const scalar_t* rows = J.data_ptr<scalar_t>();
+  if (is_symmetric(rows, J.size(0))) return rows;
+  copy = J.t().contiguous();
+  return copy.data_ptr<scalar_t>();
+}
+
+// The problem of one (n, n) coupling J; JT holds J's columns for dSB (small_columns), null
+// for bSB.
 template <typename scalar_t>
 SmallProblem<scalar_t> small_problem(const scalar_t* J, const scalar_t* JT, int64_t n,
                                      scalar_t* x, scalar_t* m, double q) {
@@ -257,9 +271,9 @@ inline void discrete_row(scalar_t* __restrict__ x, scalar_t* __restrict__ m,
 // num_steps dSB steps with the local field F = J @ sign(x) kept per block and corrected per
 // sign flip (F[:, a] += J[:, i] * delta, a contiguous row of J^T), recomputed with the block
 // product when more than flip_fraction of the block's signs flip in one step, and exactly at
-// the call's start: the semantics of sb_discrete.h. JT is J transposed, contiguous. The
-// field is exact for integer weights (|F| < 2^24 in float32 for n <= 256, |J| <= 127), so
-// sb_run_int8 uses this path too and its states are unchanged.
+// the call's start: the semantics of sb_discrete.h. p.JT holds J's columns. The field is
+// exact for integer weights (|F| < 2^24 in float32 for n <= 256, |J| <= 127), so sb_run_int8
+// uses this path too and its states are unchanged.
 template <typename scalar_t, bool kHeated, typename Coefs>
 void run_small_dense_discrete(const std::vector<SmallProblem<scalar_t>>& problems, int64_t n,
                               int64_t agents, int64_t num_steps, double heat_coef,
