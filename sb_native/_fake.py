@@ -60,7 +60,7 @@ def sb_polish(crow_indices, col_indices, values, spins, field, max_sweeps):
 @_fake("sb_rows_step")
 def sb_rows_step(crow_indices, col_indices, values, gathered, position, momentum,
                  start_momentum, momentum_coef, position_coef, quadratic_coef, heat_coef, finish,
-                 begin):
+                 begin, field=None, previous=None):
     return None
 
 

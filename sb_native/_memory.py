@@ -261,17 +261,22 @@ def check_run(variables: int, agents, max_steps, dtype: torch.dtype, device: Dev
 
 
 def check_rows(rows: int, gathered: int, agents, max_steps, dtype: torch.dtype,
-               device: DeviceLike, discrete: bool) -> None:
+               device: DeviceLike, discrete: bool, incremental: bool = False) -> None:
     """Before a rank's block of a RowBlock run is drawn: check_run's count on its rows, plus
     what each step's all_gather receives, gathered rows of every rank (bSB: positions in the
-    dtype; dSB: ROWS_GATHERED_WORDS planes of one int64 word per 64 agents)."""
+    dtype; dSB: ROWS_GATHERED_WORDS planes of one int64 word per 64 agents), and for an
+    incremental field the field (rows x agents) and a second plane of signs."""
     check_run(rows, agents, max_steps, dtype, device)
     if not (_checks._is_int(agents) and agents > 0):
         return
     if discrete:
-        nbytes = ROWS_GATHERED_WORDS * gathered * -(-agents // 64) * 8
-        use = (f"the packed signs every rank gathers ({ROWS_GATHERED_WORDS} planes of "
+        planes = ROWS_GATHERED_WORDS + int(incremental)
+        nbytes = planes * gathered * -(-agents // 64) * 8
+        use = (f"the packed signs every rank gathers ({planes} planes of "
                f"{gathered} x {-(-agents // 64)} int64 words)")
+        if incremental:
+            nbytes += rows * agents * itemsize(dtype)
+            use += f" and its rows' field ({rows} x {agents} {dtype_name(dtype)})"
     else:
         nbytes = gathered * agents * itemsize(dtype)
         use = f"the positions every rank gathers ({gathered} x {agents} {dtype_name(dtype)})"

@@ -50,10 +50,14 @@ TORCH_LIBRARY_FRAGMENT(sb_native, m) {
   // m += quadratic_coef * (J @ f)_rows, walls, heating with start_momentum; then begin:
   // start_momentum = m (heated only), kick-drift with the given coefficients. With
   // heat_coef == 0 start_momentum is never touched (any tensor, e.g. an empty one).
+  // field (rows, agents), when given, receives the product (J @ f)_rows a finish uses; with
+  // previous, the packed signs (no zero plane) of the step whose product field holds, a
+  // finish adds only the terms whose sign changed (2 v s each) to field: dSB's incremental
+  // field, equal to the product whenever the block's sums are exact (integer weights).
   m.def("sb_rows_step(Tensor crow_indices, Tensor col_indices, Tensor values, Tensor gathered, "
         "Tensor(a!) position, Tensor(b!) momentum, Tensor(c!) start_momentum, "
         "float momentum_coef, float position_coef, float quadratic_coef, float heat_coef, "
-        "bool finish, bool begin) -> ()");
+        "bool finish, bool begin, Tensor(d!)? field=None, Tensor? previous=None) -> ()");
   // position (rows, agents) as bits in packed (rows + 1, words): bit a % 64 of word a / 64
   // is x > 0 (spins=False) or x >= 0 (spins=True); packed[rows][0] counts the x whose sign
   // is 0 (or NaN) when spins=False, the other words of that row are 0.

@@ -64,6 +64,36 @@ inline void check_rows_step_args(const at::Tensor& crow, const at::Tensor& col,
   }
 }
 
+// sb_rows_step's field (rows, agents) like position, apart from every other tensor, and
+// previous, only with a field, packed signs without a zero plane of gathered's shape.
+inline void check_rows_field_args(const at::Tensor& crow, const at::Tensor& col,
+                                  const at::Tensor& values, const at::Tensor& gathered,
+                                  const at::Tensor& position, const at::Tensor& momentum,
+                                  const at::Tensor& start_momentum, bool heated,
+                                  const c10::optional<at::Tensor>& field,
+                                  const c10::optional<at::Tensor>& previous) {
+  if (field.has_value()) {
+    check_like_state(*field, position, "field");
+    common::check_apart(*field, position, "field", "position");
+    common::check_apart(*field, momentum, "field", "momentum");
+    if (heated) common::check_apart(*field, start_momentum, "field", "start_momentum");
+    common::check_apart(*field, gathered, "field", "gathered");
+    check_csr_apart(crow, col, values, *field, "field");
+  }
+  if (!previous.has_value()) return;
+  TORCH_CHECK_VALUE(field.has_value(), "previous needs a field (the product it was taken for)");
+  TORCH_CHECK_VALUE(gathered.scalar_type() == at::kLong &&
+                        gathered.size(1) == packed_width(position.size(1)),
+                    "previous needs gathered as packed signs without a zero plane");
+  TORCH_CHECK_TYPE(previous->scalar_type() == at::kLong, "previous must be int64, got ",
+                   previous->scalar_type());
+  TORCH_CHECK_VALUE(previous->sizes() == gathered.sizes(), "previous must have the shape of "
+                    "gathered ", gathered.sizes(), ", got ", previous->sizes());
+  TORCH_CHECK_VALUE(previous->device() == position.device() && previous->is_contiguous(),
+                    "previous must be contiguous and on the device of position");
+  common::check_apart(*previous, *field, "previous", "field");
+}
+
 // sb_rows_pack: position (rows, agents) into packed (rows + 1, words) int64.
 inline void check_rows_pack_args(const at::Tensor& position, const at::Tensor& packed) {
   TORCH_CHECK_VALUE(position.dim() == 2, "position must be 2-D (rows, agents), got ",

@@ -48,6 +48,14 @@ def sums_exactly(values: torch.Tensor, row_sums: torch.Tensor) -> bool:
     return bool(torch.all(scaled == torch.round(scaled)))
 
 
+def csr_sums_exactly(crow: torch.Tensor, values: torch.Tensor) -> bool:
+    """sums_exactly for the rows of a CSR matrix (crow, values)."""
+    rows = torch.repeat_interleave(torch.arange(crow.numel() - 1, device=values.device),
+                                   crow.diff())
+    sums = torch.zeros(crow.numel() - 1, dtype=values.dtype, device=values.device)
+    return sums_exactly(values, sums.index_add_(0, rows, values.abs()))
+
+
 def dense_sums_exactly(matrix: torch.Tensor) -> bool:
     """sums_exactly for the rows of a dense matrix (the last dimension), taken in blocks of
     about 2^22 entries so the test's temporaries stay small."""
@@ -142,10 +150,7 @@ class Coupling:
             return True
         if self.csr is not None:
             crow, _, values = self.csr
-            rows = torch.repeat_interleave(torch.arange(self.n, device=self.device),
-                                           crow.diff())
-            sums = torch.zeros(self.n, dtype=values.dtype, device=self.device)
-            return sums_exactly(values, sums.index_add_(0, rows, values.abs()))
+            return csr_sums_exactly(crow, values)
         assert self.matrix is not None  # a coupling is CSR or dense
         return dense_sums_exactly(self.matrix)
 

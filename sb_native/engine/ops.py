@@ -58,10 +58,10 @@ def sb_polish(crow_indices, col_indices, values, spins, field, max_sweeps, *,
 
 def sb_rows_step(crow_indices, col_indices, values, gathered, position, momentum,
                  start_momentum, momentum_coef, position_coef, quadratic_coef, heat_coef, finish,
-                 begin, *, backend: str) -> None:
+                 begin, field=None, previous=None, *, backend: str) -> None:
     _ops.select("sb_rows_step", backend, reference.sb_rows_step)(
         crow_indices, col_indices, values, gathered, position, momentum, start_momentum,
-        momentum_coef, position_coef, quadratic_coef, heat_coef, finish, begin)
+        momentum_coef, position_coef, quadratic_coef, heat_coef, finish, begin, field, previous)
 
 
 def sb_rows_pack(position, packed, spins, *, backend: str) -> None:

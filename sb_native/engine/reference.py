@@ -149,12 +149,17 @@ def _block_product(crow_indices, col_indices, values, gathered, agents: int) -> 
 
 def sb_rows_step(crow_indices, col_indices, values, gathered, position, momentum,
                  start_momentum, momentum_coef, position_coef, quadratic_coef, heat_coef, finish,
-                 begin) -> None:
+                 begin, field=None, previous=None) -> None:
     """In place, like sb_native::sb_rows_step: finish a step on the block's rows, then begin
-    the next."""
+    the next. The product is taken whole even with previous: the kernel's incremental field
+    equals it whenever the block's sums are exact, the case previous is for."""
     heated = heat_coef != 0.0
+    if previous is not None and field is None:
+        raise ValueError("previous needs a field (the product it was taken for)")
     if finish:
         product = _block_product(crow_indices, col_indices, values, gathered, position.shape[1])
+        if field is not None:
+            field.copy_(product)
         momentum.add_(product, alpha=quadratic_coef)
         momentum[torch.abs(position) > 1.0] = 0.0
         torch.clip(position, -1.0, 1.0, out=position)

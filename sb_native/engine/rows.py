@@ -35,7 +35,7 @@ from .. import _memory
 from .._distributed import checksum, collective_device, handshake, raise_if_failed
 from .._env import current_env
 from . import ops
-from .coupling import quadratic_scale
+from .coupling import csr_sums_exactly, quadratic_scale
 from .history import ISING, HistoryPoint, Objective
 from .reference import momentum_coefficient, sample_spins, update_stop_window
 from .rows_layout import RowCoupling, RowLayout, RowResult, RowStats
@@ -134,10 +134,14 @@ class RowRunner:
         digest = checksum([], (layout.bounds, str(dtype), settings, self._settings()))
         seed = handshake(self.group, digest, self.seed, "build the same problem (the same "
                          "file or sizes) and call with the same options")
+        # dSB keeps its rows' field and corrects it by the flips alone where that is exact
+        # (the one-process kernels' rule, Coupling.exact_field); the sums stay those of the
+        # single-process run either way.
+        self.incremental = self.discrete and csr_sums_exactly(coupling.crow, coupling.values)
         # Every rank's memory before any rank draws: one that lacks it makes all raise.
         self._guard(lambda: _memory.check_rows(
             layout.rows, self.world * (layout.block + 1), self.agents, self.max_steps, dtype,
-            device, self.discrete))
+            device, self.discrete, self.incremental))
         self._all_reduce(torch.zeros(0, device=collective_device(self.group)), False,
                          "the memory check")
         position, momentum = self._draw(layout, dtype, device, seed)
@@ -200,6 +204,11 @@ class RowRunner:
         self.start_momentum = (torch.zeros_like(momentum) if self.heated
                                else torch.empty(0, dtype=dtype, device=device))
         self.f = self.gathered  # what the next finish multiplies (gathered2: zero plane)
+        # The incremental field, and which gathered buffer's product it holds (None: none
+        # usable; the next finish takes the whole product). Steps alternate the buffers.
+        self.field = torch.zeros_like(position) if self.incremental else None
+        self.field_of: Optional[torch.Tensor] = None
+        self.spare = torch.empty_like(self.gathered) if self.incremental else None
         # Made on a first sign 0.
         self.zeros_send: Optional[torch.Tensor] = None
         self.zeros_gathered: Optional[torch.Tensor] = None
@@ -208,11 +217,17 @@ class RowRunner:
     def _step_op(self, step: int, finish: bool, begin: bool) -> None:
         c = self.coupling
         time_step = self.schedule["time_step"]
+        # A finish on plain packed signs corrects the field of the step before (field_of);
+        # one on a zero plane's signs takes the whole product, which the next cannot correct.
+        plain = self.field is not None and self.f is not self.gathered2
+        previous = self.field_of if finish and plain else None
         ops.sb_rows_step(c.crow, self.columns, c.values, self.f, self.position, self.momentum,
                          self.start_momentum,
                          momentum_coefficient(time_step, step, self.schedule["pressure_slope"]),
                          time_step, self.q, self.schedule["heat_coef"], finish, begin,
-                         backend=self.backend)
+                         self.field, previous, backend=self.backend)
+        if finish and self.field is not None:
+            self.field_of = self.f if plain else None
 
     def _begin(self, step: int, pending: bool) -> None:
         """Finishes the previous step (pending) and begins `step`, then exchanges f(x)."""
@@ -221,6 +236,9 @@ class RowRunner:
             if self.discrete:
                 ops.sb_rows_pack(self.position, self.packed, False, backend=self.backend)
         self._guard(work)
+        if self.field_of is self.gathered:  # keep the signs the field was taken for
+            assert self.spare is not None  # made with the field
+            self.gathered, self.spare = self.spare, self.gathered
         heads = self._gather(self.send, self.gathered, "the SB run")
         self.f = self.gathered
         if self.discrete and bool((heads > 0).any()):

@@ -104,6 +104,36 @@ def test_sb_rows_step_two_agent_tiles(emulated, kind):
     check_step(emulated, torch.float32, kind, 5, 300)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("agents", AGENTS + [300])
+@pytest.mark.parametrize("integer", [False, True])
+def test_sb_rows_step_field(emulated, dtype, agents, integer):
+    """A field kept over four finishes, the first whole, the others corrected by the flips
+    since the packed signs before (random words: about half the signs change each step)."""
+    rows = 37
+    J = block(rows, 2 * rows + 3, dtype, integer=integer, seed=agents)
+    state = [positions(rows, agents, dtype, seed) for seed in (1, 2, 3)]
+    field = torch.full((rows, agents), 5.0, dtype=dtype)
+    previous = None
+    for step in range(4):
+        gathered = gathered_of("packed", 2 * rows + 3, agents, dtype, seed=step)
+        got, cpu = both_with_field(emulated, J, gathered, state, field, previous)
+        for g, c in zip(got, cpu):
+            assert torch.equal(g, c), step
+        state, field, previous = cpu[:3], cpu[3], gathered
+
+
+def both_with_field(emulated, J, gathered, state, field, previous):
+    """both() for sb_rows_step with a field, which follows the coefficients: the emulated and
+    the CPU op each on its own copies of the state and the field; returns (emulated, CPU)."""
+    runs = []
+    for op in (emulated.sb_rows_step, torch.ops.sb_native.sb_rows_step):
+        outputs = [t.clone() for t in (*state, field)]
+        op(*J, gathered, *outputs[:3], *COEFS, HEATS[1], True, True, outputs[3], previous)
+        runs.append(outputs)
+    return runs
+
+
 # ── sb_rows_pack: rows_pack_kernel, rows_pack_header_kernel ────────────────────────
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("rows,agents", [(r, a) for r in ROWS for a in AGENTS] + [(300, 65)])

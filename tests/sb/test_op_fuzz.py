@@ -238,8 +238,9 @@ def packed(positions, spins):
        agents=st.sampled_from([0, 1, 63, 64, 65, 130]), dtype=DTYPES,
        form=st.sampled_from(["float", "int8", "packed", "zero plane"]), heated=st.booleans(),
        phase=st.sampled_from([(True, True), (True, False), (False, True), (False, False)]),
-       planted=st.booleans(), seed=st.integers(0, 2**20))
-def test_sb_rows_step(rows, columns, agents, dtype, form, heated, phase, planted, seed):
+       planted=st.booleans(), kept=st.booleans(), seed=st.integers(0, 2**20))
+def test_sb_rows_step(rows, columns, agents, dtype, form, heated, phase, planted, kept, seed):
+    # kept: the product into a field (test_rows_field.py checks its corrections by flips).
     # The kernel sums in the CSR order, torch's CSR product in its own: float32's HUGE 1e30.
     huge = 1e38 if dtype == torch.float64 else 1e30
     csr, x, m, positions = block(rows, columns, agents, dtype, seed, planted,
@@ -251,7 +252,9 @@ def test_sb_rows_step(rows, columns, agents, dtype, form, heated, phase, planted
                 "zero plane": torch.cat([packed(positions, False)[:-1], zero_plane], 1)}[form]
     m0 = 2 * torch.rand(rows, agents, dtype=dtype) - 1 if heated else torch.empty(0, dtype=dtype)
     args = [*csr, gathered, x, m, m0, -0.07, 0.1, 0.3, 0.01 if heated else 0.0, *phase]
-    both("sb_rows_step", args, [4, 5, 6], False)
+    if kept:
+        args.append(torch.full((rows, agents), 3.0, dtype=dtype))
+    both("sb_rows_step", args, [4, 5, 6, 13] if kept else [4, 5, 6], False)
 
 
 @FUZZ

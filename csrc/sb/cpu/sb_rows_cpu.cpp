@@ -2,7 +2,8 @@
 // in CSR form times f(x) of every variable gathered from the ranks, fused with the step's
 // per-element update (rows_math.h) as run_csr_ballistic fuses it, so a rank's rows evolve
 // exactly as those rows of a single-process sb_run_csr run: the same sums in the same
-// order (bSB, fused as csr_row_block), exact +-1 terms for dSB.
+// order (bSB, fused as csr_row_block), exact +-1 terms for dSB (kept as an incremental field
+// when the caller passes one).
 
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -106,21 +107,57 @@ void row_product(const CsrView& J, const scalar_t* values, const at::Tensor& gat
   }
 }
 
+// field[i, :] += 2 v s for each term of row i whose packed sign s changed since previous:
+// dSB's incremental field (flips are few once the run settles), as the one-process kernels
+// keep theirs; exact when the row's sums are (rows_math.h). Packed rows without a zero plane.
+template <typename scalar_t>
+void flipped_row_update(const CsrView& J, const scalar_t* values, const int64_t* now,
+                        const int64_t* before, int64_t agents, int64_t i,
+                        scalar_t* __restrict__ field) {
+  const int64_t width = packed_width(agents);
+  const int tail = static_cast<int>(agents - 64 * (width - 1));  // agents of the last word
+  // The last word's bits past the agents (padding) are never read as agents.
+  const uint64_t last = tail == 64 ? ~uint64_t(0) : (uint64_t(1) << tail) - 1;
+  for (int64_t k = J.crow[i]; k < J.crow[i + 1]; ++k) {
+    const int64_t* a_row = now + J.col[k] * width;
+    const int64_t* b_row = before + J.col[k] * width;
+    for (int64_t w = 0; w < width; ++w) {
+      uint64_t changed = static_cast<uint64_t>(a_row[w] ^ b_row[w]);
+      if (w == width - 1) changed &= last;
+      if (changed == 0) continue;
+      const scalar_t twice = scalar_t(2) * values[k];
+      const uint64_t bits = static_cast<uint64_t>(a_row[w]);
+      for (; changed != 0; changed &= changed - 1) {
+        const int b = __builtin_ctzll(changed);
+        field[64 * w + b] += ((bits >> b) & 1) ? twice : -twice;
+      }
+    }
+  }
+}
+
 void sb_rows_step_cpu(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
                       const at::Tensor& gathered, at::Tensor& position, at::Tensor& momentum,
                       at::Tensor& start_momentum, double momentum_coef, double position_coef,
-                      double quadratic_coef, double heat_coef, bool finish, bool begin) {
+                      double quadratic_coef, double heat_coef, bool finish, bool begin,
+                      const c10::optional<at::Tensor>& field,
+                      const c10::optional<at::Tensor>& previous) {
   const bool heated = heat_coef != 0.0;
   check_rows_step_args(crow, col, values, gathered, position, momentum, start_momentum, heated);
+  check_rows_field_args(crow, col, values, gathered, position, momentum, start_momentum, heated,
+                        field, previous);
   const int64_t rows = position.size(0), agents = position.size(1);
   if (finish) check_csr_structure(crow, col, gathered.size(0), gathered_range(gathered));
   if (position.numel() == 0 || (!finish && !begin)) return;
   const CsrView J{crow.data_ptr<int64_t>(), col.data_ptr<int64_t>(), rows};
+  const bool incremental = previous.has_value();
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_rows_step_cpu", [&] {
     const scalar_t* vals = values.data_ptr<scalar_t>();
     scalar_t* x = position.data_ptr<scalar_t>();
     scalar_t* m = momentum.data_ptr<scalar_t>();
     scalar_t* m0 = heated ? start_momentum.data_ptr<scalar_t>() : nullptr;
+    scalar_t* kept = field.has_value() ? field->data_ptr<scalar_t>() : nullptr;
+    const int64_t* now = incremental ? gathered.data_ptr<int64_t>() : nullptr;
+    const int64_t* before = incremental ? previous->data_ptr<int64_t>() : nullptr;
     const scalar_t q = static_cast<scalar_t>(quadratic_coef);
     const scalar_t heat = static_cast<scalar_t>(heat_coef);
     const scalar_t mc = static_cast<scalar_t>(momentum_coef);
@@ -128,10 +165,15 @@ void sb_rows_step_cpu(const at::Tensor& crow, const at::Tensor& col, const at::T
     const int64_t nnz_per_row = rows ? J.crow[rows] / rows : 0;
     const int64_t grain = common::work_grain((finish ? nnz_per_row + 4 : 4) * agents);
     at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
-      std::vector<scalar_t> acc(agents);
+      std::vector<scalar_t> own(kept ? 0 : agents);
       for (int64_t i = r0; i < r1; ++i) {
-        if (finish) row_product(J, vals, gathered, agents, i, acc.data());
         const int64_t row = i * agents;
+        scalar_t* acc = kept ? kept + row : own.data();
+        if (finish && incremental) {
+          flipped_row_update(J, vals, now, before, agents, i, acc);
+        } else if (finish) {
+          row_product(J, vals, gathered, agents, i, acc);
+        }
         for (int64_t a = 0; a < agents; ++a) {
           scalar_t xe = x[row + a], me = m[row + a];
           scalar_t m0e = heated ? m0[row + a] : scalar_t(0);

@@ -4,7 +4,8 @@
 // (cpu/sb_rows_cpu.cpp) bit for bit, so ranks on either device evolve alike:
 //   sb_rows_step  : one block per row and agent tile (threads over agents: the gathered rows
 //                   of the non-zeros are read coalesced); each thread sums its element's
-//                   product in CSR order with the CPU's rounding, then finishes / begins it;
+//                   product in CSR order with the CPU's rounding (or adds the changed terms
+//                   to its field), then finishes / begins it;
 //   sb_rows_pack  : one warp per packed word (two ballots), the zero signs counted per
 //                   block and then summed by one block into the header row;
 //   sb_rows_energy: one thread per (chunk of the CPU's kEnergyRows rows, agent) sums its
@@ -87,15 +88,36 @@ __device__ __forceinline__ scalar_t row_product(const RowBlock<scalar_t, gathere
   return acc;
 }
 
+// field[i, a] plus 2 v s for each term of row i whose sign changed since previous, in CSR
+// order as the CPU's flipped_row_update adds them (packed signs without a zero plane).
+template <typename scalar_t>
+__device__ __forceinline__ scalar_t flipped_update(const RowBlock<scalar_t, int64_t>& J,
+                                                   const int64_t* previous, scalar_t acc,
+                                                   int64_t i, int64_t a) {
+  const int64_t w = a >> 6;
+  const int64_t b = a & 63;
+  for (int64_t k = J.crow[i]; k < J.crow[i + 1]; ++k) {
+    const int64_t at = J.col[k] * J.stride + w;
+    const int64_t now = J.gathered[at];
+    if (((now ^ previous[at]) >> b) & 1) {
+      const scalar_t twice = scalar_t(2) * J.values[k];
+      acc = acc + (((now >> b) & 1) ? twice : -twice);
+    }
+  }
+  return acc;
+}
+
 template <typename scalar_t>
 struct RowsCoefs {
   scalar_t momentum, position, quadratic, heat;
 };
 
-// m0 is nullptr when not heated (start_momentum is then never touched).
+// m0 is nullptr when not heated (start_momentum is then never touched); field nullptr
+// without a field, previous nullptr without previous (packed rows only).
 template <typename scalar_t, typename gathered_t>
 __global__ void rows_step_kernel(RowBlock<scalar_t, gathered_t> J, scalar_t* x, scalar_t* m,
-                                 scalar_t* m0, RowsCoefs<scalar_t> c, bool finish, bool begin) {
+                                 scalar_t* m0, scalar_t* field, const int64_t* previous,
+                                 RowsCoefs<scalar_t> c, bool finish, bool begin) {
   const int64_t i = blockIdx.x;
   const bool heated = m0 != nullptr;
   const int64_t stride = static_cast<int64_t>(gridDim.y) * blockDim.x;
@@ -104,7 +126,17 @@ __global__ void rows_step_kernel(RowBlock<scalar_t, gathered_t> J, scalar_t* x, 
     const int64_t e = i * J.agents + a;
     scalar_t xe = x[e], me = m[e];
     scalar_t m0e = heated ? m0[e] : scalar_t(0);
-    if (finish) rows_finish(xe, me, m0e, row_product(J, i, a), c.quadratic, c.heat, heated);
+    if (finish) {
+      scalar_t acc;
+      if constexpr (std::is_same_v<gathered_t, int64_t>) {
+        acc = previous != nullptr ? flipped_update(J, previous, field[e], i, a)
+                                  : row_product(J, i, a);
+      } else {
+        acc = row_product(J, i, a);
+      }
+      if (field != nullptr) field[e] = acc;
+      rows_finish(xe, me, m0e, acc, c.quadratic, c.heat, heated);
+    }
     if (begin) rows_begin(xe, me, m0e, c.momentum, c.position, heated);
     x[e] = xe;
     m[e] = me;
@@ -227,9 +259,13 @@ RowBlock<scalar_t, gathered_t> row_block(const at::Tensor& crow, const at::Tenso
 void sb_rows_step_cuda(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
                        const at::Tensor& gathered, at::Tensor& position, at::Tensor& momentum,
                        at::Tensor& start_momentum, double momentum_coef, double position_coef,
-                       double quadratic_coef, double heat_coef, bool finish, bool begin) {
+                       double quadratic_coef, double heat_coef, bool finish, bool begin,
+                       const c10::optional<at::Tensor>& field,
+                       const c10::optional<at::Tensor>& previous) {
   const bool heated = heat_coef != 0.0;
   check_rows_step_args(crow, col, values, gathered, position, momentum, start_momentum, heated);
+  check_rows_field_args(crow, col, values, gathered, position, momentum, start_momentum, heated,
+                        field, previous);
   const at::cuda::CUDAGuard guard(position.device());
   if (finish) check_csr_structure(crow, col, gathered.size(0), gathered_range(gathered));
   if (position.numel() == 0 || (!finish && !begin)) return;
@@ -241,12 +277,14 @@ void sb_rows_step_cuda(const at::Tensor& crow, const at::Tensor& col, const at::
         static_cast<scalar_t>(momentum_coef), static_cast<scalar_t>(position_coef),
         static_cast<scalar_t>(quadratic_coef), static_cast<scalar_t>(heat_coef)};
     scalar_t* m0 = heated ? start_momentum.data_ptr<scalar_t>() : nullptr;
+    scalar_t* kept = field.has_value() ? field->data_ptr<scalar_t>() : nullptr;
+    const int64_t* before = previous.has_value() ? previous->data_ptr<int64_t>() : nullptr;
     auto run = [&](auto gathered_type) {
       using gathered_t = decltype(gathered_type);
       cuda::launch(rows_step_kernel<scalar_t, gathered_t>, shape.grid, shape.threads, 0, stream,
                    row_block<scalar_t, gathered_t>(crow, col, values, gathered, agents),
-                   position.data_ptr<scalar_t>(), momentum.data_ptr<scalar_t>(), m0, c, finish,
-                   begin);
+                   position.data_ptr<scalar_t>(), momentum.data_ptr<scalar_t>(), m0, kept, before,
+                   c, finish, begin);
     };
     if (gathered.scalar_type() == at::kChar) {
       run(int8_t{});
