@@ -52,8 +52,9 @@ TORCH_LIBRARY_FRAGMENT(sb_native, m) {
   // heat_coef == 0 start_momentum is never touched (any tensor, e.g. an empty one).
   // field (rows, agents), when given, receives the product (J @ f)_rows a finish uses; with
   // previous, the packed signs (no zero plane) of the step whose product field holds, a
-  // finish adds only the terms whose sign changed (2 v s each) to field: dSB's incremental
-  // field, equal to the product whenever the block's sums are exact (integer weights).
+  // finish adds only the terms whose sign changed (2 v s each) to field (the CPU takes the
+  // whole product instead when many changed): dSB's incremental field, equal to the product
+  // whenever the block's sums are exact (integer weights), the only case to pass previous.
   m.def("sb_rows_step(Tensor crow_indices, Tensor col_indices, Tensor values, Tensor gathered, "
         "Tensor(a!) position, Tensor(b!) momentum, Tensor(c!) start_momentum, "
         "float momentum_coef, float position_coef, float quadratic_coef, float heat_coef, "

@@ -107,6 +107,34 @@ void row_product(const CsrView& J, const scalar_t* values, const at::Tensor& gat
   }
 }
 
+// A step whose changed signs exceed 1 / kWholeStepFlipShare of all the gathered signs takes
+// the whole product: each correction is a scalar add at a found bit, the product eight adds
+// at a time, and the crossover sits near 5% changed (bench/sb/bench_rows_field.py).
+constexpr int64_t kWholeStepFlipShare = 16;
+
+// The last word's bits that are agents (the rest is padding, never read as agents).
+inline uint64_t agent_bits(int64_t agents, int64_t w) {
+  const int64_t len = std::min<int64_t>(64, agents - 64 * w);
+  return len == 64 ? ~uint64_t(0) : (uint64_t(1) << len) - 1;
+}
+
+// Whether a finish should correct the field rather than take the whole product: few signs
+// changed between previous and gathered (one sequential pass over both).
+inline bool few_changes(const at::Tensor& gathered, const at::Tensor& previous, int64_t agents) {
+  const int64_t width = packed_width(agents), variables = gathered.size(0);
+  const int64_t* now = gathered.data_ptr<int64_t>();
+  const int64_t* before = previous.data_ptr<int64_t>();
+  int64_t changes = 0;
+  for (int64_t r = 0; r < variables; ++r) {
+    for (int64_t w = 0; w < width; ++w) {
+      changes += __builtin_popcountll(
+          static_cast<uint64_t>(now[r * width + w] ^ before[r * width + w]) &
+          agent_bits(agents, w));
+    }
+  }
+  return changes * kWholeStepFlipShare <= variables * agents;
+}
+
 // field[i, :] += 2 v s for each term of row i whose packed sign s changed since previous:
 // dSB's incremental field (flips are few once the run settles), as the one-process kernels
 // keep theirs; exact when the row's sums are (rows_math.h). Packed rows without a zero plane.
@@ -115,18 +143,13 @@ void flipped_row_update(const CsrView& J, const scalar_t* values, const int64_t*
                         const int64_t* before, int64_t agents, int64_t i,
                         scalar_t* __restrict__ field) {
   const int64_t width = packed_width(agents);
-  const int tail = static_cast<int>(agents - 64 * (width - 1));  // agents of the last word
-  // The last word's bits past the agents (padding) are never read as agents.
-  const uint64_t last = tail == 64 ? ~uint64_t(0) : (uint64_t(1) << tail) - 1;
   for (int64_t k = J.crow[i]; k < J.crow[i + 1]; ++k) {
-    const int64_t* a_row = now + J.col[k] * width;
-    const int64_t* b_row = before + J.col[k] * width;
     for (int64_t w = 0; w < width; ++w) {
-      uint64_t changed = static_cast<uint64_t>(a_row[w] ^ b_row[w]);
-      if (w == width - 1) changed &= last;
+      const int64_t at = J.col[k] * width + w;
+      uint64_t changed = static_cast<uint64_t>(now[at] ^ before[at]) & agent_bits(agents, w);
       if (changed == 0) continue;
       const scalar_t twice = scalar_t(2) * values[k];
-      const uint64_t bits = static_cast<uint64_t>(a_row[w]);
+      const uint64_t bits = static_cast<uint64_t>(now[at]);
       for (; changed != 0; changed &= changed - 1) {
         const int b = __builtin_ctzll(changed);
         field[64 * w + b] += ((bits >> b) & 1) ? twice : -twice;
@@ -149,7 +172,9 @@ void sb_rows_step_cpu(const at::Tensor& crow, const at::Tensor& col, const at::T
   if (finish) check_csr_structure(crow, col, gathered.size(0), gathered_range(gathered));
   if (position.numel() == 0 || (!finish && !begin)) return;
   const CsrView J{crow.data_ptr<int64_t>(), col.data_ptr<int64_t>(), rows};
-  const bool incremental = previous.has_value();
+  // The whole product, kept in field, equals the corrected one: the choice is speed only.
+  const bool incremental =
+      finish && previous.has_value() && few_changes(gathered, *previous, agents);
   AT_DISPATCH_FLOATING_TYPES(position.scalar_type(), "sb_rows_step_cpu", [&] {
     const scalar_t* vals = values.data_ptr<scalar_t>();
     scalar_t* x = position.data_ptr<scalar_t>();
