@@ -5,8 +5,7 @@ plus: `backend` and `seed` keywords on minimize/maximize, and sparse quadratic
 coefficients (torch sparse COO/CSR or scipy.sparse), kept sparse end to end.
 """
 
-import numbers
-from typing import Dict, List, Optional, Tuple, Union, overload
+from typing import List, Optional, Tuple, Union, overload
 
 import numpy as np
 import torch
@@ -15,15 +14,9 @@ from sympy import Poly
 from .. import _checks, _memory, _sparse
 from .._options import BackendChoice, Callback, GroupChoice, Mode, SolverOptions
 from ..engine.history import ISING, Objective
+from . import _coefficients
 from .ising import Ising
 from .variable import DomainLike, Variable, domain_key, encoded, parse_domain
-
-
-def _check_finite(name: str, tensor: torch.Tensor) -> None:
-    values = tensor.values() if tensor.layout == torch.sparse_coo else (
-        tensor.values() if tensor.layout == torch.sparse_csr else tensor)
-    if values.is_floating_point() and not bool(torch.all(torch.isfinite(values))):
-        raise ValueError(f"The {name} coefficients must be finite (no NaN or infinity).")
 
 
 class QuadraticPolynomial:
@@ -41,7 +34,7 @@ class QuadraticPolynomial:
     (2, torch.float32, [1.0, 0.0], 0.0)
     """
 
-    # Set by _from_poly, _from_tensors or _checked.
+    # Set by the constructor (core/_coefficients.py) or _checked.
     _quadratic_coefficients: torch.Tensor
     _linear_coefficients: torch.Tensor
     _bias: torch.Tensor
@@ -52,9 +45,11 @@ class QuadraticPolynomial:
         self._device = _checks.safe_get_device(device)
         self.sb_result: Optional[torch.Tensor] = None
         if len(polynomial_data) == 1 and isinstance(polynomial_data[0], Poly):
-            self._from_poly(polynomial_data[0])
+            coefficients = _coefficients.from_poly(polynomial_data[0], self._dtype, self._device)
         else:
-            self._from_tensors(polynomial_data)
+            coefficients = _coefficients.from_data(polynomial_data, self._dtype, self._device)
+        (self._quadratic_coefficients, self._linear_coefficients,
+         self._bias) = coefficients
         self._dimension = self._quadratic_coefficients.shape[0]
 
     # Construction
@@ -63,7 +58,7 @@ class QuadraticPolynomial:
     def _checked(cls, quadratic: torch.Tensor, linear: torch.Tensor, bias: torch.Tensor,
                  dtype: torch.dtype, device: torch.device) -> "QuadraticPolynomial":
         """A polynomial of tensors a caller has already converted to dtype and device and
-        checked as _from_tensors does (a batch checks all its problems at once)."""
+        checked as _coefficients.from_data does (a batch checks all its problems at once)."""
         polynomial = cls.__new__(cls)
         polynomial._dtype, polynomial._device = dtype, device
         polynomial.sb_result = None
@@ -72,100 +67,6 @@ class QuadraticPolynomial:
         polynomial._bias = bias
         polynomial._dimension = quadratic.shape[0]
         return polynomial
-
-    def _zeros(self, *shape) -> torch.Tensor:
-        return torch.zeros(*shape, dtype=self._dtype, device=self._device)
-
-    def _from_poly(self, polynomial: Poly) -> None:
-        if not polynomial.is_quadratic:
-            raise ValueError(
-                "Expected a quadratic polynomial but got a total degree of "
-                f"{polynomial.total_degree()}."
-            )
-        dimension = len(polynomial.gens)
-        self._quadratic_coefficients = self._zeros(dimension, dimension)
-        self._linear_coefficients = self._zeros(dimension)
-        self._bias = torch.tensor(0.0, dtype=self._dtype, device=self._device)
-        for monom, coeff in polynomial.terms():
-            coeff = float(coeff)
-            degree = sum(monom)
-            if degree == 0:
-                self._bias = torch.tensor(coeff, dtype=self._dtype, device=self._device)
-            elif degree == 1:
-                self._linear_coefficients[monom.index(1)] = coeff
-            elif 2 in monom:
-                row = monom.index(2)
-                self._quadratic_coefficients[row, row] = coeff
-            else:
-                row = monom.index(1)
-                self._quadratic_coefficients[row, monom.index(1, row + 1)] = coeff
-
-    def _from_tensors(self, polynomial_data) -> None:
-        dimension = None
-        given: Dict[str, torch.Tensor] = {}  # attribute name -> the tensor provided for it
-        for data in polynomial_data:
-            if isinstance(data, np.ndarray):
-                data = torch.from_numpy(data)
-            elif _sparse.is_scipy_sparse(data):
-                data = _sparse.from_scipy(data)
-            elif isinstance(data, numbers.Real) and not isinstance(data, bool):
-                data = torch.tensor(float(data), dtype=self._dtype, device=self._device)
-            if not isinstance(data, torch.Tensor):
-                raise ValueError(
-                    f"Unsupported coefficient tensor type: {type(data)}. "
-                    "Expected a torch.Tensor or a numpy.ndarray."
-                )
-            if data.ndim == 0:
-                attribute = "_bias"
-            elif data.ndim == 1:
-                attribute = "_linear_coefficients"
-            elif data.ndim == 2:
-                attribute = "_quadratic_coefficients"
-                if data.shape[0] != data.shape[1]:
-                    raise ValueError("Provided quadratic coefficients tensor is not square.")
-            else:
-                raise ValueError(
-                    f"Expected a tensor with at most 2 dimensions, got {data.ndim}."
-                )
-            if attribute in given:
-                raise ValueError(
-                    "Providing two tensors for the same degree is ambiguous. "
-                    f"Got at least two tensors for degree {data.ndim}."
-                )
-            if data.ndim > 0:
-                if dimension is None:
-                    dimension = data.shape[0]
-                elif dimension != data.shape[0]:
-                    raise ValueError(
-                        "Inconsistant shape among provided tensors. "
-                        f"Expected {dimension} but got {data.shape[0]}."
-                    )
-            if data.dtype == torch.bool or data.is_complex():
-                raise TypeError(f"Coefficients must be real numbers, got dtype {data.dtype}.")
-            name = {0: "constant", 1: "linear", 2: "quadratic"}[data.ndim]
-            _checks.check_device_available(data.device, f"the {name} coefficients")
-            converted = data.to(dtype=self._dtype, device=self._device)
-            if converted.layout == torch.sparse_csr:
-                converted = converted.to_sparse_coo()
-            if converted.layout == torch.sparse_coo:
-                converted = converted.coalesce()
-            _check_finite(name, converted)
-            given[attribute] = converted
-        if dimension is None:
-            raise ValueError(
-                "The polynomial has no variables: provide a quadratic (2-D) or linear (1-D) "
-                "coefficient tensor."
-            )
-        if dimension == 0:
-            raise ValueError("The polynomial has no variables: its coefficient tensors are empty.")
-        self._quadratic_coefficients = (given["_quadratic_coefficients"]
-                                        if "_quadratic_coefficients" in given
-                                        else self._zeros(dimension, dimension))
-        self._linear_coefficients = (given["_linear_coefficients"]
-                                     if "_linear_coefficients" in given
-                                     else self._zeros(dimension))
-        self._bias = (given["_bias"] if "_bias" in given
-                      else torch.tensor(0.0, dtype=self._dtype, device=self._device))
 
     # Evaluation
 
