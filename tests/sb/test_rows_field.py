@@ -13,14 +13,8 @@ import torch.distributed as dist
 
 from sb_native.engine import reference as torch_ref
 from tests.helpers import NATIVE_ONLY, join_gloo, record_cases, spawn_ranks
-from tests.sb.test_rows import (
-    TOL,
-    block,
-    gset_dsb,
-    packed,
-    qubo_heated_dsb,
-    write_problems,
-)
+from tests.sb.test_rows import TOL, block, packed
+from tests.sb.test_rows_ranks import gset_dsb, qubo_heated_dsb, write_problems
 
 COEFS = (-0.07, 0.1, 0.3)
 
