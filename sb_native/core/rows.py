@@ -6,7 +6,7 @@ rows lo_r..hi_r - 1 of S (RowBlock.bounds) and l[lo_r:hi_r]. It is turned into t
 form SB runs on (-0.5 s^T J s + h^T s + constant, with the extra spin of h when h != 0) row
 by row, with the values the single-process path (QuadraticPolynomial.to_ising, then the
 coupling of core/ising.py) computes, so a run gives what one process gives on the whole
-problem stored sparse (tests/sb/test_rows.py).
+problem stored sparse (tests/sb/test_rows_ranks.py).
 """
 
 from typing import Optional, Tuple, Union

@@ -14,7 +14,7 @@ there (rows_layout.py: RowLayout.gathered_rows).
 A rank's rows evolve exactly as those rows of the single-process run on the CSR coupling
 (same sums in the same order, the kernels' per-element math), and every rank draws the
 single-process initial stream and keeps its rows, so the result does not depend on the
-world size: dSB on integer weights and bSB alike (tests/sb/test_rows.py).
+world size: dSB on integer weights and bSB alike (tests/sb/test_rows_ranks.py).
 
 Early stopping samples every sampling_period steps: the spins are gathered (one bit each),
 each rank computes its rows' share of the energies (sb_rows_energy) and one all_reduce sums
