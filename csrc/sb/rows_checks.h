@@ -92,6 +92,9 @@ inline void check_rows_field_args(const at::Tensor& crow, const at::Tensor& col,
   TORCH_CHECK_VALUE(previous->device() == position.device() && previous->is_contiguous(),
                     "previous must be contiguous and on the device of position");
   common::check_apart(*previous, *field, "previous", "field");
+  common::check_apart(*previous, position, "previous", "position");
+  common::check_apart(*previous, momentum, "previous", "momentum");
+  if (heated) common::check_apart(*previous, start_momentum, "previous", "start_momentum");
 }
 
 // sb_rows_pack: position (rows, agents) into packed (rows + 1, words) int64.

@@ -82,6 +82,11 @@ def test_a_finish_without_previous_takes_the_whole_product_into_field():
     assert torch.equal(field, kept)
 
 
+def overlapping(state, gathered):
+    """int64 words of gathered's shape in the first bytes of state (float64)."""
+    return state.view(torch.int64).reshape(-1)[:gathered.numel()].view(gathered.shape)
+
+
 @NATIVE_ONLY
 def test_field_opcheck_and_errors():
     csr, x, m, positions = block(5, 12, 70, torch.float64, integer=True)
@@ -107,6 +112,10 @@ def test_field_opcheck_and_errors():
          "field must have the shape of position"),
         ((now, x, m, empty, *COEFS, 0.0, True, True, x), ValueError,
          "field and position must not overlap"),
+        ((now, x, m, empty, *COEFS, 0.0, True, True, field, overlapping(x, now)), ValueError,
+         "previous and position must not overlap"),
+        ((now, x, m, empty, *COEFS, 0.0, True, True, field, overlapping(m, now)), ValueError,
+         "previous and momentum must not overlap"),
     ]
     for args, error, message in cases:
         with pytest.raises(error, match=message):
