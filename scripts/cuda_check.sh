@@ -2,9 +2,8 @@
 # Compile-and-link check of the CUDA kernels on a machine without a GPU (`make cuda-check`).
 # Builds the whole extension with CUDA (FORCE_CUDA=1) in its own venv against torch 2.14.1
 # (scripts/cuda_env.sh), out of place so the CPU build's sb_native/_C*.so is never touched,
-# then imports the result and
-# asserts that every op (SB and QIMADTorch) has a CUDA kernel registered and
-# backend_info()["cuda"] is true. Then the same for the libtorch (CMake) library built with
+# then imports the result and asserts that every op (SB and QIMADTorch) has a CUDA kernel
+# registered and backend_info()["cuda"] is true. Then the same for the libtorch (CMake) library built with
 # -DSB_NATIVE_CUDA=ON against the same torch (build/cuda/cmake): configured, built, loaded.
 # SKIP_CMAKE=1 leaves that part out; CMAKE_CONFIGURE_ONLY=1 only configures the library (CI:
 # building it compiles every source with nvcc a second time, about 6 minutes).

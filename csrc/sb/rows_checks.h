@@ -42,6 +42,19 @@ inline void check_gathered(const at::Tensor& gathered, const at::Tensor& positio
   }
 }
 
+// A tensor sb_rows_step writes besides position and momentum (start_momentum, field): shaped
+// like position, apart from the state, the gathered f(x) and the block.
+inline void check_rows_output(const at::Tensor& t, const char* name, const at::Tensor& crow,
+                              const at::Tensor& col, const at::Tensor& values,
+                              const at::Tensor& gathered, const at::Tensor& position,
+                              const at::Tensor& momentum) {
+  check_like_state(t, position, name);
+  common::check_apart(t, position, name, "position");
+  common::check_apart(t, momentum, name, "momentum");
+  common::check_apart(t, gathered, name, "gathered");
+  check_csr_apart(crow, col, values, t, name);
+}
+
 // sb_rows_step: the block, the gathered f(x), and the state (position, momentum and, when
 // heated, start_momentum of one shape and dtype; unheated steps never touch start_momentum),
 // none of the outputs overlapping another tensor.
@@ -56,11 +69,8 @@ inline void check_rows_step_args(const at::Tensor& crow, const at::Tensor& col,
   check_csr_apart(crow, col, values, position, "position");
   check_csr_apart(crow, col, values, momentum, "momentum");
   if (heated) {
-    check_like_state(start_momentum, position, "start_momentum");
-    common::check_apart(start_momentum, position, "start_momentum", "position");
-    common::check_apart(start_momentum, momentum, "start_momentum", "momentum");
-    common::check_apart(start_momentum, gathered, "start_momentum", "gathered");
-    check_csr_apart(crow, col, values, start_momentum, "start_momentum");
+    check_rows_output(start_momentum, "start_momentum", crow, col, values, gathered, position,
+                      momentum);
   }
 }
 
@@ -73,12 +83,8 @@ inline void check_rows_field_args(const at::Tensor& crow, const at::Tensor& col,
                                   const c10::optional<at::Tensor>& field,
                                   const c10::optional<at::Tensor>& previous) {
   if (field.has_value()) {
-    check_like_state(*field, position, "field");
-    common::check_apart(*field, position, "field", "position");
-    common::check_apart(*field, momentum, "field", "momentum");
+    check_rows_output(*field, "field", crow, col, values, gathered, position, momentum);
     if (heated) common::check_apart(*field, start_momentum, "field", "start_momentum");
-    common::check_apart(*field, gathered, "field", "gathered");
-    check_csr_apart(crow, col, values, *field, "field");
   }
   if (!previous.has_value()) return;
   TORCH_CHECK_VALUE(field.has_value(), "previous needs a field (the product it was taken for)");
