@@ -233,6 +233,29 @@ def leave_rank(rank, directory, results):
         os._exit(0)
 
 
+@contextlib.contextmanager
+def failing_on_rank_one(op: str, call: int):
+    """In a spawned rank, within the block: rank 1's `call`-th call of the engine op
+    sb_native.engine.ops.<op> raises MemoryError("rank 1 ran out of memory"), the failure
+    assert_ranks_fail_together expects."""
+    import torch.distributed as dist
+
+    from sb_native.engine import ops
+    calls, original = [], getattr(ops, op)
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if dist.get_rank() == 1 and len(calls) == call:
+            raise MemoryError("rank 1 ran out of memory")
+        return original(*args, **kwargs)
+
+    setattr(ops, op, flaky)
+    try:
+        yield
+    finally:
+        setattr(ops, op, original)
+
+
 def assert_ranks_fail_together(ranks, mismatched, failing):
     """Two ranks' records: the case given different problems or settings raised ValueError
     on both; in the failing case rank 1 raised MemoryError and rank 0 RankFailed naming it."""

@@ -16,6 +16,7 @@ from tests.helpers import (
     NATIVE_ONLY,
     TWO_GPUS_NCCL,
     assert_ranks_fail_together,
+    failing_on_rank_one,
     join_gloo,
     record_cases,
     save_on_gpu_rank,
@@ -124,23 +125,10 @@ def mismatched_seeds(group):
 
 def failing_rank(group):
     """Rank 1's third chunk raises; rank 0 must raise too, not wait."""
-    from sb_native.engine import ops
-    calls = []
-    original = ops.sb_run
-
-    def flaky(*args, **kwargs):
-        calls.append(1)
-        if dist.get_rank() == 1 and len(calls) == 3:
-            raise MemoryError("rank 1 ran out of memory")
-        return original(*args, **kwargs)
-
-    ops.sb_run = flaky
-    try:
+    with failing_on_rank_one("sb_run", 3):
         return sb.minimize(spin_problem(20, seed=8, integer=True), domain="spin", agents=4,
                            max_steps=2000, early_stopping=False, seed=9, process_group=group,
                            verbose=False, backend="native")
-    finally:
-        ops.sb_run = original
 
 
 def failing_callback(group):

@@ -20,6 +20,7 @@ from tests.helpers import (
     NATIVE_ONLY,
     TWO_GPUS_NCCL,
     assert_ranks_fail_together,
+    failing_on_rank_one,
     join_gloo,
     record_cases,
     save_on_gpu_rank,
@@ -131,21 +132,9 @@ def mismatched_problems(directory, rows):
 
 def failing_rank(directory, rows):
     """Rank 1's tenth step raises; rank 0 must raise too, not wait."""
-    from sb_native.engine import ops
-    calls, original = [], ops.sb_rows_step
-
-    def flaky(*args, **kwargs):
-        calls.append(1)
-        if dist.get_rank() == 1 and len(calls) == 10:
-            raise MemoryError("rank 1 ran out of memory")
-        return original(*args, **kwargs)
-
-    ops.sb_rows_step = flaky
-    try:
+    with failing_on_rank_one("sb_rows_step", 10):
         return sb.RowBlock.from_gset(os.path.join(directory, "g.txt")).maximize(
             agents=4, max_steps=2000, early_stopping=False, seed=9, verbose=False)
-    finally:
-        ops.sb_rows_step = original
 
 
 def failing_callback(directory, rows):
