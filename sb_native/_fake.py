@@ -90,7 +90,7 @@ def qimad_angles(alpha, beta, mask, k, normal, uniform, attract_on, alpha_step, 
 @_fake("qimad_update")
 def qimad_update(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta, seg_gamma,
                  seg_w, tunnel_rows, tunnel_noise, temperature, rms_decay, eps, sequential=False,
-                 bounds=None):
+                 bounds=None, first=0):
     return None
 
 
@@ -99,6 +99,6 @@ def qimad_step(theta, square_avg, grad, best, params, bucket_params, segments, s
                seg_gamma, seg_w, alpha, beta, mask, attract_on, can_tunnel, k, dtype, agent_loss,
                agent_best, stagnation, best_loss, normal, uniform, step, rows, losses, generator,
                temperature, alpha_step, beta_step, rms_decay, eps, stagnation_limit, bounds,
-               global_stagnation, sequential=False):
+               global_stagnation, sequential=False, first=0):
     # The fates live on the CPU whatever the swarm's device (the records are CPU tensors).
     return torch.empty(alpha.shape[0], dtype=torch.int64, device="cpu")

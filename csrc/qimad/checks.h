@@ -74,9 +74,17 @@ inline void check_index(const at::Tensor& t, const at::Tensor& theta, const char
   TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
 }
 
-inline void check_like_theta(const at::Tensor& t, const at::Tensor& theta, const char* name) {
-  TORCH_CHECK_VALUE(t.sizes() == theta.sizes(), name, " must have the shape of theta ",
-                    theta.sizes(), ", got ", t.sizes());
+// square_avg or grad: the swarm's rows [first, first + rows) (all of them by default), shaped
+// (rows, parameters) like theta's rows.
+inline void check_shard(const at::Tensor& t, const at::Tensor& theta, int64_t first,
+                        const char* name) {
+  TORCH_CHECK_VALUE(first >= 0 && first <= theta.size(0), "first must lie in [0, ",
+                    theta.size(0), "], got ", first);
+  TORCH_CHECK_VALUE(t.dim() == 2 && t.size(1) == theta.size(1) &&
+                        t.size(0) <= theta.size(0) - first,
+                    name, " must be (rows, parameters) with parameters = ", theta.size(1),
+                    " and rows <= agents - first = ", theta.size(0) - first, ", got shape ",
+                    t.sizes());
   TORCH_CHECK_TYPE(t.scalar_type() == theta.scalar_type(), name, " must have the dtype of theta (",
                    theta.scalar_type(), "), got ", t.scalar_type());
   TORCH_CHECK_VALUE(t.device() == theta.device(), name, " must be on the device of theta");
@@ -128,13 +136,15 @@ inline void check_update_args(const at::Tensor& theta, const at::Tensor& square_
                               const at::Tensor& segments, const at::Tensor& seg_eta,
                               const at::Tensor& seg_gamma, const at::Tensor& seg_w,
                               const at::Tensor& tunnel_rows, const at::Tensor& tunnel_noise,
-                              const std::optional<at::Tensor>& bounds) {
+                              const std::optional<at::Tensor>& bounds, int64_t first) {
   TORCH_CHECK_VALUE(theta.dim() == 2, "theta must be 2-D (agents, parameters), got ", theta.dim(),
                     " dimensions");
   common::check_float_tensor(theta, "theta");
   TORCH_CHECK_VALUE(theta.is_contiguous(), "theta must be contiguous");
-  check_like_theta(square_avg, theta, "square_avg");
-  check_like_theta(grad, theta, "grad");
+  check_shard(square_avg, theta, first, "square_avg");
+  check_shard(grad, theta, first, "grad");
+  TORCH_CHECK_VALUE(grad.size(0) == square_avg.size(0), "grad must have the rows of square_avg (",
+                    square_avg.size(0), "), got ", grad.size(0));
   const int64_t n = theta.size(0), p = theta.size(1);
   check_vector(best, theta, p, "best");
   TORCH_CHECK_VALUE(W.dim() == 3 && W.size(1) == n && W.size(2) == n,
@@ -200,14 +210,16 @@ inline void check_segment_args(const at::Tensor& theta, const at::Tensor& segmen
 }
 
 // Index contents, checked once the shapes are known to be right: rows strictly increasing in
-// [0, agents) (an agent updated twice would take two steps), segments a partition of the
-// parameter columns, seg_w valid matrix indices, every tunnelling row an updated row.
+// [first, end), the rows square_avg and grad hold (an agent updated twice would take two
+// steps), segments a partition of the parameter columns, seg_w valid matrix indices, every
+// tunnelling row an updated row.
 inline std::vector<int64_t> check_indices(const at::Tensor& rows, const at::Tensor& segments,
                                           const at::Tensor& seg_w, const at::Tensor& tunnel_rows,
-                                          int64_t n, int64_t p, int64_t k) {
+                                          int64_t first, int64_t end, int64_t p, int64_t k) {
   const int64_t* r = rows.data_ptr<int64_t>();
   for (int64_t i = 0; i < rows.numel(); ++i) {
-    TORCH_CHECK_VALUE(r[i] >= 0 && r[i] < n, "rows must lie in [0, ", n, "), got ", r[i]);
+    TORCH_CHECK_VALUE(r[i] >= first && r[i] < end, "rows must lie in [", first, ", ", end,
+                      "), got ", r[i]);
     TORCH_CHECK_VALUE(i == 0 || r[i] > r[i - 1], "rows must be strictly increasing");
   }
   check_segment_contents(segments, seg_w, p, k);

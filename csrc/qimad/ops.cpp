@@ -23,11 +23,15 @@ TORCH_LIBRARY_FRAGMENT(sb_native, m) {
   // (the reference implementation's order). With bounds, (2, parameters) rows [lower; upper],
   // each updated row is clipped to the box after its move, and a tunnelling jump in a column
   // of finite span is U(-1, 1) * 0.4 * span * temperature (the QIMAD authors' dynamics).
+  // square_avg and grad hold the rows [first, first + square_avg.size(0)) of the swarm whose
+  // positions theta holds whole (all of them by default): a swarm sharded over the ranks of a
+  // process group keeps each agent's RMSProp state and gradient on its owner's rank only, while
+  // the communication reads every agent's position. rows must lie in that range.
   m.def("qimad_update(Tensor(a!) theta, Tensor(b!) square_avg, Tensor grad, Tensor best, "
         "Tensor W, Tensor rows, Tensor attract, Tensor segments, Tensor seg_eta, "
         "Tensor seg_gamma, Tensor seg_w, Tensor tunnel_rows, Tensor tunnel_noise, "
         "float temperature, float rms_decay, float eps, bool sequential=False, "
-        "Tensor? bounds=None) -> ()");
+        "Tensor? bounds=None, int first=0) -> ()");
   // Everything a step does after its closures (csrc/qimad/step.h): the finiteness test, the
   // records (agent_loss, agent_best, stagnation, best_loss: CPU), this step's random draws
   // (rows of the blocks normal and uniform, drawn afresh from generator every normal.size(0)
@@ -37,7 +41,12 @@ TORCH_LIBRARY_FRAGMENT(sb_native, m) {
   // swarm's best, and every stagnating agent's counter restarts at its chance to tunnel,
   // whether it jumps or not (the QIMAD authors' rule); otherwise it counts the evaluations that
   // did not lower its own best, and restarts when it jumps. Returns each agent's fate: 0 not
-  // evaluated, 1 updated, 2 updated and tunnelled, -1 reset to the best weights.
+  // evaluated, 1 updated, 2 updated and tunnelled, -1 reset to the best weights. With a
+  // sharded swarm (first, and square_avg and grad holding rows [first, first + m) as for
+  // qimad_update) the agents of rows outside the range are another rank's: their losses enter
+  // the records, the tunnelling plan and the draws as anywhere, one reset to the best weights is
+  // reset in theta, but only the range's gradients are tested (the caller passes an agent whose
+  // gradient is not finite with a NaN loss) and only the range's agents move.
   m.def("qimad_step(Tensor(a!)[] theta, Tensor(b!)[] square_avg, Tensor(c!)[] grad, "
         "Tensor(d!)[] best, Tensor(e!)[] params, int[] bucket_params, Tensor[] segments, "
         "Tensor[] seg_eta, Tensor[] seg_gamma, Tensor[] seg_w, Tensor(f!) alpha, Tensor(g!) beta, "
@@ -46,5 +55,5 @@ TORCH_LIBRARY_FRAGMENT(sb_native, m) {
         "Tensor(k!) best_loss, Tensor(l!) normal, Tensor(m!) uniform, int step, int[] rows, "
         "float[] losses, Generator? generator, float temperature, float alpha_step, "
         "float beta_step, float rms_decay, float eps, int stagnation_limit, Tensor?[] bounds, "
-        "bool global_stagnation, bool sequential=False) -> Tensor");
+        "bool global_stagnation, bool sequential=False, int first=0) -> Tensor");
 }

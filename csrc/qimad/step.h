@@ -29,13 +29,14 @@
 namespace sb_native {
 namespace qimad {
 
-// Each bucket is one (device, dtype) swarm: theta, square_avg and grad (agents, P), best (P,),
-// and the next bucket_params[b] tensors of params, whose sizes add up to P.
+// Each bucket is one (device, dtype) swarm: theta (agents, P), square_avg and grad (m, P), the
+// agents [first, first + m) (m the same in every bucket), best (P,), and the next
+// bucket_params[b] tensors of params, whose sizes add up to P.
 inline void check_step_buckets(at::TensorList theta, at::TensorList square_avg,
                                at::TensorList grad, at::TensorList best, at::TensorList params,
                                at::IntArrayRef bucket_params, at::TensorList segments,
                                at::TensorList seg_eta, at::TensorList seg_gamma,
-                               at::TensorList seg_w, int64_t n) {
+                               at::TensorList seg_w, int64_t n, int64_t first) {
   const size_t nb = theta.size();
   TORCH_CHECK_VALUE(nb >= 1, "theta must hold at least one bucket");
   const bool same = square_avg.size() == nb && grad.size() == nb && best.size() == nb &&
@@ -43,6 +44,10 @@ inline void check_step_buckets(at::TensorList theta, at::TensorList square_avg,
                     seg_eta.size() == nb && seg_gamma.size() == nb && seg_w.size() == nb;
   TORCH_CHECK_VALUE(same, "theta, square_avg, grad, best, bucket_params, segments, seg_eta, "
                     "seg_gamma and seg_w must hold one entry per bucket (", nb, ")");
+  TORCH_CHECK_VALUE(first >= 0 && first <= n, "first must lie in [0, ", n, "], got ", first);
+  const int64_t m = square_avg[0].dim() == 2 ? square_avg[0].size(0) : -1;
+  TORCH_CHECK_VALUE(m >= 0 && m <= n - first, "square_avg[0] must be (rows, parameters) with "
+                    "rows <= agents - first = ", n - first, ", got shape ", square_avg[0].sizes());
   size_t next = 0;
   for (size_t b = 0; b < nb; ++b) {
     const at::Tensor& t = theta[b];
@@ -51,10 +56,11 @@ inline void check_step_buckets(at::TensorList theta, at::TensorList square_avg,
     common::check_float_tensor(t, "theta");
     TORCH_CHECK_VALUE(t.is_contiguous(), "theta[", b, "] must be contiguous");
     for (const at::Tensor* other : {&square_avg[b], &grad[b]}) {
-      TORCH_CHECK_VALUE(other->sizes() == t.sizes() && other->scalar_type() == t.scalar_type() &&
+      TORCH_CHECK_VALUE(other->dim() == 2 && other->size(0) == m && other->size(1) == t.size(1) &&
+                            other->scalar_type() == t.scalar_type() &&
                             other->device() == t.device() && other->is_contiguous(),
-                        "square_avg[", b, "] and grad[", b, "] must be contiguous and match theta[",
-                        b, "]");
+                        "square_avg[", b, "] and grad[", b, "] must be contiguous (", m,
+                        ", parameters) rows like theta[", b, "]'s");
     }
     TORCH_CHECK_VALUE(best[b].dim() == 1 && best[b].size(0) == t.size(1) &&
                           best[b].scalar_type() == t.scalar_type() &&
@@ -97,13 +103,13 @@ inline void check_step_args(at::TensorList theta, at::TensorList square_avg, at:
                             const at::Tensor& best_loss, const at::Tensor& normal,
                             const at::Tensor& uniform, int64_t step, at::IntArrayRef rows,
                             at::ArrayRef<double> losses,
-                            const c10::List<std::optional<at::Tensor>>& bounds) {
+                            const c10::List<std::optional<at::Tensor>>& bounds, int64_t first) {
   TORCH_CHECK_VALUE(alpha.dim() == 1 && alpha.scalar_type() == at::kDouble &&
                         alpha.is_contiguous(),
                     "alpha must be a contiguous 1-D float64 tensor (agents)");
   const int64_t n = alpha.size(0);
   check_step_buckets(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta,
-                     seg_gamma, seg_w, n);
+                     seg_gamma, seg_w, n, first);
   TORCH_CHECK_VALUE(bounds.size() == theta.size(), "bounds must hold one entry per bucket (",
                     theta.size(), "), got ", bounds.size());
   for (size_t b = 0; b < theta.size(); ++b) check_bounds(bounds.get(b), theta[b], "bounds");
@@ -285,6 +291,30 @@ inline void plan_tunnels(StepPlan& plan, at::IntArrayRef can_tunnel, at::Tensor&
   }
 }
 
+// What this call moves of a plan when square_avg and grad hold the agents [first, end) only
+// (a sharded swarm): the updated agents in the range; its tunnelling agents; and for each of
+// both, the row of the noise drawn for all of plan.tunnels (-1 for an agent that does not jump).
+struct OwnMoves {
+  std::vector<int64_t> rows, tunnels, tunnel_of, noise_rows;
+};
+
+inline OwnMoves own_moves(const StepPlan& plan, int64_t first, int64_t end) {
+  OwnMoves own;
+  size_t t = 0;
+  for (const int64_t i : plan.good) {
+    while (t < plan.tunnels.size() && plan.tunnels[t] < i) ++t;
+    const bool jumps = t < plan.tunnels.size() && plan.tunnels[t] == i;
+    if (i < first || i >= end) continue;
+    own.rows.push_back(i);
+    own.tunnel_of.push_back(jumps ? static_cast<int64_t>(t) : -1);
+    if (jumps) {
+      own.tunnels.push_back(i);
+      own.noise_rows.push_back(static_cast<int64_t>(t));
+    }
+  }
+  return own;
+}
+
 // The op's kernel on devices without a fused one: the plan, with ATen ops for the device work
 // and the swarm ops through the dispatcher.
 inline at::Tensor qimad_step_composite(
@@ -297,10 +327,11 @@ inline at::Tensor qimad_step_composite(
     at::Tensor& normal, at::Tensor& uniform, int64_t step, at::IntArrayRef rows,
     at::ArrayRef<double> losses, std::optional<at::Generator> generator, double temperature,
     double alpha_step, double beta_step, double rms_decay, double eps, int64_t stagnation_limit,
-    const c10::List<std::optional<at::Tensor>>& bounds, bool global_stagnation, bool sequential) {
+    const c10::List<std::optional<at::Tensor>>& bounds, bool global_stagnation, bool sequential,
+    int64_t first) {
   check_step_args(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta,
                   seg_gamma, seg_w, alpha, can_tunnel, agent_loss, agent_best, stagnation,
-                  best_loss, normal, uniform, step, rows, losses, bounds);
+                  best_loss, normal, uniform, step, rows, losses, bounds, first);
   check_step_apart(theta, square_avg, grad, best, params, segments, seg_eta, seg_gamma, seg_w,
                    alpha, beta, mask, attract_on, agent_loss, agent_best, stagnation, best_loss,
                    normal, uniform, bounds);
@@ -309,15 +340,23 @@ inline at::Tensor qimad_step_composite(
   at::Tensor fates = at::zeros({n}, at::kLong);
   int64_t* fate = fates.data_ptr<int64_t>();
 
-  std::vector<char> finite(rows.size());
+  const int64_t end = first + square_avg[0].size(0);
+  std::vector<int64_t> tested;  // the rows whose gradients this call holds, as grad rows
+  for (const int64_t i : rows) {
+    if (i >= first && i < end) tested.push_back(i - first);
+  }
   std::vector<at::Tensor> row_ok;
   for (size_t b = 0; b < nb; ++b) {
-    const at::Tensor idx = at::tensor(rows, theta[b].options().dtype(at::kLong));
+    const at::Tensor idx = at::tensor(tested, theta[b].options().dtype(at::kLong));
     row_ok.push_back(at::isfinite(grad[b].index_select(0, idx)).all(1).to(at::kCPU));
   }
-  for (size_t j = 0; j < rows.size(); ++j) {
+  std::vector<char> finite(rows.size());
+  for (size_t j = 0, t = 0; j < rows.size(); ++j) {
     bool ok = std::isfinite(losses[rows[j]]);
-    for (const at::Tensor& t : row_ok) ok = ok && t.data_ptr<bool>()[j];
+    if (rows[j] >= first && rows[j] < end) {
+      for (const at::Tensor& r : row_ok) ok = ok && r.data_ptr<bool>()[t];
+      ++t;
+    }
     finite[j] = ok;
   }
   StepPlan plan = plan_records(rows, losses, finite, agent_loss, agent_best, stagnation,
@@ -328,7 +367,7 @@ inline at::Tensor qimad_step_composite(
   for (const int64_t i : plan.bad) {
     for (size_t b = 0; b < nb; ++b) {
       theta[b][i].copy_(best[b]);
-      grad[b][i].zero_();
+      if (i >= first && i < end) grad[b][i - first].zero_();
     }
   }
 
@@ -351,22 +390,25 @@ inline at::Tensor qimad_step_composite(
                       const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                       const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                       const at::Tensor&, double, double, double, bool,
-                      const std::optional<at::Tensor>&)>();
+                      const std::optional<at::Tensor>&, int64_t)>();
   const auto [W, attract] = angles.call(alpha, beta, mask, k, walk, coins, attract_on, alpha_step,
                                         beta_step, eps, dtype);
+  const OwnMoves own = own_moves(plan, first, end);
   size_t next = 0;
   for (size_t b = 0; b < nb; ++b) {
     at::Tensor th = theta[b], sq = square_avg[b];
     const auto index = th.options().dtype(at::kLong);
     const int64_t nt = static_cast<int64_t>(plan.tunnels.size());
+    // Drawn for every tunnelling agent, so the generator moves alike whatever this call owns.
     const at::Tensor noise =
         nt == 0 ? at::empty({0, th.size(1)}, th.options())
                 : at::rand({nt, th.size(1)}, generator, alpha.options().dtype(th.scalar_type()))
-                      .to(th.device());
+                      .to(th.device())
+                      .index_select(0, at::tensor(own.noise_rows, index));
     update.call(th, sq, grad[b], best[b], W.to(th.device(), th.scalar_type()),
-                at::tensor(plan.good, index), attract.to(th.device(), th.scalar_type()),
-                segments[b], seg_eta[b], seg_gamma[b], seg_w[b], at::tensor(plan.tunnels, index),
-                noise, temperature, rms_decay, eps, sequential, bounds.get(b));
+                at::tensor(own.rows, index), attract.to(th.device(), th.scalar_type()),
+                segments[b], seg_eta[b], seg_gamma[b], seg_w[b], at::tensor(own.tunnels, index),
+                noise, temperature, rms_decay, eps, sequential, bounds.get(b), first);
     int64_t offset = 0;  // the model holds the best-known weights
     for (int64_t j = 0; j < bucket_params[b]; ++j, ++next) {
       at::Tensor p = params[next];

@@ -77,7 +77,7 @@ def _clip(x, bounds):
 
 def qimad_update(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta, seg_gamma,
                  seg_w, tunnel_rows, tunnel_noise, temperature, rms_decay, eps,
-                 sequential=False, bounds=None) -> None:
+                 sequential=False, bounds=None, first=0) -> None:
     """Pure-torch qimad_update: same arguments, same in-place effect on theta and square_avg."""
     if rows.numel() == 0 or theta.shape[1] == 0:
         return
@@ -87,7 +87,7 @@ def qimad_update(theta, square_avg, grad, best, W, rows, attract, segments, seg_
             t = tunnels.index(r) if r in tunnels else len(tunnels)
             qimad_update(theta, square_avg, grad, best, W, rows[k:k + 1], attract, segments,
                          seg_eta, seg_gamma, seg_w, tunnel_rows[t:t + 1], tunnel_noise[t:t + 1],
-                         temperature, rms_decay, eps, bounds=bounds)
+                         temperature, rms_decay, eps, bounds=bounds, first=first)
         return
     columns = segments.tolist()
     widx = seg_w.tolist()
@@ -107,9 +107,10 @@ def qimad_update(theta, square_avg, grad, best, W, rows, attract, segments, seg_
     col_gamma = seg_gamma.repeat_interleave(widths)
     col_wsum = wsum.index_select(0, seg_w.repeat_interleave(widths)).t()  # (rows, parameters)
 
+    own = rows - first  # square_avg's and grad's rows
     x = theta.index_select(0, rows)
-    g = grad.index_select(0, rows)
-    v_new = square_avg.index_select(0, rows) * rms_decay + (1 - rms_decay) * g * g
+    g = grad.index_select(0, own)
+    v_new = square_avg.index_select(0, own) * rms_decay + (1 - rms_decay) * g * g
     delta = -(col_eta / (v_new.sqrt() + eps)) * g
     delta = delta + attract.index_select(0, rows)[:, None] * (best - x)
     delta = delta + col_gamma * (mix - col_wsum * x)
@@ -123,7 +124,7 @@ def qimad_update(theta, square_avg, grad, best, W, rows, attract, segments, seg_
     if bounds is not None:
         x = _clip(x, bounds)
     theta.index_copy_(0, rows, x)
-    square_avg.index_copy_(0, rows, v_new)
+    square_avg.index_copy_(0, own, v_new)
 
 
 def draw_slot(normal, uniform, step: int, generator) -> int:
@@ -139,16 +140,19 @@ def qimad_step(theta, square_avg, grad, best, params, bucket_params, segments, s
                seg_w, alpha, beta, mask, attract_on, can_tunnel, k, dtype, agent_loss, agent_best,
                stagnation, best_loss, normal, uniform, step, rows, losses, generator, temperature,
                alpha_step, beta_step, rms_decay, eps, stagnation_limit, bounds,
-               global_stagnation, sequential=False) -> torch.Tensor:
+               global_stagnation, sequential=False, first=0) -> torch.Tensor:
     """Pure-torch qimad_step (csrc/qimad/step.h): same arguments, in-place effects and fates."""
     n = alpha.shape[0]
+    end = first + square_avg[0].shape[0]  # the agents whose state and gradients this call holds
     loss, own_best, stag = agent_loss.tolist(), agent_best.tolist(), stagnation.tolist()
     fates = [0] * n
     # plan_records: a non-finite agent is sent back to the best weights, out of this update.
     finite = [math.isfinite(losses[i]) for i in rows]
+    tested = [j for j, i in enumerate(rows) if first <= i < end]
     for g in grad:
-        ok = torch.isfinite(g[rows]).all(1).tolist() if rows else []
-        finite = [a and b for a, b in zip(finite, ok)]
+        ok = torch.isfinite(g[[rows[j] - first for j in tested]]).all(1).tolist()
+        for j, fine in zip(tested, ok):
+            finite[j] = finite[j] and fine
     good = [i for i, f in zip(rows, finite) if f]
     bad = [i for i, f in zip(rows, finite) if not f]
     for i, f in zip(rows, finite):
@@ -170,7 +174,8 @@ def qimad_step(theta, square_avg, grad, best, params, bucket_params, segments, s
     for i in bad:
         for th, g, bs in zip(theta, grad, best):
             th[i].copy_(bs)
-            g[i].zero_()
+            if first <= i < end:
+                g[i - first].zero_()
 
     slot = draw_slot(normal, uniform, step, generator)
     walk, coins = normal[slot], uniform[slot]
@@ -187,18 +192,22 @@ def qimad_step(theta, square_avg, grad, best, params, bucket_params, segments, s
 
     W, attract = qimad_angles(alpha, beta, mask, k, walk, coins, attract_on, alpha_step,
                               beta_step, eps, dtype)
+    # The agents this call moves; the noise is drawn for every tunnelling agent (step.h).
+    moved = [i for i in good if first <= i < end]
+    jumping = [t for t, i in enumerate(tunnels) if first <= i < end]
     start = 0
     for b, (th, sq) in enumerate(zip(theta, square_avg)):
         index = dict(dtype=torch.int64, device=th.device)
         if tunnels:
             noise = torch.rand(len(tunnels), th.shape[1], generator=generator, device=alpha.device,
-                               dtype=th.dtype).to(th.device)
+                               dtype=th.dtype).to(th.device)[jumping]
         else:
             noise = th.new_empty(0, th.shape[1])
         qimad_update(th, sq, grad[b], best[b], W.to(th.device, th.dtype),
-                     torch.tensor(good, **index), attract.to(th.device, th.dtype), segments[b],
-                     seg_eta[b], seg_gamma[b], seg_w[b], torch.tensor(tunnels, **index), noise,
-                     temperature, rms_decay, eps, sequential, bounds[b])
+                     torch.tensor(moved, **index), attract.to(th.device, th.dtype), segments[b],
+                     seg_eta[b], seg_gamma[b], seg_w[b],
+                     torch.tensor([tunnels[t] for t in jumping], **index), noise,
+                     temperature, rms_decay, eps, sequential, bounds[b], first)
         offset = 0  # the model holds the best-known weights
         for p in params[start:start + bucket_params[b]]:
             p.copy_(best[b][offset:offset + p.numel()].view_as(p))

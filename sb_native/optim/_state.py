@@ -71,6 +71,7 @@ class QimadStepArgs(NamedTuple):
     bounds: Optional[List[Optional[torch.Tensor]]]  # per bucket: its (2, P) box, or None
     global_stagnation: bool
     sequential: bool = False
+    first: int = 0  # square_avg and grad hold the agents [first, first + their rows)
 
 
 # QimadSession's constructor arguments after the slots (csrc/qimad/python/qimad_session.cpp), in its

@@ -1,8 +1,9 @@
 """The QIMAD CUDA ops run on the CPU under the emulation (tests/emulation), from their entry
 (launchers included), against the CPU ops on the same inputs (test_qimad_ops's builders):
 qimad_fidelity (fidelity_rows_kernel) and qimad_update (jump_scales_kernel, swarm_step_kernel,
-sequential_step_kernel), with and without a box. The fidelity's transcendentals are the CPU's own functions here, so
-its rows match to rounding; the update's per-element arithmetic is shared (csrc/qimad/math.h)."""
+sequential_step_kernel), with and without a box, and on a shard of the swarm (first). The
+fidelity's transcendentals are the CPU's own functions here, so its rows match to rounding; the
+update's per-element arithmetic is shared (csrc/qimad/math.h)."""
 
 import pytest
 import torch
@@ -54,3 +55,18 @@ def test_qimad_update_index_checks(emulated):
     args[5] = torch.tensor([0, 9])  # rows: agent 9 of 5
     with pytest.raises((ValueError, IndexError), match="rows"):
         emulated.qimad_update(*args)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sequential", [False, True])
+def test_qimad_update_of_a_shard(emulated, dtype, sequential):
+    """square_avg and grad holding the agents [2, 5) only (first = 2; a swarm sharded over
+    ranks): the device code indexes them from first, theta from 0."""
+    cpu = swarm_case(7, SIZES, dtype, "cpu", seed=3, rows=[2, 4], tunnel_rows=[4])
+    cpu += [sequential, None]
+    cpu[1], cpu[2] = cpu[1][2:5].clone(), cpu[2][2:5].clone()
+    got = cloned(cpu)
+    torch.ops.sb_native.qimad_update(*cpu, 2)
+    emulated.qimad_update(*got, 2)
+    for i in (0, 1):
+        torch.testing.assert_close(got[i], cpu[i], **TOL[dtype])

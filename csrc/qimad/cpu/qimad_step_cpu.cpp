@@ -23,13 +23,16 @@ namespace qimad {
 namespace cpu {
 namespace {
 
-// Whether each of the rows of grad (agents, P) holds only finite values.
+// Whether each of the rows of grad (the agents from first on, P) holds only finite values; rows
+// outside it keep their flag (their loss carries their owner's test).
 template <typename T>
-void rows_finite(const at::Tensor& grad, at::IntArrayRef rows, std::vector<char>& finite) {
-  const int64_t p = grad.size(1);
+void rows_finite(const at::Tensor& grad, at::IntArrayRef rows, int64_t first,
+                 std::vector<char>& finite) {
+  const int64_t p = grad.size(1), end = first + grad.size(0);
   const T* g = grad.data_ptr<T>();
   for (size_t k = 0; k < rows.size(); ++k) {
-    const T* row = g + rows[k] * p;
+    if (rows[k] < first || rows[k] >= end) continue;
+    const T* row = g + (rows[k] - first) * p;
     int bad = 0;  // x - x is 0 exactly when x is finite; an integer OR vectorises
     for (int64_t c = 0; c < p; ++c) bad |= !(row[c] - row[c] == T(0));
     finite[k] = finite[k] && !bad;
@@ -51,10 +54,11 @@ at::Tensor qimad_step_cpu(
     at::Tensor& normal, at::Tensor& uniform, int64_t step, at::IntArrayRef rows,
     at::ArrayRef<double> losses, std::optional<at::Generator> generator, double temperature,
     double alpha_step, double beta_step, double rms_decay, double eps, int64_t stagnation_limit,
-    const c10::List<std::optional<at::Tensor>>& bounds, bool global_stagnation, bool sequential) {
+    const c10::List<std::optional<at::Tensor>>& bounds, bool global_stagnation, bool sequential,
+    int64_t first) {
   check_step_args(theta, square_avg, grad, best, params, bucket_params, segments, seg_eta,
                   seg_gamma, seg_w, alpha, can_tunnel, agent_loss, agent_best, stagnation,
-                  best_loss, normal, uniform, step, rows, losses, bounds);
+                  best_loss, normal, uniform, step, rows, losses, bounds, first);
   check_step_apart(theta, square_avg, grad, best, params, segments, seg_eta, seg_gamma, seg_w,
                    alpha, beta, mask, attract_on, agent_loss, agent_best, stagnation, best_loss,
                    normal, uniform, bounds);
@@ -72,10 +76,11 @@ at::Tensor qimad_step_cpu(
   for (size_t j = 0; j < rows.size(); ++j) finite[j] = std::isfinite(losses[rows[j]]);
   for (size_t b = 0; b < nb; ++b) {
     AT_DISPATCH_FLOATING_TYPES(grad[b].scalar_type(), "qimad_step_cpu_finite",
-                               [&] { rows_finite<scalar_t>(grad[b], rows, finite); });
+                               [&] { rows_finite<scalar_t>(grad[b], rows, first, finite); });
   }
   StepPlan plan = plan_records(rows, losses, finite, agent_loss, agent_best, stagnation,
                                best_loss, eps, global_stagnation, fate);
+  const int64_t end = first + square_avg[0].size(0);
   for (size_t b = 0; b < nb; ++b) {
     const size_t row = theta[b].size(1) * theta[b].element_size();
     if (row == 0) continue;  // no parameters: null buffers, which memcpy must not get
@@ -84,7 +89,7 @@ at::Tensor qimad_step_cpu(
     }
     for (const int64_t i : plan.bad) {
       std::memcpy(row_bytes(theta[b], i), best[b].data_ptr(), row);
-      std::memset(row_bytes(grad[b], i), 0, row);
+      if (i >= first && i < end) std::memset(row_bytes(grad[b], i - first), 0, row);
     }
   }
 
@@ -97,11 +102,8 @@ at::Tensor qimad_step_cpu(
   cpu::angles_into(alpha, beta, mask, k, walk, coins, attract_on, alpha_step, beta_step,
                    eps, W, attract);
 
-  // tunnel_of[r]: the noise row of good[r] (the tunnels are a subsequence of good).
-  std::vector<int64_t> tunnel_of(plan.good.size(), -1);
-  for (size_t r = 0, t = 0; r < plan.good.size() && t < plan.tunnels.size(); ++r) {
-    if (plan.good[r] == plan.tunnels[t]) tunnel_of[r] = static_cast<int64_t>(t++);
-  }
+  // The agents this call moves, each with its row of the noise drawn for all of plan.tunnels.
+  const OwnMoves own = own_moves(plan, first, end);
   const int64_t nt = static_cast<int64_t>(plan.tunnels.size());
   size_t next = 0;
   for (size_t b = 0; b < nb; ++b) {
@@ -110,10 +112,10 @@ at::Tensor qimad_step_cpu(
     const at::Tensor noise = nt == 0 ? at::empty({0, th.size(1)}, th.options())
                                      : at::rand({nt, th.size(1)}, generator, th.options());
     cpu::update_swarm(th, sq, grad[b], best[b], W.scalar_type() == type ? W : W.to(type),
-                      plan.good, attract.scalar_type() == type ? attract : attract.to(type),
+                      own.rows, attract.scalar_type() == type ? attract : attract.to(type),
                       segments[b], seg_eta[b], seg_gamma[b], seg_w[b], plan.tunnels,
-                      tunnel_of, noise, temperature, rms_decay, eps, sequential,
-                      bounds.get(b).value_or(at::Tensor()));
+                      own.tunnel_of, noise, temperature, rms_decay, eps, sequential,
+                      bounds.get(b).value_or(at::Tensor()), first);
     // The model holds the best-known weights (its version counters: ../step.h).
     const char* src = static_cast<const char*>(best[b].data_ptr());
     for (int64_t j = 0; j < bucket_params[b]; ++j, ++next) {

@@ -20,17 +20,19 @@ void qimad_update_cpu(at::Tensor& theta, at::Tensor& square_avg, const at::Tenso
                       const at::Tensor& seg_eta, const at::Tensor& seg_gamma,
                       const at::Tensor& seg_w, const at::Tensor& tunnel_rows,
                       const at::Tensor& tunnel_noise, double temperature, double rms_decay,
-                      double eps, bool sequential, const std::optional<at::Tensor>& bounds) {
+                      double eps, bool sequential, const std::optional<at::Tensor>& bounds,
+                      int64_t first) {
   check_update_args(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta, seg_gamma,
-                    seg_w, tunnel_rows, tunnel_noise, bounds);
-  const std::vector<int64_t> tunnel_of = check_indices(rows, segments, seg_w, tunnel_rows,
-                                                       theta.size(0), theta.size(1), W.size(0));
+                    seg_w, tunnel_rows, tunnel_noise, bounds, first);
+  const std::vector<int64_t> tunnel_of =
+      check_indices(rows, segments, seg_w, tunnel_rows, first, first + square_avg.size(0),
+                    theta.size(1), W.size(0));
   cpu::update_swarm(theta, square_avg, grad, best, W,
                     at::IntArrayRef(rows.data_ptr<int64_t>(), rows.numel()), attract,
                     segments, seg_eta, seg_gamma, seg_w,
                     at::IntArrayRef(tunnel_rows.data_ptr<int64_t>(), tunnel_rows.numel()),
                     tunnel_of, tunnel_noise, temperature, rms_decay, eps, sequential,
-                    bounds.value_or(at::Tensor()));
+                    bounds.value_or(at::Tensor()), first);
 }
 
 }  // namespace

@@ -161,7 +161,8 @@ void finish_run(T* __restrict__ x, const T* u, const T* lo, const T* hi, int64_t
 
 // rows: the updated agents, strictly increasing; tunnel_of[k]: the tunnel_noise row of rows[k],
 // or -1; segments, seg_eta, seg_gamma and seg_w as qimad_update takes them (CPU); bounds:
-// undefined, or the (2, parameters) box [lower; upper] every updated row is clipped to.
+// undefined, or the (2, parameters) box [lower; upper] every updated row is clipped to;
+// square_avg and grad: the swarm's rows from first on (qimad_update's sharded swarm).
 inline void update_swarm(at::Tensor& theta, at::Tensor& square_avg, const at::Tensor& grad,
                          const at::Tensor& best, const at::Tensor& W, at::IntArrayRef rows,
                          const at::Tensor& attract, const at::Tensor& segments,
@@ -169,7 +170,7 @@ inline void update_swarm(at::Tensor& theta, at::Tensor& square_avg, const at::Te
                          const at::Tensor& seg_w, at::IntArrayRef tunnel_rows,
                          const std::vector<int64_t>& tunnel_of, const at::Tensor& tunnel_noise,
                          double temperature, double rms_decay, double eps, bool sequential,
-                         const at::Tensor& bounds) {
+                         const at::Tensor& bounds, int64_t first) {
   const int64_t n = theta.size(0), p = theta.size(1), nr = static_cast<int64_t>(rows.size());
   const int64_t ns = segments.numel() - 1, nt = static_cast<int64_t>(tunnel_rows.size());
   const int64_t mats = W.size(0);
@@ -250,8 +251,8 @@ inline void update_swarm(at::Tensor& theta, at::Tensor& square_avg, const at::Te
               mix_run(mix_block.data() + k * kBlock, W_s + i * n, th + blk, n, p, len);
             }
             scalar_t* __restrict__ x = th + i * p + blk;
-            scalar_t* __restrict__ v = sq + i * p + blk;
-            const scalar_t* __restrict__ g = gr + i * p + blk;
+            scalar_t* __restrict__ v = sq + (i - first) * p + blk;
+            const scalar_t* __restrict__ g = gr + (i - first) * p + blk;
             const scalar_t* __restrict__ bs = bst + blk;
             const scalar_t* __restrict__ m =
                 fused_gemm ? mix_block.data() + k * kBlock : mx + k * p + blk;

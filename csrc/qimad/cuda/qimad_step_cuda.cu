@@ -27,14 +27,15 @@ at::Tensor qimad_step_cuda(
     at::Tensor& normal, at::Tensor& uniform, int64_t step, at::IntArrayRef rows,
     at::ArrayRef<double> losses, std::optional<at::Generator> generator, double temperature,
     double alpha_step, double beta_step, double rms_decay, double eps, int64_t stagnation_limit,
-    const c10::List<std::optional<at::Tensor>>& bounds, bool global_stagnation, bool sequential) {
+    const c10::List<std::optional<at::Tensor>>& bounds, bool global_stagnation, bool sequential,
+    int64_t first) {
   const at::cuda::CUDAGuard guard(alpha.device());
   return qimad_step_composite(theta, square_avg, grad, best, params, bucket_params, segments,
                               seg_eta, seg_gamma, seg_w, alpha, beta, mask, attract_on,
                               can_tunnel, k, dtype, agent_loss, agent_best, stagnation, best_loss,
                               normal, uniform, step, rows, losses, generator, temperature,
                               alpha_step, beta_step, rms_decay, eps, stagnation_limit,
-                              bounds, global_stagnation, sequential);
+                              bounds, global_stagnation, sequential, first);
 }
 
 }  // namespace

@@ -96,8 +96,8 @@ __global__ void jump_scales_kernel(const scalar_t* theta, const int64_t* tunnel_
 template <typename scalar_t>
 struct StepArgs {
   scalar_t* theta;           // (agents, P)
-  scalar_t* square_avg;      // (agents, P)
-  const scalar_t* grad;      // (agents, P)
+  scalar_t* square_avg;      // (shard rows, P): the agents from first on
+  const scalar_t* grad;      // (shard rows, P)
   const scalar_t* best;      // (P)
   const scalar_t* mix;       // (rows, P): W[seg_w][rows] @ theta, pre-step; null if sequential
   const scalar_t* W;         // (matrices, agents, agents)
@@ -113,7 +113,7 @@ struct StepArgs {
   const int64_t* seg;        // (segments + 1)
   const int64_t* seg_w;      // (segments)
   const int64_t* tunnel_of;  // (rows): the tunnel_noise row of each updated row, or -1
-  int64_t n, nr, p, ns;
+  int64_t n, nr, p, ns, first;
   scalar_t decay, eps, temperature;
 };
 
@@ -121,10 +121,10 @@ struct StepArgs {
 template <typename scalar_t>
 __device__ __forceinline__ void update_element(const StepArgs<scalar_t>& a, int64_t k,
                                                int64_t c, int64_t s, scalar_t mix) {
-  const int64_t i = a.rows[k], ix = i * a.p + c;
-  const scalar_t g = a.grad[ix];
-  const scalar_t v = qimad::square_avg(a.square_avg[ix], g, a.decay);
-  a.square_avg[ix] = v;
+  const int64_t i = a.rows[k], ix = i * a.p + c, own = (i - a.first) * a.p + c;
+  const scalar_t g = a.grad[own];
+  const scalar_t v = qimad::square_avg(a.square_avg[own], g, a.decay);
+  a.square_avg[own] = v;
   const scalar_t x = a.theta[ix];
   scalar_t next = x + qimad::swarm_delta(x, g, std::sqrt(v), a.best[c], mix,
                                          a.wsum[a.seg_w[s] * a.nr + k], a.eta[s], a.gamma[s],
@@ -176,9 +176,10 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
                        const at::Tensor& seg_eta, const at::Tensor& seg_gamma,
                        const at::Tensor& seg_w, const at::Tensor& tunnel_rows,
                        const at::Tensor& tunnel_noise, double temperature, double rms_decay,
-                       double eps, bool sequential, const std::optional<at::Tensor>& bounds) {
+                       double eps, bool sequential, const std::optional<at::Tensor>& bounds,
+                       int64_t first) {
   check_update_args(theta, square_avg, grad, best, W, rows, attract, segments, seg_eta, seg_gamma,
-                    seg_w, tunnel_rows, tunnel_noise, bounds);
+                    seg_w, tunnel_rows, tunnel_noise, bounds, first);
   const at::cuda::CUDAGuard guard(theta.device());
   const int64_t n = theta.size(0), p = theta.size(1), nr = rows.numel();
   const int64_t ns = segments.numel() - 1, nt = tunnel_rows.numel();
@@ -188,7 +189,8 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
   const at::Tensor host_seg_w = host.narrow(0, nr + ns + 1, ns);
   const at::Tensor host_tunnel_rows = host.narrow(0, nr + 2 * ns + 1, nt);
   const std::vector<int64_t> tunnel_of =
-      check_indices(host_rows, host_seg, host_seg_w, host_tunnel_rows, n, p, W.size(0));
+      check_indices(host_rows, host_seg, host_seg_w, host_tunnel_rows, first,
+                    first + square_avg.size(0), p, W.size(0));
   if (nr == 0 || p == 0) return;
 
   const at::Tensor W_rows = W.index_select(1, rows).contiguous();  // (matrices, rows, agents)
@@ -222,7 +224,7 @@ void qimad_update_cuda(at::Tensor& theta, at::Tensor& square_avg, const at::Tens
         rows.data_ptr<int64_t>(),
         segments.data_ptr<int64_t>(),   seg_w.data_ptr<int64_t>(),
         tunnel_of_dev.data_ptr<int64_t>(),
-        n, nr, p, ns, static_cast<scalar_t>(rms_decay), static_cast<scalar_t>(eps),
+        n, nr, p, ns, first, static_cast<scalar_t>(rms_decay), static_cast<scalar_t>(eps),
         static_cast<scalar_t>(temperature)};
     if (sequential) {
       launch(sequential_step_kernel<scalar_t>, grid_for(p), kThreads, 0, stream, args);

@@ -99,7 +99,8 @@ class QimadSession {
                               at::Tensor&, at::Tensor&, at::Tensor&, at::Tensor&, int64_t,
                               at::IntArrayRef, at::ArrayRef<double>, std::optional<at::Generator>,
                               double, double, double, double, double, int64_t,
-                              const c10::List<std::optional<at::Tensor>>&, bool, bool)>();
+                              const c10::List<std::optional<at::Tensor>>&, bool, bool,
+                              int64_t)>();
     at::Tensor fates;
     {
       // The step touches no Python object: other Python threads run meanwhile.
@@ -111,7 +112,7 @@ class QimadSession {
                       k_, dtype_, agent_loss_, agent_best_, stagnation_, best_loss_, normal_,
                       uniform_, step, rows, losses, generator_, temperature, alpha_step,
                       beta_step, rms_decay_, eps_, stagnation_limit_, bounds_,
-                      global_stagnation_, sequential_);
+                      global_stagnation_, sequential_, /*first=*/0);
     }
     return {std::move(losses), std::move(fates), *best_loss_.data_ptr<double>()};
   }
