@@ -73,18 +73,30 @@ def handshake(group, digest: int, seed, what: str) -> int:
                           for k, piece in enumerate(shared[2:].tolist()))
 
 
+# checksum's elements per chunk: its int64 temporaries stay a few MiB whatever the tensor's
+# size (whole, they were 3 tensors of 8 bytes per element, beside a swarm or coupling that may
+# fill the memory).
+CHECKSUM_CHUNK = 1 << 18
+
+
 def checksum(tensors: Sequence[torch.Tensor], settings) -> int:
     """Equal on ranks given the same tensors and settings: integer sums of the values' bit
-    patterns weighted by position, which no summation order changes."""
+    patterns weighted by position, which no summation order changes (int64 wraps around, and
+    wrapping sums are the same in any order: so are the chunks')."""
     h = hashlib.blake2b(digest_size=7)
     h.update(repr(settings).encode())
     for tensor in tensors:
         flat = tensor.detach().reshape(-1)
         if flat.dtype.is_floating_point:
             flat = flat.view(torch.int64 if flat.element_size() == 8 else torch.int32)
-        flat = flat.to(torch.int64)
-        weights = torch.arange(1, flat.numel() + 1, device=flat.device) * 2654435761
-        h.update(repr((tuple(tensor.shape), int((flat * weights).sum()))).encode())
+        total = 0
+        for start in range(0, flat.numel(), CHECKSUM_CHUNK):
+            chunk = flat[start:start + CHECKSUM_CHUNK].to(torch.int64)
+            weights = torch.arange(start + 1, start + chunk.numel() + 1,
+                                   device=flat.device) * 2654435761
+            total += int((chunk * weights).sum())
+        total = (total + 2**63) % 2**64 - 2**63  # the whole tensor's int64 sum, wrapped
+        h.update(repr((tuple(tensor.shape), total)).encode())
     return int.from_bytes(h.digest(), "little")
 
 

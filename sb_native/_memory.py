@@ -346,15 +346,24 @@ def check_dense_graph(nodes: int, dtype: Optional[torch.dtype], source: str) -> 
                f"{dtype_name(dtype)} weights and quadratic)", "keep it sparse (sparse=True)")
 
 
-def check_swarm(agents: int, parameters: int, dtype: torch.dtype, device: DeviceLike) -> None:
+def check_swarm(agents: int, parameters: int, dtype: torch.dtype, device: DeviceLike,
+                owned: Optional[int] = None) -> None:
     """Before QIMADTorch makes the swarm of the parameters sharing one (device, dtype): its
     agents x parameters buffers and vectors of the parameters' size (optim/_swarm.py: at the
-    first step and at a load_state_dict, never per step)."""
+    first step and at a load_state_dict, never per step). owned: the agents whose RMSProp
+    averages and gradients this process holds (a swarm sharded over ranks), all by default."""
     name = dtype_name(dtype)
+    if owned is None or owned == agents:
+        rows, state = SWARM_BUFFERS * agents, (
+            f"{SWARM_BUFFERS} buffers of {agents} x {parameters}: positions, RMSProp averages "
+            "and gradients")
+    else:
+        rows, state = agents + (SWARM_BUFFERS - 1) * owned, (
+            f"positions, {agents} x {parameters}; RMSProp averages and gradients of this "
+            f"rank's agents, {owned} x {parameters} each")
     check_fits(f"A QIMADTorch swarm of {agents} agents over {parameters} {name} parameters",
-               (SWARM_BUFFERS * agents + SWARM_VECTORS) * parameters * itemsize(dtype), device,
-               f"its state ({SWARM_BUFFERS} buffers of {agents} x {parameters}: positions, "
-               f"RMSProp averages and gradients, and {SWARM_VECTORS} vectors of {parameters})",
+               (rows + SWARM_VECTORS) * parameters * itemsize(dtype), device,
+               f"its state ({state}, and {SWARM_VECTORS} vectors of {parameters})",
                "use fewer agents (num_agents) or fewer parameters"
                + (", or float32 parameters" if dtype == torch.float64 else ""))
 

@@ -1,7 +1,8 @@
-"""What QIMADTorch's method groups in _records.py and _vectorised.py read of the optimizer:
-the self type of those methods (mypy's protocol for mixins), which QIMADTorch satisfies."""
+"""What QIMADTorch's method groups in _records.py, _ranks.py and _vectorised.py read of the
+optimizer: the self type of those methods (mypy's protocol for mixins), which QIMADTorch
+satisfies."""
 
-from typing import Any, Callable, Dict, List, Optional, Protocol
+from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
 
 import torch
 
@@ -17,6 +18,8 @@ class SwarmOwner(Protocol):
     _runtime: Optional[SwarmRuntime]
     _buckets: List[_Bucket]
     _group: Any  # the torch.distributed group, or None
+    _sequential: bool
+    _gather_pending: bool  # a sharded checkpoint's other ranks' positions are still to come
     _track: bool
     _log: Dict[str, list]
     _last_agent_losses: list
@@ -31,6 +34,15 @@ class SwarmOwner(Protocol):
 
     def _rows(self, rows: List[int], device) -> torch.Tensor: ...
 
-    def _update(self, rows: List[int], losses: List[float]) -> float: ...
-
     def _step_rows(self, evaluate: Callable, name: str) -> float: ...
+
+    def _evaluate(self, closure: Callable, rows: List[int], losses: List[float]) -> None: ...
+
+    def _update(self, rows: List[int], losses: List[float],
+                unfit: Optional[Set[int]] = None) -> float: ...
+
+    def _shard_of(self) -> Optional[Tuple[int, int]]: ...
+
+    def _gather_positions(self) -> None: ...
+
+    def _share_blocks(self, buffers: List[torch.Tensor]) -> None: ...

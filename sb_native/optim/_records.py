@@ -97,6 +97,9 @@ class Records:
         out = torch.optim.Optimizer.state_dict(self)  # type: ignore[arg-type]
         if self._swarm is not None:
             out["qimad"] = self._swarm.to_dict(self._last_agent_losses)
+            shard = self._shard_of()
+            if shard is not None:  # a rank of a sharded swarm saves its agents' rows only
+                out["qimad"]["shard"] = [*shard, self.param_groups[0]["num_agents"]]
         return out
 
     def load_state_dict(self: SwarmOwner, state_dict: dict) -> None:
@@ -113,9 +116,23 @@ class Records:
         >>> loss = lambda w: (w ** 2).sum()
         >>> resumed.step_batched(loss) == optimizer.step_batched(loss)
         True
+
+        A rank of a swarm sharded over a process group (update_order='synchronous') saves its
+        agents' rows: load it on the same rank of a group of the same size. A whole swarm's
+        state_dict loads on every rank, each taking its rows.
         """
         state_dict = dict(state_dict)
         saved = state_dict.pop("qimad", None)
+        shard, n = self._shard_of(), self.param_groups[0]["num_agents"]
+        if saved is not None and saved.get("shard") is not None and (
+                shard is None or list(saved["shard"]) != [*shard, n]):
+            lo, hi, total = saved["shard"]
+            where = ("agents [0, {0}) of {0} in one process".format(n) if shard is None else
+                     f"agents [{shard[0]}, {shard[1]}) of {n}")
+            raise ValueError(
+                f"this state_dict holds agents [{lo}, {hi}) of a swarm of {total} sharded over "
+                f"a process group, and this optimizer holds {where}: load each rank's "
+                "state_dict on the same rank of a group of the same size")
         torch.optim.Optimizer.load_state_dict(self, state_dict)  # type: ignore[arg-type]
         for g in self.param_groups:  # groups saved before a key existed take its default
             take_eta(g)
@@ -128,9 +145,17 @@ class Records:
             return
         loaded = {p: dict(self.state[p]) for p in self._trainable()}
         self._build_buckets()  # fresh flat buffers; self.state now views them
-        for p, st in loaded.items():
-            for key in ("swarm", "square_avg", "best"):
-                self.state[p][key].copy_(st[key])
+        # A whole swarm's checkpoint on a rank of a sharded one: the positions whole, the RMSProp
+        # averages of the rank's agents.
+        whole = shard is not None and saved is not None and saved.get("shard") is None
+        lo, hi = shard if shard is not None and whole else (0, n)
+        for b in self._buckets:
+            for p, positions in zip(b.params, b.views(b.theta)):
+                st = loaded[p]
+                (positions if whole else self.state[p]["swarm"]).copy_(st["swarm"])
+                self.state[p]["square_avg"].copy_(st["square_avg"][lo:hi])
+                self.state[p]["best"].copy_(st["best"])
+        self._gather_pending = shard is not None and not whole
         self._swarm = SwarmState.from_dict(saved, self._trainable()[0].device)
         self._last_agent_losses = list(saved["last_agent_losses"])
         self._runtime = self._build_runtime()

@@ -242,7 +242,7 @@ class SwarmRuntime:
             uniform=state.uniform, step=None, rows=None, losses=None, generator=state.generator,
             temperature=None, alpha_step=None, beta_step=None, rms_decay=RMS_DECAY, eps=EPS,
             stagnation_limit=STAGNATION_LIMIT, bounds=None, global_stagnation=global_stagnation,
-            sequential=sequential)
+            sequential=sequential, first=buckets[0].first)
         # Native: step(closure) is one call into the extension (closure loop and qimad_step).
         session_cls = session_class() if chosen == "native" and use_session else None
         session = session_cls and session_cls(slots, *(getattr(args, f) for f in SESSION_FIELDS))

@@ -2,7 +2,7 @@
 per-(device, dtype) buffers ("buckets") that QIMADTorch keeps its agents in."""
 
 import math
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -61,9 +61,12 @@ def temperature(step: int, group: dict) -> float:
 
 
 class _Bucket:
-    """The swarm of the parameters sharing one (device, dtype): flat (agents, P) buffers."""
+    """The swarm of the parameters sharing one (device, dtype): flat (agents, P) positions and
+    the RMSProp averages and gradients of the agents [first, end) (owned: this rank's block of
+    a swarm sharded over a process group; every agent by default)."""
 
-    def __init__(self, params, groups, n: int, backend: str):
+    def __init__(self, params, groups, n: int, backend: str,
+                 owned: Optional[Tuple[int, int]] = None):
         self.params = params
         self.groups = groups  # index of each parameter's group
         self.device, self.dtype = params[0].device, params[0].dtype
@@ -73,19 +76,27 @@ class _Bucket:
             bounds.append(bounds[-1] + p.numel())
         self.bounds = bounds
         self.P = bounds[-1]
+        self.first, self.end = (0, n) if owned is None else owned
+        m = self.end - self.first
         # Once per swarm, before its buffers (the torch backend's step: SwarmRuntime.build).
-        _memory.check_swarm(n, self.P, self.dtype, self.device)
+        _memory.check_swarm(n, self.P, self.dtype, self.device, m)
         opts = dict(device=self.device, dtype=self.dtype)
         self.theta = torch.empty(n, self.P, **opts)
-        self.square_avg = torch.zeros(n, self.P, **opts)
-        self.grad = torch.zeros(n, self.P, **opts)
+        self.square_avg = torch.zeros(m, self.P, **opts)
+        self.grad = torch.zeros(m, self.P, **opts)
         self.best = torch.empty(self.P, **opts)
         self.segments = torch.tensor(bounds, dtype=torch.int64, device=self.device)
         self.theta_rows = list(self.theta.unbind(0))
         self.agent_views = [self.views(row) for row in self.theta_rows]
+        # Per agent of [first, end): its gradient row, and that row's views.
         self.grad_rows = list(self.grad.unbind(0))
         self.grad_views = [self.views(row) for row in self.grad_rows]
         self.best_views = self.views(self.best)
+
+    @property
+    def own_theta(self) -> torch.Tensor:
+        """The positions of the agents [first, end): the rows a checkpoint of it saves."""
+        return self.theta[self.first:self.end]
 
     def views(self, buf: torch.Tensor) -> List[torch.Tensor]:
         """Each parameter's slice of buf (..., P), shaped (..., *parameter.shape)."""

@@ -16,7 +16,8 @@ model; `backend="torch"` runs their torch references instead (ops.py picks one p
 The swarm's saved state and what is derived from it live in _state.py.
 """
 
-from typing import Callable, Dict, List, Optional
+import math
+from typing import Callable, Dict, List, Optional, Set
 
 import torch
 
@@ -35,6 +36,7 @@ from ._groups import (
     structure_key,
     take_eta,
 )
+from ._ranks import RankSteps
 from ._records import Records
 from ._state import SwarmRuntime, SwarmState
 from ._stepping import collect_grad, loss_value, session_step, step_hooks
@@ -52,7 +54,7 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
     return _ops.resolve_backend(backend, device, algorithm="qimad")
 
 
-class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
+class QIMADTorch(VectorisedSteps, Records, RankSteps, torch.optim.Optimizer):
     """QUIMAD as a torch optimizer (population based: `k_eval` evaluations per step).
 
     Args: as the reference (see docs/qimad.md): params, num_agents=8, eta=0.05 (the RMSProp
@@ -77,9 +79,11 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
       bench/RESULTS.md) or 'synchronous' (every agent moves from the positions before the step:
       independent of how agents are numbered);
     - backend='auto'|'native'|'torch' and process_group (a torch.distributed group, True for the
-      default one): the ranks share out the closures, each evaluating a contiguous block of the
-      agents, and exchange the gradients and losses; every rank then makes the same update
-      (docs/distributed.md).
+      default one): the ranks share out the agents' closures in contiguous blocks. With
+      update_order='synchronous' the swarm is sharded: each rank keeps and moves only its
+      block's RMSProp state, and the ranks all-gather the moved positions each step; with
+      'sequential' they all-gather the gradients and every rank makes the whole update
+      (_ranks.py, docs/distributed.md).
     lr, gamma, k and bounds may differ per parameter group; the other settings belong to the
     swarm and must be equal in every group.
 
@@ -123,6 +127,7 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
         self._backend = backend
         self._sequential = update_order == "sequential"
         self._seed = seed
+        self._gather_pending = False  # see _ranks.py
         self._swarm: Optional[SwarmState] = None  # saved by state_dict()
         self._runtime: Optional[SwarmRuntime] = None  # derived from it and the buckets
         self._buckets: List[_Bucket] = []
@@ -187,16 +192,20 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
                     ps, gs = keyed.setdefault((p.device, p.dtype), ([], []))
                     ps.append(p)
                     gs.append(gi)
-        self._buckets = [_Bucket(ps, gs, n, _resolve_backend(self._backend, ps[0].device))
+        owned = self._shard_of()
+        self._buckets = [_Bucket(ps, gs, n, _resolve_backend(self._backend, ps[0].device), owned)
                          for ps, gs in keyed.values()]
-        # Per agent, every parameter with its views of the agent's position and gradient rows.
+        # Per agent of [first, end) (all but on a rank of a sharded swarm), every parameter with
+        # its views of the agent's position and gradient rows.
+        first, end = owned or (0, n)
         self._slots = [[slot for b in self._buckets
-                        for slot in zip(b.params, b.agent_views[i], b.grad_views[i])]
-                       for i in range(n)]
-        # Per-parameter state is views of the flat buffers, so state_dict() carries the swarm.
+                        for slot in zip(b.params, b.agent_views[i], b.grad_views[i - first])]
+                       for i in range(first, end)]
+        # Per-parameter state is views of the flat buffers, so state_dict() carries the swarm
+        # (a rank of a sharded swarm: its agents').
         self.state.clear()
         for b in self._buckets:
-            for p, sw, sq, bs in zip(b.params, b.views(b.theta), b.views(b.square_avg),
+            for p, sw, sq, bs in zip(b.params, b.views(b.own_theta), b.views(b.square_avg),
                                      b.best_views):
                 self.state[p] = {"swarm": sw, "square_avg": sq, "best": bs}
 
@@ -230,7 +239,8 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
         # session's single call leaves no room for: step(closure) then loops in Python.
         runtime = SwarmRuntime.build(self._swarm, self._buckets, self._slots, self._backend,
                                      self._sequential, group["stagnation"] == "global",
-                                     use_session=group["loss_ema"] is None)
+                                     use_session=group["loss_ema"] is None
+                                     and self._shard_of() is None)
         runtime.structure = structure_key(group)
         return runtime
 
@@ -271,10 +281,10 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
         if self._current is None:
             return super().zero_grad(set_to_none)
         # Inside step(): the gradients accumulate straight into the swarm's gradient rows.
-        agent = self._current
+        slot = self._current - self._buckets[0].first  # the buckets share their first agent
         for b in self._buckets:
-            b.grad_rows[agent].zero_()
-        for p, _, grad in self._slots[agent]:
+            b.grad_rows[slot].zero_()
+        for p, _, grad in self._slots[slot]:
             p.grad = grad
 
     # The ignore: unlike Optimizer.step, the closure is required and the best loss returned.
@@ -306,52 +316,32 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
     def _evaluate(self, closure: Callable[[], torch.Tensor], rows: List[int],
                   losses: List[float]) -> None:
         """closure() for each agent of rows, its loss into losses and its gradient into the
-        swarm's gradient rows."""
-        slots = self._slots
+        swarm's gradient rows (rows: agents of this process's slots, from the buckets' first)."""
+        if not rows:  # none here (a rank of more ranks than agents may own none)
+            return
+        first = self._buckets[0].first
+        slots = [self._slots[i - first] for i in rows]
         own = [p.data for p, _, _ in slots[0]]
         try:
             # Grad mode is switched once around all closures rather than once per closure.
             with torch.enable_grad():
-                for i in rows:
+                for i, slot in zip(rows, slots):
                     # The parameters are pointed at agent i's row of the swarm (no copy). Their
                     # gradients accumulate straight into its row of the gradient buffer once the
                     # closure calls zero_grad(); a closure that does not gets fresh gradients,
                     # copied into the row below, so a row never keeps an older step's values.
-                    for p, data, _ in slots[i]:
+                    for p, data, _ in slot:
                         p.data = data
                         p.grad = None
                     self._current = i  # for zero_grad; reset once, in the finally below
                     losses[i] = loss_value(closure())
-                    for p, _, grad in slots[i]:
+                    for p, _, grad in slot:
                         if p.grad is not grad:
                             collect_grad(p.grad, grad)
         finally:
             self._current = None
             for (p, _, _), data in zip(slots[0], own):
                 p.data = data
-
-    def _step_shared(self, closure: Callable[[], torch.Tensor], rows: List[int]) -> float:
-        """step() across the process group: this rank's agents' closures, then every rank's
-        gradient rows and losses on every rank, then the same update everywhere."""
-        group = self._group
-        rank, n = torch.distributed.get_rank(group), self.param_groups[0]["num_agents"]
-        counts, lo, hi = _distributed.blocks(n, group)
-        assert self._swarm is not None  # built by _begin_step
-        losses = self._swarm.agent_loss.tolist()
-        try:
-            self._evaluate(closure, [i for i in rows if lo <= i < hi], losses)
-        except Exception:
-            _distributed.all_reduce_max([rank + 1], group)
-            raise
-        _distributed.raise_if_failed(int(_distributed.all_reduce_max([0], group)[0]),
-                                     "a QIMADTorch step")
-        with torch.no_grad():
-            for b in self._buckets:
-                b.grad.copy_(torch.cat(_distributed.gather_rows(b.grad[lo:hi], counts, group)))
-            mine = torch.tensor(losses[lo:hi], dtype=torch.float64)
-            shared = torch.cat(_distributed.gather_rows(mine, counts, group)).tolist()
-            losses = [shared[i] if i in rows else losses[i] for i in range(n)]
-            return self._update(rows, losses)
 
     def _hyper(self) -> None:
         """The buckets' per-segment lr, gamma and fidelity-matrix index and boxes, the distinct
@@ -373,8 +363,12 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
                               [b.seg_w for b in bs], ks, [b.box for b in bs],
                               self.param_groups[0]["attraction"])
 
-    def _update(self, rows: List[int], losses: List[float]) -> float:
-        """Records, random draws and the swarm update after evaluation: one qimad_step call."""
+    def _update(self, rows: List[int], losses: List[float],
+                unfit: Optional[Set[int]] = None) -> float:
+        """Records, random draws and the swarm update after evaluation: one qimad_step call.
+        A sharded swarm's step (_ranks.py) passes the agents whose gradients their owners found
+        not finite (unfit): they go to qimad_step with a NaN loss, and are reset alike on
+        every rank; then the ranks gather the moved positions."""
         state, group = self._swarm, self.param_groups[0]
         assert state is not None and self._runtime is not None  # built by _begin_step
         temp = temperature(state.step, group)
@@ -382,11 +376,15 @@ class QIMADTorch(VectorisedSteps, Records, torch.optim.Optimizer):
         raw = losses
         if group["loss_ema"] is not None:
             losses = state.smooth(rows, losses, group["loss_ema"])
+        if unfit:
+            losses = [math.nan if i in unfit else value for i, value in enumerate(losses)]
         args = self._runtime.args._replace(
             step=state.step, rows=rows, losses=losses, temperature=temp,
             alpha_step=group["alpha_lr"] * temp, beta_step=group["beta_lr"] * temp)
         # An agent whose loss or gradient is not finite is sent back to the best weights and
         # sits this update out, so its values never reach the others through communication.
         fates = ops.qimad_step(*args, backend=self._runtime.backend)
+        if self._shard_of() is not None:
+            self._gather_positions()
         self._finish_step(raw, fates, temp)
         return state.best_loss.item()

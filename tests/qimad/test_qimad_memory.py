@@ -66,7 +66,22 @@ def test_the_check_runs_once_per_swarm(monkeypatch):
     optimizer, closure, calls = swarm(parameters=100)
     for _ in range(5):
         optimizer.step(closure)
-    assert counted == [(8, 100, torch.float32, torch.device("cpu"))] and len(calls) == 40
+    assert counted == [(8, 100, torch.float32, torch.device("cpu"), 8)] and len(calls) == 40
+
+
+def test_a_rank_of_a_sharded_swarm_counts_its_agents_state(monkeypatch):
+    """A rank holding the RMSProp averages and gradients of 3 of the 8 agents (update_order=
+    'synchronous' across ranks) needs (8 + 2 x 3 + 8) x 10000 float32 (0.84 MiB), not the
+    whole swarm's 1.2 MiB."""
+    monkeypatch.setenv(LIMIT, "1M")
+    _memory.check_swarm(8, 10_000, torch.float32, "cpu", 3)
+    monkeypatch.setenv(LIMIT, "700K")
+    with pytest.raises(MemoryError) as caught:
+        _memory.check_swarm(8, 10_000, torch.float32, "cpu", 3)
+    assert str(caught.value).startswith(
+        "A QIMADTorch swarm of 8 agents over 10000 float32 parameters needs 0.8 MiB of memory "
+        "for its state (positions, 8 x 10000; RMSProp averages and gradients of this rank's "
+        "agents, 3 x 10000 each, and 8 vectors of 10000), more than the 0.7 MiB")
 
 
 def test_load_state_dict_checks_the_swarm_it_rebuilds(monkeypatch):

@@ -382,7 +382,8 @@ def test_opcheck():
 
 @NATIVE_OPS
 @pytest.mark.parametrize("index, bad, error, match", [
-    (0, torch.zeros(7, 5, dtype=torch.float64), ValueError, "square_avg must have the shape of theta"),
+    (0, torch.zeros(7, 5, dtype=torch.float64), ValueError,
+     r"square_avg must be \(rows, parameters\) with parameters = 5 and rows <= agents - "),
     (2, torch.zeros(27, 7, dtype=torch.float64).t(), ValueError, "grad must be contiguous"),
     (1, torch.zeros(7, 27, dtype=torch.float32), TypeError, "square_avg must have the dtype"),
     (3, torch.zeros(26, dtype=torch.float64), ValueError, "best must be 1-D of length 27"),
