@@ -2,15 +2,23 @@
 2 and 3 spawned processes): each rank holds and moves only its block of the agents' RMSProp
 state, the ranks all-gather the moved positions, and the run equals the single-process run:
 with agents reset for a gradient that is not finite (only their owner sees it), with k_eval and
-loss_ema, from a sharded checkpoint saved mid-run and from a whole swarm's checkpoint."""
+loss_ema, from a sharded checkpoint saved mid-run and from a whole swarm's checkpoint; on NCCL
+where two GPUs exist."""
 
 import math
 
 import pytest
+import torch
 import torch.distributed as dist
 
 from sb_native.optim import QIMADTorch
-from tests.helpers import join_gloo, leave_rank, spawn_ranks
+from tests.helpers import (
+    TWO_GPUS_NCCL,
+    join_gloo,
+    leave_rank,
+    save_on_gpu_rank,
+    spawn_ranks,
+)
 from tests.qimad.test_distributed import SETTINGS, assert_close, snapshot
 from tests.qimad.test_qimad import bumpy, make_params
 
@@ -111,3 +119,25 @@ def test_a_sharded_checkpoint_loads_only_on_its_rank():
                                          r"rank's state_dict on the same rank of a group of the "
                                          r"same size"):
         QIMADTorch(make_params("cpu"), **SYNC).load_state_dict(saved)
+
+
+# ── NCCL, where two GPUs and the CUDA build exist (never here: no GPU) ──
+def sharded_on_this_rank_gpu(group):
+    """20 steps of the sharded swarm on this rank's GPU: the best weights and losses."""
+    params = make_params("cuda")
+    opt = QIMADTorch(params, process_group=group, **SYNC)
+    losses = steps_of(opt, params, 20, [])
+    return torch.cat([p.detach().reshape(-1) for p in params]), torch.tensor(losses)
+
+
+def _nccl_worker(rank, world, port, directory):
+    save_on_gpu_rank(rank, world, port, directory, lambda _: sharded_on_this_rank_gpu(True))
+
+
+@TWO_GPUS_NCCL
+def test_nccl_sharded_swarm_equals_one_gpu(tmp_path):
+    ranks = spawn_ranks(_nccl_worker, 2, tmp_path)
+    weights, losses = sharded_on_this_rank_gpu(None)
+    for got_weights, got_losses in ranks:
+        torch.testing.assert_close(got_weights, weights.cpu(), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(got_losses, losses, rtol=1e-12, atol=1e-12)
