@@ -32,7 +32,8 @@ SANITIZE_TESTS=(tests/sb/test_ops.py tests/sb/test_polish.py tests/qimad/test_qi
   tests/qimad/test_qimad_step.py tests/qimad/test_qimad_options.py
   tests/interfaces/test_op_table.py tests/sb/test_properties.py tests/sb/test_sparse.py
   tests/sb/test_batched.py tests/sb/test_threads.py tests/sb/test_op_fuzz.py
-  tests/qimad/test_qimad_op_fuzz.py tests/sb/test_sanitized.py
+  tests/sb/test_op_layout.py tests/qimad/test_qimad_op_fuzz.py tests/qimad/test_qimad_shard.py
+  tests/sb/test_sanitized.py
   # The rows field's op cases (its spawned-ranks case runs in the suite).
   tests/sb/test_rows_field.py::test_incremental_field_equals_the_whole_product
   tests/sb/test_rows_field.py::test_a_finish_without_previous_takes_the_whole_product_into_field
