@@ -77,6 +77,7 @@ def _worker(rank, world, port, directory):
         results["k_eval"] = sharded_run(True, steps=20, k_eval=3, loss_ema=0.5)
         results["resumed"] = resumed_run(True, whole_first=False)
         results["from_whole"] = resumed_run(True, whole_first=True)
+        results["few"] = sharded_run(True, steps=10, num_agents=2)  # 3 ranks: one holds none
     finally:
         leave_rank(rank, directory, results)
 
@@ -104,6 +105,12 @@ def test_sharded_swarm_equals_one_process(world, tmp_path):
         lo = hi
     # Every agent whose gradient was made infinite was seen by exactly one rank.
     assert sum(r["whole"]["hits"] for r in ranks) == whole["hits"]
+    few = sharded_run(None, steps=10, num_agents=2)
+    lo = 0
+    for results, block in zip(ranks, [2 // world + (r < 2 % world) for r in range(world)]):
+        assert results["few"]["held"] == [(block, 3, 4), (block, 5)]
+        assert_close(results["few"], rows_of(few, lo, lo + block))
+        lo += block
 
 
 def test_a_sharded_checkpoint_loads_only_on_its_rank():
