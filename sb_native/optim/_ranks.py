@@ -2,13 +2,13 @@
 agents, and then
 
 * update_order='synchronous': the swarm is sharded. A rank holds the RMSProp averages and
-  gradients of its agents only, moves only them (qimad_step's `first`), and the ranks then
-  all-gather the moved positions, so every rank holds the whole swarm's positions for the next
-  step's communication term. Every agent reads the positions from before the step, so each
-  rank's update of its agents is the single-process update of those agents.
+  gradients of its agents only, moves only them (qimad_step's `first`), and then each rank
+  broadcasts its block of moved positions, so every rank holds the whole swarm's positions for
+  the next step's communication term. Every agent reads the positions from before the step, so
+  each rank's update of its agents is the single-process update of those agents.
 * update_order='sequential': each agent reads the agents moved before it this step, an order
-  no two ranks can share out; the ranks all-gather the gradients and every rank makes the whole
-  update (the swarm replicated).
+  no two ranks can share out; each rank broadcasts its block of gradients and every rank makes
+  the whole update (the swarm replicated).
 
 The records (losses, stagnation, best loss), the angles and the draws are the same small
 computation on every rank, from the all-gathered losses and one generator seeded alike."""
@@ -50,20 +50,21 @@ class RankSteps:
             raise
         _distributed.raise_if_failed(int(_distributed.all_reduce_max([0], group)[0]),
                                      "a QIMADTorch step")
+        due = set(rows)
         with torch.no_grad():
             if self._shard_of() is None:
                 self._share_blocks([b.grad for b in self._buckets])
                 mine = torch.tensor(losses[lo:hi], dtype=torch.float64)
                 shared = torch.cat(_distributed.gather_rows(mine, counts, group)).tolist()
-                losses = [shared[i] if i in rows else losses[i] for i in range(n)]
+                losses = [shared[i] if i in due else losses[i] for i in range(n)]
                 return self._update(rows, losses)
             # Each agent's loss, and whether its gradient is finite: only its owner holds it.
             # Row by row: isfinite's temporaries (a float copy among them) stay a row's size.
             fine = [float(all(bool(torch.isfinite(b.grad[i - lo]).all()) for b in self._buckets))
-                    if i in rows else 1.0 for i in range(lo, hi)]
+                    if i in due else 1.0 for i in range(lo, hi)]
             mine = torch.tensor([losses[lo:hi], fine], dtype=torch.float64).t()
             shared = torch.cat(_distributed.gather_rows(mine, counts, group)).tolist()
-            losses = [shared[i][0] if i in rows else losses[i] for i in range(n)]
+            losses = [shared[i][0] if i in due else losses[i] for i in range(n)]
             unfit = {i for i in rows if not shared[i][1]}
             return self._update(rows, losses, unfit)
 
