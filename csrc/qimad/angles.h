@@ -1,6 +1,6 @@
 #pragma once
 // qimad_angles as a composite of ATen ops and the qimad_fidelity op: the pure-torch mirror's
-// operations (sb_native/optim/_kernels.py: angles_torch). It is the op's kernel on every
+// operations (sb_native/optim/_reference.py: qimad_angles). It is the op's kernel on every
 // device without a fused kernel of its own: registered for CUDA
 // (csrc/qimad/cuda/qimad_angles_cuda.cu, where each ATen op and qimad_fidelity run their CUDA
 // kernels on the current stream) and as the CompositeExplicitAutograd fallback

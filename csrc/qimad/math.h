@@ -1,7 +1,7 @@
 #pragma once
 // Per-element math of the QIMADTorch swarm (fidelity weights and the fused agent update),
 // shared by the CPU and CUDA kernels so both run the same arithmetic.
-// sb_native/optim/_kernels.py mirrors every function here in the same operation order.
+// sb_native/optim/_reference.py mirrors every function here in the same operation order.
 
 #include <cmath>
 

@@ -6,8 +6,8 @@
 // ops it is ~9 calls on N-element tensors, and right after a step's N closures, which have
 // evicted the caches, each such call costs far more than its arithmetic (bench/RESULTS.md).
 // Devices without a kernel of their own run it as the composite of ATen ops of ../angles.h
-// (composite.cpp), the same ops as the pure-torch mirror (sb_native/optim/_kernels.py:
-// angles_torch).
+// (composite.cpp), the same ops as the pure-torch mirror (sb_native/optim/_reference.py:
+// qimad_angles).
 
 #include <torch/library.h>
 
