@@ -2,8 +2,8 @@
 2 and 3 spawned processes): each rank holds and moves only its block of the agents' RMSProp
 state, the ranks all-gather the moved positions, and the run equals the single-process run:
 with agents reset for a gradient that is not finite (only their owner sees it), with k_eval and
-loss_ema, from a sharded checkpoint saved mid-run and from a whole swarm's checkpoint; on NCCL
-where two GPUs exist."""
+loss_ema, from a sharded checkpoint saved mid-run and from a whole swarm's checkpoint; a rank
+whose closure raises ends every rank with an error; on NCCL where two GPUs exist."""
 
 import math
 
@@ -69,6 +69,28 @@ def resumed_run(group, whole_first: bool):
                 shard=saved["qimad"].get("shard"))
 
 
+def failing_step(group):
+    """Rank 1's second closure of the fourth step raises: every rank must raise."""
+    params = make_params("cpu")
+    opt = QIMADTorch(params, process_group=group, **SYNC)
+    steps_of(opt, params, 3, [])
+    calls = []
+
+    def closure():
+        calls.append(1)
+        if dist.get_rank() == 1 and len(calls) == 2:
+            raise FloatingPointError("rank 1's loss blew up")
+        opt.zero_grad()
+        value = bumpy(*params)
+        value.backward()
+        return value
+    try:
+        opt.step(closure)
+    except Exception as error:  # noqa: BLE001 - the test compares what each rank saw
+        return type(error).__name__, str(error)
+    return ("ok",)
+
+
 def _worker(rank, world, port, directory):
     join_gloo(rank, world, port)
     results = {}
@@ -78,6 +100,7 @@ def _worker(rank, world, port, directory):
         results["resumed"] = resumed_run(True, whole_first=False)
         results["from_whole"] = resumed_run(True, whole_first=True)
         results["few"] = sharded_run(True, steps=10, num_agents=2)  # 3 ranks: one holds none
+        results["failing"] = failing_step(True)
     finally:
         leave_rank(rank, directory, results)
 
@@ -105,6 +128,10 @@ def test_sharded_swarm_equals_one_process(world, tmp_path):
         lo = hi
     # Every agent whose gradient was made infinite was seen by exactly one rank.
     assert sum(r["whole"]["hits"] for r in ranks) == whole["hits"]
+    assert ranks[1]["failing"] == ("FloatingPointError", "rank 1's loss blew up")
+    for other in ranks[:1] + ranks[2:]:
+        kind, message = other["failing"]
+        assert kind == "RankFailed" and "rank 1 of the process group failed" in message
     few = sharded_run(None, steps=10, num_agents=2)
     lo = 0
     for results, block in zip(ranks, [2 // world + (r < 2 % world) for r in range(world)]):
