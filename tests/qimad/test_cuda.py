@@ -1,8 +1,8 @@
 """CUDA kernels of the QIMADTorch ops: qimad_fidelity and qimad_update on the GPU against
 their CPU kernels and their torch references on the same inputs (built with test_qimad_ops's
-helpers), their argument errors against the CPU's, and QIMADTorch's native CUDA backend
-against its torch backend. Skipped unless the extension was built with CUDA and a GPU is
-present."""
+helpers), their argument errors against the CPU's, both ops on a shard of the swarm
+(`first`), and QIMADTorch's native CUDA backend against its torch backend. Skipped unless the
+extension was built with CUDA and a GPU is present."""
 
 import copy
 
@@ -234,3 +234,31 @@ def test_qimad_minimize_on_cuda(stagnation):
     assert bool(((runs[0].x >= lower) & (runs[0].x <= -lower)).all())
     torch.testing.assert_close(runs[0].x, runs[1].x, **QIMAD_TOL[torch.float64])
     assert runs[0].fun == pytest.approx(runs[1].fun, rel=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("sequential", [False, True])
+def test_qimad_update_of_a_shard_cuda(dtype, sequential):
+    """square_avg and grad holding the agents [2, 5) only (first = 2; a sharded swarm): the GPU
+    against the CPU kernel on the same shard."""
+    cpu = swarm_case(7, [5, 12, 10], dtype, "cpu", seed=3, rows=[2, 4], tunnel_rows=[4])
+    cpu += [sequential, None]
+    cpu[1], cpu[2] = cpu[1][2:5].clone(), cpu[2][2:5].clone()
+    gpu = to_cuda(cpu)
+    torch.ops.sb_native.qimad_update(*cpu, 2)
+    torch.ops.sb_native.qimad_update(*gpu, 2)
+    for i in (0, 1):
+        torch.testing.assert_close(gpu[i].cpu(), cpu[i], **QIMAD_TOL[dtype])
+
+
+def test_qimad_step_of_a_shard_cuda():
+    """qimad_step with first on the GPU (the composite) against the torch reference there, from
+    the same state and generator."""
+    from tests.qimad.test_qimad_shard import shard_args
+    from tests.qimad.test_qimad_step import assert_same_state, step_case
+
+    native = shard_args(step_case("cuda", step=2) + [False], 2, 5)
+    reference = shard_args(step_case("cuda", step=2) + [False], 2, 5)
+    fates = torch.ops.sb_native.qimad_step(*native)
+    assert fates.tolist() == _reference.qimad_step(*reference).tolist()
+    assert_same_state(native, reference, dict(rtol=1e-6, atol=1e-6))
