@@ -81,9 +81,9 @@ class QIMADTorch(VectorisedSteps, Records, RankSteps, torch.optim.Optimizer):
     - backend='auto'|'native'|'torch' and process_group (a torch.distributed group, True for the
       default one): the ranks share out the agents' closures in contiguous blocks. With
       update_order='synchronous' the swarm is sharded: each rank keeps and moves only its
-      block's RMSProp state, and the ranks all-gather the moved positions each step; with
-      'sequential' they all-gather the gradients and every rank makes the whole update
-      (_ranks.py, docs/distributed.md).
+      block's RMSProp state, and each rank broadcasts its block's moved positions every step;
+      with 'sequential' each broadcasts its block's gradients and every rank makes the whole
+      update (_ranks.py, docs/distributed.md).
     lr, gamma, k and bounds may differ per parameter group; the other settings belong to the
     swarm and must be equal in every group.
 
