@@ -1,5 +1,5 @@
-"""QIMADTorch across the ranks of a process group: each rank runs the closures of its block of the
-agents, and then
+"""QIMADTorch across the ranks of a process group: each rank evaluates its block of the agents
+(their closures, or one step_batched / step_vectorized call), and then
 
 * update_order='synchronous': the swarm is sharded. A rank holds the RMSProp averages and
   gradients of its agents only, moves only them (qimad_step's `first`), and then each rank
@@ -32,10 +32,11 @@ class RankSteps:
         _, lo, hi = _distributed.blocks(self.param_groups[0]["num_agents"], self._group)
         return lo, hi
 
-    def _step_shared(self: SwarmOwner, closure: Callable[[], torch.Tensor],
+    def _step_shared(self: SwarmOwner, evaluate: Callable[[List[int], List[float]], None],
                      rows: List[int]) -> float:
-        """step() across the process group: this rank's agents' closures, then every rank's
-        losses (and, sequential, gradients) on every rank, then the update."""
+        """A step across the process group: evaluate(mine, losses) of this rank's due agents
+        (their closures, or one vectorised call), then every rank's losses (and, sequential,
+        gradients) on every rank, then the update."""
         group = self._group
         rank, n = torch.distributed.get_rank(group), self.param_groups[0]["num_agents"]
         counts, lo, hi = _distributed.blocks(n, group)
@@ -44,7 +45,7 @@ class RankSteps:
             self._gather_positions()
         losses = self._swarm.agent_loss.tolist()
         try:
-            self._evaluate(closure, [i for i in rows if lo <= i < hi], losses)
+            evaluate([i for i in rows if lo <= i < hi], losses)
         except Exception:
             _distributed.all_reduce_max([rank + 1], group)
             raise

@@ -92,12 +92,23 @@ class VectorisedSteps:
     def _step_rows(self: SwarmOwner, evaluate: Callable[[List[torch.Tensor]], Evaluation],
                    name: str) -> float:
         """A step whose due agents are evaluated at once: evaluate(stacked parameters) gives
-        their losses and gradients, which go into the swarm's records and gradient rows."""
-        if self._group is not None:
-            raise NotImplementedError(f"{name} with a process_group is not built; "
-                                      "use step(closure)")
+        their losses and gradients, which go into the swarm's records and gradient rows; across
+        a process group each rank evaluates its block of them (_ranks.py)."""
         rows = self._begin_step()
         assert self._swarm is not None  # built by _begin_step
+        if self._group is not None:
+            return self._step_shared(
+                lambda mine, losses: self._take_rows(evaluate, name, mine, losses), rows)
+        losses = self._swarm.agent_loss.tolist()
+        self._take_rows(evaluate, name, rows, losses)
+        return self._update(rows, losses)
+
+    def _take_rows(self: SwarmOwner, evaluate: Callable[[List[torch.Tensor]], Evaluation],
+                   name: str, rows: List[int], losses: List[float]) -> None:
+        """evaluate() of the agents rows (of this process's gradient rows): their losses into
+        losses, their gradients into the buckets' gradient rows."""
+        if not rows:  # none here (a rank of more ranks than agents may own none)
+            return
         n = self.param_groups[0]["num_agents"]
         stacked, rows_by_bucket = [], []
         for b in self._buckets:
@@ -120,9 +131,7 @@ class VectorisedSteps:
             start += len(b.params)
             if len(rows) == n:
                 b.grad.copy_(flat)
-            else:
-                b.grad.index_copy_(0, rows_by_bucket[bi], flat)
-        losses = self._swarm.agent_loss.tolist()
+            else:  # the gradient rows start at the bucket's first agent (a sharded swarm)
+                b.grad.index_copy_(0, rows_by_bucket[bi] - b.first, flat)
         for i, value in zip(rows, values.tolist()):
             losses[i] = value
-        return self._update(rows, losses)

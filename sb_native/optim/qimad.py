@@ -79,7 +79,7 @@ class QIMADTorch(VectorisedSteps, Records, RankSteps, torch.optim.Optimizer):
       bench/RESULTS.md) or 'synchronous' (every agent moves from the positions before the step:
       independent of how agents are numbered);
     - backend='auto'|'native'|'torch' and process_group (a torch.distributed group, True for the
-      default one): the ranks share out the agents' closures in contiguous blocks. With
+      default one): the ranks share out the agents' evaluations in contiguous blocks. With
       update_order='synchronous' the swarm is sharded: each rank keeps and moves only its
       block's RMSProp state, and each rank broadcasts its block's moved positions every step;
       with 'sequential' each broadcasts its block's gradients and every rank makes the whole
@@ -300,7 +300,8 @@ class QIMADTorch(VectorisedSteps, Records, RankSteps, torch.optim.Optimizer):
         assert self._swarm is not None and self._runtime is not None  # built by _begin_step
         step, group, session = self._swarm.step, self.param_groups[0], self._runtime.session
         if self._group is not None:
-            return self._step_shared(closure, rows)
+            return self._step_shared(
+                lambda mine, losses: self._evaluate(closure, mine, losses), rows)
         if session is not None:  # the loop below and _update, in one native call
             temp = temperature(step, group)
             self._hyper()

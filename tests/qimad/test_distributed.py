@@ -102,10 +102,3 @@ def test_swarm_across_ranks_equals_one_process(world, tmp_path):
     assert ranks[1]["failing"] == ("FloatingPointError", "rank 1's loss blew up")
     kind, message = ranks[0]["failing"]
     assert kind == "RankFailed" and "rank 1 of the process group failed" in message
-
-
-def test_step_batched_across_ranks_is_refused_plainly(monkeypatch):
-    opt = QIMADTorch(make_params("cpu"), num_agents=2)
-    monkeypatch.setattr(opt, "_group", object())
-    with pytest.raises(NotImplementedError, match="step_batched with a process_group"):
-        opt.step_batched(bumpy)

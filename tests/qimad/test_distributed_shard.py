@@ -3,7 +3,8 @@
 state, the ranks all-gather the moved positions, and the run equals the single-process run:
 with agents reset for a gradient that is not finite (only their owner sees it), with k_eval and
 loss_ema, from a sharded checkpoint saved mid-run and from a whole swarm's checkpoint; a rank
-whose closure raises ends every rank with an error; on NCCL where two GPUs exist."""
+whose closure raises ends every rank with an error; step_batched and step_vectorized (sharded
+and replicated); on NCCL where two GPUs exist."""
 
 import math
 
@@ -69,6 +70,23 @@ def resumed_run(group, whole_first: bool):
                 shard=saved["qimad"].get("shard"))
 
 
+def stacked_bumpy(*stacked):
+    """bumpy of every agent at once: parameters stacked (agents, *shape), losses (agents,)."""
+    return sum((p * p - 3 * torch.cos(2 * math.pi * p)).flatten(1).sum(1) for p in stacked)
+
+
+def vectorised_run(group, order):
+    """20 steps of step_batched (synchronous: sharded) or step_vectorized (sequential:
+    replicated)."""
+    params = make_params("cpu")
+    opt = QIMADTorch(params, process_group=group, **dict(SYNC, update_order=order))
+    if order == "synchronous":
+        losses = [opt.step_batched(bumpy) for _ in range(20)]
+    else:
+        losses = [opt.step_vectorized(stacked_bumpy) for _ in range(20)]
+    return snapshot(opt, params, losses)
+
+
 def failing_step(group):
     """Rank 1's second closure of the fourth step raises: every rank must raise."""
     params = make_params("cpu")
@@ -101,6 +119,8 @@ def _worker(rank, world, port, directory):
         results["from_whole"] = resumed_run(True, whole_first=True)
         results["few"] = sharded_run(True, steps=10, num_agents=2)  # 3 ranks: one holds none
         results["failing"] = failing_step(True)
+        for order in ("synchronous", "sequential"):
+            results[order] = vectorised_run(True, order)
     finally:
         leave_rank(rank, directory, results)
 
@@ -132,6 +152,14 @@ def test_sharded_swarm_equals_one_process(world, tmp_path):
     for other in ranks[:1] + ranks[2:]:
         kind, message = other["failing"]
         assert kind == "RankFailed" and "rank 1 of the process group failed" in message
+    # step_batched on the sharded swarm, step_vectorized on the replicated one.
+    batched = vectorised_run(None, "synchronous")
+    vectorized = vectorised_run(None, "sequential")
+    lo = 0
+    for results, block in zip(ranks, blocks):
+        assert_close(results["synchronous"], rows_of(batched, lo, lo + block))
+        assert_close(results["sequential"], vectorized)
+        lo += block
     few = sharded_run(None, steps=10, num_agents=2)
     lo = 0
     for results, block in zip(ranks, [2 // world + (r < 2 % world) for r in range(world)]):
