@@ -20,7 +20,7 @@ from tests.helpers import (
     save_on_gpu_rank,
     spawn_ranks,
 )
-from tests.qimad.test_distributed import SETTINGS, assert_close, snapshot
+from tests.qimad.test_distributed import SETTINGS, assert_close, failing_closure, snapshot
 from tests.qimad.test_qimad import bumpy, make_params
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="no torch.distributed")
@@ -87,28 +87,6 @@ def vectorised_run(group, order):
     return snapshot(opt, params, losses)
 
 
-def failing_step(group):
-    """Rank 1's second closure of the fourth step raises: every rank must raise."""
-    params = make_params("cpu")
-    opt = QIMADTorch(params, process_group=group, **SYNC)
-    steps_of(opt, params, 3, [])
-    calls = []
-
-    def closure():
-        calls.append(1)
-        if dist.get_rank() == 1 and len(calls) == 2:
-            raise FloatingPointError("rank 1's loss blew up")
-        opt.zero_grad()
-        value = bumpy(*params)
-        value.backward()
-        return value
-    try:
-        opt.step(closure)
-    except Exception as error:  # noqa: BLE001 - the test compares what each rank saw
-        return type(error).__name__, str(error)
-    return ("ok",)
-
-
 def _worker(rank, world, port, directory):
     join_gloo(rank, world, port)
     results = {}
@@ -118,7 +96,7 @@ def _worker(rank, world, port, directory):
         results["resumed"] = resumed_run(True, whole_first=False)
         results["from_whole"] = resumed_run(True, whole_first=True)
         results["few"] = sharded_run(True, steps=10, num_agents=2)  # 3 ranks: one holds none
-        results["failing"] = failing_step(True)
+        results["failing"] = failing_closure(True, update_order="synchronous")
         for order in ("synchronous", "sequential"):
             results[order] = vectorised_run(True, order)
     finally:
