@@ -35,9 +35,13 @@ result) is not in its count.
 * A dense coupling's CSR form: CSR_BYTES_PER_NONZERO + 2 items per non-zero, plus a mask of
   n x n bytes (the COO indices, then the CSR; 40 bytes per entry of a full float32 matrix
   measured, 41 counted).
-* A dense coupling's int8 form (dSB's exact integer path): INT8_FORM_ITEMS items plus
-  INT8_FORM_BYTES bytes per entry (22 bytes per entry measured in float32, 23 counted); when
-  it does not fit the run keeps the float coupling (the int8 form only makes it faster).
+* A dense coupling's int8 form (dSB's exact integer path): INT8_FORM_BYTES bytes per entry
+  (the form, and the int8 run's copy of it: 2.1 measured, 3 counted) and INT8_FORM_ITEMS
+  items per entry (the run's squared norm, taken after the form: torch.sum(J ** 2), the
+  peer's reduction), plus INT8_FORM_CHUNK_ITEMS items per entry of one chunk of
+  INT8_FORM_CHUNK entries (the form's test, chunk by chunk); 6.2-6.5 bytes per entry measured
+  in float32, 7 counted. When it does not fit the run keeps the float coupling (the int8 form
+  only makes it faster).
 * MaxCut's dense weights made from a graph's edges (from_gset, from_edges; models/maxcut.py):
   GRAPH_BYTES_PER_ENTRY bytes per entry of N x N, on the CPU whatever the model's device (the
   dense adjacency, its symmetric weights and their scaled negative in float64, the model's
@@ -81,8 +85,10 @@ BATCH_DENSE_COPIES = 8
 # Per non-zero: the COO's two int64 indices and their transposed copy (40 bytes measured
 # with the two values, float32).
 CSR_BYTES_PER_NONZERO = 32
-INT8_FORM_ITEMS = 3
-INT8_FORM_BYTES = 11
+INT8_FORM_BYTES = 3
+INT8_FORM_ITEMS = 1
+INT8_FORM_CHUNK = 1 << 18
+INT8_FORM_CHUNK_ITEMS = 4
 GRAPH_BYTES_PER_ENTRY = 40
 SWARM_BUFFERS = 3
 SWARM_VECTORS = 8

@@ -6,6 +6,7 @@ The engine owns the storage decision: `for_run` picks dense, CSR or int8 for a b
 and `prefer_sparse` tells the models which storage to build.
 """
 
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -201,22 +202,34 @@ class Coupling:
         """
         if self.matrix is None:  # CSR
             return None
-        # Its test takes a few temporaries the size of the matrix; where they do not fit the
-        # run keeps the float coupling, which gives the same spins, only slower.
-        entries = self.n * self.n
-        if not _memory.fits(entries * (_memory.INT8_FORM_ITEMS * self.matrix_itemsize()
-                                       + _memory.INT8_FORM_BYTES), self.device):
+        # The form is n x n bytes; its test runs over chunks of INT8_FORM_CHUNK entries, whose
+        # temporaries stay in cache (a pass over the whole matrix per operation took 4 times
+        # as long: bench/RESULTS.md). Where the form and what the run then takes beside it do
+        # not fit (_memory.py) the run keeps the float coupling: the same spins, only slower.
+        entries, item = self.n * self.n, self.matrix_itemsize()
+        chunk = _memory.INT8_FORM_CHUNK
+        if not _memory.fits(entries * (_memory.INT8_FORM_BYTES + _memory.INT8_FORM_ITEMS * item)
+                            + min(entries, chunk) * _memory.INT8_FORM_CHUNK_ITEMS * item,
+                            self.device):
             return None
-        magnitudes = self.matrix.abs()
-        nonzero = magnitudes[magnitudes != 0]
-        if nonzero.numel() == 0:
+        flat = self.matrix.reshape(-1)
+        pieces = [flat[start:start + chunk] for start in range(0, entries, chunk)]
+        # The smallest non-zero magnitude (NaN if any entry is NaN: then no form).
+        scale = flat.new_full((), math.inf)
+        for piece in pieces:
+            magnitudes = piece.abs()
+            scale = torch.minimum(scale, magnitudes.masked_fill_(magnitudes == 0, math.inf).min())
+        if math.isinf(scale):  # all zeros
             return None
-        scale = nonzero.min()
-        K = self.matrix / scale
-        exact = torch.equal(K, K.round()) and torch.equal(K * scale, self.matrix)
-        if K.abs().max() > 127 or not exact:
-            return None
-        return K.to(torch.int8), float(scale)
+        K = torch.empty(entries, dtype=torch.int8, device=self.device)
+        for start, piece in zip(range(0, entries, chunk), pieces):
+            q = piece / scale
+            rounded = q.round()
+            if (not torch.equal(q, rounded) or not torch.equal(rounded * scale, piece)
+                    or rounded.abs().max() > 127):
+                return None
+            K[start:start + piece.numel()] = rounded.to(torch.int8)
+        return K.view(self.n, self.n), float(scale)
 
     def torch_csr(self) -> torch.Tensor:
         assert self.csr is not None, "a dense coupling has no CSR parts"
