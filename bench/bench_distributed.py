@@ -14,7 +14,6 @@ collectives. Both runs are checked to return the same cut (the same seed).
 
 import argparse
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -26,7 +25,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "sb"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cases import dense_case, sparse_case  # noqa: E402
+
+from tests.helpers import free_port  # noqa: E402
 
 
 def load(name):
@@ -53,12 +55,6 @@ def _rank(rank, world, port, directory, args):
     if rank == 0:
         torch.save(results, os.path.join(directory, "ranks.pt"))
     dist.destroy_process_group()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main():

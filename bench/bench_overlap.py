@@ -18,14 +18,18 @@ torus1000's dSB blocks of packed signs (32 agents) and their ops' times per step
 
 import argparse
 import os
-import socket
 import sys
+import tempfile
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.helpers import free_port, leave_rank  # noqa: E402
 
 SIDE = 256  # the stand-in product's matrices: small enough to run in cache on one thread
 
@@ -46,7 +50,7 @@ def product_for(ms: float):
     return product
 
 
-def _rank(rank, world, port, cases, repeats, out):
+def _rank(rank, world, port, directory, cases, repeats):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                             world_size=world, timeout=timedelta(seconds=120))
@@ -78,12 +82,7 @@ def _rank(rank, world, port, cases, repeats, out):
         hidden = (g + p - both) / g if g > 0 else 0.0
         lines.append(f"| {mib:g} | {g:.2f} | {p:.1f} | {both:.1f} | {g + p:.1f} | "
                      f"{hidden:.0%} | {(g + p) / both:.3f} |")
-    if rank == 0:
-        with open(out, "w") as f:
-            f.write("\n".join(lines))
-    dist.destroy_process_group()
-    sys.stdout.flush()
-    os._exit(0)  # as bench/qimad/bench_qimad_ranks.py: skip torch's teardown of a gloo rank
+    leave_rank(rank, directory, lines)
 
 
 def main():
@@ -92,19 +91,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     cases = [tuple(float(v) for v in case.split(":")) for case in args.cases]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"bench_overlap_{os.getpid()}.txt")
-    mp.start_processes(_rank, args=(2, port, cases, args.repeats, out), nprocs=2,
-                       start_method="spawn")
+    with tempfile.TemporaryDirectory() as directory:
+        mp.start_processes(_rank, args=(2, free_port(), directory, cases, args.repeats),
+                           nprocs=2, start_method="spawn")
+        lines = torch.load(os.path.join(directory, "0.pt"))
     print(f"2 gloo ranks x 1 thread, torch {torch.__version__}, medians of {args.repeats}")
     print("| MiB sent per rank | all_gather ms | product ms | overlapped ms | sum ms "
           "| gather hidden | speed-up |")
     print("|---|---|---|---|---|---|---|")
-    with open(out) as f:
-        print(f.read())
-    os.remove(out)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

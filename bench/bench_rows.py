@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 GSET = ROOT.parent / "shared" / "data" / "gset"
 
 
@@ -127,12 +127,6 @@ def _rank(rank, world, port, directory, args, name):
     dist.destroy_process_group()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 SINGLE = """
 import json, resource, sys, time, torch
 torch.set_num_threads(int(sys.argv[3]))
@@ -156,6 +150,9 @@ def single(name, args, directory):
 
 
 def main():
+    # Imported here: the spawned ranks re-import this module, and tests.helpers imports pytest,
+    # which their measured memory should not hold.
+    from tests.helpers import free_port
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ranks", type=int, default=2)

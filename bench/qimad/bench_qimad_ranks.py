@@ -23,17 +23,19 @@ thread); with more threads float32 sums and GEMMs round otherwise, and the run d
 import argparse
 import os
 import resource
-import socket
 import sys
 import tempfile
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from sb_native.optim import QIMADTorch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def received_bytes(calls, rank):
@@ -115,13 +117,10 @@ def _run(rank, world, port, directory, args, order, threads):
     os._exit(0)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def measure(args, order, world, threads=None):
+    # Imported here: the spawned ranks re-import this module, and tests.helpers imports pytest,
+    # which their measured memory should not hold.
+    from tests.helpers import free_port
     with tempfile.TemporaryDirectory() as directory:
         threads = threads or (args.ranks if world == 1 else 1)
         mp.start_processes(_run, args=(world, free_port(), directory, args, order, threads),
