@@ -127,7 +127,7 @@ class Records:
         if saved is not None and saved.get("shard") is not None and (
                 shard is None or list(saved["shard"]) != [*shard, n]):
             lo, hi, total = saved["shard"]
-            where = ("agents [0, {0}) of {0} in one process".format(n) if shard is None else
+            where = (f"agents [0, {n}) of {n} in one process" if shard is None else
                      f"agents [{shard[0]}, {shard[1]}) of {n}")
             raise ValueError(
                 f"this state_dict holds agents [{lo}, {hi}) of a swarm of {total} sharded over "
