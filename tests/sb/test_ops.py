@@ -42,7 +42,7 @@ def test_sb_run_200_steps_float64(device, discrete, heat):
 @pytest.mark.parametrize("heat", [0.0, 0.006])
 def test_sb_run_ballistic_block_path_float64(device, n, agents, heat):
     # bSB with n <= 256 runs agent block by agent block on the CPU (sb_small_dense.h): blocks
-    # of 32 float64 agents with a padded last block; 257 takes the GEMM path.
+    # of a few vectors of agents with a padded last block; 257 takes the GEMM path.
     J = symmetric(n, torch.float64, device, seed=n)
     x, m = state(n, agents, torch.float64, device)
     rx, rm = x.clone(), m.clone()
@@ -51,6 +51,50 @@ def test_sb_run_ballistic_block_path_float64(device, n, agents, heat):
     torch_ref.sb_run(J, rx, rm, *args)
     torch.testing.assert_close(x, rx, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(m, rm, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("agents", [1, 4, 8, 16, 24, 32, 40, 96, 100])
+def test_sb_run_small_dense_agents_independent_of_block_width(device, dtype, discrete, agents):
+    # The CPU small dense kernel takes half-width agent blocks where they pad less (32 float32
+    # agents on AVX-512); each lane sums its product in the same order in either width, so an
+    # agent's trajectory is the same bit for bit as in a run of 128 agents (wide blocks). dSB
+    # on integer weights: its field is exact whether corrected or recomputed.
+    J = symmetric(45, dtype, device, integer=discrete, seed=agents)
+    x, m = state(45, 128, dtype, device)
+    nx, nm = x[:, :agents].clone(), m[:, :agents].clone()
+    args = (0, 150, 0.1, 0.01, 0.02, 0.0, discrete)
+    torch.ops.sb_native.sb_run(J, x, m, *args)
+    torch.ops.sb_native.sb_run(J, nx, nm, *args)
+    assert torch.equal(x[:, :agents], nx) and torch.equal(m[:, :agents], nm)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n,agents", [(64, 32), (64, 100), (256, 20), (256, 64), (256, 128)])
+def test_sb_run_small_dense_discrete_field_corrections_exact(device, dtype, n, agents,
+                                                             monkeypatch):
+    # The small dense dSB kernel corrects its field a whole row of lanes at a time where the
+    # field stays in L1 and lane by lane above (n = 256 with wide blocks), or recomputes it on
+    # steps where many signs flip. On integer weights every way is exact: the default run, one
+    # that always recomputes (SB_NATIVE_FLIP_CROSSOVER=0) and one that always corrects (1)
+    # end in the same states bit for bit, over steps with many flips (the start) and few;
+    # and they agree with the reference.
+    J = symmetric(n, dtype, device, integer=True, seed=n + agents)
+    start = state(n, agents, dtype, device)
+    args = (0, 300, 0.1, 0.01, 0.5 / n ** 0.5, 0.0, True)
+    runs = []
+    for fraction in (None, "0", "1"):
+        if fraction is not None:
+            monkeypatch.setenv("SB_NATIVE_FLIP_CROSSOVER", fraction)
+        x, m = (t.clone() for t in start)
+        torch.ops.sb_native.sb_run(J, x, m, *args)
+        runs.append((x, m))
+    for x, m in runs[1:]:
+        assert torch.equal(x, runs[0][0]) and torch.equal(m, runs[0][1])
+    rx, rm = (t.clone() for t in start)
+    torch_ref.sb_run(J, rx, rm, *args)
+    torch.testing.assert_close(runs[0][0], rx, **TOL[dtype])
 
 
 @pytest.mark.parametrize("discrete", [False, True])

@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "../math.h"
-#include "fused_product.h"
 #include "sb_discrete.h"
 #include "sb_schedule.h"
+#include "small_product.h"
 
 namespace sb_native {
 namespace sb {
@@ -41,69 +41,10 @@ constexpr int64_t kSmallDenseMaxVariables = 256;
 // recomputes the field instead of column corrections (bench/bench_crossover.py).
 constexpr double kSmallFlipCrossover = 0.05;
 
-#if defined(__AVX512F__)
-constexpr int kVecBytes = 64;
-constexpr int kVecsPerBlock = 4;  // 4 x 6 accumulators + 4 loads + 1 broadcast <= 32 registers
-#elif defined(__AVX__)
-constexpr int kVecBytes = 32;
-constexpr int kVecsPerBlock = 2;  // 2 x 6 accumulators + 2 loads + 1 broadcast <= 16 registers
-#else
-constexpr int kVecBytes = 16;
-constexpr int kVecsPerBlock = 2;
-#endif
-constexpr int kRowsPerTile = 6;
-
-template <typename T>
-struct SmallVec {
-  typedef T type __attribute__((vector_size(kVecBytes)));
-  static constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(T));
-  static constexpr int kBlock = kLanes * kVecsPerBlock;  // agents per block
-};
-
-// F[i0 + r, :] = sum_j J[i0 + r, j] * X[j, :] for r < R, over one block of agents; X and F
-// are (n, kBlock) row-major, J (n, n).
-template <typename T, int R>
-SBN_FUSED_PRODUCT inline void product_tile(const T* __restrict__ J, const T* __restrict__ X, T* __restrict__ F,
-                         int64_t n, int64_t i0) {
-  using V = typename SmallVec<T>::type;
-  constexpr int kB = SmallVec<T>::kBlock, kL = SmallVec<T>::kLanes;
-  V acc[R][kVecsPerBlock];
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < kVecsPerBlock; ++v) acc[r][v] = V{} ;
-  const T* rows[R];
-  for (int r = 0; r < R; ++r) rows[r] = J + (i0 + r) * n;
-  for (int64_t j = 0; j < n; ++j) {
-    V x[kVecsPerBlock];
-    for (int v = 0; v < kVecsPerBlock; ++v) std::memcpy(&x[v], X + j * kB + v * kL, sizeof(V));
-    for (int r = 0; r < R; ++r) {
-      const T w = rows[r][j];
-      for (int v = 0; v < kVecsPerBlock; ++v) acc[r][v] = acc[r][v] + w * x[v];
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < kVecsPerBlock; ++v)
-      std::memcpy(F + (i0 + r) * kB + v * kL, &acc[r][v], sizeof(V));
-}
-
-template <typename T>
-void block_product(const T* J, const T* X, T* F, int64_t n) {
-  int64_t i = 0;
-  for (; i + kRowsPerTile <= n; i += kRowsPerTile) product_tile<T, kRowsPerTile>(J, X, F, n, i);
-  switch (n - i) {
-    case 5: product_tile<T, 5>(J, X, F, n, i); break;
-    case 4: product_tile<T, 4>(J, X, F, n, i); break;
-    case 3: product_tile<T, 3>(J, X, F, n, i); break;
-    case 2: product_tile<T, 2>(J, X, F, n, i); break;
-    case 1: product_tile<T, 1>(J, X, F, n, i); break;
-    default: break;
-  }
-}
-
 // One agent block's state, copied out of the (n, agents) tensors into (n, kB) buffers padded
 // with zero agents (a zero agent stays zero: no momentum, no field, sign 0), and back.
-template <typename scalar_t>
+template <typename scalar_t, int64_t kB>
 struct AgentBlock {
-  static constexpr int64_t kB = SmallVec<scalar_t>::kBlock;
   int64_t n, agents, a0 = 0, width = 0;
   std::vector<scalar_t> x, m;
 
@@ -179,10 +120,9 @@ SmallProblem<scalar_t> small_problem(const scalar_t* J, const scalar_t* JT, int6
 
 // Runs block(problem, agent block, scratch) for every tile, in parallel; the scratch
 // buffers (make_scratch()) are made once per thread.
-template <typename scalar_t, typename MakeScratch, typename Block>
+template <typename scalar_t, int64_t kB, typename MakeScratch, typename Block>
 void for_each_tile(const std::vector<SmallProblem<scalar_t>>& problems, int64_t agents,
                    MakeScratch make_scratch, Block block) {
-  constexpr int64_t kB = SmallVec<scalar_t>::kBlock;
   const int64_t blocks = (agents + kB - 1) / kB;
   const int64_t tiles = static_cast<int64_t>(problems.size()) * blocks;
   at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
@@ -193,25 +133,25 @@ void for_each_tile(const std::vector<SmallProblem<scalar_t>>& problems, int64_t 
 
 // num_steps bSB steps of each problem's (n, agents) state; coefs(k) gives
 // {momentum_coef, position_coef} of the k-th step of this call.
-template <typename scalar_t, bool kHeated, typename Coefs>
+template <typename scalar_t, int V, bool kHeated, typename Coefs>
 void run_small_dense_ballistic(const std::vector<SmallProblem<scalar_t>>& problems, int64_t n,
                                int64_t agents, int64_t num_steps, double heat_coef,
                                Coefs coefs) {
-  constexpr int64_t kB = SmallVec<scalar_t>::kBlock;
+  constexpr int64_t kB = SmallVec<scalar_t, V>::kBlock;
   const auto cs = step_coefficients<scalar_t>(num_steps, coefs);
   const scalar_t heat = static_cast<scalar_t>(heat_coef);
   const int64_t len = n * kB;
   struct Scratch {
-    AgentBlock<scalar_t> blk;
+    AgentBlock<scalar_t, kB> blk;
     std::vector<scalar_t> F, M0;
   };
   auto make_scratch = [&] {
-    return Scratch{AgentBlock<scalar_t>(n, agents), std::vector<scalar_t>(len),
+    return Scratch{AgentBlock<scalar_t, kB>(n, agents), std::vector<scalar_t>(len),
                    std::vector<scalar_t>(kHeated ? len : 0)};
   };
-  for_each_tile(problems, agents, make_scratch, [&](const SmallProblem<scalar_t>& p,
+  for_each_tile<scalar_t, kB>(problems, agents, make_scratch, [&](const SmallProblem<scalar_t>& p,
                                                     int64_t b, Scratch& scratch) {
-    AgentBlock<scalar_t>& blk = scratch.blk;
+    AgentBlock<scalar_t, kB>& blk = scratch.blk;
     blk.load(p.x, p.m, b);
     scalar_t* __restrict__ x = blk.x.data();
     scalar_t* __restrict__ m = blk.m.data();
@@ -239,21 +179,24 @@ void run_small_dense_ballistic(const std::vector<SmallProblem<scalar_t>>& proble
           m[e] = me;
         }
       }
-      block_product(p.J, x, f, n);
+      block_product<scalar_t, V>(p.J, x, f, n);
     }
     finish_block<scalar_t, kHeated>(x, m, m0, f, len, q, heat);
     blk.store(p.x, p.m);
   });
 }
 
-// One row (kB agents) of a dSB step: [the rest of the previous step,] m0, kick-drift, and
-// the fresh signs, written to fresh for the caller to compare.
-template <typename scalar_t, bool kHeated, bool kFinish>
-inline void discrete_row(scalar_t* __restrict__ x, scalar_t* __restrict__ m,
-                         scalar_t* __restrict__ m0, const scalar_t* __restrict__ f,
-                         scalar_t* __restrict__ fresh, scalar_t q, scalar_t heat, scalar_t mc,
-                         scalar_t pc) {
-  for (int64_t a = 0; a < SmallVec<scalar_t>::kBlock; ++a) {
+// One row (kB agents) of a dSB step: [the rest of the previous step,] m0 and kick-drift.
+// Returns how many of the row's new signs differ from its old ones, counted in the same
+// vectorised loop (a scalar pass over every changed row's signs cost about as much as the
+// rest of the step; bench/RESULTS.md, issue 21).
+template <typename scalar_t, int64_t kB, bool kHeated, bool kFinish>
+inline int discrete_row(scalar_t* __restrict__ x, scalar_t* __restrict__ m,
+                        scalar_t* __restrict__ m0, const scalar_t* __restrict__ f,
+                        const scalar_t* __restrict__ old, scalar_t q, scalar_t heat,
+                        scalar_t mc, scalar_t pc) {
+  int changed = 0;
+  for (int64_t a = 0; a < kB; ++a) {
     scalar_t xe = x[a], me = m[a];
     if (kFinish) {
       me = me + q * f[a];
@@ -264,83 +207,108 @@ inline void discrete_row(scalar_t* __restrict__ x, scalar_t* __restrict__ m,
     kick_drift(xe, me, mc, pc);
     x[a] = xe;
     m[a] = me;
-    fresh[a] = sign_of(xe);
+    changed += static_cast<int>(sign_of(xe) != old[a]);
+  }
+  return changed;
+}
+
+// Largest field (n x kB scalars) corrected a whole row at a time: it stays in L1 across the
+// corrections of a step; a larger one (n = 256 and 64 float32 lanes) went to L2 for each
+// flipped row and is corrected lane by lane instead (bench/RESULTS.md, issue 21).
+constexpr int64_t kRowCorrectionBytes = 32 * 1024;
+
+// Row i's new signs into s, and the field corrected for them: F[r, a] += J[r, i] * delta[a]
+// for every r. Where the field is small, every lane of the row at once (delta is 0 where the
+// sign stayed), vectorised over the lanes: per flipped row about what V lane-by-lane
+// corrections of n strided terms cost, without the scalar search for the flipped lanes.
+// Either way each lane adds its corrections in row order, one term each.
+template <typename scalar_t, int64_t kB>
+inline void correct_row(const scalar_t* __restrict__ x, scalar_t* __restrict__ s,
+                        scalar_t* __restrict__ f, const scalar_t* __restrict__ column,
+                        int64_t n) {
+  if (n * kB * static_cast<int64_t>(sizeof(scalar_t)) > kRowCorrectionBytes) {
+    for (int64_t a = 0; a < kB; ++a) {
+      const scalar_t fresh = sign_of(x[a]);
+      if (fresh == s[a]) continue;
+      const scalar_t delta = fresh - s[a];
+      s[a] = fresh;
+      for (int64_t r = 0; r < n; ++r) f[r * kB + a] = f[r * kB + a] + column[r] * delta;
+    }
+    return;
+  }
+  scalar_t delta[kB];
+  for (int64_t a = 0; a < kB; ++a) {
+    const scalar_t fresh = sign_of(x[a]);
+    delta[a] = fresh - s[a];
+    s[a] = fresh;
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    const scalar_t w = column[r];
+    for (int64_t a = 0; a < kB; ++a) f[r * kB + a] = f[r * kB + a] + w * delta[a];
   }
 }
 
-// num_steps dSB steps with the local field F = J @ sign(x) kept per block and corrected per
-// sign flip (F[:, a] += J[:, i] * delta, a contiguous row of J^T), recomputed with the block
-// product when more than flip_fraction of the block's signs flip in one step, and exactly at
-// the call's start: the semantics of sb_discrete.h. p.JT holds J's columns. The field is
-// exact for integer weights (|F| < 2^24 in float32 for n <= 256, |J| <= 127), so sb_run_int8
-// uses this path too and its states are unchanged.
-template <typename scalar_t, bool kHeated, typename Coefs>
+// num_steps dSB steps with the local field F = J @ sign(x) kept per block and corrected for
+// the flipped signs (correct_row; J's columns are contiguous rows of p.JT), recomputed with the
+// block product when more than flip_fraction of the block's signs flip in one step, and
+// exactly at the call's start: the semantics of sb_discrete.h. The field is exact for integer
+// weights (|F| < 2^24 in float32 for n <= 256, |J| <= 127), so sb_run_int8 uses this path too
+// and its states are unchanged.
+template <typename scalar_t, int V, bool kHeated, typename Coefs>
 void run_small_dense_discrete(const std::vector<SmallProblem<scalar_t>>& problems, int64_t n,
                               int64_t agents, int64_t num_steps, double heat_coef,
                               double flip_fraction, Coefs coefs) {
-  constexpr int64_t kB = SmallVec<scalar_t>::kBlock;
+  constexpr int64_t kB = SmallVec<scalar_t, V>::kBlock;
   const auto cs = step_coefficients<scalar_t>(num_steps, coefs);
   const scalar_t heat = static_cast<scalar_t>(heat_coef);
   const int64_t len = n * kB;
   const int64_t flip_limit = max_incremental_flips(flip_fraction, len);
   struct Scratch {
-    AgentBlock<scalar_t> blk;
+    AgentBlock<scalar_t, kB> blk;
     std::vector<scalar_t> F, S, M0;
-    std::vector<int64_t> flips;  // element index e = i * kB + a of each flipped sign
+    std::vector<int> flips;  // per row: how many of its signs flipped this step
   };
   auto make_scratch = [&] {
-    Scratch scratch{AgentBlock<scalar_t>(n, agents), std::vector<scalar_t>(len),
-                    std::vector<scalar_t>(len), std::vector<scalar_t>(len), {}};
-    scratch.flips.reserve(len);
-    return scratch;
+    return Scratch{AgentBlock<scalar_t, kB>(n, agents), std::vector<scalar_t>(len),
+                   std::vector<scalar_t>(len), std::vector<scalar_t>(len),
+                   std::vector<int>(n)};
   };
-  for_each_tile(problems, agents, make_scratch, [&](const SmallProblem<scalar_t>& p,
-                                                    int64_t b, Scratch& scratch) {
-    AgentBlock<scalar_t>& blk = scratch.blk;
-    std::vector<int64_t>& flips = scratch.flips;
+  for_each_tile<scalar_t, kB>(problems, agents, make_scratch, [&](const SmallProblem<scalar_t>& p,
+                                                                  int64_t b, Scratch& scratch) {
+    AgentBlock<scalar_t, kB>& blk = scratch.blk;
     blk.load(p.x, p.m, b);
     scalar_t* __restrict__ x = blk.x.data();
     scalar_t* __restrict__ m = blk.m.data();
     scalar_t* __restrict__ f = scratch.F.data();
     scalar_t* __restrict__ s = scratch.S.data();
     scalar_t* __restrict__ m0 = scratch.M0.data();
+    int* __restrict__ flips = scratch.flips.data();
     const scalar_t q = p.q;
     // A coupling with inf or NaN: every step recomputes (no flip count exceeds -1).
     const int64_t max_flips = p.incremental ? flip_limit : -1;
     for (int64_t e = 0; e < len; ++e) s[e] = sign_of(x[e]);
-    block_product(p.J, s, f, n);
+    block_product<scalar_t, V>(p.J, s, f, n);
     for (int64_t k = 0; k < num_steps; ++k) {
       const scalar_t mc = cs[k].first, pc = cs[k].second;
-      flips.clear();
-      for (int64_t i = 0; i < n; ++i) {  // row by row: a vectorised update, then its flips
-        scalar_t fresh[kB];
-        if (k > 0) {
-          discrete_row<scalar_t, kHeated, true>(x + i * kB, m + i * kB, m0 + i * kB,
-                                                f + i * kB, fresh, q, heat, mc, pc);
-        } else {
-          discrete_row<scalar_t, kHeated, false>(x + i * kB, m + i * kB, m0 + i * kB,
-                                                 f + i * kB, fresh, q, heat, mc, pc);
-        }
-        const scalar_t* old = s + i * kB;
-        bool changed = false;
-        for (int64_t a = 0; a < kB; ++a) changed |= fresh[a] != old[a];
-        if (!changed) continue;
-        for (int64_t a = 0; a < kB; ++a) {
-          if (fresh[a] != old[a]) flips.push_back(i * kB + a);
-        }
+      int64_t count = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t e = i * kB;
+        flips[i] = k > 0 ? discrete_row<scalar_t, kB, kHeated, true>(
+                               x + e, m + e, m0 + e, f + e, s + e, q, heat, mc, pc)
+                         : discrete_row<scalar_t, kB, kHeated, false>(
+                               x + e, m + e, m0 + e, f + e, s + e, q, heat, mc, pc);
+        count += flips[i];
       }
-      const auto count = static_cast<int64_t>(flips.size());
+      if (count == 0) continue;
       if (count > max_flips) {
-        for (int64_t e : flips) s[e] = sign_of(x[e]);
-        block_product(p.J, s, f, n);
+        for (int64_t i = 0; i < n; ++i) {
+          if (flips[i] == 0) continue;
+          for (int64_t a = i * kB; a < (i + 1) * kB; ++a) s[a] = sign_of(x[a]);
+        }
+        block_product<scalar_t, V>(p.J, s, f, n);
       } else {
-        for (int64_t e : flips) {
-          const scalar_t fresh = sign_of(x[e]);
-          const scalar_t delta = fresh - s[e];
-          s[e] = fresh;
-          const int64_t i = e / kB, a = e % kB;
-          const scalar_t* __restrict__ column = p.JT + i * n;  // J[:, i]
-          for (int64_t r = 0; r < n; ++r) f[r * kB + a] = f[r * kB + a] + column[r] * delta;
+        for (int64_t i = 0; i < n; ++i) {
+          if (flips[i] > 0) correct_row<scalar_t, kB>(x + i * kB, s + i * kB, f, p.JT + i * n, n);
         }
       }
     }
@@ -349,21 +317,46 @@ void run_small_dense_discrete(const std::vector<SmallProblem<scalar_t>>& problem
   });
 }
 
+// Whether narrow blocks (kNarrowVecs) cover the agents with fewer lanes than wide ones:
+// padding lanes cost as much as agents, and a wide block of 32 float32 agents on AVX-512 is
+// half padding.
+template <typename scalar_t>
+bool narrow_blocks(int64_t agents) {
+  const int64_t wide = SmallVec<scalar_t, kVecsPerBlock>::kBlock;
+  const int64_t narrow = SmallVec<scalar_t, kNarrowVecs>::kBlock;
+  return (agents + narrow - 1) / narrow * narrow < (agents + wide - 1) / wide * wide;
+}
+
+template <typename scalar_t, int V, typename Coefs>
+void run_small_dense_blocks(const std::vector<SmallProblem<scalar_t>>& problems, int64_t n,
+                            int64_t agents, int64_t num_steps, double heat_coef, bool discrete,
+                            Coefs coefs) {
+  if (discrete && heat_coef != 0.0) {
+    run_small_dense_discrete<scalar_t, V, true>(problems, n, agents, num_steps, heat_coef,
+                                                kSmallFlipCrossover, coefs);
+  } else if (discrete) {
+    run_small_dense_discrete<scalar_t, V, false>(problems, n, agents, num_steps, heat_coef,
+                                                 kSmallFlipCrossover, coefs);
+  } else if (heat_coef != 0.0) {
+    run_small_dense_ballistic<scalar_t, V, true>(problems, n, agents, num_steps, heat_coef,
+                                                 coefs);
+  } else {
+    run_small_dense_ballistic<scalar_t, V, false>(problems, n, agents, num_steps, heat_coef,
+                                                  coefs);
+  }
+}
+
 // One call of the small dense kernel (either variant) on problems of n variables.
 template <typename scalar_t, typename Coefs>
 void run_small_dense(const std::vector<SmallProblem<scalar_t>>& problems, int64_t n,
                      int64_t agents, int64_t num_steps, double heat_coef, bool discrete,
                      Coefs coefs) {
-  if (discrete && heat_coef != 0.0) {
-    run_small_dense_discrete<scalar_t, true>(problems, n, agents, num_steps, heat_coef,
-                                             kSmallFlipCrossover, coefs);
-  } else if (discrete) {
-    run_small_dense_discrete<scalar_t, false>(problems, n, agents, num_steps, heat_coef,
-                                              kSmallFlipCrossover, coefs);
-  } else if (heat_coef != 0.0) {
-    run_small_dense_ballistic<scalar_t, true>(problems, n, agents, num_steps, heat_coef, coefs);
+  if (narrow_blocks<scalar_t>(agents)) {
+    run_small_dense_blocks<scalar_t, kNarrowVecs>(problems, n, agents, num_steps, heat_coef,
+                                                  discrete, coefs);
   } else {
-    run_small_dense_ballistic<scalar_t, false>(problems, n, agents, num_steps, heat_coef, coefs);
+    run_small_dense_blocks<scalar_t, kVecsPerBlock>(problems, n, agents, num_steps, heat_coef,
+                                                    discrete, coefs);
   }
 }
 
