@@ -4,7 +4,7 @@
 // synchronisation at all: one parallel region per call instead of two per step, and a
 // product J @ x of a few dozen agents that stays in L1/L2. At these sizes (n up to a few
 // hundred) a BLAS call per step is dominated by its fixed costs and thread hand-offs; the
-// register-blocked product below runs at the arithmetic peak instead.
+// register-blocked product of small_product.h runs at the arithmetic peak instead.
 //
 // Arithmetic: F = sum_j J[i, j] x[j] summed in j order, each term fused into the sum
 // (fused_product.h), then m += q * F and the shared per-element math of csrc/sb/math.h in the
