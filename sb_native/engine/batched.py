@@ -21,7 +21,7 @@ import torch
 from .. import _memory
 from .._env import current_env
 from . import ops, reference
-from .coupling import FIELD_PERIOD_WORK, Coupling, dense_sums_exactly, field_period
+from .coupling import FIELD_PERIOD_WORK, Coupling, dense_sums_exactly, field_period, for_runs
 from .history import BatchHistoryPoint, Objective
 from .runner import ConvergenceWarning, SBRunner, StopWindow, call_schedule, draw_oscillators
 
@@ -86,7 +86,7 @@ def batch_couplings(couplings: Sequence[Coupling], backend: str, discrete: bool,
     first = couplings[0]
     n = max(c.n for c in couplings)
     shape = (len(couplings), n, n)
-    storages = [c.for_run(backend, discrete) for c in couplings]
+    storages = for_runs(couplings, backend, discrete)
     # A problem stepped on another form than its own dense matrix (a sparse one, an int8
     # one) has that form made dense while the batch is filled, and the energies then need
     # the couplings themselves apart from what the run steps (a second batch of matrices).

@@ -7,7 +7,7 @@ and `prefer_sparse` tells the models which storage to build.
 """
 
 import math
-from typing import Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -194,6 +194,14 @@ class Coupling:
                                 integer=integer)
         return self
 
+    def integer_form_fits(self) -> bool:
+        """Whether the int8 form, its test's temporaries and what the run takes beside it fit
+        (_memory.py); where they do not, the run keeps the float coupling."""
+        entries, item = self.n * self.n, self.matrix_itemsize()
+        return _memory.fits(entries * (_memory.INT8_FORM_BYTES + _memory.INT8_FORM_ITEMS * item)
+                            + min(entries, _memory.INT8_FORM_CHUNK)
+                            * _memory.INT8_FORM_CHUNK_ITEMS * item, self.device)
+
     def integer_form(self) -> Optional[IntegerForm]:
         """(K int8, scale) with matrix == scale * K exactly, or None.
 
@@ -206,11 +214,8 @@ class Coupling:
         # temporaries stay in cache (a pass over the whole matrix per operation took 4 times
         # as long: bench/RESULTS.md). Where the form and what the run then takes beside it do
         # not fit (_memory.py) the run keeps the float coupling: the same spins, only slower.
-        entries, item = self.n * self.n, self.matrix_itemsize()
-        chunk = _memory.INT8_FORM_CHUNK
-        if not _memory.fits(entries * (_memory.INT8_FORM_BYTES + _memory.INT8_FORM_ITEMS * item)
-                            + min(entries, chunk) * _memory.INT8_FORM_CHUNK_ITEMS * item,
-                            self.device):
+        entries, chunk = self.n * self.n, _memory.INT8_FORM_CHUNK
+        if not self.integer_form_fits():
             return None
         flat = self.matrix.reshape(-1)
         pieces = [flat[start:start + chunk] for start in range(0, entries, chunk)]
@@ -250,3 +255,48 @@ class Coupling:
         if self.matrix is None:  # CSR
             return self.torch_csr() @ t
         return self.matrix @ t
+
+
+def integer_forms(couplings: Sequence[Coupling]) -> List[Optional[IntegerForm]]:
+    """Coupling.integer_form of each of dense couplings of one size, the same forms: small
+    ones are tested together, stacked into chunks of about INT8_FORM_CHUNK entries, instead
+    of a dozen small torch ops each (0.13 ms per problem of 64 variables: bench/RESULTS.md,
+    issue 21)."""
+    n = couplings[0].n
+    entries = n * n
+    if entries > _memory.INT8_FORM_CHUNK or not couplings[0].integer_form_fits():
+        return [c.integer_form() for c in couplings]
+    per = _memory.INT8_FORM_CHUNK // max(1, entries)
+    forms: List[Optional[IntegerForm]] = []
+    for start in range(0, len(couplings), per):
+        stack = torch.stack([c.matrix for c in couplings[start:start + per]  # type: ignore[misc]
+                             ]).reshape(-1, entries)
+        magnitudes = stack.abs()
+        # Each matrix's smallest non-zero magnitude: NaN if it holds a NaN, inf if it is all
+        # zeros (0 * inf is NaN), and either fails the test below: no form.
+        scale = magnitudes.masked_fill_(magnitudes == 0, math.inf).amin(dim=1, keepdim=True)
+        q = stack / scale
+        rounded = q.round()
+        exact = ((q == rounded) & (rounded * scale == stack) & (rounded.abs() <= 127)).all(dim=1)
+        K = rounded.masked_fill_(~exact[:, None], 0).to(torch.int8).view(-1, n, n)
+        forms.extend((K[b], float(scale[b])) if bool(exact[b]) else None
+                     for b in range(stack.shape[0]))
+    return forms
+
+
+def for_runs(couplings: Sequence[Coupling], backend: str, discrete: bool) -> List[Coupling]:
+    """[c.for_run(backend, discrete) for c in couplings], the int8 forms of the dense ones of
+    each size tested together (integer_forms)."""
+    storages = [c.for_run(backend, False) for c in couplings]
+    if backend != "native" or not discrete:
+        return storages
+    by_size: Dict[int, List[int]] = {}
+    for i, storage in enumerate(storages):
+        if storage.matrix is not None and storage.integer is None:
+            by_size.setdefault(storage.n, []).append(i)
+    for indices in by_size.values():
+        for i, form in zip(indices, integer_forms([storages[i] for i in indices])):
+            if form is not None:
+                s = storages[i]
+                storages[i] = Coupling(s.n, s.dtype, s.device, matrix=s.matrix, integer=form)
+    return storages

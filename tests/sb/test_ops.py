@@ -366,3 +366,28 @@ def test_integer_form_detection():
     assert Coupling.dense(J + 0.3 * torch.eye(10)).integer_form() is None
     assert Coupling.dense(200.0 * J.sign() + J).integer_form() is None
     assert Coupling.dense(torch.zeros(3, 3)).integer_form() is None
+
+
+@pytest.mark.parametrize("n", [1, 30, 64, 513])
+def test_integer_forms_of_a_batch_equal_each_problems(n):
+    # A batch's int8 forms are tested together, in chunks of stacked matrices (64 of n = 64
+    # per chunk; n = 513 has more entries than a chunk and goes one by one): each must be the
+    # problem's own integer_form, or None where that is None.
+    from sb_native.engine.coupling import Coupling, integer_forms
+
+    base = symmetric(n, torch.float32, "cpu", integer=True, seed=n)
+    variants = [base, 0.25 * base, base + 0.3, 200.0 * base.sign() + base, torch.zeros(n, n),
+                base.masked_fill(base == base.max(), float("nan")),
+                base.masked_fill(base == base.max(), float("inf")), -3.0 * base]
+    count = 150 if n <= 64 else len(variants)
+    couplings = [Coupling.dense(variants[i % len(variants)].contiguous()) for i in range(count)]
+    batch = integer_forms(couplings)
+    assert len(batch) == count
+    for coupling, form in zip(couplings, batch):
+        own = coupling.integer_form()
+        assert (form is None) == (own is None)
+        if own is not None:
+            assert form[1] == own[1] and form[0].dtype == torch.int8
+            assert torch.equal(form[0], own[0])
+    if n > 1:  # base, 0.25 base and -3 base have forms (n = 1: J is zero, none has)
+        assert batch[0] is not None and batch[1] is not None and batch[7] is not None
