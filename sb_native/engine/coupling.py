@@ -260,8 +260,7 @@ class Coupling:
 def integer_forms(couplings: Sequence[Coupling]) -> List[Optional[IntegerForm]]:
     """Coupling.integer_form of each of dense couplings of one size, the same forms: small
     ones are tested together, stacked into chunks of about INT8_FORM_CHUNK entries, instead
-    of a dozen small torch ops each (0.13 ms per problem of 64 variables: bench/RESULTS.md,
-    issue 21)."""
+    of a dozen small torch ops each (bench/RESULTS.md, issue 21)."""
     n = couplings[0].n
     entries = n * n
     if entries > _memory.INT8_FORM_CHUNK or not couplings[0].integer_form_fits():

@@ -188,8 +188,8 @@ void run_small_dense_ballistic(const std::vector<SmallProblem<scalar_t>>& proble
 
 // One row (kB agents) of a dSB step: [the rest of the previous step,] m0 and kick-drift.
 // Returns how many of the row's new signs differ from its old ones, counted in the same
-// vectorised loop (a scalar pass over every changed row's signs cost about as much as the
-// rest of the step; bench/RESULTS.md, issue 21).
+// vectorised loop: a scalar pass over the signs after it was a large part of the step
+// (bench/RESULTS.md, issue 21).
 template <typename scalar_t, int64_t kB, bool kHeated, bool kFinish>
 inline int discrete_row(scalar_t* __restrict__ x, scalar_t* __restrict__ m,
                         scalar_t* __restrict__ m0, const scalar_t* __restrict__ f,
@@ -246,8 +246,8 @@ inline void correct_row(const scalar_t* __restrict__ x, scalar_t* __restrict__ s
     s[a] = fresh;
   }
   // Written with vector types, as the product is: left to itself the compiler vectorised an
-  // AVX2 build's 16-lane rows across r with shuffles, and its dSB ran about 1.5x slower than
-  // with lane-by-lane corrections (bench/RESULTS.md, issue 21).
+  // AVX2 build's 16-lane rows across r with shuffles, slower than lane-by-lane corrections
+  // (bench/RESULTS.md, issue 21).
   Vec d[V];
   for (int v = 0; v < V; ++v) std::memcpy(&d[v], delta + v * kL, sizeof(Vec));
   for (int64_t r = 0; r < n; ++r) {
