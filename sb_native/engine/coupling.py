@@ -183,15 +183,13 @@ class Coupling:
         """The storage the run uses on backend: the native kernels take CSR below
         SPARSE_DENSITY, and int8 for dSB on an exact integer coupling (sb_run_int8); the
         torch reference runs on the coupling as given."""
-        if backend != "native":
-            return self
-        if self.density() < SPARSE_DENSITY:
+        return for_runs([self], backend, discrete)[0]
+
+    def _float_storage(self, backend: str) -> "Coupling":
+        """for_run's storage but for the int8 form: CSR below SPARSE_DENSITY on the native
+        backend, else the coupling itself."""
+        if backend == "native" and self.density() < SPARSE_DENSITY:
             return self.to_csr()
-        if discrete and self.integer is None:
-            integer = self.integer_form()
-            if integer is not None:
-                return Coupling(self.n, self.dtype, self.device, matrix=self.matrix,
-                                integer=integer)
         return self
 
     def integer_form_fits(self) -> bool:
@@ -208,7 +206,7 @@ class Coupling:
         Max-Cut, K2000 and most G-set couplings are small integers times one scale; dSB on
         them runs with int8 signs and an exact int32 local field (sb_run_int8).
         """
-        if self.matrix is None:  # CSR
+        if self.matrix is None or self.n == 0:  # CSR, or nothing to scale
             return None
         # The form is n x n bytes; its test runs over chunks of INT8_FORM_CHUNK entries, whose
         # temporaries stay in cache (a pass over the whole matrix per operation took 4 times
@@ -217,23 +215,20 @@ class Coupling:
         entries, chunk = self.n * self.n, _memory.INT8_FORM_CHUNK
         if not self.integer_form_fits():
             return None
-        flat = self.matrix.reshape(-1)
-        pieces = [flat[start:start + chunk] for start in range(0, entries, chunk)]
-        # The smallest non-zero magnitude (NaN if any entry is NaN: then no form).
-        scale = flat.new_full((), math.inf)
-        for piece in pieces:
-            magnitudes = piece.abs()
-            scale = torch.minimum(scale, magnitudes.masked_fill_(magnitudes == 0, math.inf).min())
-        if math.isinf(scale):  # all zeros
-            return None
+        flat = self.matrix.reshape(1, -1)
+        pieces = [flat[:, start:start + chunk] for start in range(0, entries, chunk)]
+        scale = torch.cat([_smallest_magnitudes(piece) for piece in pieces], dim=1).amin(
+            dim=1, keepdim=True)
         K = torch.empty(entries, dtype=torch.int8, device=self.device)
         for start, piece in zip(range(0, entries, chunk), pieces):
+            # integer_forms' test, on one matrix: torch.equal makes no masks of the chunk's
+            # size, and a large matrix's form is part of its run's set-up (bench/RESULTS.md).
             q = piece / scale
             rounded = q.round()
             if (not torch.equal(q, rounded) or not torch.equal(rounded * scale, piece)
                     or rounded.abs().max() > 127):
                 return None
-            K[start:start + piece.numel()] = rounded.to(torch.int8)
+            K[start:start + piece.shape[1]] = rounded[0].to(torch.int8)
         return K.view(self.n, self.n), float(scale)
 
     def torch_csr(self) -> torch.Tensor:
@@ -257,23 +252,27 @@ class Coupling:
         return self.matrix @ t
 
 
+def _smallest_magnitudes(rows: torch.Tensor) -> torch.Tensor:
+    """Each row's smallest non-zero magnitude, (rows, 1): NaN where the row holds a NaN, inf
+    where it is all zeros: the forms' tests find no form for either (0 * inf is NaN)."""
+    magnitudes = rows.abs()
+    return magnitudes.masked_fill_(magnitudes == 0, math.inf).amin(dim=1, keepdim=True)
+
+
 def integer_forms(couplings: Sequence[Coupling]) -> List[Optional[IntegerForm]]:
     """Coupling.integer_form of each of dense couplings of one size, the same forms: small
     ones are tested together, stacked into chunks of about INT8_FORM_CHUNK entries, instead
     of a dozen small torch ops each (bench/RESULTS.md, issue 21)."""
     n = couplings[0].n
     entries = n * n
-    if entries > _memory.INT8_FORM_CHUNK or not couplings[0].integer_form_fits():
+    if not 0 < entries <= _memory.INT8_FORM_CHUNK or not couplings[0].integer_form_fits():
         return [c.integer_form() for c in couplings]
-    per = _memory.INT8_FORM_CHUNK // max(1, entries)
+    per = _memory.INT8_FORM_CHUNK // entries
     forms: List[Optional[IntegerForm]] = []
     for start in range(0, len(couplings), per):
         stack = torch.stack([c.matrix for c in couplings[start:start + per]  # type: ignore[misc]
                              ]).reshape(-1, entries)
-        magnitudes = stack.abs()
-        # Each matrix's smallest non-zero magnitude: NaN if it holds a NaN, inf if it is all
-        # zeros (0 * inf is NaN), and either fails the test below: no form.
-        scale = magnitudes.masked_fill_(magnitudes == 0, math.inf).amin(dim=1, keepdim=True)
+        scale = _smallest_magnitudes(stack)
         q = stack / scale
         rounded = q.round()
         exact = ((q == rounded) & (rounded * scale == stack) & (rounded.abs() <= 127)).all(dim=1)
@@ -284,9 +283,9 @@ def integer_forms(couplings: Sequence[Coupling]) -> List[Optional[IntegerForm]]:
 
 
 def for_runs(couplings: Sequence[Coupling], backend: str, discrete: bool) -> List[Coupling]:
-    """[c.for_run(backend, discrete) for c in couplings], the int8 forms of the dense ones of
-    each size tested together (integer_forms)."""
-    storages = [c.for_run(backend, False) for c in couplings]
+    """Coupling.for_run of each coupling, the int8 forms of the dense ones of each size tested
+    together (integer_forms)."""
+    storages = [c._float_storage(backend) for c in couplings]
     if backend != "native" or not discrete:
         return storages
     by_size: Dict[int, List[int]] = {}

@@ -36,7 +36,6 @@ template <typename T, int V>
 struct SmallVec {
   typedef T type __attribute__((vector_size(kVecBytes)));
   static constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(T));
-  static constexpr int kVecs = V;
   static constexpr int64_t kBlock = kLanes * V;  // agents per block
   static constexpr int kRows = (kVecRegisters - V - 1) / V;
 };
